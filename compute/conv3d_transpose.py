@@ -1,0 +1,393 @@
+"""The Conv3DTranspose layer ("Convolution 3D Transpose (define)"), Keras 3 semantics.
+
+Its parameter cluster is declared once in :data:`CONV3D_TRANSPOSE_SCHEMA`; the declaration drives
+validation, defaults, JSON and the editor's property widgets. Meant to be wrapped in
+:class:`~compute.layers.TimeDistributed`, as the toolkit documents.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from . import conv3d_transpose_ops as ops
+from .activations import ACTIVATION_NAMES, ACTIVATIONS
+from .backend import Backend
+from .errors import ParameterError, ShapeError, StateError
+from .initializers import BIAS_INITIALIZER_NAMES, INITIALIZER_NAMES, initialize
+from .layers import Layer, Shape, fmt_shape
+from .optimizers import OPTIMIZER_SCHEMA, Optimizer
+from .params import Param, Schema
+
+DATA_FORMATS = ("channels_first", "channels_last")
+
+CONV3D_TRANSPOSE_SCHEMA = Schema(
+    (
+        Param(
+            "n_filters",
+            "int",
+            3,
+            "Number of output channels (dimensionality of the output space).",
+            minimum=1,
+        ),
+        Param(
+            "size",
+            "int3",
+            (3, 3, 3),
+            "Depth, height and width of the window; one int = same on all axes.",
+            minimum=1,
+        ),
+        Param(
+            "stride",
+            "int3",
+            (1, 1, 1),
+            "Step of the window along depth, height and width.",
+            minimum=1,
+        ),
+        Param(
+            "dilation_rate",
+            "int3",
+            (1, 1, 1),
+            "Spacing between kernel taps along depth, height and width.",
+            minimum=1,
+        ),
+        Param(
+            "activation",
+            "choice",
+            "relu",
+            "Function applied to the output.",
+            choices=ACTIVATION_NAMES,
+        ),
+        Param("use_bias", "bool", True, "Add a learned bias per filter."),
+        Param(
+            "padding",
+            "bool",
+            False,
+            'False = "valid" (full result), True = "same" (output = input x stride).',
+        ),
+        Param(
+            "data_format",
+            "choice",
+            "channels_first",
+            "channels_first: (batch, time, channels, "
+            "d1, d2, d3); channels_last: (batch, time, d1, d2, d3, channels).",
+            choices=DATA_FORMATS,
+        ),
+        Param(
+            "optimizer",
+            "cluster",
+            None,
+            "This layer's optimizer and its settings.",
+            group="optimizer",
+            fields=OPTIMIZER_SCHEMA,
+        ),
+        Param(
+            "filter_initializer",
+            "choice",
+            "glorot_uniform",
+            "How the kernel is initialised (Keras formulas, seeded).",
+            group="initializers",
+            choices=INITIALIZER_NAMES,
+        ),
+        Param(
+            "bias_initializer",
+            "choice",
+            "zeros",
+            "How the bias is initialised.",
+            group="initializers",
+            choices=BIAS_INITIALIZER_NAMES,
+        ),
+        Param(
+            "constant_value",
+            "float",
+            0.0,
+            "Value used by the `constant` initializer.",
+            group="initializers",
+            optional=True,
+        ),
+        Param(
+            "training",
+            "bool",
+            True,
+            "Keep what backward needs during forward; False: inference only, backward raises.",
+            group="training",
+        ),
+        Param(
+            "store",
+            "bool",
+            False,
+            "Keep the last gradients (kernel, bias, input), readable with get_gradients().",
+            group="training",
+        ),
+        Param(
+            "update",
+            "bool",
+            True,
+            "Apply the optimizer; False freezes the layer (gradients still flow back).",
+            group="training",
+        ),
+        Param(
+            "lda_coeff",
+            "float",
+            1.0,
+            "Multiplies the gradient sent back to the previous "
+            "layer (not the layer's own weight gradients).",
+            group="training",
+        ),
+        Param(
+            "output_padding",
+            "int3",
+            None,
+            "Extra length at the end of each axis (Keras "
+            "meaning); each value < stride. None: inferred.",
+            minimum=0,
+            optional=True,
+            nullable=True,
+        ),
+    )
+)
+
+
+def check_cross_constraints(config: dict[str, Any]) -> None:
+    """Constraints between parameters (raise :class:`ParameterError`)."""
+    op = config.get("output_padding")
+    if op is not None and any(p >= s for p, s in zip(op, config["stride"])):
+        raise ParameterError(
+            "Invalid value for `output_padding`: expected each value < stride "
+            f"{list(config['stride'])}. Received: output_padding={list(op)}"
+        )
+
+
+def conv3d_transpose_output_shape(config: dict[str, Any], input_shape: Shape) -> Shape:
+    """Pure output-shape function: ``(batch, *per-sample)`` in, same form out."""
+    cf = config["data_format"] == "channels_first"
+    spatial = input_shape[2:] if cf else input_shape[1:4]
+    out = ops.output_shape(
+        spatial,
+        config["size"],
+        config["stride"],
+        config["dilation_rate"],
+        config["padding"],
+        config["output_padding"],
+    )
+    f = config["n_filters"]
+    return (input_shape[0], f, *out) if cf else (input_shape[0], *out, f)
+
+
+class Conv3DTranspose(Layer):
+    """Transposed 3-D convolution: ``activation(conv_transpose(x, kernel) + bias)``.
+
+    Takes 5-D data ``(N, C, D, H, W)`` (channels_first) or ``(N, D, H, W, C)`` (channels_last); wrap
+    it in ``TimeDistributed`` for 6-D data. Parameters: see :data:`CONV3D_TRANSPOSE_SCHEMA`.
+    """
+
+    schema = CONV3D_TRANSPOSE_SCHEMA
+    base_name = "conv3d_transpose"
+
+    def __init__(self, **params: Any) -> None:
+        super().__init__(**params)
+        check_cross_constraints(self.config)
+        self.kernel = None
+        self.bias = None
+        self.optimizer: Optimizer | None = None
+        self._cache: tuple | None = None
+        self._grads: dict | None = None
+
+    # ------------------------------------------------------------------ shapes
+    @property
+    def channels_first(self) -> bool:
+        return self.config["data_format"] == "channels_first"
+
+    @property
+    def channel_axis(self) -> int:
+        return 1 if self.channels_first else -1
+
+    def _check_input(self, shape: Shape) -> int:
+        """Validate a 5-D shape (batch included); return its channel count."""
+        if len(shape) != 5:
+            layout = (
+                "(batch, channels, d1, d2, d3)"
+                if self.channels_first
+                else "(batch, d1, d2, d3, channels)"
+            )
+            raise ShapeError(
+                f"Layer `{self.name}` expected 5-D data {layout} ({self.config['data_format']}; "
+                f"wrap it in TimeDistributed for 6-D data). Received: shape {fmt_shape(shape)}"
+            )
+        c = shape[1] if self.channels_first else shape[4]
+        if self.kernel is not None and c is not None and c != self.kernel.shape[4]:
+            raise ShapeError(
+                f"Layer `{self.name}` was built for {self.kernel.shape[4]} input channels "
+                f"({self.config['data_format']}). Received: shape {fmt_shape(shape)} with {c}"
+            )
+        return c
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        self._check_input(tuple(input_shape))
+        return conv3d_transpose_output_shape(self.config, tuple(input_shape))
+
+    # ------------------------------------------------------------------ weights
+    def build(self, input_shape: Shape, backend: Backend, seed: int | None) -> None:
+        c = self._check_input(tuple(input_shape))
+        if c is None:
+            raise ShapeError(
+                f"Layer `{self.name}` needs a known channel count to build. "
+                f"Received: shape {fmt_shape(input_shape)}"
+            )
+        if self.kernel is not None and self.backend is backend:
+            return
+        old = self.get_weights() if self.kernel is not None else None
+        self.backend = backend
+        if old is None:
+            kshape = (*self.config["size"], self.config["n_filters"], c)
+            seeds = (
+                np.random.SeedSequence(seed).generate_state(2) if seed is not None else (None, None)
+            )
+            cv = self.config["constant_value"]
+            weights = [initialize(self.config["filter_initializer"], kshape, seeds[0], cv)]
+            if self.config["use_bias"]:
+                weights.append(
+                    initialize(
+                        self.config["bias_initializer"],
+                        (self.config["n_filters"],),
+                        seeds[1],
+                        cv,
+                        param="bias_initializer",
+                    )
+                )
+            old = weights
+        self._assign(old)
+        self.built = True
+
+    def _assign(self, weights: Sequence) -> None:
+        b = self.backend
+        self.kernel = b.asarray(weights[0]).copy()
+        self.bias = b.asarray(weights[1]).copy() if self.config["use_bias"] else None
+        self.optimizer = Optimizer(self.config["optimizer"], b)
+        self._cache = None
+
+    def _weights(self) -> list:
+        return [self.kernel] if self.bias is None else [self.kernel, self.bias]
+
+    def get_weights(self) -> list[np.ndarray]:
+        """``[kernel]`` or ``[kernel, bias]`` (Keras layout), as NumPy float32 copies."""
+        if self.kernel is None:
+            return []
+        return [self.backend.to_numpy(w).copy() for w in self._weights()]
+
+    def set_weights(self, weights: Sequence) -> None:
+        """Set ``[kernel]`` or ``[kernel, bias]``; a fresh optimizer state starts."""
+        expected = 2 if self.config["use_bias"] else 1
+        arrays = [np.asarray(w) for w in weights]
+        if len(arrays) != expected:
+            raise ShapeError(
+                f"Layer `{self.name}` expected {expected} weight arrays "
+                f"({'[kernel, bias]' if expected == 2 else '[kernel]'}). "
+                f"Received: {len(arrays)}"
+            )
+        k = arrays[0]
+        want = (*self.config["size"], self.config["n_filters"])
+        if (
+            k.ndim != 5
+            or k.shape[:4] != want
+            or (self.kernel is not None and k.shape[4] != self.kernel.shape[4])
+        ):
+            c = self.kernel.shape[4] if self.kernel is not None else "in_channels"
+            raise ShapeError(
+                f"Layer `{self.name}` expected a kernel of shape ({', '.join(map(str, want))}, "
+                f"{c}) (kd, kh, kw, n_filters, in_channels). Received: shape {k.shape}"
+            )
+        if expected == 2 and arrays[1].shape != (self.config["n_filters"],):
+            raise ShapeError(
+                f"Layer `{self.name}` expected a bias of shape ({self.config['n_filters']},). "
+                f"Received: shape {arrays[1].shape}"
+            )
+        for a in arrays:
+            if not np.all(np.isfinite(a)):
+                raise ParameterError(
+                    f"Layer `{self.name}`: weights must be finite. Received NaN or Inf"
+                )
+        self._assign([a.astype(np.float32) for a in arrays])
+        self.built = True
+
+    # ------------------------------------------------------------------ maths
+    def _geometry(self, shape: Shape) -> ops.Geometry:
+        spatial = shape[2:] if self.channels_first else shape[1:4]
+        c = self.config
+        return ops.Geometry.of(
+            spatial, c["size"], c["stride"], c["dilation_rate"], c["padding"], c["output_padding"]
+        )
+
+    def forward(self, x, training: bool = False):
+        """``x`` on this layer's backend, 5-D; returns the activated output."""
+        self._check_input(tuple(x.shape))
+        if self.kernel is None:
+            self.build(tuple(x.shape), self.backend, None)
+        xp = self.backend.xp
+        geom = self._geometry(x.shape)
+        xcf = x if self.channels_first else xp.moveaxis(x, -1, 1)
+        z = ops.forward(xp, xcf, self.kernel, geom)
+        if not self.channels_first:
+            z = xp.ascontiguousarray(xp.moveaxis(z, 1, -1))
+        if self.bias is not None:
+            z += self.bias.reshape((-1, 1, 1, 1) if self.channels_first else (-1,))
+        act = ACTIVATIONS[self.config["activation"]]
+        y = act.forward(self.backend, z, self.channel_axis)
+        keep = training and self.config["training"]
+        self._cache = (xcf, z if act.needs_input else None, y, geom) if keep else None
+        return y
+
+    def backward(self, dy):
+        """Gradient for the previous layer (times ``lda_coeff``); updates weights if ``update``."""
+        if self._cache is None:
+            why = (
+                "training=False, so forward keeps nothing"
+                if not self.config["training"]
+                else "no training-mode forward ran since the last backward"
+            )
+            raise StateError(f"Layer `{self.name}` cannot run backward: {why}.")
+        xcf, z, y, geom = self._cache
+        if tuple(dy.shape) != tuple(y.shape):
+            raise ShapeError(
+                f"Layer `{self.name}` expected an output gradient of shape "
+                f"{fmt_shape(y.shape)}. Received: shape {fmt_shape(dy.shape)}"
+            )
+        self._cache = None
+        xp = self.backend.xp
+        dz = ACTIVATIONS[self.config["activation"]].backward(
+            self.backend, z, y, dy, self.channel_axis
+        )
+        dzcf = dz if self.channels_first else xp.moveaxis(dz, -1, 1)
+        grads = [ops.backward_kernel(xp, xcf, dzcf, geom, self.kernel.shape)]
+        if self.bias is not None:
+            grads.append(dzcf.sum(axis=(0, 2, 3, 4)).astype(dz.dtype))
+        dx = ops.backward_input(xp, dzcf, self.kernel, geom)
+        if self.config["lda_coeff"] != 1.0:
+            dx *= self.config["lda_coeff"]
+        if not self.channels_first:
+            dx = xp.ascontiguousarray(xp.moveaxis(dx, 1, -1))
+        if self.config["store"]:
+            self._grads = {
+                "kernel": grads[0],
+                "bias": grads[1] if len(grads) > 1 else None,
+                "input": dx,
+            }
+        if self.config["update"]:
+            self.optimizer.apply(self._weights(), grads)
+        return dx
+
+    def get_gradients(self) -> dict[str, np.ndarray | None]:
+        """The last gradients: ``{"kernel", "bias", "input"}`` (NumPy); needs ``store=True``."""
+        if not self.config["store"]:
+            raise StateError(
+                f"Layer `{self.name}` keeps no gradients: set store=True to read "
+                "them with get_gradients()."
+            )
+        if self._grads is None:
+            raise StateError(f"Layer `{self.name}` has no gradients yet: run backward first.")
+        return {
+            k: None if v is None else self.backend.to_numpy(v).copy()
+            for k, v in self._grads.items()
+        }

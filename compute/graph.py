@@ -1,0 +1,251 @@
+"""The executable graph: a sequence of layers (Input first), the toolkit's "add to graph" style.
+
+Arrays in and out are NumPy float32; the graph moves them to and from its backend.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+
+from .backend import Backend, get_backend
+from .errors import ParameterError, ShapeError, StateError
+from .layers import Input, Layer, fmt_shape
+from .losses import loss_value_and_grad
+
+ProgressCallback = Callable[[float, str], None]
+
+
+@dataclass(frozen=True)
+class PredictionInfo:
+    """The toolkit's "Prediction 6D" info cluster."""
+
+    name: str  # the output layer's name
+    index: int  # its index in the graph
+    shape: tuple[int, ...]  # the prediction's shape
+
+
+def _as_float32(x: Any, what: str) -> np.ndarray:
+    try:
+        a = np.asarray(x)
+    except Exception as exc:  # ragged lists and the like
+        raise ShapeError(f"`{what}` must be a numeric array. Received: {type(x).__name__}") from exc
+    if a.dtype.kind not in "biuf":
+        raise ShapeError(f"`{what}` must be a numeric array. Received: dtype {a.dtype}")
+    return a.astype(np.float32, copy=False)
+
+
+class Graph:
+    """``Graph([Input(shape), TimeDistributed(Conv3DTranspose(...))], backend="auto", seed=0)``."""
+
+    def __init__(
+        self, layers: Sequence[Layer] = (), backend: str | Backend = "auto", seed: int | None = 0
+    ) -> None:
+        self.backend: Backend = get_backend(backend)
+        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
+            raise ParameterError(
+                f"Invalid value for `seed`: expected a non-negative integer or "
+                f"None. Received: seed={seed!r}"
+            )
+        self.seed = seed
+        self.layers: list[Layer] = []
+        self._input_shape: tuple | None = None
+        for layer in layers:
+            self.add(layer)
+
+    # ------------------------------------------------------------------ building
+    def add(self, layer: Layer) -> Graph:
+        """Append a layer ("add to graph"); returns the graph for chaining."""
+        if not isinstance(layer, Layer):
+            raise ParameterError(
+                f"Invalid value for `layer`: expected a layer. Received: {layer!r}"
+            )
+        if isinstance(layer, Input) and self.layers:
+            raise ParameterError(
+                f"Input `{layer.name}` must be the first layer of the graph "
+                f"(it would be number {len(self.layers)})"
+            )
+        if any(existing.name == layer.name for existing in self.layers):
+            raise ParameterError(f"Layer name `{layer.name}` is already used in this graph")
+        self.layers.append(layer)
+        if isinstance(layer, Input):
+            self._input_shape = (None, *layer.shape)
+        if self._input_shape is not None:
+            self._build(self._input_shape)
+        return self
+
+    def _layer_seed(self, index: int) -> int | None:
+        if self.seed is None:
+            return None
+        return int(np.random.SeedSequence([self.seed, index]).generate_state(1)[0])
+
+    def _build(self, input_shape: tuple) -> None:
+        shape = tuple(input_shape)
+        for i, layer in enumerate(self.layers):
+            layer.build(shape, self.backend, self._layer_seed(i))
+            shape = layer.compute_output_shape(shape)
+
+    def compute_output_shape(self, input_shape: Sequence) -> tuple:
+        """Pure: the output shape for data of ``input_shape`` (batch first, may be None)."""
+        shape = tuple(input_shape)
+        for layer in self.layers:
+            shape = layer.compute_output_shape(shape)
+        return shape
+
+    @property
+    def output_layer(self) -> Layer:
+        if not self.layers:
+            raise StateError("The graph has no layers: add an Input and a layer first")
+        return self.layers[-1]
+
+    # ------------------------------------------------------------------ running
+    def _prepare(self, x: Any) -> Any:
+        a = _as_float32(x, "x")
+        self.compute_output_shape(a.shape)  # every shape problem, named, before any work
+        if self._input_shape is None or any(not layer.built for layer in self.layers):
+            self._build((None, *a.shape[1:]))
+        return self.backend.asarray(a)
+
+    def _run(self, xd, training: bool):
+        for layer in self.layers:
+            xd = layer.forward(xd, training)
+        return xd
+
+    def predict(
+        self,
+        x: Any,
+        batch_size: int | None = None,
+        progress: ProgressCallback | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> tuple[PredictionInfo, np.ndarray]:
+        """Inference ("Prediction 6D"): nothing is cached. Runs in batches of ``batch_size``
+        (default: all at once), reporting ``progress(fraction, message)`` after each and stopping
+        with :class:`StateError` when ``should_stop()`` turns true between batches."""
+        a = _as_float32(x, "x")
+        out_shape = self.compute_output_shape(a.shape)
+        n = a.shape[0]
+        step = n if not batch_size else int(batch_size)
+        if step < 1:
+            raise ParameterError(
+                f"Invalid value for `batch_size`: expected a positive integer. "
+                f"Received: batch_size={batch_size!r}"
+            )
+        y = np.empty(out_shape, dtype=np.float32)
+        batches = max(1, math.ceil(n / step)) if n else 0
+        for b, s0 in enumerate(range(0, n, step)):
+            if should_stop is not None and should_stop():
+                raise StateError(f"Prediction cancelled after {b} of {batches} batches")
+            yd = self._run(self._prepare(a[s0 : s0 + step]), training=False)
+            y[s0 : s0 + step] = self.backend.to_numpy(yd)
+            if progress is not None:
+                progress((b + 1) / batches, f"batch {b + 1}/{batches}")
+        info = PredictionInfo(self.output_layer.name, len(self.layers) - 1, tuple(y.shape))
+        return info, y
+
+    def forward(self, x: Any) -> np.ndarray:
+        """Training-mode forward: layers keep what backward needs."""
+        return self.backend.to_numpy(self._run(self._prepare(x), training=True))
+
+    def backward(self, dy: Any) -> np.ndarray:
+        """Back-propagate ``dy`` = dLoss/dOutput; returns the gradient reaching the Input.
+        Each layer with ``update=True`` applies its optimizer."""
+        g = self.backend.asarray(_as_float32(dy, "dy"))
+        for layer in reversed(self.layers):
+            g = layer.backward(g)
+        return self.backend.to_numpy(g)
+
+    def train_step(
+        self, x: Any, y_true: Any, loss: str = "mean_squared_error", loss_params: dict | None = None
+    ) -> float:
+        """Forward + loss + backward (with optimizer updates); returns the loss value."""
+        xd = self._prepare(x)
+        yt = _as_float32(y_true, "y_true")
+        expected = self.compute_output_shape(tuple(xd.shape))
+        if tuple(yt.shape) != tuple(expected):
+            raise ShapeError(
+                f"Target shape must equal the prediction shape {fmt_shape(expected)}."
+                f" Received: target shape {fmt_shape(yt.shape)}"
+            )
+        yd = self._run(xd, training=True)
+        axis = self._channel_axis_of_output(yd.ndim)
+        value, grad = loss_value_and_grad(
+            self.backend.xp, loss, self.backend.asarray(yt), yd, axis, loss_params
+        )
+        if not math.isfinite(value):
+            raise StateError(
+                f"Loss `{loss}` is {value}: training stopped (lower the learning "
+                "rate or check the data)"
+            )
+        g = grad
+        for layer in reversed(self.layers):
+            g = layer.backward(g)
+        return value
+
+    def _channel_axis_of_output(self, ndim: int) -> int:
+        """The class axis for per-class losses: the output layer's channel axis."""
+        axis = self.output_layer.channel_axis
+        return axis % ndim if axis < 0 else axis + max(ndim - 5, 0)
+
+    def fit(
+        self,
+        x: Any,
+        y_true: Any,
+        epochs: int = 1,
+        batch_size: int = 32,
+        loss: str = "mean_squared_error",
+        shuffle: bool = True,
+        loss_params: dict | None = None,
+        progress: ProgressCallback | None = None,
+        should_stop: Callable[[], bool] | None = None,
+    ) -> dict[str, list[float]]:
+        """Mini-batch training; returns ``{"loss": [mean loss of each epoch]}``. Shuffling is seeded
+        by the graph's seed, so equal seeds give equal histories."""
+        xa, ya = _as_float32(x, "x"), _as_float32(y_true, "y_true")
+        n = xa.shape[0] if xa.ndim else 0
+        if n == 0:
+            raise ShapeError(
+                f"`x` must hold at least one sample. Received: shape {fmt_shape(xa.shape)}"
+            )
+        if ya.shape[:1] != xa.shape[:1]:
+            raise ShapeError(
+                f"`y_true` must have as many samples as `x` ({n}). Received: shape "
+                f"{fmt_shape(ya.shape)}"
+            )
+        for name, v in (("epochs", epochs), ("batch_size", batch_size)):
+            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+                raise ParameterError(
+                    f"Invalid value for `{name}`: expected a positive integer. "
+                    f"Received: {name}={v!r}"
+                )
+        rng = np.random.default_rng(self.seed)
+        history: dict[str, list[float]] = {"loss": []}
+        batches = math.ceil(n / batch_size)
+        for epoch in range(epochs):
+            order = rng.permutation(n) if shuffle else np.arange(n)
+            total = 0.0
+            for b in range(batches):
+                if should_stop is not None and should_stop():
+                    return history
+                idx = order[b * batch_size : (b + 1) * batch_size]
+                total += self.train_step(xa[idx], ya[idx], loss, loss_params) * len(idx)
+                if progress is not None:
+                    progress(
+                        (epoch * batches + b + 1) / (epochs * batches),
+                        f"epoch {epoch + 1}/{epochs}, batch {b + 1}/{batches}",
+                    )
+            history["loss"].append(total / n)
+        return history
+
+    def summary(self) -> list[tuple[int, str, str, tuple]]:
+        """(index, name, class, output shape) of every layer, for display."""
+        rows = []
+        shape = self._input_shape
+        for i, layer in enumerate(self.layers):
+            if shape is not None:
+                shape = layer.compute_output_shape(shape)
+            rows.append((i, layer.name, type(layer).__name__, shape))
+        return rows

@@ -1,0 +1,139 @@
+"""Weight initializers with Keras 3 formulas, seeded, computed in NumPy float32 on the host.
+
+Fans follow Keras's ``compute_fans``: for a kernel of shape ``(kd, kh, kw, a, b)`` the receptive field
+is ``kd*kh*kw``, ``fan_in = a * rf`` and ``fan_out = b * rf``. For a transposed-convolution kernel
+``(kd, kh, kw, n_filters, in_channels)`` Keras therefore uses ``fan_in = n_filters * rf`` - we do the
+same, so weights match Keras for the same formula.
+
+Constants (Keras defaults): random_normal and truncated_normal stddev 0.05, random_uniform
+[-0.05, 0.05], truncated normals cut at two standard deviations, variance_scaling = scale 1, fan_in,
+truncated normal, orthogonal gain 1, constant value given by the layer's ``constant_value``.
+``identity`` on a 5-D kernel (Keras accepts only 2-D) is the Dirac kernel: ``eye(n_filters,
+in_channels)`` at the centre tap, zeros elsewhere, so a stride-1 "same" layer passes its input through.
+``identity`` and ``orthogonal`` need two or more dimensions and are not offered for biases.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+
+from .errors import ParameterError
+
+# Keras: stddev of a normal truncated at 2 stddev is 0.87962566103423978 of the untruncated one.
+TRUNCATION_FACTOR = 0.87962566103423978
+
+INITIALIZER_NAMES = (
+    "constant",
+    "glorot_normal",
+    "glorot_uniform",
+    "he_normal",
+    "he_uniform",
+    "identity",
+    "lecun_normal",
+    "lecun_uniform",
+    "ones",
+    "orthogonal",
+    "random_normal",
+    "random_uniform",
+    "truncated_normal",
+    "variance_scaling",
+    "zeros",
+)
+NEEDS_MATRIX = ("identity", "orthogonal")
+BIAS_INITIALIZER_NAMES = tuple(n for n in INITIALIZER_NAMES if n not in NEEDS_MATRIX)
+
+
+def compute_fans(shape: tuple[int, ...]) -> tuple[float, float]:
+    """Keras's fan computation."""
+    if len(shape) == 0:
+        return 1.0, 1.0
+    if len(shape) == 1:
+        return float(shape[0]), float(shape[0])
+    if len(shape) == 2:
+        return float(shape[0]), float(shape[1])
+    rf = math.prod(shape[:-2])
+    return float(shape[-2] * rf), float(shape[-1] * rf)
+
+
+def _truncated_normal(rng: np.random.Generator, shape, stddev: float) -> np.ndarray:
+    """Normal(0, stddev) redrawn outside two standard deviations."""
+    out = rng.standard_normal(shape)
+    bad = np.abs(out) > 2
+    while bad.any():
+        out[bad] = rng.standard_normal(int(bad.sum()))
+        bad = np.abs(out) > 2
+    return out * stddev
+
+
+def _variance_scaling(rng, shape, scale: float, mode: str, distribution: str) -> np.ndarray:
+    fan_in, fan_out = compute_fans(shape)
+    n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[mode]
+    variance = scale / max(1.0, n)
+    if distribution == "truncated_normal":
+        return _truncated_normal(rng, shape, math.sqrt(variance) / TRUNCATION_FACTOR)
+    limit = math.sqrt(3 * variance)
+    return rng.uniform(-limit, limit, shape)
+
+
+def _orthogonal(rng, shape) -> np.ndarray:
+    rows = math.prod(shape[:-1])
+    cols = shape[-1]
+    a = rng.standard_normal((max(rows, cols), min(rows, cols)))
+    q, r = np.linalg.qr(a)
+    q = q * np.sign(np.diag(r))
+    if rows < cols:
+        q = q.T
+    return q.reshape(shape)
+
+
+def _identity(shape) -> np.ndarray:
+    if len(shape) == 2:
+        return np.eye(*shape)
+    out = np.zeros(shape)
+    centre = tuple(k // 2 for k in shape[:-2])
+    out[centre] = np.eye(shape[-2], shape[-1])
+    return out
+
+
+def initialize(
+    name: str,
+    shape: tuple[int, ...],
+    seed: int | None,
+    constant_value: float = 0.0,
+    param: str = "filter_initializer",
+) -> np.ndarray:
+    """Return a float32 array of ``shape`` drawn by initializer ``name``."""
+    rng = np.random.default_rng(seed)
+    shape = tuple(int(s) for s in shape)
+    if name in NEEDS_MATRIX and len(shape) < 2:
+        raise ParameterError(
+            f"Invalid value for `{param}`: expected an initializer for a {len(shape)}-D weight "
+            f"({', '.join(BIAS_INITIALIZER_NAMES)}). Received: {param}={name!r}"
+        )
+    table = {
+        "constant": lambda: np.full(shape, constant_value),
+        "zeros": lambda: np.zeros(shape),
+        "ones": lambda: np.ones(shape),
+        "random_normal": lambda: rng.normal(0.0, 0.05, shape),
+        "random_uniform": lambda: rng.uniform(-0.05, 0.05, shape),
+        "truncated_normal": lambda: _truncated_normal(rng, shape, 0.05),
+        "glorot_normal": lambda: _variance_scaling(rng, shape, 1.0, "fan_avg", "truncated_normal"),
+        "glorot_uniform": lambda: _variance_scaling(rng, shape, 1.0, "fan_avg", "uniform"),
+        "he_normal": lambda: _variance_scaling(rng, shape, 2.0, "fan_in", "truncated_normal"),
+        "he_uniform": lambda: _variance_scaling(rng, shape, 2.0, "fan_in", "uniform"),
+        "lecun_normal": lambda: _variance_scaling(rng, shape, 1.0, "fan_in", "truncated_normal"),
+        "lecun_uniform": lambda: _variance_scaling(rng, shape, 1.0, "fan_in", "uniform"),
+        "variance_scaling": lambda: _variance_scaling(
+            rng, shape, 1.0, "fan_in", "truncated_normal"
+        ),
+        "orthogonal": lambda: _orthogonal(rng, shape),
+        "identity": lambda: _identity(shape),
+    }
+    if name not in table:
+        raise ParameterError(
+            f"Invalid value for `{param}`: expected one of {', '.join(INITIALIZER_NAMES)}. "
+            f"Received: {param}={name!r}"
+        )
+    return np.ascontiguousarray(table[name](), dtype=np.float32)

@@ -1,0 +1,190 @@
+"""The layer interface, the Input layer and the TimeDistributed wrapper.
+
+Lifecycle (Keras's): ``__init__`` validates parameters; ``build(input_shape, backend, seed)`` creates
+weights; ``forward(x, training)`` does the maths (arrays already on the backend's device);
+``backward(dy)`` returns the gradient for the previous layer and updates the layer's own weights;
+``compute_output_shape(input_shape)`` is pure. Shapes include the batch axis (``None`` allowed).
+"""
+
+from __future__ import annotations
+
+import itertools
+from collections.abc import Sequence
+from typing import Any
+
+from .backend import NUMPY, Backend
+from .errors import ParameterError, ShapeError
+from .params import Param, Schema
+
+Shape = tuple
+
+_name_counters: dict[str, itertools.count] = {}
+
+
+def unique_name(base: str) -> str:
+    """Keras-style automatic names: ``base``, ``base_1``, ``base_2``, ..."""
+    n = next(_name_counters.setdefault(base, itertools.count()))
+    return base if n == 0 else f"{base}_{n}"
+
+
+def fmt_shape(shape: Sequence) -> str:
+    return (
+        "("
+        + ", ".join("None" if s is None else str(s) for s in shape)
+        + (",)" if len(shape) == 1 else ")")
+    )
+
+
+class Layer:
+    """Base class. Subclasses set ``schema`` and ``base_name``."""
+
+    schema: Schema = Schema(())
+    base_name = "layer"
+
+    def __init__(self, **params: Any) -> None:
+        name = params.pop("name", None)
+        self.config = self.schema.validate(params, where=type(self).__name__)
+        self.name = name if name else unique_name(self.base_name)
+        if not isinstance(self.name, str):
+            raise ParameterError(
+                f"Invalid value for `name`: expected a string. Received: name={self.name!r}"
+            )
+        self.backend: Backend = NUMPY
+        self.built = False
+
+    # --- to be provided by subclasses where meaningful
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        return tuple(input_shape)
+
+    def build(self, input_shape: Shape, backend: Backend, seed: int | None) -> None:
+        self.backend = backend
+        self.built = True
+
+    def forward(self, x, training: bool = False):
+        return x
+
+    def backward(self, dy):
+        return dy
+
+    def get_weights(self) -> list:
+        return []
+
+    def set_weights(self, weights: Sequence) -> None:
+        if len(weights):
+            raise ShapeError(f"Layer `{self.name}` has no weights. Received: {len(weights)} arrays")
+
+    def get_gradients(self) -> dict:
+        return {}
+
+    def get_config(self) -> dict[str, Any]:
+        """Plain JSON data: every declared parameter plus the name."""
+        return {"name": self.name, **self.schema.to_json(self.config)}
+
+    @property
+    def channel_axis(self) -> int:
+        """Axis of the output's channels (used for per-class losses)."""
+        return -1
+
+    def __repr__(self) -> str:
+        return f"{type(self).__name__}(name={self.name!r})"
+
+
+class Input(Layer):
+    """Declares the per-sample shape (without the batch axis) and checks the data against it."""
+
+    schema = Schema(
+        (Param("shape", "shape", (1,), "Per-sample shape of the data, without the batch axis."),)
+    )
+    base_name = "input"
+
+    def __init__(self, shape: Sequence[int], name: str | None = None) -> None:
+        super().__init__(shape=shape, name=name)
+        self.shape: tuple[int, ...] = self.config["shape"]
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        self.check_shape(input_shape)
+        return tuple(input_shape)
+
+    def check_shape(self, shape: Shape) -> None:
+        if tuple(shape[1:]) != self.shape or len(shape) != len(self.shape) + 1:
+            raise ShapeError(
+                f"Layer `{self.name}` expected data of shape {fmt_shape((None, *self.shape))} "
+                f"(batch first). Received: shape {fmt_shape(tuple(shape))}"
+            )
+
+    def forward(self, x, training: bool = False):
+        self.check_shape(x.shape)
+        return x
+
+
+class TimeDistributed(Layer):
+    """Applies ``layer`` to every time step: folds (batch, time) into one axis, runs the layer,
+    unfolds. Weights are shared across time; weight gradients sum over batch and time."""
+
+    base_name = "time_distributed"
+
+    def __init__(self, layer: Layer, name: str | None = None) -> None:
+        if not isinstance(layer, Layer):
+            raise ParameterError(
+                f"Invalid value for `layer` of TimeDistributed: expected a layer. "
+                f"Received: layer={layer!r}"
+            )
+        super().__init__(name=name)
+        self.layer = layer
+        self._folded: tuple[int, int] | None = None  # (batch, time) of the last backward
+
+    def _check(self, shape: Shape) -> None:
+        if len(shape) < 3:
+            raise ShapeError(
+                f"Layer `{self.name}` expected data with batch and time axes first (at least 3 "
+                f"dimensions). Received: shape {fmt_shape(tuple(shape))}"
+            )
+
+    def compute_output_shape(self, input_shape: Shape) -> Shape:
+        self._check(input_shape)
+        inner = self.layer.compute_output_shape((None, *input_shape[2:]))
+        return (input_shape[0], input_shape[1], *inner[1:])
+
+    def build(self, input_shape: Shape, backend: Backend, seed: int | None) -> None:
+        self._check(input_shape)
+        self.layer.build((None, *input_shape[2:]), backend, seed)
+        super().build(input_shape, backend, seed)
+
+    @property
+    def built_inner(self) -> bool:
+        return self.layer.built
+
+    def forward(self, x, training: bool = False):
+        self._check(x.shape)
+        b, t = x.shape[:2]
+        y = self.layer.forward(x.reshape((b * t, *x.shape[2:])), training)
+        return y.reshape((b, t, *y.shape[1:]))
+
+    def backward(self, dy):
+        b, t = dy.shape[:2]
+        self._folded = (b, t)
+        dx = self.layer.backward(dy.reshape((b * t, *dy.shape[2:])))
+        return dx.reshape((b, t, *dx.shape[1:]))
+
+    def get_weights(self) -> list:
+        return self.layer.get_weights()
+
+    def set_weights(self, weights: Sequence) -> None:
+        self.layer.set_weights(weights)
+
+    def get_gradients(self) -> dict:
+        grads = dict(self.layer.get_gradients())
+        if "input" in grads and self._folded is not None:
+            b, t = self._folded
+            grads["input"] = grads["input"].reshape((b, t, *grads["input"].shape[1:]))
+        return grads
+
+    @property
+    def channel_axis(self) -> int:
+        return self.layer.channel_axis
+
+    def get_config(self) -> dict[str, Any]:
+        return {
+            "name": self.name,
+            "layer": {"class": type(self.layer).__name__, **self.layer.get_config()},
+        }

@@ -1,0 +1,268 @@
+"""Losses (Keras 3 definitions) with their derivatives w.r.t. the prediction.
+
+Reduction is Keras's "sum over batch size": each loss is first reduced over the class axis as Keras
+does (a mean for element-wise losses, a sum for the distribution losses), then averaged over every
+remaining element. Keras reduces over the last axis; here the class axis is the channel axis of the
+layer's data format (the last axis for ``channels_last``, so that case matches Keras exactly).
+``epsilon`` is Keras's 1e-7. ``hinge`` and ``squared_hinge`` map 0/1 labels to -1/+1 as Keras does.
+Parameters: ``huber`` takes ``delta`` (1.0).
+
+Each entry is ``(value(xp, y_true, y_pred, axis, **p) -> scalar, grad(...) -> dL/dy_pred)``.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any, NamedTuple
+
+from .errors import ParameterError, ShapeError
+from .params import Param, Schema
+
+EPSILON = 1e-7
+
+
+class Loss(NamedTuple):
+    value: Callable
+    grad: Callable
+    per_class: bool  # reduced by a sum over the class axis (else a mean over all elements)
+
+
+LOSS_PARAMS = Schema(
+    (
+        Param(
+            "delta",
+            "float",
+            1.0,
+            "Huber loss: where the quadratic part turns linear.",
+            group="loss",
+            minimum=0.0,
+            exclusive_minimum=True,
+        ),
+    )
+)
+
+
+def _n_rest(y, axis):
+    return y.size // y.shape[axis]
+
+
+# ---------------------------------------------------------------- element-wise (mean over all)
+def _mse(xp, t, p, axis, **k):
+    return ((p - t) ** 2).mean()
+
+
+def _d_mse(xp, t, p, axis, **k):
+    return 2 * (p - t) / p.size
+
+
+def _mae(xp, t, p, axis, **k):
+    return xp.abs(p - t).mean()
+
+
+def _d_mae(xp, t, p, axis, **k):
+    return xp.sign(p - t) / p.size
+
+
+def _mape(xp, t, p, axis, **k):
+    return 100 * (xp.abs(t - p) / xp.maximum(xp.abs(t), EPSILON)).mean()
+
+
+def _d_mape(xp, t, p, axis, **k):
+    return 100 * xp.sign(p - t) / xp.maximum(xp.abs(t), EPSILON) / p.size
+
+
+def _msle_logs(xp, t, p):
+    return xp.log(xp.maximum(p, EPSILON) + 1), xp.log(xp.maximum(t, EPSILON) + 1)
+
+
+def _msle(xp, t, p, axis, **k):
+    a, b = _msle_logs(xp, t, p)
+    return ((a - b) ** 2).mean()
+
+
+def _d_msle(xp, t, p, axis, **k):
+    a, b = _msle_logs(xp, t, p)
+    return 2 * (a - b) / (xp.maximum(p, EPSILON) + 1) * (p > EPSILON) / p.size
+
+
+def _huber(xp, t, p, axis, delta=1.0, **k):
+    e = xp.abs(p - t)
+    return xp.where(e <= delta, 0.5 * e * e, delta * e - 0.5 * delta * delta).mean()
+
+
+def _d_huber(xp, t, p, axis, delta=1.0, **k):
+    return xp.clip(p - t, -delta, delta) / p.size
+
+
+def _log_cosh(xp, t, p, axis, **k):
+    x = p - t
+    return (x + xp.logaddexp(-2 * x, 0) - math.log(2)).mean()
+
+
+def _d_log_cosh(xp, t, p, axis, **k):
+    return xp.tanh(p - t) / p.size
+
+
+def _bce(xp, t, p, axis, **k):
+    pc = xp.clip(p, EPSILON, 1 - EPSILON)
+    return -(t * xp.log(pc) + (1 - t) * xp.log(1 - pc)).mean()
+
+
+def _d_bce(xp, t, p, axis, **k):
+    pc = xp.clip(p, EPSILON, 1 - EPSILON)
+    inside = (p > EPSILON) & (p < 1 - EPSILON)
+    return -(t / pc - (1 - t) / (1 - pc)) * inside / p.size
+
+
+def _poisson(xp, t, p, axis, **k):
+    return (p - t * xp.log(p + EPSILON)).mean()
+
+
+def _d_poisson(xp, t, p, axis, **k):
+    return (1 - t / (p + EPSILON)) / p.size
+
+
+def _hinge_labels(xp, t):
+    if bool(((t == 0) | (t == 1)).all()):
+        return 2 * t - 1
+    return t
+
+
+def _hinge(xp, t, p, axis, **k):
+    return xp.maximum(1 - _hinge_labels(xp, t) * p, 0).mean()
+
+
+def _d_hinge(xp, t, p, axis, **k):
+    y = _hinge_labels(xp, t)
+    return -y * (1 - y * p > 0) / p.size
+
+
+def _squared_hinge(xp, t, p, axis, **k):
+    return (xp.maximum(1 - _hinge_labels(xp, t) * p, 0) ** 2).mean()
+
+
+def _d_squared_hinge(xp, t, p, axis, **k):
+    y = _hinge_labels(xp, t)
+    return -2 * y * xp.maximum(1 - y * p, 0) / p.size
+
+
+# ---------------------------------------------------------------- per class axis (sum, then mean)
+def _cce_parts(xp, p, axis):
+    s = p.sum(axis=axis, keepdims=True)
+    q = p / s
+    return s, q, xp.clip(q, EPSILON, 1 - EPSILON)
+
+
+def _cce(xp, t, p, axis, **k):
+    _, _, qc = _cce_parts(xp, p, axis)
+    return -(t * xp.log(qc)).sum() / _n_rest(p, axis)
+
+
+def _d_cce(xp, t, p, axis, **k):
+    s, q, qc = _cce_parts(xp, p, axis)
+    g = -t / qc * ((q > EPSILON) & (q < 1 - EPSILON))
+    return (g - (g * q).sum(axis=axis, keepdims=True)) / s / _n_rest(p, axis)
+
+
+def _kl(xp, t, p, axis, **k):
+    tc, pc = xp.clip(t, EPSILON, 1), xp.clip(p, EPSILON, 1)
+    return (tc * xp.log(tc / pc)).sum() / _n_rest(p, axis)
+
+
+def _d_kl(xp, t, p, axis, **k):
+    tc, pc = xp.clip(t, EPSILON, 1), xp.clip(p, EPSILON, 1)
+    return -tc / pc * ((p > EPSILON) & (p < 1)) / _n_rest(p, axis)
+
+
+def _cat_hinge_parts(xp, t, p, axis):
+    pos = (t * p).sum(axis=axis, keepdims=True)
+    negs = (1 - t) * p
+    neg = negs.max(axis=axis, keepdims=True)
+    return pos, negs, neg
+
+
+def _cat_hinge(xp, t, p, axis, **k):
+    pos, _, neg = _cat_hinge_parts(xp, t, p, axis)
+    return xp.maximum(neg - pos + 1, 0).sum() / _n_rest(p, axis)
+
+
+def _d_cat_hinge(xp, t, p, axis, **k):
+    pos, negs, neg = _cat_hinge_parts(xp, t, p, axis)
+    active = (neg - pos + 1) > 0
+    idx = xp.expand_dims(negs.argmax(axis=axis), axis)
+    arange = xp.arange(p.shape[axis]).reshape(
+        [-1 if i == axis % p.ndim else 1 for i in range(p.ndim)]
+    )
+    onehot = arange == idx
+    return active * (onehot * (1 - t) - t) / _n_rest(p, axis)
+
+
+def _cos_parts(xp, t, p, axis):
+    nt = xp.sqrt((t * t).sum(axis=axis, keepdims=True))
+    np_ = xp.sqrt((p * p).sum(axis=axis, keepdims=True))
+    return t / xp.maximum(nt, EPSILON), np_, p / xp.maximum(np_, EPSILON)
+
+
+def _cosine(xp, t, p, axis, **k):
+    tn, _, pn = _cos_parts(xp, t, p, axis)
+    return -(tn * pn).sum() / _n_rest(p, axis)
+
+
+def _d_cosine(xp, t, p, axis, **k):
+    tn, n, pn = _cos_parts(xp, t, p, axis)
+    big = n > EPSILON
+    d = xp.where(
+        big,
+        (tn - pn * (tn * pn).sum(axis=axis, keepdims=True)) / xp.maximum(n, EPSILON),
+        tn / EPSILON,
+    )
+    return -d / _n_rest(p, axis)
+
+
+LOSSES: dict[str, Loss] = {
+    "mean_squared_error": Loss(_mse, _d_mse, False),
+    "mean_absolute_error": Loss(_mae, _d_mae, False),
+    "mean_absolute_percentage_error": Loss(_mape, _d_mape, False),
+    "mean_squared_logarithmic_error": Loss(_msle, _d_msle, False),
+    "huber": Loss(_huber, _d_huber, False),
+    "log_cosh": Loss(_log_cosh, _d_log_cosh, False),
+    "binary_crossentropy": Loss(_bce, _d_bce, False),
+    "categorical_crossentropy": Loss(_cce, _d_cce, True),
+    "kl_divergence": Loss(_kl, _d_kl, True),
+    "poisson": Loss(_poisson, _d_poisson, False),
+    "hinge": Loss(_hinge, _d_hinge, False),
+    "squared_hinge": Loss(_squared_hinge, _d_squared_hinge, False),
+    "categorical_hinge": Loss(_cat_hinge, _d_cat_hinge, True),
+    "cosine_similarity": Loss(_cosine, _d_cosine, True),
+}
+LOSS_NAMES = tuple(LOSSES)
+
+
+def get_loss(name: str) -> Loss:
+    if name not in LOSSES:
+        raise ParameterError(
+            f"Invalid value for `loss`: expected one of {', '.join(LOSS_NAMES)}. "
+            f"Received: loss={name!r}"
+        )
+    return LOSSES[name]
+
+
+def loss_value_and_grad(
+    xp, name: str, y_true, y_pred, axis: int = -1, params: dict[str, Any] | None = None
+):
+    """``(loss as float, dLoss/dy_pred)`` for arrays of the same shape."""
+    loss = get_loss(name)
+    if tuple(y_true.shape) != tuple(y_pred.shape):
+        raise ShapeError(
+            f"Loss `{name}`: target shape must equal prediction shape {tuple(y_pred.shape)}. "
+            f"Received: target shape {tuple(y_true.shape)}"
+        )
+    if y_pred.size == 0:
+        raise ShapeError(
+            f"Loss `{name}`: expected non-empty data. Received: shape {tuple(y_pred.shape)}"
+        )
+    p = LOSS_PARAMS.validate(params, where="loss parameters")
+    value = float(loss.value(xp, y_true, y_pred, axis, **p))
+    grad = loss.grad(xp, y_true, y_pred, axis, **p).astype(y_pred.dtype, copy=False)
+    return value, grad
