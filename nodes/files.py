@@ -1,0 +1,80 @@
+"""Safe file writing and reading: atomic replace, no pickle, one-line errors naming the file."""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import os
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from compute import Conv3DTStudioError
+
+
+class FileError(Conv3DTStudioError, OSError):
+    """A file could not be read or written; the message names it."""
+
+
+def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Write ``data`` to a temporary file beside ``path``, flush it to disk, then rename it over
+    ``path``. On any error the previous file, if any, is untouched."""
+    target = Path(path)
+    directory = target.parent if str(target.parent) else Path(".")
+    if not directory.is_dir():
+        raise FileError(f"Cannot save `{target}`: folder `{directory}` does not exist")
+    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    try:
+        with os.fdopen(fd, "wb") as fh:
+            fh.write(data)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, target)
+    except BaseException as exc:
+        with contextlib.suppress(OSError):
+            os.unlink(tmp)
+        if isinstance(exc, OSError):
+            raise FileError(f"Cannot save `{target}`: {exc.strerror or exc}") from exc
+        raise
+
+
+def atomic_write_text(path: str | os.PathLike, text: str) -> None:
+    atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
+    """Atomically save one array as .npy (no pickle)."""
+    buf = io.BytesIO()
+    np.save(buf, np.asarray(array), allow_pickle=False)
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
+    """Atomically save named arrays as .npz (no pickle)."""
+    buf = io.BytesIO()
+    np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+    atomic_write_bytes(path, buf.getvalue())
+
+
+def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Every array of a .npz file (or ``{"": array}`` for a .npy file), never unpickling."""
+    p = Path(path)
+    if not p.is_file():
+        raise FileError(f"File `{p}` does not exist")
+    pickled = (
+        f"File `{p}` holds Python objects (pickled data), which are never loaded; only "
+        "numeric arrays are accepted"
+    )
+    try:
+        data = np.load(p, allow_pickle=False)
+        if not isinstance(data, np.lib.npyio.NpzFile):
+            return {"": data}
+        with data:
+            return {k: data[k] for k in data.files}
+    except ValueError as exc:
+        if "pickle" in str(exc).lower():
+            raise FileError(pickled) from exc
+        raise FileError(f"File `{p}` is not a readable .npy/.npz file: {exc}") from exc
+    except Exception as exc:
+        raise FileError(f"File `{p}` is not a readable .npy/.npz file: {exc}") from exc

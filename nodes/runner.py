@@ -1,0 +1,223 @@
+"""Building a :class:`compute.Graph` from a document and running it - one code path for the CLI and
+the editor. Progress goes through a plain callback ``progress(fraction, message)``; ``should_stop()``
+is honoured between batches; a memory guard refuses runs that would not fit.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from compute import Conv3DTranspose, Graph, Input, PredictionInfo, TimeDistributed
+from compute.conv3d_transpose_ops import CHUNK_BYTES
+from compute.layers import fmt_shape
+
+from . import data_sources
+from .graph_document import GraphDocument
+from .validation import DocumentProblems, Problem, validate
+from .weights import load_weights
+
+Progress = Callable[[float, str], None]
+
+
+class MemoryLimitError(DocumentProblems):
+    pass
+
+
+@dataclass
+class Plan:
+    """What a run needs, found without computing: the chain of nodes and the shapes."""
+
+    data_node: str
+    input_node: str
+    chain: list[str]  # TimeDistributed node ids, in order
+    prediction_node: str
+    input_shape: tuple
+    output_shape: tuple
+    shapes: dict[str, Any] = field(default_factory=dict)
+    seed: int = 0
+
+
+@dataclass
+class RunResult:
+    info: PredictionInfo
+    prediction: np.ndarray
+    input: np.ndarray
+    backend: str
+    seconds: float
+    graph: Graph
+    prediction_node: str
+
+    def stats(self) -> dict[str, float]:
+        return prediction_stats(self.prediction)
+
+
+def prediction_stats(y: np.ndarray) -> dict[str, float]:
+    finite = np.isfinite(y)
+    yf = y[finite] if not finite.all() else y
+    return {
+        "min": float(yf.min()) if yf.size else math.nan,
+        "max": float(yf.max()) if yf.size else math.nan,
+        "mean": float(yf.mean(dtype=np.float64)) if yf.size else math.nan,
+        "std": float(yf.std(dtype=np.float64)) if yf.size else math.nan,
+        "nan": int(np.isnan(y).sum()),
+        "inf": int(np.isinf(y).sum()),
+    }
+
+
+def available_memory() -> int:
+    """Bytes of memory available now (Linux MemAvailable, else total physical memory)."""
+    try:
+        with open("/proc/meminfo") as fh:
+            for line in fh:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):
+        return 8 * 2**30
+
+
+def plan(doc: GraphDocument, prediction_node: str | None = None) -> Plan:
+    """Validate and trace the chain Data -> Input -> TimeDistributed* -> Prediction 6D."""
+    report = validate(doc)
+    if not report.ok:
+        raise DocumentProblems(report.problems)
+    preds = [n.id for n in doc.nodes_of_type("prediction_6d")]
+    pid = prediction_node or preds[0]
+    chain: list[str] = []
+    cur = doc.upstream(pid, "x")[0]
+    while doc.nodes[cur].type == "time_distributed":
+        chain.append(cur)
+        cur = doc.upstream(cur, "x")[0]
+    if doc.nodes[cur].type != "input":
+        raise DocumentProblems(
+            [
+                Problem(
+                    cur,
+                    None,
+                    "a Prediction 6D must be fed by TimeDistributed layers over an Input node",
+                )
+            ]
+        )
+    input_node = cur
+    data_node = doc.upstream(input_node, "x")[0]
+    if doc.nodes[data_node].type != "data":
+        raise DocumentProblems([Problem(input_node, "x", "an Input must be fed by a Data node")])
+    chain.reverse()
+    return Plan(
+        data_node,
+        input_node,
+        chain,
+        pid,
+        report.shapes[data_node],
+        report.shapes[pid],
+        report.shapes,
+        int(doc.settings.get("seed", 0)),
+    )
+
+
+def estimate_bytes(p: Plan, batch_size: int = 0) -> int:
+    """Bytes a prediction run allocates: the data, every layer output of one batch, the result,
+    and the transposed convolution's bounded working buffers."""
+    n = p.input_shape[0]
+    per = batch_size if batch_size and batch_size < n else n
+    total = 4 * math.prod(p.input_shape) + 4 * math.prod(p.output_shape)
+    for nid in p.chain:
+        total += 2 * 4 * math.prod(p.shapes[nid]) * per // max(n, 1)
+    return total + 4 * CHUNK_BYTES
+
+
+def build_graph(
+    doc: GraphDocument, p: Plan, backend: str = "auto", seed: int | None = None
+) -> Graph:
+    layers: list[Any] = [
+        Input(
+            doc.params(p.input_node)["shape"], name=doc.params(p.input_node)["name"] or p.input_node
+        )
+    ]
+    for td in p.chain:
+        conv_id = doc.upstream(td, "layer")[0]
+        cp = doc.params(conv_id)
+        name = cp.pop("name") or conv_id
+        layers.append(
+            TimeDistributed(Conv3DTranspose(**cp, name=name), name=doc.params(td)["name"] or td)
+        )
+    return Graph(layers, backend=backend, seed=p.seed if seed is None else seed)
+
+
+def load_data(doc: GraphDocument, node_id: str, seed: int | None = None) -> np.ndarray:
+    params = doc.params(node_id)
+    if params["source"] == "generator":
+        return data_sources.generate(params, seed)
+    return data_sources.load_file(params["path"], params["array_name"])
+
+
+def run_document(
+    doc: GraphDocument,
+    *,
+    backend: str = "auto",
+    seed: int | None = None,
+    data: np.ndarray | None = None,
+    weights: str | os.PathLike | None = None,
+    progress: Progress | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    memory_limit: int | None = None,
+    prediction_node: str | None = None,
+) -> RunResult:
+    """Validate, build and run; ``seed`` overrides the document's seed and the Data seed."""
+    p = plan(doc, prediction_node)
+    batch_size = doc.params(p.prediction_node)["batch_size"]
+    if data is not None:
+        data = np.asarray(data)
+        expected = (None, *doc.params(p.input_node)["shape"])
+        if data.ndim != len(expected) or tuple(data.shape[1:]) != tuple(expected[1:]):
+            raise DocumentProblems(
+                [
+                    Problem(
+                        p.data_node,
+                        None,
+                        f"shape mismatch: Input "
+                        f"`{p.input_node}` expects {fmt_shape(expected)}, the data "
+                        f"has {fmt_shape(data.shape)}",
+                    )
+                ]
+            )
+        p.input_shape = tuple(data.shape)
+        p.output_shape = (data.shape[0], *p.output_shape[1:])
+        p.shapes = {k: (data.shape[0], *v[1:]) if v else v for k, v in p.shapes.items()}
+    limit = memory_limit if memory_limit is not None else available_memory() // 2
+    need = estimate_bytes(p, batch_size)
+    if need > limit:
+        raise MemoryLimitError(
+            [
+                Problem(
+                    p.prediction_node,
+                    None,
+                    f"this run needs about "
+                    f"{need / 2**20:,.0f} MiB, above the memory limit of "
+                    f"{limit / 2**20:,.0f} MiB; lower the batch size or the shapes",
+                )
+            ]
+        )
+    if progress:
+        progress(0.0, "preparing data")
+    x = load_data(doc, p.data_node, seed) if data is None else data.astype(np.float32)
+    graph = build_graph(doc, p, backend, seed)
+    if weights is not None:
+        load_weights(weights, graph.layers)
+    t0 = time.perf_counter()
+    info, y = graph.predict(
+        x, batch_size=batch_size or None, progress=progress, should_stop=should_stop
+    )
+    return RunResult(
+        info, y, x, graph.backend.name, time.perf_counter() - t0, graph, p.prediction_node
+    )
