@@ -190,6 +190,22 @@ class Graph:
         axis = self.output_layer.channel_axis
         return axis % ndim if axis < 0 else axis + max(ndim - 5, 0)
 
+    def evaluate(
+        self,
+        x: Any,
+        y_true: Any,
+        loss: str = "mean_squared_error",
+        loss_params: dict | None = None,
+        batch_size: int | None = None,
+    ) -> float:
+        """The loss of an inference-mode prediction of ``x`` against ``y_true``."""
+        _, y = self.predict(x, batch_size=batch_size)
+        yt = _as_float32(y_true, "y_true")
+        value, _ = loss_value_and_grad(
+            np, loss, yt, y, self._channel_axis_of_output(y.ndim), loss_params
+        )
+        return value
+
     def fit(
         self,
         x: Any,
@@ -198,12 +214,20 @@ class Graph:
         batch_size: int = 32,
         loss: str = "mean_squared_error",
         shuffle: bool = True,
+        validation_split: float = 0.0,
+        initial_epoch: int = 0,
         loss_params: dict | None = None,
         progress: ProgressCallback | None = None,
         should_stop: Callable[[], bool] | None = None,
+        on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+        on_batch_end: Callable[[int, dict[str, float]], None] | None = None,
     ) -> dict[str, list[float]]:
-        """Mini-batch training; returns ``{"loss": [mean loss of each epoch]}``. Shuffling is seeded
-        by the graph's seed, so equal seeds give equal histories."""
+        """Mini-batch training, as Keras's ``fit``; returns ``{"loss": [...]}`` (mean loss of each
+        epoch) plus ``"val_loss"`` when ``validation_split`` > 0 (the last fraction of the samples,
+        taken before shuffling, as Keras does). Epochs run from ``initial_epoch`` to ``epochs``;
+        epoch ``e`` is shuffled by a generator seeded with ``(seed, e)``, so a run resumed from
+        saved weights and optimizer state with ``initial_epoch`` continues the same trajectory.
+        ``should_stop()`` is checked between batches; the history so far is returned."""
         xa, ya = _as_float32(x, "x"), _as_float32(y_true, "y_true")
         n = xa.shape[0] if xa.ndim else 0
         if n == 0:
@@ -221,23 +245,53 @@ class Graph:
                     f"Invalid value for `{name}`: expected a positive integer. "
                     f"Received: {name}={v!r}"
                 )
-        rng = np.random.default_rng(self.seed)
+        if not isinstance(initial_epoch, int) or not 0 <= initial_epoch <= epochs:
+            raise ParameterError(
+                f"Invalid value for `initial_epoch`: expected an integer in "
+                f"[0, epochs={epochs}]. Received: initial_epoch={initial_epoch!r}"
+            )
+        if not 0.0 <= float(validation_split) < 1.0:
+            raise ParameterError(
+                f"Invalid value for `validation_split`: expected a number >= 0 "
+                f"and < 1. Received: validation_split={validation_split!r}"
+            )
+        n_val = int(n * float(validation_split))
+        if validation_split and (n_val == 0 or n_val == n):
+            raise ParameterError(
+                f"Invalid value for `validation_split`: {validation_split} of "
+                f"{n} samples leaves an empty training or validation set"
+            )
+        n_train = n - n_val
         history: dict[str, list[float]] = {"loss": []}
-        batches = math.ceil(n / batch_size)
-        for epoch in range(epochs):
-            order = rng.permutation(n) if shuffle else np.arange(n)
+        if n_val:
+            history["val_loss"] = []
+        batches = math.ceil(n_train / batch_size)
+        span = (epochs - initial_epoch) * batches
+        step = 0
+        for epoch in range(initial_epoch, epochs):
+            rng = np.random.default_rng([self.seed or 0, epoch])
+            order = rng.permutation(n_train) if shuffle else np.arange(n_train)
             total = 0.0
             for b in range(batches):
                 if should_stop is not None and should_stop():
                     return history
                 idx = order[b * batch_size : (b + 1) * batch_size]
-                total += self.train_step(xa[idx], ya[idx], loss, loss_params) * len(idx)
+                value = self.train_step(xa[idx], ya[idx], loss, loss_params)
+                total += value * len(idx)
+                step += 1
+                if on_batch_end is not None:
+                    on_batch_end(epoch * batches + b, {"loss": value})
                 if progress is not None:
-                    progress(
-                        (epoch * batches + b + 1) / (epochs * batches),
-                        f"epoch {epoch + 1}/{epochs}, batch {b + 1}/{batches}",
-                    )
-            history["loss"].append(total / n)
+                    progress(step / span, f"epoch {epoch + 1}/{epochs}, batch {b + 1}/{batches}")
+            logs = {"loss": total / n_train}
+            if n_val:
+                logs["val_loss"] = self.evaluate(
+                    xa[n_train:], ya[n_train:], loss, loss_params, batch_size
+                )
+            for key, value in logs.items():
+                history[key].append(value)
+            if on_epoch_end is not None:
+                on_epoch_end(epoch, logs)
         return history
 
     def summary(self) -> list[tuple[int, str, str, tuple]]:

@@ -47,17 +47,17 @@ NAME_PARAM = Param("name", "str", "", "Layer name (empty: the node id).", group=
 DISTRIBUTIONS = ("normal", "uniform", "zeros", "ones")
 
 
-def _data_schema(default_sample_shape: tuple[int, ...], what: str) -> Schema:
+def _data_schema(default_sample_shape: tuple[int, ...], what: str, teacher: bool = False) -> Schema:
+    sources = ("generator", "file", "teacher") if teacher else ("generator", "file")
+    help_ = f"Where the {what} come from: generated or read from a .npy/.npz file" + (
+        "; teacher: the graph's own prediction with weights drawn from `seed` (a target the "
+        "graph can reach)."
+        if teacher
+        else "."
+    )
     return Schema(
         (
-            Param(
-                "source",
-                "choice",
-                "generator",
-                f"Where the {what} come from: generated or read from a .npy/.npz file.",
-                group="source",
-                choices=("generator", "file"),
-            ),
+            Param("source", "choice", "generator", help_, group="source", choices=sources),
             Param(
                 "distribution",
                 "choice",
@@ -186,7 +186,7 @@ NODE_TYPES: dict[str, NodeType] = {
             "The training targets (same shape as the prediction): generated or read from a file.",
             (),
             (Port("data", TENSOR),),
-            _data_schema((6, 3, 66, 66, 5), "targets"),
+            _data_schema((6, 3, 66, 66, 5), "targets", teacher=True),
         ),
         NodeType(
             "loss",

@@ -26,6 +26,32 @@ def toolkit_example(
     return doc
 
 
+def teacher_student() -> GraphDocument:
+    """A trainable graph whose Target is a fixed "teacher": the same architecture with weights
+    drawn from another seed, so the student's loss visibly falls within seconds."""
+    shape = (4, 2, 8, 8, 3)
+    doc = toolkit_example(
+        conv={
+            "activation": "linear",
+            "store": True,
+            "optimizer": {"algorithm": "adam", "learning_rate": 0.01},
+        },
+        data={"batch_size": 32, "sample_shape": list(shape)},
+        input_shape=shape,
+    )
+    doc.add_node("target", {"source": "teacher", "seed": 7}, pos=(860, 260))
+    doc.add_node("loss", {"loss": "mean_squared_error"}, pos=(1160, 160))
+    doc.connect("prediction_6d", "y", "loss", "prediction")
+    doc.connect("target", "data", "loss", "target")
+    doc.extras["training"] = {
+        "epochs": 30,
+        "batch_size": 8,
+        "shuffle": True,
+        "validation_split": 0.25,
+    }
+    return doc
+
+
 def bundled() -> dict[str, GraphDocument]:
     return {
         "toolkit_example": toolkit_example(),
@@ -33,6 +59,7 @@ def bundled() -> dict[str, GraphDocument]:
             {"data_format": "channels_last"}, input_shape=(6, 64, 64, 3, 5)
         ),
         "stride2_same": toolkit_example({"stride": [2, 2, 2], "padding": True}),
+        "teacher_student": teacher_student(),
     }
 
 

@@ -199,6 +199,8 @@ def _infer(doc, order, params, problems) -> dict[str, Shape | None]:
             continue
         kind = node.type
         try:
+            if kind == "target" and p["source"] == "teacher":
+                continue  # the prediction's shape, set by the Loss node below
             if kind in ("data", "target"):
                 shapes[nid] = (
                     generated_shape(p)
@@ -225,6 +227,10 @@ def _infer(doc, order, params, problems) -> dict[str, Shape | None]:
                 shapes[nid] = up(nid, "x")
             elif kind == "loss":
                 a, b = up(nid, "prediction"), up(nid, "target")
+                src = doc.upstream(nid, "target")
+                teacher = src and params.get(src[0], {}).get("source") == "teacher"
+                if teacher and a is not None:
+                    shapes[src[0]] = b = a
                 if a is not None and b is not None and tuple(a) != tuple(b):
                     problems.append(
                         Problem(

@@ -1,0 +1,231 @@
+"""Training a document: Data -> ... -> Prediction 6D -> Loss <- Target. One code path for the CLI
+and the editor; settings (epochs, batch size, shuffle, validation split) live in the document under
+``"training"``.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from compute import Graph, Param, Schema
+from compute.layers import fmt_shape
+
+from .graph_document import GraphDocument
+from .runner import Plan, build_graph, load_data, plan
+from .validation import DocumentProblems, Problem, validate
+from .weights import conv_layers, load_weights
+
+TRAINING_SCHEMA = Schema(
+    (
+        Param(
+            "epochs", "int", 20, "Passes over the training samples.", group="training", minimum=1
+        ),
+        Param("batch_size", "int", 4, "Samples per optimizer step.", group="training", minimum=1),
+        Param(
+            "shuffle",
+            "bool",
+            True,
+            "Shuffle the samples every epoch (seeded by the graph's seed).",
+            group="training",
+        ),
+        Param(
+            "validation_split",
+            "float",
+            0.0,
+            "Fraction of the samples (the last ones) kept "
+            "out of training to measure the validation loss.",
+            group="training",
+            minimum=0.0,
+            maximum=0.9,
+        ),
+    )
+)
+
+
+@dataclass
+class TrainPlan:
+    run: Plan
+    loss_node: str
+    target_node: str
+    loss: str
+    loss_params: dict[str, Any]
+    settings: dict[str, Any]
+
+
+@dataclass
+class TrainResult:
+    history: dict[str, list[float]]
+    graph: Graph
+    seconds: float
+    stopped: bool
+    gradient_norms: dict[str, list[dict[str, float]]] = field(default_factory=dict)
+
+
+def training_settings(doc: GraphDocument) -> dict[str, Any]:
+    return TRAINING_SCHEMA.validate(doc.extras.get("training"), where="training settings")
+
+
+def trainability_problems(doc: GraphDocument) -> list[Problem]:
+    """What is missing for training (empty when the graph is trainable)."""
+    problems = []
+    losses = doc.nodes_of_type("loss")
+    if not doc.nodes_of_type("target"):
+        problems.append(
+            Problem(
+                None,
+                None,
+                "not trainable: add a Target node (the values the prediction should reach)",
+            )
+        )
+    if not losses:
+        problems.append(
+            Problem(
+                None, None, "not trainable: add a Loss node fed by the Prediction 6D and the Target"
+            )
+        )
+    for node in losses:
+        src = doc.upstream(node.id, "prediction")
+        if src and doc.nodes[src[0]].type != "prediction_6d":
+            problems.append(
+                Problem(
+                    node.id,
+                    "prediction",
+                    "the Loss's prediction must come from a Prediction 6D node",
+                )
+            )
+        tgt = doc.upstream(node.id, "target")
+        if tgt and doc.nodes[tgt[0]].type != "target":
+            problems.append(
+                Problem(node.id, "target", "the Loss's target must come from a Target node")
+            )
+    try:
+        training_settings(doc)
+    except Exception as exc:
+        problems.append(Problem(None, "training", str(exc)))
+    return problems
+
+
+def train_plan(doc: GraphDocument) -> TrainPlan:
+    problems = validate(doc).problems + trainability_problems(doc)
+    if problems:
+        raise DocumentProblems(problems)
+    loss_node = doc.nodes_of_type("loss")[0].id
+    pred = doc.upstream(loss_node, "prediction")[0]
+    lp = doc.params(loss_node)
+    return TrainPlan(
+        plan(doc, pred),
+        loss_node,
+        doc.upstream(loss_node, "target")[0],
+        lp.pop("loss"),
+        lp,
+        training_settings(doc),
+    )
+
+
+def load_target(
+    doc: GraphDocument, tp: TrainPlan, x: np.ndarray, backend: str, seed: int | None
+) -> np.ndarray:
+    params = doc.params(tp.target_node)
+    if params["source"] == "teacher":
+        teacher = build_graph(doc, tp.run, backend, seed=params["seed"])
+        return teacher.predict(x)[1]
+    return load_data(doc, tp.target_node, seed)
+
+
+def train_document(
+    doc: GraphDocument,
+    *,
+    backend: str = "auto",
+    seed: int | None = None,
+    x: np.ndarray | None = None,
+    y: np.ndarray | None = None,
+    epochs: int | None = None,
+    batch_size: int | None = None,
+    loss: str | None = None,
+    weights_in: str | os.PathLike | None = None,
+    initial_epoch: int = 0,
+    graph: Graph | None = None,
+    progress: Callable[[float, str], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
+    on_step: Callable[[int, dict[str, Any]], None] | None = None,
+) -> TrainResult:
+    """Train the document's graph; arguments override the document's settings. Pass ``graph`` to
+    continue training an already built graph (its weights and optimizer state)."""
+    tp = train_plan(doc)
+    s = dict(tp.settings)
+    s["epochs"] = epochs or s["epochs"]
+    s["batch_size"] = batch_size or s["batch_size"]
+    loss_name = loss or tp.loss
+    xa = load_data(doc, tp.run.data_node, seed) if x is None else np.asarray(x, np.float32)
+    g = graph or build_graph(doc, tp.run, backend, seed)
+    expected = g.compute_output_shape(xa.shape)
+    ya = load_target(doc, tp, xa, backend, seed) if y is None else np.asarray(y, np.float32)
+    if ya.size == 0 or xa.size == 0:
+        raise DocumentProblems(
+            [Problem(tp.run.data_node, None, "empty data: training needs at least one sample")]
+        )
+    if tuple(ya.shape) != tuple(expected):
+        raise DocumentProblems(
+            [
+                Problem(
+                    tp.target_node,
+                    None,
+                    f"shape mismatch: the target "
+                    f"{fmt_shape(ya.shape)} must equal the prediction "
+                    f"{fmt_shape(expected)}",
+                )
+            ]
+        )
+    if not np.isfinite(ya).all() or not np.isfinite(xa).all():
+        raise DocumentProblems(
+            [Problem(tp.target_node, None, "the data or target holds NaN or Inf values")]
+        )
+    if weights_in is not None:
+        load_weights(weights_in, g.layers)
+    norms: dict[str, list[dict[str, float]]] = {}
+    stored = [layer for layer in conv_layers(g.layers) if layer.config["store"]]
+
+    def batch_end(step: int, logs: dict[str, float]) -> None:
+        info: dict[str, Any] = {"loss": logs["loss"]}
+        for layer in stored:
+            grads = layer.get_gradients()
+            row = {k: float(np.linalg.norm(v)) for k, v in grads.items() if v is not None}
+            norms.setdefault(layer.name, []).append(row)
+            info[layer.name] = row
+        if on_step is not None:
+            on_step(step, info)
+
+    stopped = {"value": False}
+
+    def stop() -> bool:
+        if should_stop is not None and should_stop():
+            stopped["value"] = True
+        return stopped["value"]
+
+    t0 = time.perf_counter()
+    history = g.fit(
+        xa,
+        ya,
+        epochs=s["epochs"],
+        batch_size=s["batch_size"],
+        loss=loss_name,
+        shuffle=s["shuffle"],
+        validation_split=s["validation_split"],
+        initial_epoch=initial_epoch,
+        loss_params=tp.loss_params,
+        progress=progress,
+        should_stop=stop,
+        on_epoch_end=on_epoch_end,
+        on_batch_end=batch_end,
+    )
+    if history["loss"] and not math.isfinite(history["loss"][-1]):
+        raise DocumentProblems([Problem(tp.loss_node, None, "the loss became NaN or Inf")])
+    return TrainResult(history, g, time.perf_counter() - t0, stopped["value"], norms)
