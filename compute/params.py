@@ -166,7 +166,13 @@ class Param:
             item: dict = {"type": "integer"}
             if self.minimum is not None:
                 item["minimum"] = self.minimum
-            out = {"oneOf": [item, {"type": "array", "items": item, "minItems": 1, "maxItems": 3}]}
+            out = {
+                "oneOf": [
+                    item,
+                    {"type": "array", "items": item, "minItems": 1, "maxItems": 1},
+                    {"type": "array", "items": item, "minItems": 3, "maxItems": 3},
+                ]
+            }
         elif self.kind == "shape":
             out = {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1}
         elif self.kind == "choice":
