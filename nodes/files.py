@@ -67,6 +67,14 @@ def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
         "numeric arrays are accepted"
     )
     try:
+        with open(p, "rb") as fh:
+            magic = fh.read(6)
+    except OSError as exc:
+        raise FileError(f"Cannot read `{p}`: {exc.strerror or exc}") from exc
+    if magic != b"\x93NUMPY" and not magic.startswith(b"PK"):
+        # np.load would take any other bytes for a pickle and blame pickling
+        raise FileError(f"File `{p}` is not a readable .npy/.npz file (no NumPy or zip header)")
+    try:
         data = np.load(p, allow_pickle=False)
         if not isinstance(data, np.lib.npyio.NpzFile):
             return {"": data}

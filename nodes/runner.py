@@ -21,7 +21,7 @@ from compute.layers import fmt_shape
 from . import data_sources
 from .graph_document import GraphDocument
 from .validation import DocumentProblems, Problem, validate
-from .weights import load_weights
+from .weights import apply_weights, resolve_weights
 
 Progress = Callable[[float, str], None]
 
@@ -167,13 +167,15 @@ def run_document(
     backend: str = "auto",
     seed: int | None = None,
     data: np.ndarray | None = None,
-    weights: str | os.PathLike | None = None,
+    weights: str | os.PathLike | dict[str, np.ndarray] | None = None,
     progress: Progress | None = None,
     should_stop: Callable[[], bool] | None = None,
     memory_limit: int | None = None,
     prediction_node: str | None = None,
 ) -> RunResult:
-    """Validate, build and run; ``seed`` overrides the document's seed and the Data seed."""
+    """Validate, build and run; ``seed`` overrides the document's seed and the Data seed.
+    ``weights``: a .npz path or named arrays; by default the document's embedded weights, if any,
+    else freshly initialised (seeded) weights."""
     p = plan(doc, prediction_node)
     batch_size = doc.params(p.prediction_node)["batch_size"]
     if data is not None:
@@ -212,8 +214,9 @@ def run_document(
         progress(0.0, "preparing data")
     x = load_data(doc, p.data_node, seed) if data is None else data.astype(np.float32)
     graph = build_graph(doc, p, backend, seed)
-    if weights is not None:
-        load_weights(weights, graph.layers)
+    arrays = resolve_weights(weights, doc)
+    if arrays is not None:
+        apply_weights(arrays, graph.layers, source=str(weights or "embedded weights"))
     t0 = time.perf_counter()
     info, y = graph.predict(
         x, batch_size=batch_size or None, progress=progress, should_stop=should_stop

@@ -20,7 +20,7 @@ from compute.layers import fmt_shape
 from .graph_document import GraphDocument
 from .runner import Plan, build_graph, load_data, plan
 from .validation import DocumentProblems, Problem, validate
-from .weights import conv_layers, load_weights
+from .weights import apply_weights, conv_layers, resolve_weights
 
 TRAINING_SCHEMA = Schema(
     (
@@ -149,7 +149,7 @@ def train_document(
     epochs: int | None = None,
     batch_size: int | None = None,
     loss: str | None = None,
-    weights_in: str | os.PathLike | None = None,
+    weights_in: str | os.PathLike | dict[str, np.ndarray] | None = None,
     initial_epoch: int = 0,
     graph: Graph | None = None,
     progress: Callable[[float, str], None] | None = None,
@@ -188,8 +188,10 @@ def train_document(
         raise DocumentProblems(
             [Problem(tp.target_node, None, "the data or target holds NaN or Inf values")]
         )
-    if weights_in is not None:
-        load_weights(weights_in, g.layers)
+    if graph is None:
+        arrays = resolve_weights(weights_in, doc)
+        if arrays is not None:
+            apply_weights(arrays, g.layers, source=str(weights_in or "embedded weights"))
     norms: dict[str, list[dict[str, float]]] = {}
     stored = [layer for layer in conv_layers(g.layers) if layer.config["store"]]
 

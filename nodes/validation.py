@@ -161,11 +161,13 @@ def validate(doc: GraphDocument) -> Report:
     _check_links(doc, problems)
     order, cyclic = _topological_order(doc)
     if cyclic:
+        # nodes merely downstream of a cycle are left over too; name only those on one
+        on_cycle = sorted(n for n in cyclic if n in doc.descendants(n)) or sorted(cyclic)
         problems.append(
             Problem(
                 None,
                 None,
-                f"cycle through nodes {', '.join(sorted(cyclic))}: graphs must be acyclic",
+                f"cycle through nodes {', '.join(on_cycle)}: graphs must be acyclic",
             )
         )
     for nid, node in doc.nodes.items():

@@ -7,6 +7,8 @@ Conv3DTranspose layer's name (its node's name, else its node id).
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from collections.abc import Iterable
 
@@ -78,3 +80,48 @@ def apply_weights(arrays: dict[str, np.ndarray], layers: Iterable, source: str =
 
 def load_weights(path: str | os.PathLike, layers: Iterable) -> None:
     apply_weights(load_arrays(path), layers, source=str(path))
+
+
+def encode_weights(arrays: dict[str, np.ndarray]) -> dict[str, dict]:
+    """Named arrays as JSON data (for embedding in a graph document): dtype, shape and the
+    little-endian bytes in base64."""
+    out = {}
+    for key, value in arrays.items():
+        a = np.asarray(value)
+        dtype = "<f4" if a.dtype.kind == "f" else "<i8"
+        out[key] = {
+            "dtype": dtype,
+            "shape": list(a.shape),
+            "data": base64.b64encode(a.astype(dtype).tobytes()).decode("ascii"),
+        }
+    return out
+
+
+def decode_weights(data: object, source: str = "embedded weights") -> dict[str, np.ndarray]:
+    """The inverse of :func:`encode_weights`; malformed data gives a :class:`FileError`."""
+    if not isinstance(data, dict):
+        raise FileError(f"{source}: expected an object of named arrays")
+    out = {}
+    for key, item in data.items():
+        try:
+            dtype = np.dtype({"<f4": "<f4", "<i8": "<i8"}[item["dtype"]])
+            shape = tuple(int(s) for s in item["shape"])
+            raw = base64.b64decode(item["data"], validate=True)
+            out[key] = (
+                np.frombuffer(raw, dtype=dtype)
+                .reshape(shape)
+                .astype(np.float32 if dtype.kind == "f" else np.int64)
+            )
+        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+            raise FileError(f"{source}: array `{key}` is malformed ({exc})") from exc
+    return out
+
+
+def resolve_weights(weights, doc=None) -> dict[str, np.ndarray] | None:
+    """Weights from a .npz path, a dict of arrays, or else the document's embedded weights."""
+    if weights is None:
+        embedded = doc.extras.get("weights") if doc is not None else None
+        return decode_weights(embedded) if embedded else None
+    if isinstance(weights, dict):
+        return weights
+    return load_arrays(weights)
