@@ -71,6 +71,14 @@ class GraphDocument:
     links: list[Link] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=lambda: {"seed": 0})
     extras: dict[str, Any] = field(default_factory=dict)  # training settings, embedded weights
+    # folder of the file it was loaded from: relative data paths are resolved against it
+    base_dir: Path | None = field(default=None, compare=False)
+
+    def resolve_path(self, path: str) -> str:
+        """A data file path as written in a node, made absolute against the graph's folder."""
+        if not path or os.path.isabs(path) or self.base_dir is None:
+            return path
+        return str(self.base_dir / path)
 
     # ------------------------------------------------------------------ nodes
     def new_id(self, type_id: str) -> str:
@@ -230,7 +238,9 @@ class GraphDocument:
         atomic_write_text(path, self.dumps())
 
     def copy(self) -> GraphDocument:
-        return from_json(self.to_json())
+        doc = from_json(self.to_json())
+        doc.base_dir = self.base_dir
+        return doc
 
 
 def _pos(pos) -> tuple[float, float] | None:
@@ -371,7 +381,28 @@ def loads(text: str | bytes, source: str = "document") -> GraphDocument:
         raise DocumentError(f"{source}: not valid JSON ({exc})") from exc
     except RecursionError as exc:
         raise DocumentError(f"{source}: JSON nested too deeply") from exc
+    if _depth(data) > MAX_DEPTH:
+        # json.loads accepts ~1000 levels, but copying and checking them would overflow the stack
+        raise DocumentError(f"{source}: JSON nested too deeply (more than {MAX_DEPTH} levels)")
     return from_json(data, source)
+
+
+MAX_DEPTH = 64  # a graph document needs about 6 levels
+
+
+def _depth(data: Any) -> int:
+    """Nesting depth of parsed JSON, without recursion."""
+    deepest, stack = 0, [(data, 1)]
+    while stack:
+        value, depth = stack.pop()
+        deepest = max(deepest, depth)
+        if depth > MAX_DEPTH:
+            return depth
+        if isinstance(value, dict):
+            stack.extend((v, depth + 1) for v in value.values())
+        elif isinstance(value, list):
+            stack.extend((v, depth + 1) for v in value)
+    return deepest
 
 
 def load(path: str | os.PathLike) -> GraphDocument:
@@ -386,8 +417,11 @@ def load(path: str | os.PathLike) -> GraphDocument:
     from .snippet import PNG_SIGNATURE, read_graph_text
 
     if raw.startswith(PNG_SIGNATURE) or p.suffix.lower() == ".png":
-        return loads(read_graph_text(raw, source=str(p)), source=str(p))
-    return loads(raw, source=str(p))
+        doc = loads(read_graph_text(raw, source=str(p)), source=str(p))
+    else:
+        doc = loads(raw, source=str(p))
+    doc.base_dir = p.resolve().parent
+    return doc
 
 
 def default_document() -> GraphDocument:

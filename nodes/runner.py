@@ -131,9 +131,13 @@ def estimate_bytes(p: Plan, batch_size: int = 0) -> int:
     n = p.input_shape[0]
     per = batch_size if batch_size and batch_size < n else n
     total = 4 * math.prod(p.input_shape) + 4 * math.prod(p.output_shape)
+    largest = 0
     for nid in p.chain:
-        total += 2 * 4 * math.prod(p.shapes[nid]) * per // max(n, 1)
-    return total + 4 * CHUNK_BYTES
+        batch_out = 4 * math.prod(p.shapes[nid]) * per // max(n, 1)
+        total += 2 * batch_out
+        largest = max(largest, batch_out)
+    # the transposed convolution's working buffers: bounded per chunk, never above a batch output
+    return total + min(2 * CHUNK_BYTES, 2 * largest)
 
 
 def build_graph(
@@ -158,7 +162,7 @@ def load_data(doc: GraphDocument, node_id: str, seed: int | None = None) -> np.n
     params = doc.params(node_id)
     if params["source"] == "generator":
         return data_sources.generate(params, seed)
-    return data_sources.load_file(params["path"], params["array_name"])
+    return data_sources.load_file(doc.resolve_path(params["path"]), params["array_name"])
 
 
 def run_document(
@@ -205,8 +209,8 @@ def run_document(
                     p.prediction_node,
                     None,
                     f"this run needs about "
-                    f"{need / 2**20:,.0f} MiB, above the memory limit of "
-                    f"{limit / 2**20:,.0f} MiB; lower the batch size or the shapes",
+                    f"{need / 2**20:,.1f} MiB, above the memory limit of "
+                    f"{limit / 2**20:,.1f} MiB; lower the batch size or the shapes",
                 )
             ]
         )

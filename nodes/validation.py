@@ -207,7 +207,7 @@ def _infer(doc, order, params, problems) -> dict[str, Shape | None]:
                 shapes[nid] = (
                     generated_shape(p)
                     if p["source"] == "generator"
-                    else peek_shape(p["path"], p["array_name"])
+                    else peek_shape(doc.resolve_path(p["path"]), p["array_name"])
                 )
             elif kind == "input":
                 s = up(nid, "x")

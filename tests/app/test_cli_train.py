@@ -1,0 +1,135 @@
+"""`conv3dt-studio train`: per-epoch lines, weights and history files, train -> run round trip."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+
+from app.cli import main
+from nodes import EXAMPLES, load, run_document
+from nodes.examples import teacher_student
+
+GRAPH = str(EXAMPLES / "teacher_student.json")
+
+
+def test_train_then_run_with_the_trained_weights(tmp_path, capsys):
+    weights, history = tmp_path / "w.npz", tmp_path / "h.json"
+    code = main(
+        [
+            "train",
+            GRAPH,
+            "--epochs",
+            "4",
+            "--backend",
+            "numpy",
+            "--weights-out",
+            str(weights),
+            "--history",
+            str(history),
+        ]
+    )
+    out = capsys.readouterr().out
+    assert code == 0
+    assert [ln.split(":")[0] for ln in out.splitlines() if ln.startswith("epoch")] == [
+        "epoch 1",
+        "epoch 2",
+        "epoch 3",
+        "epoch 4",
+    ]
+    losses = json.loads(history.read_text())["loss"]
+    assert len(losses) == 4 and losses[-1] < losses[0]
+    with np.load(weights, allow_pickle=False) as w:
+        assert "conv3d_transpose/kernel" in w.files
+        assert "conv3d_transpose/optimizer/iterations" in w.files
+    predicted = tmp_path / "y.npy"
+    assert main(["run", GRAPH, "--weights", str(weights), "--out", str(predicted)]) == 0
+    y = np.load(predicted, allow_pickle=False)
+    fresh = run_document(load(GRAPH), backend="numpy").prediction
+    trained = run_document(load(GRAPH), backend="numpy", weights=str(weights)).prediction
+    assert np.array_equal(y, trained) and not np.array_equal(y, fresh)
+
+
+def test_resumed_training_continues_the_same_losses(tmp_path, capsys):
+    w = tmp_path / "w.npz"
+    h_full, h_a, h_b = (tmp_path / f"{n}.json" for n in ("full", "a", "b"))
+    assert main(["train", GRAPH, "--epochs", "3", "--history", str(h_full)]) == 0
+    assert (
+        main(["train", GRAPH, "--epochs", "2", "--history", str(h_a), "--weights-out", str(w)]) == 0
+    )
+    assert (
+        main(
+            [
+                "train",
+                GRAPH,
+                "--epochs",
+                "3",
+                "--initial-epoch",
+                "2",
+                "--weights-in",
+                str(w),
+                "--history",
+                str(h_b),
+            ]
+        )
+        == 0
+    )
+    capsys.readouterr()
+    full, a, b = (json.loads(p.read_text()) for p in (h_full, h_a, h_b))
+    assert a["loss"] + b["loss"] == full["loss"]
+
+
+def test_training_data_from_files(tmp_path, capsys):
+    doc = teacher_student()
+    x = np.random.default_rng(3).standard_normal((8, 4, 2, 8, 8, 3), dtype=np.float32)
+    y = np.zeros((8, 4, 3, 10, 10, 5), np.float32)
+    np.save(tmp_path / "x.npy", x)
+    np.save(tmp_path / "y.npy", y)
+    graph = tmp_path / "g.json"
+    doc.save(graph)
+    assert (
+        main(
+            [
+                "train",
+                str(graph),
+                "--x",
+                str(tmp_path / "x.npy"),
+                "--y",
+                str(tmp_path / "y.npy"),
+                "--epochs",
+                "1",
+                "--batch-size",
+                "2",
+            ]
+        )
+        == 0
+    )
+    assert "epoch 1: loss:" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("args", "message"),
+    [
+        (["train", str(EXAMPLES / "toolkit_example.json")], "not trainable: add a Target"),
+        (["train", GRAPH, "--loss", "nope"], "Invalid value for `loss`"),
+        (["train", GRAPH, "--epochs", "0"], "expected a positive integer"),
+    ],
+)
+def test_bad_training_input(args, message, capsys):
+    assert main(args) == 2
+    assert message in capsys.readouterr().err
+
+
+def test_target_of_the_wrong_shape(tmp_path, capsys):
+    np.save(tmp_path / "y.npy", np.zeros((32, 4, 3, 9, 9, 5), np.float32))
+    assert main(["train", GRAPH, "--y", str(tmp_path / "y.npy"), "--epochs", "1"]) == 2
+    assert "must equal the prediction (32, 4, 3, 10, 10, 5)" in capsys.readouterr().err
+
+
+def test_existing_outputs_are_not_overwritten(tmp_path, capsys):
+    w = tmp_path / "w.npz"
+    w.write_bytes(b"precious")
+    assert main(["train", GRAPH, "--epochs", "1", "--weights-out", str(w)]) == 2
+    assert "already exists" in capsys.readouterr().err
+    assert w.read_bytes() == b"precious"

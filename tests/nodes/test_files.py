@@ -1,0 +1,88 @@
+"""Safe files: .npy/.npz without pickle, atomic array saves, one-line errors naming the file."""
+
+from __future__ import annotations
+
+import os
+
+import numpy as np
+import pytest
+
+from nodes import FileError
+from nodes.data_sources import generate, load_file, peek_shape
+from nodes.files import load_arrays, save_npy, save_npz
+
+
+def test_save_npy_and_load(tmp_path):
+    a = np.arange(6, dtype=np.float32).reshape(2, 3)
+    save_npy(tmp_path / "a.npy", a)
+    assert np.array_equal(load_file(str(tmp_path / "a.npy")), a)
+    assert peek_shape(str(tmp_path / "a.npy")) == (2, 3)
+
+
+def test_save_npy_is_atomic(tmp_path, monkeypatch):
+    path = tmp_path / "a.npy"
+    save_npy(path, np.zeros(3))
+    before = path.read_bytes()
+    monkeypatch.setattr(os, "replace", lambda *a: (_ for _ in ()).throw(OSError(5, "I/O error")))
+    with pytest.raises(FileError, match="Cannot save .*a.npy.*I/O error"):
+        save_npy(path, np.ones(3))
+    monkeypatch.undo()
+    assert path.read_bytes() == before
+
+
+def test_npz_arrays_by_name(tmp_path):
+    save_npz(tmp_path / "a.npz", {"x": np.zeros((1, 2)), "y": np.ones(3)})
+    assert set(load_arrays(tmp_path / "a.npz")) == {"x", "y"}
+    assert load_file(str(tmp_path / "a.npz"), "y").tolist() == [1, 1, 1]
+    with pytest.raises(FileError, match="has no array `z`: it holds x, y"):
+        load_file(str(tmp_path / "a.npz"), "z")
+    with pytest.raises(FileError, match="holds 2 arrays"):
+        load_file(str(tmp_path / "a.npz"))
+
+
+def test_pickled_npy_is_never_loaded(tmp_path):
+    path = tmp_path / "evil.npy"
+    np.save(path, np.array([{"a": 1}, None], dtype=object), allow_pickle=True)
+    with pytest.raises(FileError, match="evil.npy` holds Python objects"):
+        load_file(str(path))
+    with pytest.raises(FileError, match="holds Python objects"):
+        peek_shape(str(path))
+
+
+def test_non_numeric_array_is_refused(tmp_path):
+    np.save(tmp_path / "s.npy", np.array(["a", "b"]))
+    with pytest.raises(FileError, match="expected numbers"):
+        load_file(str(tmp_path / "s.npy"))
+
+
+@pytest.mark.parametrize("content", [b"", b"not numpy", b"\x93NUMPY\x01\x00garbage"])
+def test_corrupt_files(tmp_path, content):
+    path = tmp_path / "bad.npy"
+    path.write_bytes(content)
+    with pytest.raises(FileError, match="bad.npy` is not a readable .npy/.npz file"):
+        load_file(str(path))
+    with pytest.raises(FileError, match="bad.npy"):
+        peek_shape(str(path))
+
+
+def test_missing_and_unset_files(tmp_path):
+    with pytest.raises(FileError, match="does not exist"):
+        load_file(str(tmp_path / "nope.npy"))
+    with pytest.raises(FileError, match="No data file given"):
+        load_file("")
+
+
+@pytest.mark.parametrize(
+    ("distribution", "check"),
+    [
+        ("zeros", lambda a: not a.any()),
+        ("ones", lambda a: (a == 1).all()),
+        ("uniform", lambda a: ((a >= 0) & (a < 1)).all()),
+        ("normal", lambda a: abs(float(a.mean())) < 0.2),
+    ],
+)
+def test_generator(distribution, check):
+    params = {"distribution": distribution, "batch_size": 4, "sample_shape": (5, 6), "seed": 3}
+    a = generate(params)
+    assert a.shape == (4, 5, 6) and a.dtype == np.float32 and check(a)
+    assert np.array_equal(a, generate(params))
