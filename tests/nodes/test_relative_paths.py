@@ -1,0 +1,23 @@
+"""A graph's relative data paths are resolved against the graph file's folder, not the cwd."""
+
+from __future__ import annotations
+
+import numpy as np
+
+import nodes
+from nodes.examples import toolkit_example
+
+
+def test_relative_data_path_follows_the_graph_file(tmp_path, monkeypatch):
+    folder = tmp_path / "project"
+    folder.mkdir()
+    x = np.random.default_rng(0).standard_normal((2, 2, 2, 6, 6, 3), dtype=np.float32)
+    np.save(folder / "x.npy", x)
+    doc = toolkit_example(data={"source": "file", "path": "x.npy"}, input_shape=(2, 2, 6, 6, 3))
+    doc.save(folder / "g.json")
+    monkeypatch.chdir(tmp_path)  # somewhere else
+    loaded = nodes.load(folder / "g.json")
+    assert nodes.validate(loaded).shapes["data"] == (2, 2, 2, 6, 6, 3)
+    result = nodes.run_document(loaded, backend="numpy")
+    assert np.array_equal(result.input, x)
+    assert loaded.copy().resolve_path("x.npy") == str(folder / "x.npy")
