@@ -11,7 +11,7 @@ Rules, with ``t`` the 1-based step, ``g`` the gradient, ``lr`` the learning rate
     adam      (Keras 3) m += (1-b1)(g-m); v += (1-b2)(g^2-v);
               w -= lr sqrt(1-b2^t)/(1-b1^t) m / (sqrt(v) + eps)
     adamax    m += (1-b1)(g-m); u = max(b2 u, |g|); w -= lr m / ((1-b1^t)(u + eps))
-    nadam     (Keras 3) mu_t = b1 (1 - 0.5 0.96^(0.004 t)), prod_t = prod_{i<=t} mu_i;
+    nadam     (Keras 3) mu_t = b1 (1 - 0.5 0.96^t), prod_t = prod_{i<=t} mu_i;
               m, v as adam; m_hat = mu_{t+1} m/(1-prod_{t+1}) + (1-mu_t) g/(1-prod_t);
               w -= lr m_hat / (sqrt(v/(1-b2^t)) + eps)
 """
@@ -143,8 +143,8 @@ class Optimizer:
         step_const: dict[str, float] = {}
         if algo == "nadam":
             b1 = c["beta_1"]
-            mu_t = b1 * (1.0 - 0.5 * 0.96 ** (t * 0.004))
-            mu_next = b1 * (1.0 - 0.5 * 0.96 ** ((t + 1) * 0.004))
+            mu_t = b1 * (1.0 - 0.5 * 0.96**t)
+            mu_next = b1 * (1.0 - 0.5 * 0.96 ** (t + 1))
             prod_t = self.u_product * mu_t
             step_const = {
                 "mu_t": mu_t,
