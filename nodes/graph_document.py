@@ -133,9 +133,10 @@ class GraphDocument:
             )
         param = nt.schema[name]
         normalised = param.validate(value)
-        if node.type == "conv3d_transpose":
-            values = nt.schema.validate({**node.params, name: param.to_json(normalised)})
-            check_cross_constraints(values)
+        merged = {**node.params, name: param.to_json(normalised)}
+        # a damaged unrelated value (from a file) must not block repairing the node field by field
+        if node.type == "conv3d_transpose" and not nt.schema.problems(merged):
+            check_cross_constraints(nt.schema.validate(merged))
         node.params[name] = param.to_json(normalised)
         return node.params[name]
 

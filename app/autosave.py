@@ -1,0 +1,152 @@
+"""Autosave and crash recovery.
+
+Each open window writes its document to ``autosave-<token>.json`` in the user data folder a few
+seconds after a change, and deletes it when its work is saved or it closes normally. A file left
+behind by a process that is gone (a crash) is offered for restore on the next start. The folder is
+``platformdirs.user_data_dir("conv3dt-studio")``, or ``$CONV3DT_STUDIO_DATA_DIR`` when set (tests).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import tempfile
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+from PySide6.QtCore import QObject, QTimer, Signal
+
+from nodes.files import FileError, atomic_write_text
+
+ENV_DATA_DIR = "CONV3DT_STUDIO_DATA_DIR"
+APP_NAME = "conv3dt-studio"
+FORMAT = "conv3dt-studio/autosave"
+DEFAULT_DELAY_MS = 3000
+_LIVE_TOKENS: set[str] = set()  # windows of this process that own their autosave file
+
+
+def data_dir() -> Path:
+    """The user data folder (created on demand)."""
+    path = Path(os.environ.get(ENV_DATA_DIR) or platformdirs.user_data_dir(APP_NAME, False))
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+    except OSError:  # read-only home and the like: autosave still works, in the temp folder
+        path = Path(tempfile.gettempdir()) / APP_NAME
+        path.mkdir(parents=True, exist_ok=True)
+    return path
+
+
+def _pid_alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    if sys.platform == "win32":  # os.kill(pid, 0) would terminate the process there
+        return False
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    except OSError:
+        return False
+    return True
+
+
+@dataclass
+class Recovery:
+    """An autosave left by a crashed session."""
+
+    file: Path
+    document: dict[str, Any]
+    path: str | None  # the file the work belonged to, if it had been saved before
+    saved_at: float
+
+    def describe(self) -> str:
+        when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.saved_at))
+        return f"{self.path or 'an unsaved graph'} (autosaved {when})"
+
+    def discard(self) -> None:
+        self.file.unlink(missing_ok=True)
+
+
+def orphans() -> list[Recovery]:
+    """Autosaves whose owner is gone, newest first (unreadable ones are skipped)."""
+    found = []
+    for file in data_dir().glob("autosave-*.json"):
+        try:
+            data = json.loads(file.read_text(encoding="utf-8"))
+            if data.get("format") != FORMAT or not isinstance(data.get("document"), dict):
+                continue
+            pid, token = int(data["pid"]), str(data["token"])
+        except (OSError, ValueError, KeyError, TypeError):
+            continue
+        if _pid_alive(pid) and (pid != os.getpid() or token in _LIVE_TOKENS):
+            continue
+        found.append(Recovery(file, data["document"], data.get("path"), float(data["time"])))
+    return sorted(found, key=lambda r: r.saved_at, reverse=True)
+
+
+class Autosaver(QObject):
+    """Debounced autosave of one window's document."""
+
+    saved = Signal(str)  # the autosave file
+    failed = Signal(str)
+
+    def __init__(
+        self,
+        document: Callable[[], dict[str, Any]],
+        path: Callable[[], str | None],
+        delay_ms: int = DEFAULT_DELAY_MS,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self._document = document
+        self._path = path
+        self.token = uuid.uuid4().hex
+        self.file = data_dir() / f"autosave-{self.token}.json"
+        _LIVE_TOKENS.add(self.token)
+        self.timer = QTimer(self)
+        self.timer.setSingleShot(True)
+        self.timer.setInterval(delay_ms)
+        self.timer.timeout.connect(self.save_now)
+
+    def schedule(self) -> None:
+        """Autosave ``delay_ms`` after the last change."""
+        self.timer.start()
+
+    def save_now(self) -> None:
+        data = {
+            "format": FORMAT,
+            "pid": os.getpid(),
+            "token": self.token,
+            "time": time.time(),
+            "path": self._path(),
+            "document": self._document(),
+        }
+        try:
+            atomic_write_text(self.file, json.dumps(data) + "\n")
+        except FileError as exc:
+            self.failed.emit(str(exc))
+            return
+        self.saved.emit(str(self.file))
+
+    def discard(self) -> None:
+        """The work is safe elsewhere (saved): drop the autosave."""
+        self.timer.stop()
+        self.file.unlink(missing_ok=True)
+
+    def close(self) -> None:
+        """Normal end of the window."""
+        self.discard()
+        _LIVE_TOKENS.discard(self.token)
+
+    def abandon(self) -> None:
+        """Stop without cleaning up, as a crash would (tests)."""
+        self.timer.stop()
+        _LIVE_TOKENS.discard(self.token)

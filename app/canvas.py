@@ -1,0 +1,569 @@
+"""The NodeGraphQt canvas: a view over the graph document.
+
+The document is the source of truth. User gestures on the canvas (connect, disconnect, move, drop)
+are intercepted before NodeGraphQt changes anything and turned into undoable commands on the
+document; after every change the view is reconciled with the document (nodes, positions, links) and
+each node shows its inferred output shape, or turns red with its problem in the tooltip.
+"""
+
+from __future__ import annotations
+
+import copy
+import os
+from collections.abc import Iterable
+
+os.environ.setdefault("QT_PREFERRED_BINDING", "PySide6")  # NodeGraphQt goes through Qt.py
+
+from NodeGraphQt import BaseNode, NodeGraph  # noqa: E402
+from NodeGraphQt.constants import MIME_TYPE  # noqa: E402
+from PySide6.QtCore import QMimeData, QObject, QPoint, QPointF, Signal  # noqa: E402
+from PySide6.QtGui import QBrush, QColor, QFont, QUndoStack  # noqa: E402
+from PySide6.QtWidgets import QGraphicsSimpleTextItem  # noqa: E402
+
+import nodes  # noqa: E402
+from compute import ParameterError  # noqa: E402
+from nodes import LAYER, NODE_TYPES, GraphDocument, Link, LinkError, Node, NodeType  # noqa: E402
+
+from .undo import (  # noqa: E402
+    MISSING,
+    AddNodesCmd,
+    ChangeLinksCmd,
+    DeleteNodesCmd,
+    MoveNodesCmd,
+    SetParamCmd,
+)
+
+IDENTIFIER = "conv3dt"
+NODE_MIME_PREFIX = "conv3dt-studio/node:"  # payload of a palette drag (under NodeGraphQt's MIME)
+PORT_COLORS = {nodes.TENSOR: (90, 170, 250), LAYER: (250, 165, 60)}
+CATEGORY_COLORS = {
+    "1 Generate data": (38, 74, 96),
+    "2 Define graph": (46, 56, 92),
+    "3 Run graph": (40, 86, 62),
+    "4 Train": (86, 64, 36),
+}
+ERROR_COLOR = (150, 36, 40)
+UNKNOWN_COLOR = (90, 90, 90)
+LABEL_COLOR = QColor(190, 200, 215)
+LABEL_ERROR_COLOR = QColor(255, 120, 120)
+
+
+# ---------------------------------------------------------------------- node classes
+class StudioNode(BaseNode):
+    """Base of the node classes generated from the catalogue."""
+
+    __identifier__ = IDENTIFIER
+    NODE_NAME = "Node"
+    NODE_TYPE: NodeType | None = None
+
+    def __init__(self) -> None:
+        super().__init__()
+        nt = self.NODE_TYPE
+        if nt is None:
+            return
+        for port in nt.inputs:
+            self.add_input(port.name, multi_input=False, color=PORT_COLORS[port.kind])
+        for port in nt.outputs:
+            self.add_output(
+                port.name, multi_output=port.kind != LAYER, color=PORT_COLORS[port.kind]
+            )
+        self.set_color(*CATEGORY_COLORS.get(nt.category, UNKNOWN_COLOR))
+
+
+class UnknownNode(StudioNode):
+    """Stands for a node whose type this version does not know (shown, never run)."""
+
+    NODE_NAME = "Unknown"
+
+
+def _class_name(type_id: str) -> str:
+    return "".join(w.title() for w in type_id.split("_")) + "Node"
+
+
+NODE_CLASSES: dict[str, type[StudioNode]] = {
+    t.type_id: type(_class_name(t.type_id), (StudioNode,), {"NODE_NAME": t.title, "NODE_TYPE": t})
+    for t in NODE_TYPES.values()
+}
+
+
+def node_identifier(type_id: str) -> str:
+    cls = NODE_CLASSES.get(type_id, UnknownNode)
+    return f"{IDENTIFIER}.{cls.__name__}"
+
+
+def display_name(node: Node) -> str:
+    """'Conv3DTranspose' for id conv3d_transpose, 'Conv3DTranspose 2' for conv3d_transpose_2."""
+    nt = NODE_TYPES.get(node.type)
+    if nt is None:
+        return f"{node.id} (unknown type)"
+    if node.id == node.type:
+        return nt.title
+    suffix = node.id[len(node.type) + 1 :] if node.id.startswith(node.type + "_") else ""
+    return f"{nt.title} {suffix}" if suffix.isdigit() else node.id
+
+
+def fmt_shape(shape) -> str:
+    return "×".join("?" if s is None else str(s) for s in shape)
+
+
+# ---------------------------------------------------------------------- the graph widget
+class StudioGraph(NodeGraph):
+    """NodeGraph whose user gestures go to the :class:`Canvas` instead of NodeGraphQt's model."""
+
+    def __init__(self, canvas: Canvas) -> None:
+        self._canvas = canvas
+        super().__init__(parent=canvas)  # own undo stack: only selection; ours has the edits
+
+    def _on_connection_changed(self, disconnected, connected) -> None:
+        if disconnected or connected:
+            self._canvas._user_relink(disconnected, connected)
+
+    def _on_connection_sliced(self, ports) -> None:
+        if ports:
+            self._canvas._user_relink(ports, [])
+
+    def _on_nodes_moved(self, node_data) -> None:
+        self._canvas._user_moved(node_data)
+
+    def _on_insert_node(self, pipe, node_id, prev_node_pos) -> None:
+        self._canvas._user_moved(prev_node_pos)  # dropping a node on a pipe only moves it
+
+    def _on_node_data_dropped(self, mimedata, pos) -> None:
+        self._canvas.drop(mimedata, pos)
+
+    def _on_search_triggered(self, node_type, pos) -> None:
+        type_id = next((k for k in NODE_CLASSES if node_identifier(k) == node_type), None)
+        if type_id:
+            self._canvas.add_node(type_id, (pos[0], pos[1]))
+
+    def toggle_node_search(self) -> None:
+        """Tab search over the catalogue's node types only (not NodeGraphQt's built-ins)."""
+        if self._viewer.underMouse():
+            names = {cls.NODE_NAME: [node_identifier(t)] for t, cls in NODE_CLASSES.items()}
+            self._viewer.tab_search_set_nodes(names)
+            self._viewer.tab_search_toggle()
+
+    def _on_node_name_changed(self, node_id, name) -> None:
+        self._canvas._sync_view()  # names are derived from ids: undo the in-place rename
+
+
+# ---------------------------------------------------------------------- the canvas
+class Canvas(QObject):
+    """Owns the document, its undo stack and the NodeGraphQt view over it."""
+
+    document_changed = Signal()
+    selection_changed = Signal(object)  # the selected node id, or None
+    message = Signal(str, str)  # (level: info/warning/error, text) for the log
+    problems_changed = Signal(object)  # the new nodes.Report
+
+    def __init__(self, doc: GraphDocument | None = None, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self.doc = doc if doc is not None else GraphDocument()
+        self.undo_stack = QUndoStack(self)
+        self.graph = StudioGraph(self)
+        self.graph.register_nodes([UnknownNode, *NODE_CLASSES.values()])
+        self.graph.set_acyclic(True)
+        self.graph.set_pipe_collision(False)
+        self.graph.set_background_color(24, 27, 33)
+        self.graph.set_grid_color(36, 40, 48)
+        self.viewer = self.graph.viewer()
+        self.viewer.setObjectName("graph_canvas")
+        self.views: dict[str, BaseNode] = {}
+        self.labels: dict[str, QGraphicsSimpleTextItem] = {}
+        self.run_errors: dict[str, str] = {}
+        self.report: nodes.Report = nodes.validate(self.doc)
+        self._logged_problems: set[str] = set()
+        self._dialog = None  # callable(title, text) for messages that need the user's eyes
+        self.graph.node_selection_changed.connect(self._on_selection)
+        self.graph.node_selected.connect(self._on_selection)
+        self.set_document(self.doc)
+
+    # ------------------------------------------------------------------ whole document
+    def set_document(self, doc: GraphDocument) -> None:
+        """Show ``doc`` (positions filled in where missing); clears undo history."""
+        self.doc = doc
+        _layout_missing(doc, list(doc.nodes))
+        self.run_errors.clear()
+        self._logged_problems.clear()
+        self.undo_stack.clear()
+        self._sync_view()
+        self._changed()
+
+    def set_message_dialog(self, show) -> None:
+        self._dialog = show
+
+    # ------------------------------------------------------------------ user-level edits (undoable)
+    def add_node(
+        self, type_id: str, pos: tuple[float, float], params: dict | None = None
+    ) -> str | None:
+        """Create a node of ``type_id`` at ``pos``; returns its id (None when refused)."""
+        try:
+            probe = GraphDocument()
+            node = probe.add_node(type_id, params, pos=pos, node_id=self.doc.new_id(type_id))
+        except ParameterError as exc:
+            self._warn(str(exc))
+            return None
+        self.undo_stack.push(AddNodesCmd(self, [node], [], f"create {node.id}"))
+        return node.id
+
+    def delete_nodes(self, node_ids: Iterable[str]) -> None:
+        ids = [i for i in node_ids if i in self.doc.nodes]
+        if ids:
+            self.undo_stack.push(DeleteNodesCmd(self, ids))
+
+    def move_node(self, node_id: str, pos: tuple[float, float]) -> None:
+        old = self.doc.nodes[node_id].pos
+        self.undo_stack.push(MoveNodesCmd(self, {node_id: (old, (float(pos[0]), float(pos[1])))}))
+
+    def connect(self, src: str, src_port: str, dst: str, dst_port: str) -> bool:
+        """Connect, replacing what fed ``dst_port``; refused (False, with a message) when the
+        port rules forbid it."""
+        return self._apply_links([], [Link((src, src_port), (dst, dst_port))])
+
+    def disconnect(self, src: str, src_port: str, dst: str, dst_port: str) -> None:
+        link = Link((src, src_port), (dst, dst_port))
+        if link in self.doc.links:
+            self.undo_stack.push(ChangeLinksCmd(self, [link], [], "disconnect"))
+
+    def set_param(self, node_id: str, name: str, value) -> str | None:
+        """Validate and set a parameter; returns the error message when refused (the document
+        keeps its last good value)."""
+        node = self.doc.nodes[node_id]
+        old = copy.deepcopy(node.params.get(name, MISSING))
+        try:
+            new = self.doc.set_param(node_id, name, value)
+        except ParameterError as exc:
+            new = self._repair_value(node, name, value)
+            if new is MISSING:
+                return str(exc)
+        self._store_param(node_id, name, old, notify=False)  # the command applies it
+        if new == old:
+            return None
+        self.undo_stack.push(SetParamCmd(self, node_id, name, old, new))
+        return None
+
+    @staticmethod
+    def _repair_value(node: Node, name: str, value):
+        """A value valid on its own, refused only because *another* parameter of the node is
+        invalid (a damaged file): accept it so the node can be repaired one field at a time.
+        Returns MISSING when the value itself is refused."""
+        schema = NODE_TYPES[node.type].schema
+        try:
+            normalised = schema[name].validate(value)
+        except ParameterError:
+            return MISSING
+        others = {k: v for k, v in node.params.items() if k != name}
+        if not schema.problems(others):
+            return MISSING  # a genuine refusal (a constraint between parameters)
+        return schema[name].to_json(normalised)
+
+    def insert_document(self, other: GraphDocument, at: tuple[float, float]) -> list[str]:
+        """Add ``other``'s nodes and links (ids renamed where taken), its top-left at ``at``."""
+        if not other.nodes:
+            self._warn("The dropped graph has no nodes")
+            return []
+        _layout_missing(other, list(other.nodes))
+        xs = [n.pos[0] for n in other.nodes.values()]
+        ys = [n.pos[1] for n in other.nodes.values()]
+        dx, dy = at[0] - min(xs), at[1] - min(ys)
+        taken = set(self.doc.nodes)
+        rename: dict[str, str] = {}
+        new_nodes = []
+        for n in other.nodes.values():
+            nid = n.id
+            if nid in taken:
+                k = 2
+                while f"{n.type}_{k}" in taken:
+                    k += 1
+                nid = f"{n.type}_{k}"
+            taken.add(nid)
+            rename[n.id] = nid
+            new_nodes.append(
+                Node(nid, n.type, copy.deepcopy(n.params), (n.pos[0] + dx, n.pos[1] + dy))
+            )
+        links = [
+            Link((rename[ln.src[0]], ln.src[1]), (rename[ln.dst[0]], ln.dst[1]))
+            for ln in other.links
+            if ln.src[0] in rename and ln.dst[0] in rename
+        ]
+        self.undo_stack.push(AddNodesCmd(self, new_nodes, links, f"insert {len(new_nodes)} nodes"))
+        return [n.id for n in new_nodes]
+
+    # ------------------------------------------------------------------ gestures from the view
+    def _user_relink(self, disconnected, connected) -> None:
+        removed = [self._link_of(a, b) for a, b in disconnected]
+        added = [self._link_of(a, b) for a, b in connected]
+        if not self._apply_links([ln for ln in removed if ln in self.doc.links], added):
+            self._sync_view()  # put back any pipe the gesture detached
+
+    def _user_moved(self, node_data) -> None:
+        moves = {}
+        for view, prev in node_data.items():
+            nid = self._id_of(view.id)
+            if nid is not None:
+                new = tuple(float(v) for v in view.xy_pos)
+                moves[nid] = (self.doc.nodes[nid].pos or tuple(prev), new)
+        if moves:
+            self.undo_stack.push(MoveNodesCmd(self, moves))
+
+    def _apply_links(self, removed: list[Link], added: list[Link]) -> bool:
+        """Check the re-wiring on the document's links, then push it as one command."""
+        links_before = list(self.doc.links)
+        removed = list(removed)
+        try:
+            self.doc.links = [ln for ln in self.doc.links if ln not in removed]
+            for ln in added:
+                problem = self.doc.link_problem(*ln.src, *ln.dst, replace=True)
+                if problem:
+                    raise LinkError(problem)
+                removed += [x for x in self.doc.links if x.dst == ln.dst and x != ln]
+                self.doc.links = [x for x in self.doc.links if x.dst != ln.dst] + [ln]
+        except LinkError as exc:
+            self._warn(str(exc))
+            return False
+        finally:
+            self.doc.links = links_before
+        added = [ln for ln in added if ln not in links_before]
+        removed = [ln for ln in removed if ln in links_before and ln not in added]
+        if removed or added:
+            text = "connect" if added else "disconnect"
+            self.undo_stack.push(ChangeLinksCmd(self, removed, added, text))
+        return True
+
+    def drop(self, mimedata: QMimeData, pos: QPoint | QPointF) -> None:
+        """A palette node type or graph files (.json, snippet .png) dropped at scene ``pos``."""
+        at = (float(pos.x()), float(pos.y()))
+        if mimedata.hasFormat(MIME_TYPE):
+            payload = bytes(mimedata.data(MIME_TYPE).data()).decode("utf-8", "replace")
+            if payload.startswith(NODE_MIME_PREFIX):
+                self.add_node(payload[len(NODE_MIME_PREFIX) :], at)
+            return
+        for url in mimedata.urls() if mimedata.hasUrls() else []:
+            path = url.toLocalFile()
+            if not path:
+                continue
+            try:
+                other = nodes.load(path)
+            except (nodes.FileError, nodes.DocumentError) as exc:
+                self._warn(str(exc), dialog=True)
+                continue
+            self.insert_document(other, at)
+            at = (at[0] + 60, at[1] + 60)
+
+    # ------------------------------------------------------------------ primitives (commands)
+    def _insert(self, new_nodes: list[Node], links: list[Link]) -> None:
+        for n in new_nodes:
+            self.doc.nodes[n.id] = copy.deepcopy(n)
+        self.doc.links.extend(ln for ln in links if ln not in self.doc.links)
+        self._sync_view()
+        self._changed()
+
+    def _remove(self, node_ids: list[str]) -> None:
+        for nid in node_ids:
+            if nid in self.doc.nodes:
+                self.doc.remove_node(nid)
+            self.run_errors.pop(nid, None)
+        self._sync_view()
+        self._changed()
+
+    def _place(self, positions: dict[str, tuple[float, float]]) -> None:
+        for nid, pos in positions.items():
+            self.doc.nodes[nid].pos = (float(pos[0]), float(pos[1]))
+        self._sync_view()
+        self._changed()
+
+    def _relink(self, removed: list[Link], added: list[Link]) -> None:
+        self.doc.links = [ln for ln in self.doc.links if ln not in removed]
+        self.doc.links.extend(ln for ln in added if ln not in self.doc.links)
+        self._sync_view()
+        self._changed()
+
+    def _store_param(self, node_id: str, name: str, value, notify: bool = True) -> None:
+        params = self.doc.nodes[node_id].params
+        if value is MISSING:
+            params.pop(name, None)
+        else:
+            params[name] = copy.deepcopy(value)
+        if notify:
+            self._changed()
+
+    # ------------------------------------------------------------------ view reconciliation
+    def _sync_view(self) -> None:
+        """Make the NodeGraphQt view show exactly the document."""
+        for nid in [i for i in self.views if i not in self.doc.nodes]:
+            view = self.views.pop(nid)
+            self.labels.pop(nid, None)
+            self.graph.remove_node(view, push_undo=False)
+        for nid, node in self.doc.nodes.items():
+            view = self.views.get(nid)
+            if view is None:
+                view = self.graph.create_node(
+                    node_identifier(node.type),
+                    name=display_name(node),
+                    selected=False,
+                    pos=list(node.pos or (0.0, 0.0)),
+                    push_undo=False,
+                )
+                self.views[nid] = view
+                label = QGraphicsSimpleTextItem(view.view)
+                label.setFont(QFont("DejaVu Sans Mono", 9))
+                self.labels[nid] = label
+            elif view.name() != display_name(node):
+                view.set_name(display_name(node))
+            if node.pos is not None and tuple(view.pos()) != tuple(node.pos):
+                view.set_pos(*node.pos)
+        self._sync_links()
+
+    def _sync_links(self) -> None:
+        wanted = set()
+        for ln in self.doc.links:
+            a, b = self.views.get(ln.src[0]), self.views.get(ln.dst[0])
+            if a is None or b is None:
+                continue
+            out, inp = a.outputs().get(ln.src[1]), b.inputs().get(ln.dst[1])
+            if out is not None and inp is not None:
+                wanted.add((ln.src, ln.dst))
+        current = set()
+        for nid, view in self.views.items():
+            for pname, port in view.inputs().items():
+                for other in port.connected_ports():
+                    src = self._id_of(other.node().id)
+                    current.add(((src, other.name()), (nid, pname)))
+        for (s, sp), (d, dp) in current - wanted:
+            self.views[d].inputs()[dp].disconnect_from(
+                self.views[s].outputs()[sp], push_undo=False, emit_signal=False
+            )
+        for (s, sp), (d, dp) in wanted - current:
+            self.views[s].outputs()[sp].connect_to(
+                self.views[d].inputs()[dp], push_undo=False, emit_signal=False
+            )
+            self._color_pipes(d, dp)
+
+    def _color_pipes(self, node_id: str, port_name: str) -> None:
+        """Pipes take their port kind's colour (tensor blue, layer orange)."""
+        nt = NODE_TYPES.get(self.doc.nodes[node_id].type)
+        port = nt.input_port(port_name) if nt else None
+        if port is None:
+            return
+        for pipe in self.views[node_id].inputs()[port_name].view.connected_pipes:
+            pipe.color = (*PORT_COLORS[port.kind], 255)
+            pipe.reset()
+
+    def _changed(self) -> None:
+        self.refresh()
+        self.document_changed.emit()
+
+    def refresh(self) -> None:
+        """Validate; show shapes, problems (red + tooltip) and log new problems."""
+        self.report = nodes.validate(self.doc)
+        for nid, view in self.views.items():
+            node = self.doc.nodes[nid]
+            nt = NODE_TYPES.get(node.type)
+            problems = [p.message for p in self.report.problems_of(nid)]
+            if nid in self.run_errors:
+                problems.append(self.run_errors[nid])
+            text = self._shape_text(nid)
+            label = self.labels[nid]
+            label.setText(text if not problems else "⚠ " + _short(problems[0]))
+            label.setBrush(QBrush(LABEL_ERROR_COLOR if problems else LABEL_COLOR))
+            label.setPos(4, view.view.height + 4)
+            color = (
+                ERROR_COLOR
+                if problems
+                else CATEGORY_COLORS.get(nt.category if nt else "", UNKNOWN_COLOR)
+            )
+            if tuple(view.color()[:3]) != color:
+                view.set_color(*color)
+            tip = f"{display_name(node)} [{nid}]"
+            if nt is not None:
+                tip += f"\n{nt.help}"
+            if text:
+                tip += f"\nOutput: {text}"
+            if problems:
+                tip += "\n\nProblems:\n" + "\n".join(f"• {p}" for p in problems)
+            view.view.setToolTip(tip)
+        self._log_new_problems()
+        self.problems_changed.emit(self.report)
+
+    def _shape_text(self, nid: str) -> str:
+        node = self.doc.nodes[nid]
+        shape = self.report.shapes.get(nid)
+        if shape is not None:
+            return fmt_shape(shape)
+        if node.type == "conv3d_transpose":
+            p = node.params
+            size = p.get("size", [3, 3, 3])
+            size = size if isinstance(size, list) else [size] * 3
+            return f"layer: {p.get('n_filters', 3)} filters, {fmt_shape(size)}"
+        return ""
+
+    def shape_text(self, node_id: str) -> str:
+        """The text shown under a node (its output shape), for tests and tooltips."""
+        return self.labels[node_id].text()
+
+    def _log_new_problems(self) -> None:
+        now = {str(p) for p in self.report.problems}
+        for text in sorted(now - self._logged_problems):
+            self.message.emit("warning", text)
+        self._logged_problems = now
+
+    # ------------------------------------------------------------------ run errors
+    def set_run_errors(self, errors: dict[str, str]) -> None:
+        self.run_errors = {k: v for k, v in errors.items() if k in self.doc.nodes}
+        self.refresh()
+
+    # ------------------------------------------------------------------ selection and helpers
+    def _on_selection(self, *_args) -> None:
+        self.selection_changed.emit(self.selected_id())
+
+    def selected_ids(self) -> list[str]:
+        ids = (self._id_of(v.id) for v in self.graph.selected_nodes())
+        return [i for i in ids if i is not None]
+
+    def selected_id(self) -> str | None:
+        ids = self.selected_ids()
+        return ids[0] if ids else None
+
+    def select(self, node_id: str | None) -> None:
+        self.graph.clear_selection()
+        if node_id in self.views:
+            self.views[node_id].set_selected(True)
+        self._on_selection()
+
+    def view_center(self) -> tuple[float, float]:
+        c = self.viewer.mapToScene(self.viewer.viewport().rect().center())
+        return (c.x(), c.y())
+
+    def fit(self) -> None:
+        """Frame every node."""
+        if self.views:
+            self.viewer.zoom_to_nodes([v.view for v in self.views.values()])
+
+    def _id_of(self, view_id: str) -> str | None:
+        return next((nid for nid, v in self.views.items() if v.id == view_id), None)
+
+    def _link_of(self, a, b) -> Link:
+        out, inp = (a, b) if a.port_type == "out" else (b, a)
+        return Link((self._id_of(out.node.id), out.name), (self._id_of(inp.node.id), inp.name))
+
+    def _warn(self, text: str, dialog: bool = False) -> None:
+        self.message.emit("warning", text)
+        if dialog and self._dialog is not None:
+            self._dialog("Cannot import", text)
+
+
+def _short(message: str, limit: int = 44) -> str:
+    message = message.split(": ", 1)[-1] if message.startswith("node `") else message
+    return message if len(message) <= limit else message[: limit - 1] + "…"
+
+
+def _layout_missing(doc: GraphDocument, ids: list[str]) -> None:
+    """Give nodes without a position one, in a row below the placed ones."""
+    placed = [n.pos for n in doc.nodes.values() if n.pos is not None]
+    y = max((p[1] for p in placed), default=-200.0) + 200.0
+    x = 0.0
+    for nid in ids:
+        node = doc.nodes[nid]
+        if node.pos is None:
+            node.pos = (x, y)
+            x += 260.0

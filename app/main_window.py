@@ -1,0 +1,653 @@
+"""The main window: canvas, docks (palette, properties, inspector, log), actions, files, runs.
+
+Actions are declared once (text, shortcut, objectName) and placed in menus and the toolbar. Every
+modal question goes through :class:`app.dialogs.Dialogs` (replaceable in tests). Runs happen on a
+QThreadPool worker; the window only reacts to its signals.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+from PySide6.QtCore import QCoreApplication, QEvent, Qt, QThreadPool, QTimer, Signal
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
+from PySide6.QtWidgets import (
+    QApplication,
+    QComboBox,
+    QDockWidget,
+    QLabel,
+    QMainWindow,
+    QMenu,
+    QProgressBar,
+    QToolBar,
+)
+
+import nodes
+from compute import BackendError, cupy_status, get_backend
+from nodes import DocumentProblems, GraphDocument
+from nodes.files import save_npy
+
+from . import autosave
+from .canvas import Canvas
+from .dialogs import GRAPH_FILTER, JSON_FILTER, NPY_FILTER, PNG_FILTER, Dialogs
+from .log_panel import LogPanel
+from .node_palette import NodePalette
+from .prediction_inspector import PredictionInspector
+from .property_panel import PropertyPanel
+from .recent_files import RecentFiles
+from .run_worker import RunWorker
+from .snippet_export import export_snippet
+
+APP_TITLE = "Conv3DT Studio"
+STYLE_SHEET = Path(__file__).resolve().parent.parent / "resources" / "style.qss"
+BACKENDS = ("auto", "numpy", "cupy")
+
+
+class MainWindow(QMainWindow):
+    """The editor. ``MainWindow()`` shows the toolkit example, ready to run."""
+
+    run_finished = Signal(object)  # nodes.RunResult
+    run_failed = Signal(str)
+    run_stopped = Signal(str)
+
+    def __init__(
+        self,
+        path: str | os.PathLike | None = None,
+        *,
+        document: GraphDocument | None = None,
+        dialogs: Dialogs | None = None,
+        autosave_delay_ms: int = autosave.DEFAULT_DELAY_MS,
+        offer_recovery: bool = True,
+    ) -> None:
+        super().__init__()
+        self.setObjectName("main_window")
+        self.dialogs = dialogs or Dialogs(self)
+        self.path: str | None = None
+        self._dirty_without_undo = False  # restored work not yet saved
+        self.worker: RunWorker | None = None
+        self.pool = QThreadPool.globalInstance()
+
+        self.canvas = Canvas(parent=self)
+        self.canvas.set_message_dialog(self.dialogs.message)
+        self.setCentralWidget(self.canvas.viewer)
+        self.log = LogPanel()
+        self.palette = NodePalette()
+        self.properties = PropertyPanel(self.canvas)
+        self.inspector = PredictionInspector()
+        self._make_docks()
+        self._make_actions()
+        self._make_menus_and_toolbar()
+        self._make_status_bar()
+
+        self.autosaver = autosave.Autosaver(
+            lambda: self.canvas.doc.to_json(), lambda: self.path, autosave_delay_ms, self
+        )
+        self.canvas.message.connect(lambda level, text: self.log.log(text, level))
+        self.canvas.document_changed.connect(self._on_document_changed)
+        self.canvas.undo_stack.cleanChanged.connect(self._on_clean_changed)
+        # a command's redo runs inside push(), before the stack moves: re-check after it
+        self.canvas.undo_stack.indexChanged.connect(self._on_index_changed)
+        self.palette.add_requested.connect(
+            lambda type_id: self.canvas.add_node(type_id, self.canvas.view_center())
+        )
+        self.inspector.save_requested.connect(self.save_prediction)
+
+        self.resize(1500, 950)
+        self.log.log(f"{APP_TITLE} ready. Compute backend: {self._backend_text()}", "info")
+        if path is not None:
+            if not self.open_path(path):
+                self.set_document(nodes.default_document(), None)
+        else:
+            self.set_document(document if document is not None else nodes.default_document(), None)
+        if offer_recovery:
+            self.offer_recovery()
+
+    # ------------------------------------------------------------------ building
+    def _make_docks(self) -> None:
+        self.setDockNestingEnabled(True)
+        self.docks: dict[str, QDockWidget] = {}
+        for name, title, widget, area in (
+            ("node_palette", "Nodes", self.palette, Qt.DockWidgetArea.LeftDockWidgetArea),
+            (
+                "properties_panel",
+                "Properties",
+                self.properties,
+                Qt.DockWidgetArea.RightDockWidgetArea,
+            ),
+            (
+                "prediction_inspector",
+                "Prediction inspector",
+                self.inspector,
+                Qt.DockWidgetArea.BottomDockWidgetArea,
+            ),
+            ("log_panel", "Log", self.log, Qt.DockWidgetArea.BottomDockWidgetArea),
+        ):
+            dock = QDockWidget(title, self)
+            dock.setObjectName(name)
+            dock.setWidget(widget)
+            self.addDockWidget(area, dock)
+            self.docks[name] = dock
+        self.splitDockWidget(
+            self.docks["prediction_inspector"], self.docks["log_panel"], Qt.Orientation.Horizontal
+        )
+        self.resizeDocks(
+            [self.docks["node_palette"], self.docks["properties_panel"]],
+            [190, 430],
+            Qt.Orientation.Horizontal,
+        )
+        self.resizeDocks(
+            [self.docks["prediction_inspector"], self.docks["log_panel"]],
+            [1050, 420],
+            Qt.Orientation.Horizontal,
+        )
+        self.resizeDocks([self.docks["prediction_inspector"]], [380], Qt.Orientation.Vertical)
+
+    def _action(self, name: str, text: str, slot, shortcut=None, tip: str = "") -> QAction:
+        action = QAction(text, self)
+        action.setObjectName(name)
+        if shortcut is not None:
+            action.setShortcut(QKeySequence(shortcut))
+        action.setToolTip(tip or text.replace("…", "").replace("&", ""))
+        action.setStatusTip(action.toolTip())
+        action.triggered.connect(lambda _checked=False: slot())
+        self.addAction(action)
+        return action
+
+    def _make_actions(self) -> None:
+        std = QKeySequence.StandardKey
+        a = self._action
+        self.action_new = a("action_new", "&New", self.new_document, std.New)
+        self.action_open = a("action_open", "&Open…", self.open_dialog, std.Open)
+        self.action_save = a("action_save", "&Save", self.save, std.Save)
+        self.action_save_as = a("action_save_as", "Save &As…", self.save_as, std.SaveAs)
+        self.action_import = a(
+            "action_import",
+            "&Import Graph…",
+            self.import_dialog,
+            None,
+            "Add the nodes of a graph JSON or snippet PNG to this graph",
+        )
+        self.action_export_json = a(
+            "action_export_json",
+            "Export &JSON…",
+            self.export_json,
+            None,
+            "Write a copy of the graph as JSON",
+        )
+        self.action_export_snippet = a(
+            "action_export_snippet",
+            "Export Snippet &PNG…",
+            self.export_snippet_dialog,
+            None,
+            "Picture of the graph (or the selection) with the graph embedded",
+        )
+        self.action_quit = a("action_quit", "&Quit", self.close, std.Quit)
+        self.action_undo = self.canvas.undo_stack.createUndoAction(self, "&Undo")
+        self.action_undo.setObjectName("action_undo")
+        self.action_undo.setShortcut(QKeySequence(std.Undo))
+        self.action_redo = self.canvas.undo_stack.createRedoAction(self, "&Redo")
+        self.action_redo.setObjectName("action_redo")
+        self.action_redo.setShortcut(QKeySequence(std.Redo))
+        self.addActions([self.action_undo, self.action_redo])
+        self.action_delete = a(
+            "action_delete", "&Delete", self.delete_selection, QKeySequence(Qt.Key.Key_Delete)
+        )
+        self.action_delete.setShortcuts(
+            [QKeySequence(Qt.Key.Key_Delete), QKeySequence(Qt.Key.Key_Backspace)]
+        )
+        self.action_delete.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.canvas.viewer.addAction(self.action_delete)
+        self.action_select_all = a(
+            "action_select_all", "Select &All", self.canvas.graph.select_all, std.SelectAll
+        )
+        self.action_select_all.setShortcutContext(Qt.ShortcutContext.WidgetWithChildrenShortcut)
+        self.canvas.viewer.addAction(self.action_select_all)
+        self.action_node_search = a(
+            "action_node_search",
+            "Node &Search",
+            self.canvas.graph.toggle_node_search,
+            QKeySequence(Qt.Key.Key_Tab),
+            "Search node types (Tab, with the mouse over the canvas)",
+        )
+        self.action_node_search.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        self.canvas.viewer.addAction(self.action_node_search)
+        self.action_fit = a("action_fit", "&Fit Graph", self.canvas.fit, QKeySequence("F"))
+        self.action_fit.setShortcutContext(Qt.ShortcutContext.WidgetShortcut)
+        self.canvas.viewer.addAction(self.action_fit)
+        for action in (
+            self.action_delete,
+            self.action_select_all,
+            self.action_node_search,
+            self.action_fit,
+        ):  # canvas-only keys: Delete or Tab in a text field must not act on nodes
+            self.removeAction(action)
+        self.action_run = a("action_run", "&Run", self.run, QKeySequence(Qt.Key.Key_F5))
+        self.action_stop = a(
+            "action_stop", "S&top", self.stop, QKeySequence(Qt.Key.Key_Escape), "Stop the run"
+        )
+        self.action_stop.setEnabled(False)
+
+    def _make_menus_and_toolbar(self) -> None:
+        bar = self.menuBar()
+        file_menu = bar.addMenu("&File")
+        file_menu.addActions([self.action_new, self.action_open])
+        self.recent_menu = RecentFiles(self._open_recent, self)
+        file_menu.addMenu(self.recent_menu)
+        examples = QMenu("Open &Example", self)
+        for ex in sorted(nodes.EXAMPLES.glob("*.json")):
+            examples.addAction(ex.stem.replace("_", " "), lambda p=ex: self.open_example(p))
+        file_menu.addMenu(examples)
+        file_menu.addSeparator()
+        file_menu.addActions([self.action_save, self.action_save_as])
+        file_menu.addSeparator()
+        file_menu.addActions(
+            [self.action_import, self.action_export_json, self.action_export_snippet]
+        )
+        file_menu.addSeparator()
+        file_menu.addAction(self.action_quit)
+        edit = bar.addMenu("&Edit")
+        edit.addActions([self.action_undo, self.action_redo])
+        edit.addSeparator()
+        edit.addActions([self.action_delete, self.action_select_all, self.action_node_search])
+        run_menu = bar.addMenu("&Run")
+        run_menu.addActions([self.action_run, self.action_stop])
+        view = bar.addMenu("&View")
+        view.addAction(self.action_fit)
+        for dock in self.docks.values():
+            view.addAction(dock.toggleViewAction())
+
+        tb = QToolBar("Main", self)
+        tb.setObjectName("main_toolbar")
+        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
+        tb.addActions([self.action_new, self.action_open, self.action_save])
+        tb.addSeparator()
+        tb.addActions([self.action_undo, self.action_redo])
+        tb.addSeparator()
+        tb.addActions([self.action_run, self.action_stop])
+        tb.addSeparator()
+        tb.addWidget(QLabel(" Backend "))
+        self.backend_selector = QComboBox()
+        self.backend_selector.setObjectName("backend_selector")
+        self.backend_selector.addItems(BACKENDS)
+        self.backend_selector.setToolTip(f"Compute backend. CuPy: {cupy_status()}")
+        self.backend_label = QLabel()
+        self.backend_label.setObjectName("backend_label")
+        self.backend_selector.currentTextChanged.connect(self._backend_changed)
+        tb.addWidget(self.backend_selector)
+        tb.addWidget(self.backend_label)
+        self.addToolBar(tb)
+        self._backend_changed(self.backend_selector.currentText())
+
+    def _make_status_bar(self) -> None:
+        self.progress = QProgressBar()
+        self.progress.setObjectName("run_progress")
+        self.progress.setRange(0, 1000)
+        self.progress.setMaximumWidth(260)
+        self.progress.setTextVisible(True)
+        self.progress.setFormat("idle")  # always shown: showing it would re-lay out the window
+        self.progress.setValue(0)
+        self.statusBar().addPermanentWidget(self.progress)
+
+    # ------------------------------------------------------------------ backend
+    def backend(self) -> str:
+        return self.backend_selector.currentText()
+
+    def _backend_text(self, name: str = "auto") -> str:
+        try:
+            b = get_backend(name)
+        except BackendError:
+            return f"{name}: unavailable ({cupy_status()})"
+        return f"{b.name} ({b.device_name})"
+
+    def _backend_changed(self, name: str) -> None:
+        text = self._backend_text(name)
+        self.backend_label.setText(f" → {text} ")
+        self.backend_label.setToolTip(f"CuPy: {cupy_status()}")
+
+    # ------------------------------------------------------------------ document and title
+    def set_document(self, doc: GraphDocument, path: str | None) -> None:
+        self.stop()
+        self.canvas.set_document(doc)
+        self.path = str(path) if path else None
+        self._dirty_without_undo = False
+        self.canvas.undo_stack.setClean()
+        self.inspector.clear()
+        self.canvas.fit()
+        self.canvas.select(None)
+        self.autosaver.discard()
+        self._update_title()
+
+    def is_modified(self) -> bool:
+        return self._dirty_without_undo or not self.canvas.undo_stack.isClean()
+
+    def display_name(self) -> str:
+        return Path(self.path).name if self.path else "Untitled"
+
+    def _update_title(self) -> None:
+        self.setWindowTitle(f"{self.display_name()}[*] — {APP_TITLE}")
+        self.setWindowModified(self.is_modified())
+
+    def _on_clean_changed(self, _clean: bool) -> None:
+        self._update_title()
+
+    def _on_index_changed(self, _index: int) -> None:
+        self._on_document_changed()
+
+    def _on_document_changed(self) -> None:
+        self._update_title()
+        if self.is_modified():
+            self.autosaver.schedule()
+        else:
+            self.autosaver.discard()
+
+    # ------------------------------------------------------------------ files
+    def _ok_to_replace(self) -> bool:
+        """Ask about unsaved changes; False when the user cancels."""
+        if not self.is_modified():
+            return True
+        answer = self.dialogs.save_changes(self.display_name())
+        if answer == "save":
+            return self.save()
+        return answer == "discard"
+
+    def new_document(self) -> None:
+        if self._ok_to_replace():
+            self.set_document(GraphDocument(), None)
+            self.log.log("New empty graph: drag nodes from the palette (or press Tab).")
+
+    def open_dialog(self) -> None:
+        if not self._ok_to_replace():
+            return
+        path = self.dialogs.open_path("Open graph", GRAPH_FILTER)
+        if path:
+            self.open_path(path)
+
+    def open_path(self, path: str | os.PathLike) -> bool:
+        try:
+            doc = nodes.load(path)
+        except (nodes.FileError, nodes.DocumentError) as exc:
+            self.log.log(str(exc), "error")
+            self.dialogs.message("Cannot open", str(exc))
+            return False
+        is_png = str(path).lower().endswith(".png")
+        self.set_document(doc, None if is_png else str(path))  # never overwrite a snippet PNG
+        self.recent_menu.add(str(path))
+        self.log.log(f"Opened {path} ({len(doc.nodes)} nodes)", "ok")
+        return True
+
+    def open_example(self, path: Path) -> None:
+        if self._ok_to_replace() and self.open_path(path):
+            self.path = None  # keep the bundled example intact: Save asks for a file
+            self._update_title()
+
+    def import_dialog(self) -> None:
+        path = self.dialogs.open_path("Import graph", GRAPH_FILTER)
+        if path:
+            self.import_path(path)
+
+    def import_path(self, path: str | os.PathLike) -> list[str]:
+        """Add a file's nodes to this graph at the view centre (undoable)."""
+        try:
+            other = nodes.load(path)
+        except (nodes.FileError, nodes.DocumentError) as exc:
+            self.log.log(str(exc), "error")
+            self.dialogs.message("Cannot import", str(exc))
+            return []
+        return self.canvas.insert_document(other, self.canvas.view_center())
+
+    def save(self) -> bool:
+        if self.path is None:
+            return self.save_as()
+        return self._write(self.path)
+
+    def save_as(self) -> bool:
+        path = self.dialogs.save_path("Save graph", JSON_FILTER, self.path or "graph.json")
+        if not path:
+            return False
+        path = _with_suffix(path, ".json")
+        if self._write(path):
+            self.path = path
+            self._update_title()
+            return True
+        return False
+
+    def _write(self, path: str) -> bool:
+        try:
+            self.canvas.doc.save(path)
+        except nodes.FileError as exc:
+            self.log.log(str(exc), "error")
+            self.dialogs.message("Cannot save", str(exc))
+            return False
+        self.canvas.undo_stack.setClean()
+        self._dirty_without_undo = False
+        self.autosaver.discard()
+        self.recent_menu.add(path)
+        self._update_title()
+        self.log.log(f"Saved {path}", "ok")
+        return True
+
+    def export_json(self, path: str | None = None) -> bool:
+        path = path or self.dialogs.save_path("Export graph JSON", JSON_FILTER, "graph.json")
+        if not path:
+            return False
+        try:
+            self.canvas.doc.save(_with_suffix(path, ".json"))
+        except nodes.FileError as exc:
+            self.dialogs.message("Cannot export", str(exc))
+            return False
+        self.log.log(f"Exported graph JSON to {path}", "ok")
+        return True
+
+    def export_snippet_dialog(self) -> bool:
+        path = self.dialogs.save_path("Export snippet PNG", PNG_FILTER, "snippet.png")
+        return bool(path) and self.export_snippet(path)
+
+    def export_snippet(self, path: str, selection_only: bool | None = None) -> bool:
+        """The selection when nodes are selected (or ``selection_only``), else the whole graph."""
+        selected = self.canvas.selected_ids()
+        use_selection = bool(selected) if selection_only is None else selection_only
+        ids = selected if use_selection else None
+        try:
+            export_snippet(self.canvas, _with_suffix(path, ".png"), ids)
+        except nodes.FileError as exc:
+            self.dialogs.message("Cannot export", str(exc))
+            return False
+        what = f"{len(selected)} selected nodes" if use_selection else "the graph"
+        self.log.log(f"Exported a snippet PNG of {what} to {path}", "ok")
+        return True
+
+    def _open_recent(self, path: str) -> None:
+        if self._ok_to_replace():
+            self.open_path(path)
+
+    # ------------------------------------------------------------------ recovery
+    def offer_recovery(self) -> bool:
+        """Offer to restore work autosaved by a session that crashed."""
+        found = autosave.orphans()
+        if not found:
+            return False
+        newest = found[0]
+        restore = self.dialogs.question(
+            "Restore unsaved work?",
+            f"Conv3DT Studio did not close normally. Restore {newest.describe()}?",
+        )
+        for r in found:
+            r.discard()
+        if not restore:
+            return False
+        try:
+            doc = nodes.from_json(newest.document, "autosave")
+        except nodes.DocumentError as exc:
+            self.dialogs.message("Cannot restore", str(exc))
+            return False
+        self.set_document(doc, newest.path)
+        self._dirty_without_undo = True
+        self._update_title()
+        self.autosaver.save_now()
+        self.log.log(f"Restored {newest.describe()}", "ok")
+        return True
+
+    # ------------------------------------------------------------------ editing
+    def delete_selection(self) -> None:
+        self.canvas.delete_nodes(self.canvas.selected_ids())
+
+    # ------------------------------------------------------------------ running
+    def is_running(self) -> bool:
+        return self.worker is not None
+
+    def run(self) -> bool:
+        """Start a run in the worker pool; False when one runs already or the graph has
+        problems (listed in the log, shown on the nodes)."""
+        if self.worker is not None:
+            return False
+        self.canvas.set_run_errors({})
+        report = self.canvas.report
+        if not report.ok:
+            self.log.log(f"Cannot run: {len(report.problems)} problem(s) in the graph", "error")
+            for p in report.problems:
+                self.log.log(str(p), "error")
+            self.statusBar().showMessage("Cannot run: see the red nodes and the log", 5000)
+            self.run_failed.emit("; ".join(str(p) for p in report.problems))
+            return False
+        self.worker = RunWorker(self.canvas.doc, self.backend())
+        self.worker.signals.progress.connect(self._on_progress)
+        self.worker.signals.finished.connect(self._on_finished)
+        self.worker.signals.failed.connect(self._on_failed)
+        self.worker.signals.cancelled.connect(self._on_cancelled)
+        self.action_run.setEnabled(False)
+        self.action_stop.setEnabled(True)
+        self.progress.setValue(0)
+        self.progress.setFormat("starting…")
+        self.log.log(
+            f"Run started on backend {self.backend()} ({self._backend_text(self.backend())})"
+        )
+        self.pool.start(self.worker)
+        return True
+
+    def stop(self) -> None:
+        if self.worker is not None and not self.worker.stopping:
+            self.worker.stop()
+            self.progress.setFormat("stopping…")
+            self.log.log("Stopping after the current batch…", "warning")
+
+    def _on_progress(self, fraction: float, message: str) -> None:
+        self.progress.setValue(int(fraction * 1000))
+        self.progress.setFormat(f"{message} (%p%)")
+
+    def _run_done(self) -> None:
+        self.worker = None
+        self.action_run.setEnabled(True)
+        self.action_stop.setEnabled(False)
+        self.progress.setValue(0)
+        self.progress.setFormat("idle")
+
+    def _on_finished(self, result: nodes.RunResult, summary=None) -> None:
+        self._run_done()
+        self.inspector.show_result(result, summary)
+        self.docks["prediction_inspector"].raise_()
+        shape = "×".join(str(s) for s in result.info.shape)
+        self.log.log(
+            f"Prediction {shape} from `{result.info.name}` in {result.seconds:.2f} s "
+            f"on backend {result.backend}",
+            "ok",
+        )
+        self.statusBar().showMessage(f"Prediction {shape} in {result.seconds:.2f} s", 8000)
+        self.run_finished.emit(result)
+
+    def _on_failed(self, exc: BaseException) -> None:
+        self._run_done()
+        if isinstance(exc, DocumentProblems):
+            errors = {p.node: p.message for p in exc.problems if p.node}
+            text = "; ".join(str(p) for p in exc.problems)
+        else:
+            text = f"{type(exc).__name__}: {exc}"
+            target = next(iter(n.id for n in self.canvas.doc.nodes_of_type("prediction_6d")), None)
+            errors = {target: f"run failed: {text}"} if target else {}
+        self.canvas.set_run_errors(errors)
+        self.log.log(f"Run failed: {text}", "error")
+        self.statusBar().showMessage("Run failed: see the log", 8000)
+        self.run_failed.emit(text)
+
+    def _on_cancelled(self, message: str) -> None:
+        self._run_done()
+        self.log.log(f"Run stopped: {message}", "warning")
+        self.statusBar().showMessage("Run stopped", 5000)
+        self.run_stopped.emit(message)
+
+    def save_prediction(self, path: str | None = None) -> bool:
+        result = self.inspector.result
+        if result is None:
+            return False
+        path = path or self.dialogs.save_path("Save prediction", NPY_FILTER, "prediction.npy")
+        if not path:
+            return False
+        try:
+            save_npy(_with_suffix(path, ".npy"), result.prediction)
+        except nodes.FileError as exc:
+            self.dialogs.message("Cannot save", str(exc))
+            return False
+        self.log.log(f"Saved prediction {result.prediction.shape} to {path}", "ok")
+        return True
+
+    # ------------------------------------------------------------------ closing
+    def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+        if not self._ok_to_replace():
+            event.ignore()
+            return
+        if self.worker is not None:
+            self.worker.stop()
+            self.pool.waitForDone(10_000)
+        self.autosaver.close()
+        event.accept()
+
+
+def _with_suffix(path: str, suffix: str) -> str:
+    return path if Path(path).suffix else path + suffix
+
+
+def apply_style(app: QApplication) -> None:
+    if STYLE_SHEET.is_file():
+        app.setStyleSheet(STYLE_SHEET.read_text(encoding="utf-8"))
+
+
+def launch(path: str | os.PathLike | None = None) -> int:
+    """Open the editor (on ``path``, else the toolkit example) and run the event loop."""
+    app = QApplication.instance() or QApplication(sys.argv[:1])
+    app.setApplicationName("conv3dt-studio")
+    app.setApplicationDisplayName(APP_TITLE)
+    apply_style(app)
+    window = MainWindow(path)
+    install_excepthook(window)
+    window.show()
+    QTimer.singleShot(0, window.canvas.viewer, window.canvas.fit)
+    QTimer.singleShot(300, window.inspector, window.inspector.prepare)  # plots before a run
+    code = app.exec()
+    dispose(window)
+    return code
+
+
+def install_excepthook(window: MainWindow) -> None:
+    """An unexpected exception in a slot goes to the log and the status bar, not to a crash."""
+    previous = sys.excepthook
+
+    def hook(kind, value, tb) -> None:
+        previous(kind, value, tb)
+        try:
+            window.log.log(f"Internal error: {kind.__name__}: {value}", "error")
+            window.statusBar().showMessage(f"Internal error: {value} (see the log)", 8000)
+        except RuntimeError:  # the window is gone
+            pass
+
+    sys.excepthook = hook
+
+
+def dispose(window: MainWindow) -> None:
+    """Delete the window now: left to interpreter shutdown, the NodeGraphQt and pyqtgraph items
+    can be torn down in an order that crashes."""
+    window.deleteLater()
+    QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
+
+
+__all__ = ["MainWindow", "launch"]

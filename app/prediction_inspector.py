@@ -1,0 +1,277 @@
+"""The prediction inspector: the Prediction 6D info cluster, statistics, a slice viewer and a
+histogram (pyqtgraph), and "Save prediction…" to .npy.
+
+A 6-D prediction is (batch, time, filter, d1, d2, d3) (channels_first) or (batch, time, d1, d2, d3,
+filter) (channels_last). The viewer shows one 2-D slice of one (batch, time, filter) volume across
+the chosen axis, beside the matching slice of the input.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QComboBox,
+    QGridLayout,
+    QHBoxLayout,
+    QLabel,
+    QPushButton,
+    QSlider,
+    QSpinBox,
+    QVBoxLayout,
+    QWidget,
+)
+
+from compute.layers import fmt_shape
+from nodes import RunResult, prediction_stats
+
+pg.setConfigOptions(imageAxisOrder="row-major", antialias=True, exitCleanup=False)
+
+AXES = ("d1", "d2", "d3")
+COLOR_MAP = "viridis"
+
+
+def channels_first_of(result: RunResult) -> bool:
+    """The layout of the run's data: that of its Conv3DTranspose layers (channels_first when
+    there are none)."""
+    for layer in result.graph.layers:
+        inner = getattr(layer, "layer", None)
+        if inner is not None and hasattr(inner, "channels_first"):
+            return bool(inner.channels_first)
+    return True
+
+
+def volume(a: np.ndarray, b: int, t: int, c: int, channels_first: bool) -> np.ndarray:
+    """The 3-D volume (d1, d2, d3) of sample ``b``, time ``t``, channel ``c`` of a 6-D array."""
+    c = min(c, (a.shape[2] if channels_first else a.shape[5]) - 1)
+    return a[b, t, c] if channels_first else a[b, t, :, :, :, c]
+
+
+@dataclass(frozen=True)
+class Summary:
+    """What the inspector shows about a whole prediction; computed on the worker thread, since
+    a pass over millions of values would stall the GUI."""
+
+    stats: dict[str, float]
+    counts: np.ndarray
+    edges: np.ndarray
+
+
+def summarize(y: np.ndarray, bins: int = 64) -> Summary:
+    finite = np.isfinite(y)
+    values = y if finite.all() else y[finite]
+    if values.size:
+        counts, edges = np.histogram(values, bins=bins)
+    else:
+        counts, edges = np.zeros(0), np.zeros(0)
+    return Summary(prediction_stats(y), counts, edges)
+
+
+def take_slice(vol: np.ndarray, axis: int, index: int) -> np.ndarray:
+    return np.take(vol, min(index, vol.shape[axis] - 1), axis=axis)
+
+
+class PredictionInspector(QWidget):
+    """Shows the last :class:`nodes.RunResult`."""
+
+    save_requested = Signal()
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setObjectName("prediction_inspector_view")
+        self.result: RunResult | None = None
+        self.channels_first = True
+
+        self.info = QLabel("Run the graph (F5) to inspect its prediction.")
+        self.info.setObjectName("inspector_info")
+        self.info.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.info.setAlignment(Qt.AlignmentFlag.AlignTop | Qt.AlignmentFlag.AlignLeft)
+        self.info.setMinimumWidth(250)
+
+        self.batch, self.time, self.filter = QSpinBox(), QSpinBox(), QSpinBox()
+        self.axis = QComboBox()
+        self.axis.addItems(AXES)
+        self.axis.setCurrentIndex(0)
+        self.slice = QSlider(Qt.Orientation.Horizontal)
+        self.slice_label = QLabel("0")
+        for name, w in (
+            ("inspector_batch", self.batch),
+            ("inspector_time", self.time),
+            ("inspector_filter", self.filter),
+            ("inspector_axis", self.axis),
+            ("inspector_slice", self.slice),
+        ):
+            w.setObjectName(name)
+            w.setEnabled(False)
+        for spin in (self.batch, self.time, self.filter):
+            spin.valueChanged.connect(self.update_view)
+        self.axis.currentIndexChanged.connect(self._axis_changed)
+        self.slice.valueChanged.connect(self.update_view)
+
+        self.save_button = QPushButton("Save prediction…")
+        self.save_button.setObjectName("save_prediction")
+        self.save_button.setEnabled(False)
+        self.save_button.clicked.connect(self.save_requested.emit)
+
+        controls = QGridLayout()
+        controls.addWidget(QLabel("batch"), 0, 0)
+        controls.addWidget(self.batch, 0, 1)
+        controls.addWidget(QLabel("time"), 0, 2)
+        controls.addWidget(self.time, 0, 3)
+        controls.addWidget(QLabel("filter"), 1, 0)
+        controls.addWidget(self.filter, 1, 1)
+        controls.addWidget(QLabel("axis"), 1, 2)
+        controls.addWidget(self.axis, 1, 3)
+        slice_row = QHBoxLayout()
+        slice_row.addWidget(QLabel("slice"))
+        slice_row.addWidget(self.slice, 1)
+        slice_row.addWidget(self.slice_label)
+
+        left = QVBoxLayout()
+        left.addWidget(self.info, 1)
+        left.addLayout(controls)
+        left.addLayout(slice_row)
+        left.addWidget(self.save_button)
+
+        self.plots: pg.GraphicsLayoutWidget | None = None  # built with the first result (slow)
+        self.placeholder = QLabel("The slice viewer and histogram appear after a run.")
+        self.placeholder.setAlignment(Qt.AlignmentFlag.AlignCenter)
+        self.placeholder.setObjectName("inspector_placeholder")
+
+        layout = QHBoxLayout(self)
+        layout.addLayout(left)
+        layout.addWidget(self.placeholder, 1)
+        self.main_layout = layout
+
+    def prepare(self) -> None:
+        """Build the plots now (they take a moment; done while idle after start-up)."""
+        self._ensure_plots()
+
+    def _ensure_plots(self) -> None:
+        if self.plots is not None:
+            return
+        self.plots = pg.GraphicsLayoutWidget()
+        self.plots.setObjectName("inspector_plots")
+        self.plots.setBackground((20, 23, 28))
+        self.input_plot = self.plots.addPlot(row=0, col=0, title="Input slice")
+        self.pred_plot = self.plots.addPlot(row=0, col=2, title="Prediction slice")
+        self.input_image = pg.ImageItem()
+        self.pred_image = pg.ImageItem()
+        self.input_bar = pg.ColorBarItem(colorMap=COLOR_MAP, interactive=False, width=14)
+        self.pred_bar = pg.ColorBarItem(colorMap=COLOR_MAP, interactive=False, width=14)
+        for plot, image, bar, col in (
+            (self.input_plot, self.input_image, self.input_bar, 1),
+            (self.pred_plot, self.pred_image, self.pred_bar, 3),
+        ):
+            plot.addItem(image)
+            plot.setAspectLocked(True)
+            plot.invertY(True)
+            bar.setImageItem(image)
+            self.plots.addItem(bar, row=0, col=col)
+        self.hist_plot = self.plots.addPlot(row=1, col=0, colspan=4, title="Histogram (prediction)")
+        self.hist_plot.setMaximumHeight(150)
+        self.hist_curve = pg.PlotDataItem(
+            stepMode="center", fillLevel=0, brush=(90, 170, 250, 120), pen=(90, 170, 250)
+        )
+        self.hist_plot.addItem(self.hist_curve)
+        self.main_layout.replaceWidget(self.placeholder, self.plots)
+        self.placeholder.deleteLater()
+
+    # ------------------------------------------------------------------ showing a result
+    def show_result(self, result: RunResult, summary: Summary | None = None) -> None:
+        self._ensure_plots()
+        summary = summary or summarize(result.prediction)
+        self.result = result
+        self.channels_first = channels_first_of(result)
+        y = result.prediction
+        for spin, n in ((self.batch, y.shape[0]), (self.time, y.shape[1])):
+            spin.setRange(0, max(n - 1, 0))
+        self.filter.setRange(0, max(self._channels(y) - 1, 0))
+        for w in (self.batch, self.time, self.filter, self.axis, self.slice, self.save_button):
+            w.setEnabled(True)
+        self.info.setText(self._info_text(result, summary.stats))
+        if summary.counts.size:
+            self.hist_curve.setData(summary.edges, summary.counts)
+        else:
+            self.hist_curve.setData([], [])
+        vol = volume(y, 0, 0, 0, self.channels_first)
+        self.slice.setValue(0)
+        self.axis.blockSignals(True)
+        self.axis.setCurrentIndex(int(np.argmin(vol.shape)))  # the largest 2-D slices
+        self.axis.blockSignals(False)
+        self._axis_changed()
+
+    def clear(self) -> None:
+        self.result = None
+        if self.plots is not None:
+            self.input_image.clear()
+            self.pred_image.clear()
+            self.hist_curve.setData([], [])
+        self.info.setText("Run the graph (F5) to inspect its prediction.")
+        for w in (self.batch, self.time, self.filter, self.axis, self.slice, self.save_button):
+            w.setEnabled(False)
+
+    def info_text(self) -> str:
+        return self.info.text()
+
+    def _channels(self, a: np.ndarray) -> int:
+        return a.shape[2] if self.channels_first else a.shape[5]
+
+    def _info_text(self, r: RunResult, s: dict[str, float]) -> str:
+        rows = [
+            ("layer name", r.info.name),
+            ("graph index", r.info.index),
+            ("output shape", fmt_shape(r.info.shape)),
+            ("dtype", str(r.prediction.dtype)),
+            ("min / max", f"{s['min']:.6g} / {s['max']:.6g}"),
+            ("mean / std", f"{s['mean']:.6g} / {s['std']:.6g}"),
+            ("NaN / Inf", f"{s['nan']} / {s['inf']}"),
+            ("backend", r.backend),
+            ("time", f"{r.seconds:.2f} s"),
+        ]
+        cells = "".join(f"<tr><td><b>{k}</b>&nbsp;&nbsp;</td><td>{v}</td></tr>" for k, v in rows)
+        return f"<b>Prediction 6D</b> — info cluster<table>{cells}</table>"
+
+    def _axis_changed(self, *_args) -> None:
+        if self.result is None:
+            return
+        vol = volume(self.result.prediction, 0, 0, 0, self.channels_first)
+        n = vol.shape[self.axis.currentIndex()]
+        self.slice.blockSignals(True)
+        self.slice.setRange(0, max(n - 1, 0))
+        self.slice.setValue(min(self.slice.value(), n - 1) if self.slice.value() else n // 2)
+        self.slice.blockSignals(False)
+        self.update_view()
+
+    def update_view(self, *_args) -> None:
+        r = self.result
+        if r is None:
+            return
+        b, t, c = self.batch.value(), self.time.value(), self.filter.value()
+        axis, index = self.axis.currentIndex(), self.slice.value()
+        vol = volume(r.prediction, b, t, c, self.channels_first)
+        image = take_slice(vol, axis, index)
+        self.slice_label.setText(f"{index}/{vol.shape[axis] - 1}")
+        self._set(self.pred_image, self.pred_bar, image)
+        x = r.input
+        if x.ndim == 6:
+            xb, xt = min(b, x.shape[0] - 1), min(t, x.shape[1] - 1)
+            xvol = volume(x, xb, xt, c, self.channels_first)
+            n_out, n_in = vol.shape[axis], xvol.shape[axis]
+            xi = round(index * (n_in - 1) / (n_out - 1)) if n_out > 1 else 0
+            self._set(self.input_image, self.input_bar, take_slice(xvol, axis, xi))
+            self.input_plot.setTitle(f"Input slice {xi}")
+        self.pred_plot.setTitle(f"Prediction slice {index}")
+
+    @staticmethod
+    def _set(item: pg.ImageItem, bar: pg.ColorBarItem, image: np.ndarray) -> None:
+        image = np.ascontiguousarray(image, dtype=np.float32)
+        finite = image[np.isfinite(image)]
+        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+        if hi <= lo:
+            hi = lo + 1e-6
+        item.setImage(image, autoLevels=False)
+        bar.setLevels((lo, hi))

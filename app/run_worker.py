@@ -1,0 +1,66 @@
+"""Running a document off the GUI thread (QThreadPool + QRunnable, signals on a QObject).
+
+The worker runs :func:`nodes.run_document` on its own copy of the document. Stop sets a flag that
+``should_stop`` reads between batches. Every outcome is a signal: ``finished(RunResult)``,
+``failed(exception)`` or ``cancelled(message)``; nothing escapes the thread.
+"""
+
+from __future__ import annotations
+
+import threading
+
+from PySide6.QtCore import QObject, QRunnable, Signal
+
+from compute import StateError
+from nodes import GraphDocument, run_document
+
+from .prediction_inspector import summarize
+
+
+class RunSignals(QObject):
+    progress = Signal(float, str)
+    finished = Signal(object, object)  # nodes.RunResult, prediction_inspector.Summary
+    failed = Signal(object)  # the exception
+    cancelled = Signal(str)
+
+
+class RunWorker(QRunnable):
+    """One prediction run; create it on the GUI thread, start it on a QThreadPool."""
+
+    def __init__(self, doc: GraphDocument, backend: str = "auto") -> None:
+        super().__init__()
+        self.setAutoDelete(False)  # the window keeps it until a final signal arrives
+        self.doc = doc.copy()
+        self.backend = backend
+        self.signals = RunSignals()
+        self._stop = threading.Event()
+
+    def stop(self) -> None:
+        self._stop.set()
+
+    @property
+    def stopping(self) -> bool:
+        return self._stop.is_set()
+
+    def run(self) -> None:
+        try:
+            result = run_document(
+                self.doc,
+                backend=self.backend,
+                progress=lambda f, msg: self.signals.progress.emit(float(f), str(msg)),
+                should_stop=self._stop.is_set,
+            )
+        except StateError as exc:
+            if self._stop.is_set():
+                self.signals.cancelled.emit(str(exc))
+            else:
+                self.signals.failed.emit(exc)
+        except BaseException as exc:  # noqa: BLE001 - every failure becomes a message
+            self.signals.failed.emit(exc)
+        else:
+            try:
+                summary = summarize(result.prediction)
+            except BaseException as exc:  # noqa: BLE001
+                self.signals.failed.emit(exc)
+                return
+            self.signals.finished.emit(result, summary)  # even when Stop came too late

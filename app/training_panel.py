@@ -1,0 +1,166 @@
+"""The training panel: settings (from the one declaration), a live learning curve, gradient norms
+per step and a histogram of the last gradients (pyqtgraph)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QFormLayout,
+    QGroupBox,
+    QHBoxLayout,
+    QLabel,
+    QVBoxLayout,
+    QWidget,
+)
+
+from compute import ParameterError
+from nodes.training import TRAINING_SCHEMA
+
+from .property_panel import Field, make_editor, tooltip
+
+LOSS_PEN = pg.mkPen("#4fc3f7", width=2)
+VAL_PEN = pg.mkPen("#ffb74d", width=2, style=pg.QtCore.Qt.PenStyle.DashLine)
+NORM_COLOURS = ("#81c784", "#e57373", "#ba68c8", "#4dd0e1", "#fff176", "#f06292")
+
+
+def _plot(name: str, title: str, x: str, y: str) -> pg.PlotWidget:
+    w = pg.PlotWidget()
+    w.setObjectName(name)
+    w.setTitle(title)
+    w.setLabel("bottom", x)
+    w.setLabel("left", y)
+    w.showGrid(x=True, y=True, alpha=0.25)
+    w.addLegend(offset=(-10, 10))
+    w.setMinimumHeight(160)
+    return w
+
+
+class TrainingPanel(QWidget):
+    """Shows and edits ``doc.extras["training"]``; plots what a training run reports."""
+
+    setting_edited = Signal(str, object)  # name, value (already validated)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setObjectName("training_panel_view")
+        self.fields: dict[str, Field] = {}
+        settings = QGroupBox("Training settings")
+        form = QFormLayout(settings)
+        for param in TRAINING_SCHEMA:
+            editor = make_editor(param)
+            field = Field(editor)
+            field.setToolTip(tooltip(param))
+            editor.edited.connect(lambda value, name=param.name: self._edited(name, value))
+            self.fields[param.name] = field
+            label = QLabel(param.name.replace("_", " "))
+            label.setToolTip(tooltip(param))
+            form.addRow(label, field)
+        self.summary = QLabel("Not trained yet. Add a Target and a Loss node, then Train.")
+        self.summary.setObjectName("training_summary")
+        self.summary.setWordWrap(True)
+        self.log_y = QCheckBox("log scale")
+        self.log_y.setObjectName("learning_curve_log")
+        self.log_y.toggled.connect(self._set_log)
+
+        self.curve_plot = _plot("learning_curve", "Learning curve", "epoch", "loss")
+        self.loss_curve = self.curve_plot.plot(
+            [], [], pen=LOSS_PEN, symbol="o", symbolSize=5, name="training loss"
+        )
+        self.val_curve = self.curve_plot.plot(
+            [], [], pen=VAL_PEN, symbol="t", symbolSize=5, name="validation loss"
+        )
+        self.norm_plot = _plot(
+            "gradient_norms", "Gradient norms (layers with store)", "step", "L2 norm"
+        )
+        self.hist_plot = _plot("gradient_histogram", "Last kernel gradients", "value", "count")
+        self.hist_item = pg.PlotDataItem(
+            [], [], stepMode="center", fillLevel=0, brush=(129, 199, 132, 120), pen="#81c784"
+        )
+        self.hist_plot.addItem(self.hist_item)
+
+        left = QVBoxLayout()
+        left.addWidget(settings)
+        left.addWidget(self.log_y)
+        left.addWidget(self.summary)
+        left.addStretch(1)
+        box = QHBoxLayout(self)
+        box.addLayout(left, 1)
+        box.addWidget(self.curve_plot, 3)
+        box.addWidget(self.norm_plot, 2)
+        box.addWidget(self.hist_plot, 2)
+        self.reset()
+
+    # ------------------------------------------------------------------ settings
+    def set_settings(self, values: dict[str, Any]) -> None:
+        for name, field in self.fields.items():
+            field.editor.set_value(values[name])
+            field.show_error(None)
+
+    def _edited(self, name: str, value: Any) -> None:
+        try:
+            value = TRAINING_SCHEMA[name].validate(value)
+        except ParameterError as exc:
+            self.fields[name].show_error(str(exc))
+            return
+        self.fields[name].show_error(None)
+        self.setting_edited.emit(name, value)
+
+    def show_setting_error(self, name: str, text: str | None) -> None:
+        self.fields[name].show_error(text)
+
+    # ------------------------------------------------------------------ plots
+    def reset(self) -> None:
+        """Forget the curves (a new training from fresh weights)."""
+        self.epochs: list[int] = []
+        self.losses: list[float] = []
+        self.val_losses: list[float] = []
+        self.norms: dict[str, tuple[list[int], list[float], pg.PlotDataItem]] = {}
+        self.loss_curve.setData([], [])
+        self.val_curve.setData([], [])
+        self.norm_plot.clear()
+        self.norm_plot.addLegend(offset=(-10, 10))
+        self.hist_item.setData([], [])
+
+    def add_epoch(self, epoch: int, logs: dict[str, float]) -> None:
+        self.epochs.append(epoch + 1)
+        self.losses.append(float(logs["loss"]))
+        self.loss_curve.setData(self.epochs, self.losses)
+        if "val_loss" in logs:
+            self.val_losses.append(float(logs["val_loss"]))
+            self.val_curve.setData(self.epochs[-len(self.val_losses) :], self.val_losses)
+        text = f"epoch {epoch + 1}: loss {logs['loss']:.6g}"
+        if "val_loss" in logs:
+            text += f", validation loss {logs['val_loss']:.6g}"
+        self.summary.setText(text)
+
+    def add_step(self, step: int, info: dict[str, Any]) -> None:
+        for layer, row in info.items():
+            if not isinstance(row, dict):
+                continue
+            for param, norm in row.items():
+                key = f"{layer}.{param}"
+                if key not in self.norms:
+                    colour = NORM_COLOURS[len(self.norms) % len(NORM_COLOURS)]
+                    item = self.norm_plot.plot([], [], pen=pg.mkPen(colour, width=1.5), name=key)
+                    self.norms[key] = ([], [], item)
+                xs, ys, item = self.norms[key]
+                xs.append(step + 1)
+                ys.append(float(norm))
+                item.setData(xs, ys)
+
+    def show_gradients(self, grads: dict[str, dict[str, np.ndarray | None]]) -> None:
+        """Histogram of the last kernel gradients of every layer that stores them."""
+        values = [g["kernel"].ravel() for g in grads.values() if g.get("kernel") is not None]
+        if not values:
+            self.hist_item.setData([], [])
+            return
+        counts, edges = np.histogram(np.concatenate(values), bins=40)
+        self.hist_item.setData(edges, counts)
+
+    def _set_log(self, on: bool) -> None:
+        self.curve_plot.setLogMode(y=on)

@@ -1,0 +1,70 @@
+"""Regenerate docs/screenshot.png: the main window on the toolkit example after a run (offscreen).
+
+python scripts/screenshot.py [--output docs/screenshot.png] [--backend auto]
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--output", default=str(ROOT / "docs" / "screenshot.png"))
+    parser.add_argument("--backend", default="auto", choices=("auto", "numpy", "cupy"))
+    parser.add_argument("--width", type=int, default=1600)
+    parser.add_argument("--height", type=int, default=1000)
+    args = parser.parse_args()
+
+    from PySide6.QtCore import QTimer
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication(sys.argv[:1])
+    from app.main_window import MainWindow, apply_style
+
+    apply_style(app)
+    window = MainWindow(offer_recovery=False)
+    window.resize(args.width, args.height)
+    window.backend_selector.setCurrentText(args.backend)
+    window.show()
+    outcome: dict[str, str] = {}
+
+    def finished(_result) -> None:
+        window.canvas.select("conv3d_transpose")
+        QTimer.singleShot(300, grab)
+
+    def grab() -> None:
+        window.canvas.fit()
+        app.processEvents()
+        out = Path(args.output)
+        out.parent.mkdir(parents=True, exist_ok=True)
+        window.grab().save(str(out), "PNG")
+        outcome["path"] = str(out)
+        app.quit()
+
+    def failed(text: str) -> None:
+        outcome["error"] = text
+        app.quit()
+
+    window.run_finished.connect(finished)
+    window.run_failed.connect(failed)
+    QTimer.singleShot(200, window.run)
+    app.exec()
+    window.canvas.undo_stack.setClean()
+    window.close()
+    if "error" in outcome:
+        print(f"error: the run failed: {outcome['error']}", file=sys.stderr)
+        return 1
+    print(f"wrote {outcome['path']}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,142 @@
+"""Fixtures for the editor tests: offscreen Qt, a temporary user data folder, dialogs that never
+block, and small graphs that run in milliseconds."""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+
+os.environ["QT_QPA_PLATFORM"] = "offscreen"  # before any Qt import
+os.environ.setdefault("QT_PREFERRED_BINDING", "PySide6")
+
+import pytest  # noqa: E402
+
+ROOT = Path(__file__).resolve().parents[2]
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from nodes.examples import toolkit_example  # noqa: E402
+
+SMALL_SAMPLE = (2, 2, 8, 8, 3)
+
+
+def small_doc(batch: int = 2, conv: dict | None = None):
+    """The toolkit graph with tiny shapes: Data (batch, 2, 2, 8, 8, 3)."""
+    return toolkit_example(
+        conv,
+        data={"batch_size": batch, "sample_shape": list(SMALL_SAMPLE)},
+        input_shape=SMALL_SAMPLE,
+    )
+
+
+class FakeDialogs:
+    """Answers every question from queues; records what the user would have seen."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str, str]] = []
+        self.questions: list[str] = []
+        self.question_answer = True
+        self.save_changes_answer = "discard"
+        self.save_changes_asked = 0
+        self.open_paths: list[str] = []
+        self.save_paths: list[str] = []
+
+    def message(self, title: str, text: str) -> None:
+        self.messages.append((title, text))
+
+    def question(self, title: str, text: str) -> bool:
+        self.questions.append(text)
+        return self.question_answer
+
+    def save_changes(self, name: str) -> str:
+        self.save_changes_asked += 1
+        return self.save_changes_answer
+
+    def open_path(self, title: str, file_filter: str) -> str | None:
+        return self.open_paths.pop(0) if self.open_paths else None
+
+    def save_path(self, title: str, file_filter: str, suggested: str = "") -> str | None:
+        return self.save_paths.pop(0) if self.save_paths else None
+
+
+def pytest_configure(config):
+    # NodeGraphQt 0.6.44 uses distutils' LooseVersion and Qt 5's event.pos()
+    config.addinivalue_line("filterwarnings", r"ignore::DeprecationWarning:NodeGraphQt\..*")
+
+
+@pytest.fixture(autouse=True)
+def data_dir(tmp_path, monkeypatch):
+    """A fresh user data folder (autosaves, settings) per test."""
+    path = tmp_path / "user-data"
+    monkeypatch.setenv("CONV3DT_STUDIO_DATA_DIR", str(path))
+    return path
+
+
+@pytest.fixture(autouse=True)
+def no_real_dialogs(monkeypatch):
+    """A real modal dialog would block the offscreen test run: fail instead."""
+    from app import dialogs
+
+    def refuse(*_args, **_kwargs):
+        raise AssertionError("a real dialog was opened in a test")
+
+    for name in ("message", "question", "save_changes", "open_path", "save_path"):
+        monkeypatch.setattr(dialogs.Dialogs, name, refuse)
+
+
+@pytest.fixture
+def fake_dialogs():
+    return FakeDialogs()
+
+
+@pytest.fixture
+def make_window(qtbot, fake_dialogs):
+    """``make_window(doc=None, **kwargs)``: a shown MainWindow with fake dialogs."""
+    from app import MainWindow
+
+    windows = []
+
+    def make(doc=None, path=None, dialogs=None, **kwargs):
+        kwargs.setdefault("autosave_delay_ms", 50)
+        kwargs.setdefault("offer_recovery", False)
+        if path is not None:
+            w = MainWindow(path, dialogs=dialogs or fake_dialogs, **kwargs)
+        else:
+            w = MainWindow(document=doc, dialogs=dialogs or fake_dialogs, **kwargs)
+        w.show()
+        windows.append(w)
+        return w
+
+    yield make
+    dispose_windows(windows)
+
+
+def dispose_windows(windows) -> None:
+    """Stop runs, then delete the windows now (not at interpreter exit, which can crash)."""
+    from PySide6.QtCore import QThreadPool
+
+    from app.main_window import dispose
+
+    for w in windows:
+        if w.worker is not None:
+            w.worker.stop()
+    QThreadPool.globalInstance().waitForDone(20_000)
+    for w in windows:
+        w.autosaver.close()
+        w.canvas.undo_stack.setClean()
+        w._dirty_without_undo = False
+        w.close()
+        dispose(w)
+
+
+@pytest.fixture
+def window(make_window):
+    """A window on the small toolkit graph."""
+    return make_window(small_doc())
+
+
+@pytest.fixture
+def make_doc():
+    """``make_doc(batch=2, conv=None)`` -> a small toolkit graph."""
+    return small_doc

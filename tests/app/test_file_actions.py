@@ -1,0 +1,90 @@
+"""Files: export JSON and open it elsewhere, save (atomic), recent files, closing with changes."""
+
+from __future__ import annotations
+
+import json
+
+import nodes
+
+
+def test_export_json_then_open_in_a_new_window_gives_the_same_document(
+    window, make_window, tmp_path
+):
+    window.canvas.set_param("conv3d_transpose", "n_filters", 4)
+    window.canvas.move_node("data", (-77.0, 33.0))
+    window.dialogs.save_paths.append(str(tmp_path / "exported.json"))
+    window.action_export_json.trigger()
+    other = make_window(nodes.GraphDocument())
+    other.dialogs.open_paths.append(str(tmp_path / "exported.json"))
+    other.action_open.trigger()
+    assert other.canvas.doc.to_json() == window.canvas.doc.to_json()
+    assert other.canvas.shape_text("prediction_6d") == window.canvas.shape_text("prediction_6d")
+    assert window.isWindowModified()  # exporting a copy does not save the document
+
+
+def test_import_adds_the_nodes_to_the_current_graph(window, tmp_path):
+    path = tmp_path / "g.json"
+    window.canvas.doc.save(path)
+    window.dialogs.open_paths.append(str(path))
+    window.action_import.trigger()
+    assert len(window.canvas.doc.nodes) == 10
+    assert "conv3d_transpose_2" in window.canvas.doc.nodes
+    window.action_undo.trigger()
+    assert len(window.canvas.doc.nodes) == 5
+
+
+def test_save_writes_json_and_clears_the_modified_mark(window, tmp_path):
+    path = tmp_path / "saved.json"
+    window.canvas.set_param("conv3d_transpose", "n_filters", 6)
+    window.dialogs.save_paths.append(str(path))
+    window.action_save.trigger()
+    assert nodes.load(path).to_json() == window.canvas.doc.to_json()
+    assert not window.isWindowModified()
+    assert window.windowTitle().startswith("saved.json")
+    window.canvas.set_param("conv3d_transpose", "n_filters", 7)
+    window.action_save.trigger()  # no dialog now: same file
+    assert json.loads(path.read_text())["nodes"][2]["params"]["n_filters"] == 7
+    assert [p.name for p in tmp_path.iterdir() if p.name.endswith(".tmp")] == []
+
+
+def test_save_into_a_missing_folder_shows_a_message(window, tmp_path):
+    window.dialogs.save_paths.append(str(tmp_path / "no" / "such" / "g.json"))
+    assert not window.save_as()
+    assert window.dialogs.messages and "does not exist" in window.dialogs.messages[0][1]
+
+
+def test_recent_files_are_remembered(window, make_window, tmp_path):
+    path = tmp_path / "r.json"
+    window.canvas.doc.save(path)
+    window.open_path(path)
+    other = make_window()
+    assert str(path.resolve()) in other.recent_menu.paths()
+    assert [a.text() for a in other.recent_menu.actions()][0] == str(path.resolve())
+
+
+def test_open_a_bad_file_shows_a_message_and_keeps_the_graph(window, tmp_path):
+    bad = tmp_path / "bad.json"
+    bad.write_text("{not json")
+    before = window.canvas.doc.to_json()
+    assert not window.open_path(bad)
+    assert "not valid JSON" in window.dialogs.messages[-1][1]
+    assert window.canvas.doc.to_json() == before
+
+
+def test_closing_with_unsaved_changes_asks(window):
+    window.canvas.move_node("data", (1.0, 2.0))
+    window.dialogs.save_changes_answer = "cancel"
+    assert not window.close()
+    assert window.dialogs.save_changes_asked == 1
+    window.dialogs.save_changes_answer = "discard"
+    assert window.close()
+
+
+def test_new_asks_before_dropping_changes(window):
+    window.canvas.move_node("data", (1.0, 2.0))
+    window.dialogs.save_changes_answer = "cancel"
+    window.action_new.trigger()
+    assert len(window.canvas.doc.nodes) == 5
+    window.dialogs.save_changes_answer = "discard"
+    window.action_new.trigger()
+    assert window.canvas.doc.nodes == {}

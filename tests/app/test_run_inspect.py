@@ -1,0 +1,118 @@
+"""Running in a worker, stopping, errors on nodes, and the prediction inspector."""
+
+from __future__ import annotations
+
+import gc
+import time
+
+import numpy as np
+from PySide6.QtCore import QTimer
+
+import nodes
+
+RUN_TIMEOUT_MS = 30_000
+
+
+def test_run_shows_the_prediction_in_the_inspector(window, qtbot):
+    with qtbot.waitSignal(window.run_finished, timeout=RUN_TIMEOUT_MS) as blocker:
+        assert window.run()
+    result = blocker.args[0]
+    assert result.prediction.shape == (2, 2, 3, 10, 10, 5)
+    text = window.inspector.info_text()
+    for expected in ("layer name", "time_distributed", "graph index", "(2, 2, 3, 10, 10, 5)"):
+        assert expected in text
+    assert "float32" in text and "NaN / Inf" in text
+    image = window.inspector.pred_image.image
+    assert image is not None and image.size > 0 and np.isfinite(image).all()
+    assert window.inspector.input_image.image.size > 0
+    assert "Prediction 2×2×3×10×10×5" in window.log.text()
+    assert window.action_run.isEnabled() and not window.action_stop.isEnabled()
+
+
+def test_slice_controls_pick_the_slice(window, qtbot):
+    with qtbot.waitSignal(window.run_finished, timeout=RUN_TIMEOUT_MS) as blocker:
+        window.run()
+    y = blocker.args[0].prediction
+    insp = window.inspector
+    insp.batch.setValue(1)
+    insp.time.setValue(1)
+    insp.filter.setValue(2)
+    insp.axis.setCurrentIndex(0)
+    insp.slice.setValue(4)
+    np.testing.assert_array_equal(insp.pred_image.image, y[1, 1, 2, 4])
+    insp.axis.setCurrentIndex(2)
+    insp.slice.setValue(3)
+    np.testing.assert_array_equal(insp.pred_image.image, y[1, 1, 2, :, :, 3])
+
+
+def test_save_prediction_writes_npy(window, qtbot, tmp_path):
+    with qtbot.waitSignal(window.run_finished, timeout=RUN_TIMEOUT_MS) as blocker:
+        window.run()
+    window.dialogs.save_paths.append(str(tmp_path / "pred"))
+    window.inspector.save_button.click()
+    np.testing.assert_array_equal(np.load(tmp_path / "pred.npy"), blocker.args[0].prediction)
+
+
+def test_stop_cancels_a_long_run(make_window, qtbot):
+    doc = nodes.default_document()  # 10 samples of the toolkit's size
+    doc.set_param("prediction_6d", "batch_size", 1)  # Stop acts between batches
+    w = make_window(doc)
+    w.worker_progress = []
+    with qtbot.waitSignal(w.run_stopped, timeout=RUN_TIMEOUT_MS):
+        w.run()
+        w.worker.signals.progress.connect(lambda f, m: w.stop() if "batch" in m else None)
+    assert "Run stopped" in w.log.text()
+    assert w.inspector.result is None
+    assert w.action_run.isEnabled()
+
+
+def test_canvas_stays_responsive_during_a_run(make_window, qtbot):
+    """No event-loop stall over 50 ms while the toolkit example runs (after a warm-up run that
+    compiles the kernels)."""
+    w = make_window(nodes.default_document())
+    with qtbot.waitSignal(w.run_finished, timeout=RUN_TIMEOUT_MS):
+        w.run()
+    qtbot.wait(300)  # let the inspector lay out and paint the first result
+    gc.collect()  # garbage of earlier tests' windows is not the run's doing
+    ticks: list[float] = []
+    timer = QTimer()
+    timer.setInterval(2)
+    timer.timeout.connect(lambda: ticks.append(time.perf_counter()))
+    timer.start()
+    with qtbot.waitSignal(w.run_finished, timeout=RUN_TIMEOUT_MS):
+        w.run()
+    timer.stop()
+    gaps = np.diff(ticks)
+    assert len(ticks) > 2
+    assert gaps.max() < 0.050, f"event loop stalled {gaps.max() * 1000:.0f} ms"
+
+
+def test_graph_with_problems_does_not_run(window, qtbot):
+    window.canvas.disconnect("input", "y", "time_distributed", "x")
+    with qtbot.waitSignal(window.run_failed, timeout=1000):
+        assert not window.run()
+    assert "Cannot run" in window.log.text()
+    assert window.worker is None
+
+
+def test_an_exception_in_the_run_becomes_a_message_on_the_node(window, qtbot, monkeypatch):
+    import app.run_worker
+
+    def broken(*_args, **_kwargs):
+        raise RuntimeError("the kernel caught fire")
+
+    monkeypatch.setattr(app.run_worker, "run_document", broken)
+    with qtbot.waitSignal(window.run_failed, timeout=RUN_TIMEOUT_MS):
+        window.run()
+    assert "the kernel caught fire" in window.log.text()
+    assert "the kernel caught fire" in window.canvas.views["prediction_6d"].view.toolTip()
+    assert window.action_run.isEnabled()
+
+
+def test_a_memory_refusal_is_shown_on_its_node(window, qtbot, monkeypatch):
+    import nodes.runner
+
+    monkeypatch.setattr(nodes.runner, "available_memory", lambda: 1024)
+    with qtbot.waitSignal(window.run_failed, timeout=RUN_TIMEOUT_MS):
+        window.run()
+    assert "memory limit" in window.canvas.views["prediction_6d"].view.toolTip()
