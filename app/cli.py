@@ -218,6 +218,9 @@ class ProgressBar:
     def __call__(self, fraction: float, message: str) -> None:
         if not message.startswith("batch ") or message.endswith(" 1/1"):
             return
+        self.draw(fraction, message)
+
+    def draw(self, fraction: float, message: str) -> None:
         filled = round(BAR_WIDTH * fraction)
         bar = "#" * filled + "." * (BAR_WIDTH - filled)
         self.stream.write(f"\r[{bar}] {fraction:4.0%} {message}")
@@ -238,15 +241,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from nodes.files import save_npy
 
     graph = Path(args.graph) if args.graph else nodes.DEFAULT_EXAMPLE
-    out = Path(args.out) if args.out else None
-    if out is not None:
-        if out.exists() and not args.force:
-            raise UsageError(f"`{out}` already exists: choose another --out or add --force")
-        if out.is_dir():
-            raise UsageError(f"--out `{out}` is a folder, not a file")
-        folder = out.parent if str(out.parent) else Path(".")
-        if not folder.is_dir():
-            raise UsageError(f"cannot save `{out}`: folder `{folder}` does not exist")
+    out = _check_output(args.out, args.force, "--out")
     doc = nodes.load(graph)
     data = load_file(args.data, args.array) if args.data else None
     limit = None if args.memory_limit is None else int(args.memory_limit * 2**20)
@@ -363,11 +358,7 @@ class TrainProgress(ProgressBar):
     """The progress bar for training: every batch message, cleared before each epoch line."""
 
     def __call__(self, fraction: float, message: str) -> None:
-        filled = round(BAR_WIDTH * fraction)
-        bar = "#" * filled + "." * (BAR_WIDTH - filled)
-        self.stream.write(f"\r[{bar}] {fraction:4.0%} {message}  ")
-        self.stream.flush()
-        self.drawn = True
+        self.draw(fraction, message + "  ")
 
     def clear(self) -> None:
         if self.drawn:

@@ -7,18 +7,32 @@ Semantics (Keras 3): the *full* transposed convolution scatters ``x[i] * w[j]`` 
 ``i*stride + j*dilation`` (length ``L = (in-1)*stride + k_eff`` per axis, ``k_eff = dilation*(size-1)+1``);
 the layer's output is a window of it that starts at ``crop_start`` and is ``out`` long, zero beyond ``L``.
 
-Method ("flat offset"): each sample's input is placed on the output grid (flattened), so every kernel
-tap is one constant flat offset; a tap contributes ``W_tap @ x_grid`` added at that offset. Work is
-chunked over samples so memory stays bounded by about one output's size (never the whole batch times
-the kernel volume, as im2col would need).
+Three paths, chosen by the array module, numerically equal within float32 rounding:
+
+- NumPy with Numba (:mod:`compute.cpu_kernels`): the sub-pixel (phase) decomposition of a
+  :class:`PhasePlan`, per-sample planes, taps skipped where they miss the input; the fast CPU path.
+- CuPy (:mod:`compute.cuda_kernels`): gather kernels, one thread per output or input voxel.
+- Any array module otherwise (the ``_flat_*`` functions, also the tests' reference): "flat offset":
+  each sample's input is placed on the output grid (flattened), so every kernel tap is one constant
+  flat offset; a tap contributes ``W_tap @ x_grid`` added at that offset. Work is chunked over
+  samples so memory stays bounded by about one output's size (never the whole batch times the
+  kernel volume, as im2col would need).
 """
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
+from functools import lru_cache
 
+import numpy as np
+
+from . import cuda_kernels
+
+# Independent partial sums of the kernel gradient (fixed, so results do not depend on threads).
+KERNEL_GRAD_CHUNKS = 8
 # Upper bound, in bytes, of one chunk's temporaries; chunks are at least one sample.
-CHUNK_BYTES = 32 * 2**20
+CHUNK_BYTES = 4 * 2**20
 
 
 @dataclass(frozen=True)
@@ -138,8 +152,8 @@ def _embed(xp, x, geom: Geometry, where):
     return grid.reshape(n, c, geom.grid_size)
 
 
-def forward(xp, x, kernel, geom: Geometry):
-    """Transposed convolution without bias: ``x`` (N, C, D, H, W) -> (N, F, *geom.out_shape)."""
+def _flat_forward(xp, x, kernel, geom: Geometry):
+    """Array-module path of :func:`forward` (NumPy without Numba; the tests' reference)."""
     n = x.shape[0]
     f = kernel.shape[3]
     y = xp.empty((n, f) + geom.out_shape, dtype=x.dtype)
@@ -156,8 +170,8 @@ def forward(xp, x, kernel, geom: Geometry):
     return y
 
 
-def backward_input(xp, dy, kernel, geom: Geometry):
-    """Gradient w.r.t. the input: ``dy`` (N, F, *out) -> (N, C, *in)."""
+def _flat_backward_input(xp, dy, kernel, geom: Geometry):
+    """Array-module path of :func:`backward_input`."""
     n = dy.shape[0]
     c = kernel.shape[4]
     in_shape = tuple(a.in_len for a in geom.axes)
@@ -175,8 +189,8 @@ def backward_input(xp, dy, kernel, geom: Geometry):
     return dx
 
 
-def backward_kernel(xp, x, dy, geom: Geometry, kernel_shape):
-    """Gradient w.r.t. the kernel (Keras layout), summed over the batch."""
+def _flat_backward_kernel(xp, x, dy, geom: Geometry, kernel_shape):
+    """Array-module path of :func:`backward_kernel`."""
     n = x.shape[0]
     dk = xp.zeros(kernel_shape, dtype=x.dtype)
     span = geom.span()
@@ -185,10 +199,275 @@ def backward_kernel(xp, x, dy, geom: Geometry, kernel_shape):
     for s0 in range(0, n, step):
         xs = _embed(xp, x[s0 : s0 + step], geom, geom.input_slices())[:, :, :span]
         g = _embed(xp, dy[s0 : s0 + step], geom, geom.output_slices())
+        xt = xs.transpose(0, 2, 1)
         for (i, j, k), off in taps:
-            seg = g[:, :, off : off + span]
-            dk[i, j, k] += xp.tensordot(seg, xs, axes=([0, 2], [0, 2]))
+            # one (F, span) @ (span, C) product per sample: no copy of the shifted segment
+            dk[i, j, k] += xp.matmul(g[:, :, off : off + span], xt).sum(axis=0)
     return dk
+
+
+# ----------------------------------------------------------------------------- phase plan
+
+
+@dataclass(frozen=True)
+class PhasePlan:
+    """Sub-pixel decomposition of a geometry for the compiled kernels (see
+    :mod:`compute.cpu_kernels` for the meaning of each array).
+
+    Phase ``r`` (one residue per axis) holds the output positions ``stride*m + r``; its taps are
+    those with ``(j*dilation) % stride == r``, each at offset ``(j*dilation - r) // stride`` of a
+    dense stride-1 problem. The spatial axes are reordered by ``perm`` so that the axis whose
+    padding would waste most work is the outer one, handled by explicit loops that skip taps
+    falling outside the input; the two inner axes form one flat plane."""
+
+    perm: tuple[int, int, int]
+    dims: np.ndarray
+    crop: np.ndarray
+    ph: np.ndarray
+    qlo: np.ndarray
+    qlen: np.ndarray
+    toff: np.ndarray  # flat in-plane offset of each tap
+    tout: np.ndarray  # outer-axis offset of each tap
+    tph: np.ndarray  # phase of each tap
+    kidx: np.ndarray  # flat kernel tap (kd, kh, kw) of each plan tap
+
+
+def _axis_phases(a: AxisGeometry):
+    """Per residue ``r``: (taps [(j, offset)], first phase index m, count of output positions)."""
+    out = []
+    for r in range(a.stride):
+        taps = [
+            (j, (j * a.dilation - r) // a.stride)
+            for j in range(a.size)
+            if (j * a.dilation) % a.stride == r
+        ]
+        mlo = -((r - a.crop_start) // a.stride)
+        mhi = (a.crop_start + a.out_len - 1 - r) // a.stride
+        out.append((taps, mlo, max(0, mhi - mlo + 1)))
+    return out
+
+
+def _grid_len(a: AxisGeometry, phases) -> int:
+    """Phase-grid length of one axis: room for the input plus the largest tap offset (so flat
+    offsets never wrap into the next row) and for every output position."""
+    tmax = max(t for taps, _, _ in phases for _, t in taps)
+    top = max((mlo + cnt for _, mlo, cnt in phases if cnt), default=1)
+    return max(a.in_len + tmax, top, 1)
+
+
+@lru_cache(maxsize=64)
+def phase_plan(geom: Geometry, c: int, f: int) -> PhasePlan:
+    """The :class:`PhasePlan` of ``geom`` for ``c`` input channels and ``f`` filters."""
+    per_axis = [_axis_phases(a) for a in geom.axes]
+    grid = [_grid_len(a, ph) for a, ph in zip(geom.axes, per_axis)]
+    waste = [g / a.in_len for g, a in zip(grid, geom.axes)]
+    outer = max(range(3), key=lambda i: (waste[i], -i))
+    perm = (outer, *[i for i in range(3) if i != outer])
+    axes = [geom.axes[i] for i in perm]
+    per_axis = [per_axis[i] for i in perm]
+    g2 = grid[perm[2]]
+    plane = grid[perm[1]] * g2
+    ks = [a.size for a in geom.axes]
+    ph, qlo, qlen, toff, tout, tph, kidx = [], [], [], [], [], [], []
+    residues = itertools.product(*(range(a.stride) for a in axes))
+    for p, (r, entries) in enumerate(zip(residues, itertools.product(*per_axis))):
+        counts = [e[2] for e in entries]
+        mlo = [e[1] for e in entries]
+        first = len(toff)
+        if min(counts) > 0:
+            for (j0, t0), (j1, t1), (j2, t2) in itertools.product(*(e[0] for e in entries)):
+                toff.append(t1 * g2 + t2)
+                tout.append(t0)
+                tph.append(p)
+                j = [0, 0, 0]
+                j[perm[0]], j[perm[1]], j[perm[2]] = j0, j1, j2
+                kidx.append((j[0] * ks[1] + j[1]) * ks[2] + j[2])
+        ph.append([first, len(toff) - first, *r, *mlo, *counts])
+        lo = mlo[1] * g2 + mlo[2]
+        qlo.append(lo)
+        qlen.append((mlo[1] + counts[1] - 1) * g2 + mlo[2] + counts[2] - lo if min(counts) else 0)
+    ins = [a.in_len for a in axes]
+    outs = [a.out_len for a in axes]
+    xq = (ins[1] - 1) * g2 + ins[2]
+    lead = max(toff, default=0)
+    m0 = max((row[8] for row in ph), default=0)
+    dims = [c, f, *ins, *outs, g2, plane, lead, *(a.stride for a in axes), xq, m0]
+    i64 = np.int64
+    return PhasePlan(
+        perm,
+        np.array(dims, i64),
+        np.array([a.crop_start for a in axes], i64),
+        np.array(ph, i64).reshape(-1, 11),
+        np.array(qlo, i64),
+        np.array(qlen, i64),
+        np.array(toff, i64),
+        np.array(tout, i64),
+        np.array(tph, i64),
+        np.array(kidx, i64),
+    )
+
+
+# ----------------------------------------------------------------------------- dispatch
+
+
+def _cpu():
+    """:mod:`compute.cpu_kernels`, imported on first use: importing Numba takes a while, and
+    ``import compute`` should not pay for it."""
+    from . import cpu_kernels
+
+    return cpu_kernels
+
+
+def _path(xp) -> str:
+    """'numba', 'cuda' or 'flat' (the array-module path) for the array module ``xp``."""
+    if xp is np:
+        return "numba" if _cpu().AVAILABLE else "flat"
+    if getattr(xp, "__name__", "") == "cupy":
+        return "cuda"
+    return "flat"
+
+
+def _taps_weights(kernel, plan: PhasePlan):
+    """Kernel (kd, kh, kw, F, C) -> (T, F, C) in plan tap order."""
+    k = kernel.reshape((-1,) + tuple(kernel.shape[3:]))
+    return np.ascontiguousarray(k[plan.kidx], dtype=np.float32)
+
+
+def _chunks(n: int) -> int:
+    """Sample ranges for the threads: a few per thread, so one slowed thread is made up for."""
+    return min(n, 4 * _cpu().THREADS)
+
+
+def _flat(a, plan: PhasePlan):
+    """Flat view and element strides of a (N, C, *spatial) array, spatial axes in plan order."""
+    return _cpu().flat(a.transpose(0, 1, *(2 + i for i in plan.perm)))
+
+
+def forward(xp, x, kernel, geom: Geometry):
+    """Transposed convolution without bias: ``x`` (N, C, D, H, W) -> (N, F, *geom.out_shape)."""
+    path = _path(xp)
+    if path == "cuda":
+        return cuda_kernels.forward(xp, x, kernel, geom)
+    if path == "flat" or x.shape[0] == 0:
+        return _flat_forward(xp, x, kernel, geom)
+    return _compiled_forward(x, kernel, geom)
+
+
+def _compiled_forward(x, kernel, geom: Geometry):
+    """The :mod:`compute.cpu_kernels` path of :func:`forward` (interpreted without Numba)."""
+    n, f = x.shape[0], kernel.shape[3]
+    plan = phase_plan(geom, x.shape[1], f)
+    y = np.empty((n, f) + geom.out_shape, dtype=np.float32)
+    (xf, xs), (yf, ys) = _flat(x, plan), _flat(y, plan)
+    wt = _taps_weights(kernel, plan)
+    p = plan
+    _cpu().run_chunks(
+        _cpu().forward,
+        n,
+        _chunks(n),
+        lambda k, a, b: (
+            xf,
+            xs,
+            wt,
+            yf,
+            ys,
+            a,
+            b,
+            p.dims,
+            p.crop,
+            p.ph,
+            p.qlo,
+            p.qlen,
+            p.toff,
+            p.tout,
+        ),
+    )
+    return y
+
+
+def backward_input(xp, dy, kernel, geom: Geometry):
+    """Gradient w.r.t. the input: ``dy`` (N, F, *out) -> (N, C, *in)."""
+    path = _path(xp)
+    if path == "cuda":
+        return cuda_kernels.backward_input(xp, dy, kernel, geom)
+    if path == "flat" or dy.shape[0] == 0:
+        return _flat_backward_input(xp, dy, kernel, geom)
+    return _compiled_backward_input(dy, kernel, geom)
+
+
+def _compiled_backward_input(dy, kernel, geom: Geometry):
+    n, c = dy.shape[0], kernel.shape[4]
+    plan = phase_plan(geom, c, kernel.shape[3])
+    wt = np.ascontiguousarray(_taps_weights(kernel, plan).transpose(0, 2, 1))
+    dx = np.empty((n, c) + tuple(a.in_len for a in geom.axes), dtype=np.float32)
+    (df, ds), (dxf, dxs) = _flat(dy, plan), _flat(dx, plan)
+    p = plan
+    _cpu().run_chunks(
+        _cpu().backward_input,
+        n,
+        _chunks(n),
+        lambda k, a, b: (df, ds, wt, dxf, dxs, a, b, p.dims, p.crop, p.ph, p.toff, p.tout, p.tph),
+    )
+    return dx
+
+
+def backward_kernel(xp, x, dy, geom: Geometry, kernel_shape):
+    """Gradient w.r.t. the kernel (Keras layout), summed over the batch."""
+    path = _path(xp)
+    if path == "cuda":
+        return cuda_kernels.backward_kernel(xp, x, dy, geom, kernel_shape)
+    if path == "flat" or x.shape[0] == 0:
+        return _flat_backward_kernel(xp, x, dy, geom, kernel_shape)
+    return _compiled_backward_kernel(x, dy, geom, kernel_shape)
+
+
+def _compiled_backward_kernel(x, dy, geom: Geometry, kernel_shape):
+    n, f, c = x.shape[0], kernel_shape[3], kernel_shape[4]
+    plan = phase_plan(geom, c, f)
+    # Fixed chunks, each with its own float64 sums, added in order: deterministic for any threads.
+    chunks = min(n, KERNEL_GRAD_CHUNKS)
+    acc = np.zeros((chunks, len(plan.toff), f, c), dtype=np.float64)
+    (xf, xs), (df, ds) = _flat(x, plan), _flat(dy, plan)
+    p = plan
+    _cpu().run_chunks(
+        _cpu().backward_kernel,
+        n,
+        chunks,
+        lambda k, a, b: (
+            xf,
+            xs,
+            df,
+            ds,
+            acc[k],
+            a,
+            b,
+            p.dims,
+            p.crop,
+            p.ph,
+            p.qlo,
+            p.qlen,
+            p.toff,
+            p.tout,
+        ),
+    )
+    dk = np.zeros((int(np.prod(kernel_shape[:3])), f, c), dtype=np.float32)
+    dk[plan.kidx] = acc.sum(axis=0)
+    return dk.reshape(kernel_shape)
+
+
+def warm_up() -> bool:
+    """Compile (or load from the disk cache) the CPU kernels now, on a tiny problem: the first
+    real call then starts at full speed. About 20 s the very first time; call it from a worker.
+    Returns whether compiled kernels are in use."""
+    if not _cpu().AVAILABLE:
+        return False
+    geom = Geometry.of((2, 2, 2), (2, 2, 2), (1, 1, 1), (1, 1, 1), False)
+    x = np.ones((1, 1, 2, 2, 2), dtype=np.float32)
+    kernel = np.ones((2, 2, 2, 1, 1), dtype=np.float32)
+    y = _compiled_forward(x, kernel, geom)
+    _compiled_backward_input(y, kernel, geom)
+    _compiled_backward_kernel(x, y, geom, kernel.shape)
+    return True
 
 
 def output_shape(spatial_in, size, stride, dilation, same, output_padding=None):
@@ -199,9 +478,12 @@ def output_shape(spatial_in, size, stride, dilation, same, output_padding=None):
 __all__ = [
     "AxisGeometry",
     "Geometry",
+    "PhasePlan",
     "axis_geometry",
     "backward_input",
     "backward_kernel",
     "forward",
     "output_shape",
+    "phase_plan",
+    "warm_up",
 ]
