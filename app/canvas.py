@@ -46,6 +46,8 @@ ERROR_COLOR = (150, 36, 40)
 UNKNOWN_COLOR = (90, 90, 90)
 LABEL_COLOR = QColor(190, 200, 215)
 LABEL_ERROR_COLOR = QColor(255, 120, 120)
+FROZEN_COLOR = (70, 86, 110)  # a frozen (update=False) layer: cold and grey
+LDA_COLOR = QColor(255, 200, 120)
 
 
 # ---------------------------------------------------------------------- node classes
@@ -170,6 +172,7 @@ class Canvas(QObject):
         self.viewer.setObjectName("graph_canvas")
         self.views: dict[str, BaseNode] = {}
         self.labels: dict[str, QGraphicsSimpleTextItem] = {}
+        self.link_labels: dict[str, QGraphicsSimpleTextItem] = {}  # lda_coeff on a link
         self.run_errors: dict[str, str] = {}
         self.report: nodes.Report = nodes.validate(self.doc)
         self._logged_problems: set[str] = set()
@@ -467,9 +470,14 @@ class Canvas(QObject):
             label.setText(text if not problems else "⚠ " + _short(problems[0]))
             label.setBrush(QBrush(LABEL_ERROR_COLOR if problems else LABEL_COLOR))
             label.setPos(4, view.view.height + 4)
+            frozen = node.type == "conv3d_transpose" and node.params.get("update") is False
+            if frozen and not problems:
+                label.setText(text + "  ❄ frozen")
             color = (
                 ERROR_COLOR
                 if problems
+                else FROZEN_COLOR
+                if frozen
                 else CATEGORY_COLORS.get(nt.category if nt else "", UNKNOWN_COLOR)
             )
             if tuple(view.color()[:3]) != color:
@@ -479,11 +487,54 @@ class Canvas(QObject):
                 tip += f"\n{nt.help}"
             if text:
                 tip += f"\nOutput: {text}"
+            if frozen:
+                tip += "\nFrozen (update=False): its weights do not change when training"
             if problems:
                 tip += "\n\nProblems:\n" + "\n".join(f"• {p}" for p in problems)
             view.view.setToolTip(tip)
+        self._label_scaled_links()
         self._log_new_problems()
         self.problems_changed.emit(self.report)
+
+    def _label_scaled_links(self) -> None:
+        """Show a layer's lda_coeff on the link whose gradient it scales (into its wrapper's x)."""
+        wanted: dict[str, float] = {}
+        for td in self.doc.nodes_of_type("time_distributed"):
+            src = self.doc.upstream(td.id, "layer")
+            conv = self.doc.nodes.get(src[0]) if src else None
+            lda = conv.params.get("lda_coeff", 1.0) if conv is not None else 1.0
+            if isinstance(lda, (int, float)) and lda != 1.0 and self.doc.upstream(td.id, "x"):
+                wanted[td.id] = float(lda)
+        for nid in [n for n in self.link_labels if n not in wanted]:
+            item = self.link_labels.pop(nid)
+            if item.scene() is not None:
+                item.scene().removeItem(item)
+        for nid, lda in wanted.items():
+            view = self.views.get(nid)
+            port = view.inputs().get("x") if view is not None else None
+            pipes = port.view.connected_pipes if port is not None else []
+            if not pipes:
+                continue
+            pipe = pipes[0]
+            item = self.link_labels.get(nid)
+            if item is None or item.parentItem() is not pipe:
+                if item is not None and item.scene() is not None:
+                    item.scene().removeItem(item)
+                item = QGraphicsSimpleTextItem(pipe)
+                item.setFont(QFont("DejaVu Sans Mono", 9))
+                item.setBrush(QBrush(LDA_COLOR))
+                self.link_labels[nid] = item
+            item.setText(f"∇ × {lda:g}")
+            item.setToolTip(
+                f"lda_coeff {lda:g}: the gradient sent back along this link is multiplied by it"
+            )
+            mid = pipe.path().pointAtPercent(0.5)
+            item.setPos(mid.x() - item.boundingRect().width() / 2, mid.y() - 18)
+
+    def link_label(self, node_id: str) -> str:
+        """The lda_coeff text on the link into ``node_id``'s x port ('' when none)."""
+        item = self.link_labels.get(node_id)
+        return item.text() if item is not None else ""
 
     def _shape_text(self, nid: str) -> str:
         node = self.doc.nodes[nid]

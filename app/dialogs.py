@@ -12,6 +12,7 @@ GRAPH_FILTER = "Graphs (*.json *.png);;Graph JSON (*.json);;Snippet PNG (*.png)"
 JSON_FILTER = "Graph JSON (*.json)"
 PNG_FILTER = "Snippet PNG (*.png)"
 NPY_FILTER = "NumPy array (*.npy)"
+NPZ_FILTER = "Weights (*.npz)"
 
 
 class Dialogs:

@@ -39,6 +39,7 @@ from .property_panel import PropertyPanel
 from .recent_files import RecentFiles
 from .run_worker import RunWorker
 from .snippet_export import export_snippet
+from .training_controller import TrainingController
 
 APP_TITLE = "Conv3DT Studio"
 STYLE_SHEET = Path(__file__).resolve().parent.parent / "resources" / "style.qss"
@@ -76,6 +77,7 @@ class MainWindow(QMainWindow):
         self.palette = NodePalette()
         self.properties = PropertyPanel(self.canvas)
         self.inspector = PredictionInspector()
+        self.training = TrainingController(self)
         self._make_docks()
         self._make_actions()
         self._make_menus_and_toolbar()
@@ -123,6 +125,12 @@ class MainWindow(QMainWindow):
                 Qt.DockWidgetArea.BottomDockWidgetArea,
             ),
             ("log_panel", "Log", self.log, Qt.DockWidgetArea.BottomDockWidgetArea),
+            (
+                "training_panel",
+                "Training",
+                self.training.panel,
+                Qt.DockWidgetArea.BottomDockWidgetArea,
+            ),
         ):
             dock = QDockWidget(title, self)
             dock.setObjectName(name)
@@ -132,6 +140,8 @@ class MainWindow(QMainWindow):
         self.splitDockWidget(
             self.docks["prediction_inspector"], self.docks["log_panel"], Qt.Orientation.Horizontal
         )
+        self.tabifyDockWidget(self.docks["prediction_inspector"], self.docks["training_panel"])
+        self.docks["prediction_inspector"].raise_()
         self.resizeDocks(
             [self.docks["node_palette"], self.docks["properties_panel"]],
             [190, 430],
@@ -228,6 +238,7 @@ class MainWindow(QMainWindow):
             "action_stop", "S&top", self.stop, QKeySequence(Qt.Key.Key_Escape), "Stop the run"
         )
         self.action_stop.setEnabled(False)
+        self.training_actions = self.training.make_actions()
 
     def _make_menus_and_toolbar(self) -> None:
         bar = self.menuBar()
@@ -252,7 +263,9 @@ class MainWindow(QMainWindow):
         edit.addSeparator()
         edit.addActions([self.action_delete, self.action_select_all, self.action_node_search])
         run_menu = bar.addMenu("&Run")
-        run_menu.addActions([self.action_run, self.action_stop])
+        run_menu.addActions([self.action_run, self.training.action_train, self.action_stop])
+        train_menu = bar.addMenu("T&rain")
+        train_menu.addActions(self.training_actions)
         view = bar.addMenu("&View")
         view.addAction(self.action_fit)
         for dock in self.docks.values():
@@ -265,7 +278,7 @@ class MainWindow(QMainWindow):
         tb.addSeparator()
         tb.addActions([self.action_undo, self.action_redo])
         tb.addSeparator()
-        tb.addActions([self.action_run, self.action_stop])
+        tb.addActions([self.action_run, self.training.action_train, self.action_stop])
         tb.addSeparator()
         tb.addWidget(QLabel(" Backend "))
         self.backend_selector = QComboBox()
@@ -314,6 +327,7 @@ class MainWindow(QMainWindow):
         self._dirty_without_undo = False
         self.canvas.undo_stack.setClean()
         self.inspector.clear()
+        self.training.document_opened(doc)
         self.canvas.fit()
         self.canvas.select(None)
         self.autosaver.discard()
@@ -415,7 +429,7 @@ class MainWindow(QMainWindow):
 
     def _write(self, path: str) -> bool:
         try:
-            self.canvas.doc.save(path)
+            self.training.document_for_saving(self.canvas.doc).save(path)
         except nodes.FileError as exc:
             self.log.log(str(exc), "error")
             self.dialogs.message("Cannot save", str(exc))
@@ -433,7 +447,7 @@ class MainWindow(QMainWindow):
         if not path:
             return False
         try:
-            self.canvas.doc.save(_with_suffix(path, ".json"))
+            self.training.document_for_saving(self.canvas.doc).save(_with_suffix(path, ".json"))
         except nodes.FileError as exc:
             self.dialogs.message("Cannot export", str(exc))
             return False
@@ -497,10 +511,22 @@ class MainWindow(QMainWindow):
     def is_running(self) -> bool:
         return self.worker is not None
 
+    def _set_busy(self, busy: bool) -> None:
+        """A run or a training is under way: one at a time, Stop stops it."""
+        self.action_run.setEnabled(not busy)
+        self.training.action_train.setEnabled(not busy)
+        self.action_stop.setEnabled(busy)
+        if busy:
+            self.progress.setValue(0)
+            self.progress.setFormat("starting…")
+        else:
+            self.progress.setValue(0)
+            self.progress.setFormat("idle")
+
     def run(self) -> bool:
         """Start a run in the worker pool; False when one runs already or the graph has
         problems (listed in the log, shown on the nodes)."""
-        if self.worker is not None:
+        if self.worker is not None or self.training.is_training:
             return False
         self.canvas.set_run_errors({})
         report = self.canvas.report
@@ -511,22 +537,21 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Cannot run: see the red nodes and the log", 5000)
             self.run_failed.emit("; ".join(str(p) for p in report.problems))
             return False
-        self.worker = RunWorker(self.canvas.doc, self.backend())
+        self.worker = RunWorker(self.canvas.doc, self.backend(), self.training.weights)
         self.worker.signals.progress.connect(self._on_progress)
         self.worker.signals.finished.connect(self._on_finished)
         self.worker.signals.failed.connect(self._on_failed)
         self.worker.signals.cancelled.connect(self._on_cancelled)
-        self.action_run.setEnabled(False)
-        self.action_stop.setEnabled(True)
-        self.progress.setValue(0)
-        self.progress.setFormat("starting…")
+        self._set_busy(True)
+        weights = "trained weights" if self.training.weights is not None else "seeded weights"
         self.log.log(
-            f"Run started on backend {self.backend()} ({self._backend_text(self.backend())})"
+            f"Run with {weights} started on backend {self.backend()} ({self._backend_text(self.backend())})"
         )
         self.pool.start(self.worker)
         return True
 
     def stop(self) -> None:
+        self.training.stop()
         if self.worker is not None and not self.worker.stopping:
             self.worker.stop()
             self.progress.setFormat("stopping…")
@@ -538,10 +563,7 @@ class MainWindow(QMainWindow):
 
     def _run_done(self) -> None:
         self.worker = None
-        self.action_run.setEnabled(True)
-        self.action_stop.setEnabled(False)
-        self.progress.setValue(0)
-        self.progress.setFormat("idle")
+        self._set_busy(False)
 
     def _on_finished(self, result: nodes.RunResult, summary=None) -> None:
         self._run_done()
@@ -596,8 +618,8 @@ class MainWindow(QMainWindow):
         if not self._ok_to_replace():
             event.ignore()
             return
-        if self.worker is not None:
-            self.worker.stop()
+        if self.worker is not None or self.training.is_training:
+            self.stop()
             self.pool.waitForDone(10_000)
         self.autosaver.close()
         event.accept()

@@ -27,11 +27,12 @@ class RunSignals(QObject):
 class RunWorker(QRunnable):
     """One prediction run; create it on the GUI thread, start it on a QThreadPool."""
 
-    def __init__(self, doc: GraphDocument, backend: str = "auto") -> None:
+    def __init__(self, doc: GraphDocument, backend: str = "auto", weights=None) -> None:
         super().__init__()
         self.setAutoDelete(False)  # the window keeps it until a final signal arrives
         self.doc = doc.copy()
         self.backend = backend
+        self.weights = weights  # trained weights (named arrays) or None: the document's/seeded
         self.signals = RunSignals()
         self._stop = threading.Event()
 
@@ -47,6 +48,7 @@ class RunWorker(QRunnable):
             result = run_document(
                 self.doc,
                 backend=self.backend,
+                weights=self.weights,
                 progress=lambda f, msg: self.signals.progress.emit(float(f), str(msg)),
                 should_stop=self._stop.is_set,
             )

@@ -28,16 +28,13 @@ VAL_PEN = pg.mkPen("#ffb74d", width=2, style=pg.QtCore.Qt.PenStyle.DashLine)
 NORM_COLOURS = ("#81c784", "#e57373", "#ba68c8", "#4dd0e1", "#fff176", "#f06292")
 
 
-def _plot(name: str, title: str, x: str, y: str) -> pg.PlotWidget:
-    w = pg.PlotWidget()
-    w.setObjectName(name)
-    w.setTitle(title)
-    w.setLabel("bottom", x)
-    w.setLabel("left", y)
-    w.showGrid(x=True, y=True, alpha=0.25)
-    w.addLegend(offset=(-10, 10))
-    w.setMinimumHeight(160)
-    return w
+def _setup_plot(plot: pg.PlotItem, title: str, x: str, y: str) -> pg.PlotItem:
+    plot.setTitle(title)
+    plot.setLabel("bottom", x)
+    plot.setLabel("left", y)
+    plot.showGrid(x=True, y=True, alpha=0.25)
+    plot.addLegend(offset=(-10, 10))
+    return plot
 
 
 class TrainingPanel(QWidget):
@@ -67,33 +64,50 @@ class TrainingPanel(QWidget):
         self.log_y.setObjectName("learning_curve_log")
         self.log_y.toggled.connect(self._set_log)
 
-        self.curve_plot = _plot("learning_curve", "Learning curve", "epoch", "loss")
-        self.loss_curve = self.curve_plot.plot(
-            [], [], pen=LOSS_PEN, symbol="o", symbolSize=5, name="training loss"
+        # The plots are built with the first training (as the inspector's): creating and deleting
+        # many pyqtgraph plots per window is slow, and crashes PySide6 6.12 after a few hundred.
+        self.plots: pg.GraphicsLayoutWidget | None = None
+        self.placeholder = QLabel(
+            "The learning curve, gradient norms and a histogram of the "
+            "last gradients appear here while training."
         )
-        self.val_curve = self.curve_plot.plot(
-            [], [], pen=VAL_PEN, symbol="t", symbolSize=5, name="validation loss"
-        )
-        self.norm_plot = _plot(
-            "gradient_norms", "Gradient norms (layers with store)", "step", "L2 norm"
-        )
-        self.hist_plot = _plot("gradient_histogram", "Last kernel gradients", "value", "count")
-        self.hist_item = pg.PlotDataItem(
-            [], [], stepMode="center", fillLevel=0, brush=(129, 199, 132, 120), pen="#81c784"
-        )
-        self.hist_plot.addItem(self.hist_item)
+        self.placeholder.setWordWrap(True)
 
         left = QVBoxLayout()
         left.addWidget(settings)
         left.addWidget(self.log_y)
         left.addWidget(self.summary)
         left.addStretch(1)
-        box = QHBoxLayout(self)
-        box.addLayout(left, 1)
-        box.addWidget(self.curve_plot, 3)
-        box.addWidget(self.norm_plot, 2)
-        box.addWidget(self.hist_plot, 2)
+        self.box = QHBoxLayout(self)
+        self.box.addLayout(left, 1)
+        self.box.addWidget(self.placeholder, 6)
         self.reset()
+
+    def _ensure_plots(self) -> None:
+        if self.plots is not None:
+            return
+        self.plots = pg.GraphicsLayoutWidget()
+        self.plots.setObjectName("training_plots")
+        self.curve_plot = _setup_plot(self.plots.addPlot(), "Learning curve", "epoch", "loss")
+        self.loss_curve = self.curve_plot.plot(
+            [], [], pen=LOSS_PEN, symbol="o", symbolSize=5, name="training loss"
+        )
+        self.val_curve = self.curve_plot.plot(
+            [], [], pen=VAL_PEN, symbol="t", symbolSize=5, name="validation loss"
+        )
+        self.norm_plot = _setup_plot(
+            self.plots.addPlot(), "Gradient norms (layers with store)", "step", "L2 norm"
+        )
+        self.hist_plot = _setup_plot(
+            self.plots.addPlot(), "Last kernel gradients", "value", "count"
+        )
+        self.hist_item = pg.PlotDataItem(
+            [], [], stepMode="center", fillLevel=0, brush=(129, 199, 132, 120), pen="#81c784"
+        )
+        self.hist_plot.addItem(self.hist_item)
+        self.curve_plot.setLogMode(y=self.log_y.isChecked())
+        self.box.replaceWidget(self.placeholder, self.plots)
+        self.placeholder.hide()
 
     # ------------------------------------------------------------------ settings
     def set_settings(self, values: dict[str, Any]) -> None:
@@ -119,14 +133,16 @@ class TrainingPanel(QWidget):
         self.epochs: list[int] = []
         self.losses: list[float] = []
         self.val_losses: list[float] = []
+        if self.plots is not None:
+            self.loss_curve.setData([], [])
+            self.val_curve.setData([], [])
+            for _xs, _ys, item in getattr(self, "norms", {}).values():
+                self.norm_plot.removeItem(item)  # and its legend entry
+            self.hist_item.setData([], [])
         self.norms: dict[str, tuple[list[int], list[float], pg.PlotDataItem]] = {}
-        self.loss_curve.setData([], [])
-        self.val_curve.setData([], [])
-        self.norm_plot.clear()
-        self.norm_plot.addLegend(offset=(-10, 10))
-        self.hist_item.setData([], [])
 
     def add_epoch(self, epoch: int, logs: dict[str, float]) -> None:
+        self._ensure_plots()
         self.epochs.append(epoch + 1)
         self.losses.append(float(logs["loss"]))
         self.loss_curve.setData(self.epochs, self.losses)
@@ -139,6 +155,7 @@ class TrainingPanel(QWidget):
         self.summary.setText(text)
 
     def add_step(self, step: int, info: dict[str, Any]) -> None:
+        self._ensure_plots()
         for layer, row in info.items():
             if not isinstance(row, dict):
                 continue
@@ -156,6 +173,7 @@ class TrainingPanel(QWidget):
     def show_gradients(self, grads: dict[str, dict[str, np.ndarray | None]]) -> None:
         """Histogram of the last kernel gradients of every layer that stores them."""
         values = [g["kernel"].ravel() for g in grads.values() if g.get("kernel") is not None]
+        self._ensure_plots()
         if not values:
             self.hist_item.setData([], [])
             return
@@ -163,4 +181,5 @@ class TrainingPanel(QWidget):
         self.hist_item.setData(edges, counts)
 
     def _set_log(self, on: bool) -> None:
-        self.curve_plot.setLogMode(y=on)
+        if self.plots is not None:
+            self.curve_plot.setLogMode(y=on)

@@ -119,8 +119,7 @@ def dispose_windows(windows) -> None:
     from app.main_window import dispose
 
     for w in windows:
-        if w.worker is not None:
-            w.worker.stop()
+        w.stop()  # a run or a training
     QThreadPool.globalInstance().waitForDone(20_000)
     for w in windows:
         w.autosaver.close()

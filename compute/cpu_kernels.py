@@ -1,0 +1,465 @@
+"""Compiled CPU kernels (Numba) for the transposed 3-D convolution; optional.
+
+Numba is an optional dependency: :data:`AVAILABLE` is False when it does not import (or when the
+environment sets ``CONV3DT_NO_NUMBA=1``), and :mod:`compute.conv3d_transpose_ops` then keeps its
+NumPy path. Kernels are compiled on first use (about 20 s, once) and cached on disk next to this
+file (or in ``NUMBA_CACHE_DIR``). Each kernel has one signature: arrays arrive as flat float32 views
+plus element strides, so no axis order or layout triggers another compilation. Samples are split
+into ranges run on :data:`THREADS` Python threads (the kernels release the GIL; default: the CPUs
+this process may use, or ``CONV3DT_THREADS``).
+
+Every kernel works on a :class:`~compute.conv3d_transpose_ops.PhasePlan` given as plain integer
+arrays. The plan splits the transposed convolution into ``stride**3`` dense stride-1 *phases*
+(sub-pixel decomposition: no multiplication by inserted zeros) and reorders the spatial axes: the
+*outer* one is walked plane by plane, skipping the taps that fall outside the input, and the two
+inner ones form a flat plane where every tap is one constant flat offset. The inner loops therefore
+run over long contiguous ranges whatever the volume's shape (W1's last axis is 3 long), and
+multiply few padding zeros. Work is split over samples (parallel); every temporary is per sample, so
+the extra memory is a few samples' planes, never the batch.
+
+Plan arrays (``p`` a phase, ``t`` a tap sorted by phase), axes in plan order:
+    dims    int64[16]: C, F, in0, in1, in2, out0, out1, out2, g2 (plane row length), plane size,
+            lead (largest in-plane tap offset), s0, s1, s2 (strides), xq (flat length covering
+            the input in a plane), m0 (most output planes of a phase)
+    crop    int64[3]: the Keras crop start per axis
+    ph      int64[P, 11]: first tap, tap count, r0, r1, r2, mlo0, mlo1, mlo2, n0, n1, n2
+            (residues, first phase index and count of output positions per axis)
+    qlo     int64[P]: flat in-plane index of the phase's first output position
+    qlen    int64[P]: flat length covering the phase's output positions in a plane
+    toff    int64[T]: in-plane flat offset of each tap
+    tout    int64[T]: outer-axis offset of each tap
+    tph     int64[T]: phase of each tap
+"""
+
+from __future__ import annotations
+
+import os
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+try:  # optional dependency
+    import numba
+    from numba import njit
+
+    AVAILABLE = os.environ.get("CONV3DT_NO_NUMBA", "") in ("", "0")
+except Exception:  # pragma: no cover - Numba absent, or failing to import with this NumPy
+    numba = None
+    AVAILABLE = False
+
+    def njit(*args, **kwargs):  # noqa: ARG001 - same call shape as numba.njit
+        def wrap(fn):
+            return fn
+
+        return wrap
+
+
+# Flat positions computed per block: the block's accumulators plus the input rows it reads stay in L1.
+BLOCK = 512
+_JIT = {"cache": True, "fastmath": True, "boundscheck": False, "nogil": True}
+
+
+@njit(**_JIT)
+def _gather(dst, qlen, src, tsel, tsrc, nsel, toff, wt, base):
+    """``dst[k, q] = sum_u sum_j wt[t,k,j] * src[tsrc[u], j, base+q+toff[t]]``, ``t = tsel[u]``,
+    over the ``nsel`` selected taps and ``q`` in ``[0, qlen)``.
+
+    The (tap, channel) rows are taken four at a time and the filters three at a time, so each pass
+    does twelve multiply-adds for four row loads and three accumulator loads and stores (one at a
+    time pays a load and a store for each)."""
+    k_n = dst.shape[0]
+    j_n = src.shape[1]
+    r_n = nsel * j_n
+    acc = np.empty((k_n, BLOCK), np.float32)
+    for q0 in range(0, qlen, BLOCK):
+        nb = min(BLOCK, qlen - q0)
+        acc[:, :nb] = 0.0
+        r = 0
+        while r < r_n:
+            # Slices are views: no negative-index checks in the loops, which then vectorize.
+            u0, j0 = divmod(r, j_n)
+            t0 = tsel[u0]
+            s0 = base + q0 + toff[t0]
+            x0 = src[tsrc[u0], j0, s0 : s0 + nb]
+            if r + 4 <= r_n:
+                u1, j1 = divmod(r + 1, j_n)
+                u2, j2 = divmod(r + 2, j_n)
+                u3, j3 = divmod(r + 3, j_n)
+                t1, t2, t3 = tsel[u1], tsel[u2], tsel[u3]
+                s1, s2, s3 = base + q0 + toff[t1], base + q0 + toff[t2], base + q0 + toff[t3]
+                x1 = src[tsrc[u1], j1, s1 : s1 + nb]
+                x2 = src[tsrc[u2], j2, s2 : s2 + nb]
+                x3 = src[tsrc[u3], j3, s3 : s3 + nb]
+                k = 0
+                while k + 3 <= k_n:  # three filters per pass: each row load feeds 3 FMAs
+                    w0, w1, w2, w3 = wt[t0, k, j0], wt[t1, k, j1], wt[t2, k, j2], wt[t3, k, j3]
+                    v0, v1 = wt[t0, k + 1, j0], wt[t1, k + 1, j1]
+                    v2, v3 = wt[t2, k + 1, j2], wt[t3, k + 1, j3]
+                    z0, z1 = wt[t0, k + 2, j0], wt[t1, k + 2, j1]
+                    z2, z3 = wt[t2, k + 2, j2], wt[t3, k + 2, j3]
+                    ar, br, cr = acc[k], acc[k + 1], acc[k + 2]
+                    for b in range(nb):
+                        e0, e1, e2, e3 = x0[b], x1[b], x2[b], x3[b]
+                        ar[b] += w0 * e0 + w1 * e1 + w2 * e2 + w3 * e3
+                        br[b] += v0 * e0 + v1 * e1 + v2 * e2 + v3 * e3
+                        cr[b] += z0 * e0 + z1 * e1 + z2 * e2 + z3 * e3
+                    k += 3
+                if k + 2 <= k_n:
+                    w0, w1, w2, w3 = wt[t0, k, j0], wt[t1, k, j1], wt[t2, k, j2], wt[t3, k, j3]
+                    v0, v1 = wt[t0, k + 1, j0], wt[t1, k + 1, j1]
+                    v2, v3 = wt[t2, k + 1, j2], wt[t3, k + 1, j3]
+                    ar, br = acc[k], acc[k + 1]
+                    for b in range(nb):
+                        e0, e1, e2, e3 = x0[b], x1[b], x2[b], x3[b]
+                        ar[b] += w0 * e0 + w1 * e1 + w2 * e2 + w3 * e3
+                        br[b] += v0 * e0 + v1 * e1 + v2 * e2 + v3 * e3
+                    k += 2
+                if k < k_n:
+                    w0, w1, w2, w3 = wt[t0, k, j0], wt[t1, k, j1], wt[t2, k, j2], wt[t3, k, j3]
+                    ar = acc[k]
+                    for b in range(nb):
+                        ar[b] += w0 * x0[b] + w1 * x1[b] + w2 * x2[b] + w3 * x3[b]
+                r += 4
+            else:
+                for k in range(k_n):
+                    w0 = wt[t0, k, j0]
+                    ar = acc[k]
+                    for b in range(nb):
+                        ar[b] += w0 * x0[b]
+                r += 1
+        dst[:, q0 : q0 + nb] = acc[:, :nb]
+
+
+# Data movement between the arrays (any axis order, through element strides) and the planes, row
+# by row. When the outer (plane) axis varies fastest in the array (W1: planes interleave element by
+# element), the plane loop sits just outside the row copy so each stretch of the array stays in L1
+# while every plane takes its part; otherwise planes are walked one after the other.
+
+
+@njit(**_JIT)
+def _copy(src, dst):
+    """``dst[:] = src`` for 1-D views (indexed from 0: no negative-index checks)."""
+    for i in range(dst.shape[0]):
+        dst[i] = src[i]
+
+
+@njit(**_JIT)
+def _embed_input(xf, xs, n, xe, dims):
+    """Sample ``n`` of ``x`` (flat ``xf``, element strides ``xs`` of (N, C, *in)) onto the zeroed
+    planes ``xe`` (in0, C, lead + plane)."""
+    c_n, i0, i1, i2, g2, lead = dims[0], dims[2], dims[3], dims[4], dims[8], dims[10]
+    step = xs[4]
+    if xs[2] < xs[3]:
+        for c in range(c_n):
+            for b in range(i1):
+                base = lead + b * g2
+                src0 = n * xs[0] + c * xs[1] + b * xs[3]
+                for a in range(i0):
+                    src = src0 + a * xs[2]
+                    _copy(xf[src : src + i2 * step : step], xe[a, c, base : base + i2])
+    else:
+        for a in range(i0):
+            for c in range(c_n):
+                src0 = n * xs[0] + c * xs[1] + a * xs[2]
+                for b in range(i1):
+                    src = src0 + b * xs[3]
+                    base = lead + b * g2
+                    _copy(xf[src : src + i2 * step : step], xe[a, c, base : base + i2])
+
+
+@njit(**_JIT)
+def _embed_output(df, ds, n, dye, dims, crop, ph):
+    """Sample ``n`` of ``dy`` (flat ``df``, strides ``ds`` of (N, F, *out)) split into phase planes
+    ``dye`` (P*m0, F, plane + lead)."""
+    f_n, g2, m0 = dims[1], dims[8], dims[15]
+    st0, st1, st2 = dims[11], dims[12], dims[13]
+    step, step_a = st2 * ds[4], st0 * ds[2]
+    for p in range(ph.shape[0]):
+        if ph[p, 1] == 0:
+            continue
+        n0, n1, n2 = ph[p, 8], ph[p, 9], ph[p, 10]
+        src_p = n * ds[0] + (st0 * ph[p, 5] + ph[p, 2] - crop[0]) * ds[2]
+        src_p += (st2 * ph[p, 7] + ph[p, 4] - crop[2]) * ds[4]
+        if ds[2] < ds[3]:
+            for f in range(f_n):
+                for b in range(n1):
+                    mb = ph[p, 6] + b
+                    base = mb * g2 + ph[p, 7]
+                    src0 = src_p + f * ds[1] + (st1 * mb + ph[p, 3] - crop[1]) * ds[3]
+                    for a in range(n0):
+                        src = src0 + a * step_a
+                        _copy(
+                            df[src : src + n2 * step : step], dye[p * m0 + a, f, base : base + n2]
+                        )
+        else:
+            for a in range(n0):
+                for f in range(f_n):
+                    for b in range(n1):
+                        mb = ph[p, 6] + b
+                        base = mb * g2 + ph[p, 7]
+                        src = src_p + a * step_a + f * ds[1]
+                        src += (st1 * mb + ph[p, 3] - crop[1]) * ds[3]
+                        _copy(
+                            df[src : src + n2 * step : step], dye[p * m0 + a, f, base : base + n2]
+                        )
+
+
+@njit(**_JIT)
+def _scatter_phase(buf, yf, ys, n, p, dims, crop, ph, qlo):
+    """Phase ``p``'s planes ``buf`` (n0, F, qlen) to their output positions in ``y`` (flat ``yf``,
+    strides ``ys`` of (N, F, *out))."""
+    f_n, g2 = dims[1], dims[8]
+    st0, st1, st2 = dims[11], dims[12], dims[13]
+    n0, n1, n2 = ph[p, 8], ph[p, 9], ph[p, 10]
+    step_a, step_w = st0 * ys[2], st2 * ys[4]
+    dst_p = n * ys[0] + (st0 * ph[p, 5] + ph[p, 2] - crop[0]) * ys[2]
+    dst_p += (st2 * ph[p, 7] + ph[p, 4] - crop[2]) * ys[4]
+    if ys[2] < ys[3]:
+        for f in range(f_n):
+            for b in range(n1):
+                mb = ph[p, 6] + b
+                base = mb * g2 + ph[p, 7] - qlo[p]
+                dst = dst_p + f * ys[1] + (st1 * mb + ph[p, 3] - crop[1]) * ys[3]
+                for a in range(n0):
+                    d = dst + a * step_a
+                    _copy(buf[a, f, base : base + n2], yf[d : d + n2 * step_w : step_w])
+    else:
+        for a in range(n0):
+            for f in range(f_n):
+                for b in range(n1):
+                    mb = ph[p, 6] + b
+                    base = mb * g2 + ph[p, 7] - qlo[p]
+                    d = dst_p + a * step_a + f * ys[1] + (st1 * mb + ph[p, 3] - crop[1]) * ys[3]
+                    _copy(buf[a, f, base : base + n2], yf[d : d + n2 * step_w : step_w])
+
+
+@njit(**_JIT)
+def forward(xf, xs, wt, yf, ys, n_from, n_to, dims, crop, ph, qlo, qlen, toff, tout):
+    """Samples ``[n_from, n_to)`` of ``y`` (N, F, *out) = transposed convolution of ``x``
+    (N, C, *in); ``wt`` (T, F, C) the plan's tap weights."""
+    c_n, f_n, i0, plane, lead = dims[0], dims[1], dims[2], dims[9], dims[10]
+    ntoff = -toff
+    xe = np.zeros((i0, c_n, lead + plane), np.float32)
+    tsel = np.empty(toff.shape[0], np.int64)
+    tsrc = np.empty(toff.shape[0], np.int64)
+    # One scratch for every phase and sample: a fresh large allocation per sample costs page
+    # faults, which serialize the threads.
+    most = 0
+    for p in range(ph.shape[0]):
+        most = max(most, ph[p, 8] * f_n * qlen[p])
+    scratch = np.empty(most, np.float32)
+    for n in range(n_from, n_to):
+        _embed_input(xf, xs, n, xe, dims)
+        for p in range(ph.shape[0]):
+            buf = scratch[: ph[p, 8] * f_n * qlen[p]].reshape((ph[p, 8], f_n, qlen[p]))
+            for a in range(ph[p, 8]):
+                m = ph[p, 5] + a
+                nsel = 0
+                for t in range(ph[p, 0], ph[p, 0] + ph[p, 1]):
+                    i = m - tout[t]
+                    if 0 <= i < i0:
+                        tsel[nsel] = t
+                        tsrc[nsel] = i
+                        nsel += 1
+                _gather(buf[a], qlen[p], xe, tsel, tsrc, nsel, ntoff, wt, lead + qlo[p])
+            _scatter_phase(buf, yf, ys, n, p, dims, crop, ph, qlo)
+
+
+@njit(**_JIT)
+def backward_input(df, ds, wt, dxf, dxs, n_from, n_to, dims, crop, ph, toff, tout, tph):
+    """Samples ``[n_from, n_to)`` of ``dx`` (N, C, *in) = input gradient from ``dy``
+    (N, F, *out); ``wt`` (T, C, F) the plan's tap weights, transposed."""
+    c_n, f_n, i0, i1, i2 = dims[0], dims[1], dims[2], dims[3], dims[4]
+    g2, plane, lead, xq, m0 = dims[8], dims[9], dims[10], dims[14], dims[15]
+    dye = np.zeros((ph.shape[0] * m0, f_n, plane + lead), np.float32)
+    buf = np.empty((i0, c_n, xq), np.float32)
+    tsel = np.empty(toff.shape[0], np.int64)
+    tsrc = np.empty(toff.shape[0], np.int64)
+    for n in range(n_from, n_to):
+        _embed_output(df, ds, n, dye, dims, crop, ph)
+        for i in range(i0):
+            nsel = 0
+            for t in range(toff.shape[0]):
+                p = tph[t]
+                a = i + tout[t] - ph[p, 5]
+                if 0 <= a < ph[p, 8]:
+                    tsel[nsel] = t
+                    tsrc[nsel] = p * m0 + a
+                    nsel += 1
+            _gather(buf[i], xq, dye, tsel, tsrc, nsel, toff, wt, 0)
+        for c in range(c_n):
+            for b in range(i1):
+                base = b * g2
+                dst = n * dxs[0] + c * dxs[1] + b * dxs[3]
+                for i in range(i0):  # (dx is written once: the order matters little)
+                    d = dst + i * dxs[2]
+                    _copy(buf[i, c, base : base + i2], dxf[d : d + i2 * dxs[4] : dxs[4]])
+
+
+@njit(**_JIT)
+def _tap_dots(g, xs, tsel, tsrc, nsel, toff, q_from, q_to, lead, acc):
+    """``acc[t, f, c] += sum_q g[f, q] * xs[tsrc[u], c, lead + q - toff[t]]`` over ``[q_from,
+    q_to)`` for the ``nsel`` selected taps ``t = tsel[u]``; (tap, channel) rows four at a time."""
+    f_n = g.shape[0]
+    c_n = xs.shape[1]
+    r_n = nsel * c_n
+    for q0 in range(q_from, q_to, BLOCK):
+        nb = min(BLOCK, q_to - q0)
+        r = 0
+        while r < r_n:
+            u0, c0 = divmod(r, c_n)
+            t0 = tsel[u0]
+            s0 = lead + q0 - toff[t0]
+            x0 = xs[tsrc[u0], c0, s0 : s0 + nb]
+            if r + 4 <= r_n:
+                u1, c1 = divmod(r + 1, c_n)
+                u2, c2 = divmod(r + 2, c_n)
+                u3, c3 = divmod(r + 3, c_n)
+                t1, t2, t3 = tsel[u1], tsel[u2], tsel[u3]
+                s1, s2, s3 = lead + q0 - toff[t1], lead + q0 - toff[t2], lead + q0 - toff[t3]
+                x1 = xs[tsrc[u1], c1, s1 : s1 + nb]
+                x2 = xs[tsrc[u2], c2, s2 : s2 + nb]
+                x3 = xs[tsrc[u3], c3, s3 : s3 + nb]
+                f = 0
+                while f + 2 <= f_n:  # two filters per pass: each row load feeds 2 FMAs
+                    gr = g[f, q0 : q0 + nb]
+                    hr = g[f + 1, q0 : q0 + nb]
+                    a0 = a1 = a2 = a3 = np.float32(0.0)
+                    b0 = b1 = b2 = b3 = np.float32(0.0)
+                    for b in range(nb):
+                        e0, e1, e2, e3 = x0[b], x1[b], x2[b], x3[b]
+                        v = gr[b]
+                        a0 += v * e0
+                        a1 += v * e1
+                        a2 += v * e2
+                        a3 += v * e3
+                        v = hr[b]
+                        b0 += v * e0
+                        b1 += v * e1
+                        b2 += v * e2
+                        b3 += v * e3
+                    acc[t0, f, c0] += a0
+                    acc[t1, f, c1] += a1
+                    acc[t2, f, c2] += a2
+                    acc[t3, f, c3] += a3
+                    acc[t0, f + 1, c0] += b0
+                    acc[t1, f + 1, c1] += b1
+                    acc[t2, f + 1, c2] += b2
+                    acc[t3, f + 1, c3] += b3
+                    f += 2
+                if f < f_n:
+                    gr = g[f, q0 : q0 + nb]
+                    a0 = a1 = a2 = a3 = np.float32(0.0)
+                    for b in range(nb):
+                        v = gr[b]
+                        a0 += v * x0[b]
+                        a1 += v * x1[b]
+                        a2 += v * x2[b]
+                        a3 += v * x3[b]
+                    acc[t0, f, c0] += a0
+                    acc[t1, f, c1] += a1
+                    acc[t2, f, c2] += a2
+                    acc[t3, f, c3] += a3
+                r += 4
+            else:
+                for f in range(f_n):
+                    gr = g[f, q0 : q0 + nb]
+                    a0 = np.float32(0.0)
+                    for b in range(nb):
+                        a0 += gr[b] * x0[b]
+                    acc[t0, f, c0] += a0
+                r += 1
+
+
+@njit(**_JIT)
+def backward_kernel(xf, xs, df, ds, acc, n_from, n_to, dims, crop, ph, qlo, qlen, toff, tout):
+    """``acc[t, f, c]`` (float64) += kernel gradient of samples ``[n_from, n_to)``."""
+    c_n, f_n, i0, plane, lead, m0 = dims[0], dims[1], dims[2], dims[9], dims[10], dims[15]
+    xe = np.zeros((i0, c_n, lead + plane), np.float32)
+    dye = np.zeros((ph.shape[0] * m0, f_n, plane + lead), np.float32)
+    tsel = np.empty(toff.shape[0], np.int64)
+    tsrc = np.empty(toff.shape[0], np.int64)
+    for n in range(n_from, n_to):
+        _embed_input(xf, xs, n, xe, dims)
+        _embed_output(df, ds, n, dye, dims, crop, ph)
+        for p in range(ph.shape[0]):
+            for a in range(ph[p, 8]):
+                m = ph[p, 5] + a
+                nsel = 0
+                for t in range(ph[p, 0], ph[p, 0] + ph[p, 1]):
+                    i = m - tout[t]
+                    if 0 <= i < i0:
+                        tsel[nsel] = t
+                        tsrc[nsel] = i
+                        nsel += 1
+                _tap_dots(
+                    dye[p * m0 + a], xe, tsel, tsrc, nsel, toff, qlo[p], qlo[p] + qlen[p], lead, acc
+                )
+
+
+# ----------------------------------------------------------------------------- Python side
+
+
+def flat(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """A 1-D float32 view of all of ``a``'s memory and ``a``'s strides in elements, so every
+    kernel has one signature whatever the axis order (a copy only when ``a`` is not a
+    permutation of a contiguous float32 array)."""
+    if a.dtype != np.float32:
+        a = a.astype(np.float32)
+    st = [s // a.itemsize for s in a.strides]
+    expect = 1
+    for i in sorted(range(a.ndim), key=lambda i: st[i]):
+        if a.shape[i] != 1 and st[i] != expect:
+            a = np.ascontiguousarray(a)
+            st = [s // a.itemsize for s in a.strides]
+            break
+        expect *= a.shape[i]
+    view = np.lib.stride_tricks.as_strided(a, (a.size,), (a.itemsize,), writeable=a.flags.writeable)
+    # A length-1 axis may carry any stride (0 from np.newaxis); only index 0 is ever used there.
+    st = [1 if n == 1 else v for n, v in zip(a.shape, st)]
+    return view, np.array(st, dtype=np.int64)
+
+
+def _env_threads() -> int:
+    env = os.environ.get("CONV3DT_THREADS", "")
+    if env.isdigit() and int(env) > 0:
+        return int(env)
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # pragma: no cover - not Linux
+        return os.cpu_count() or 1
+
+
+THREADS = _env_threads()
+_pool: ThreadPoolExecutor | None = None
+
+
+def _forget_pool() -> None:
+    """A forked child has none of the parent's worker threads: start a new pool there."""
+    global _pool
+    _pool = None
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_forget_pool)
+
+
+def run_chunks(fn, n: int, chunks: int, make_args) -> None:
+    """Run ``fn(*make_args(k, n_from, n_to))`` over ``chunks`` contiguous sample ranges, on
+    :data:`THREADS` threads (the kernels release the GIL)."""
+    global _pool
+    bounds = [(n * k) // chunks for k in range(chunks + 1)]
+    jobs = [(k, bounds[k], bounds[k + 1]) for k in range(chunks) if bounds[k] < bounds[k + 1]]
+    if THREADS == 1 or len(jobs) == 1:
+        for job in jobs:
+            fn(*make_args(*job))
+        return
+    if _pool is None:
+        _pool = ThreadPoolExecutor(THREADS, thread_name_prefix="conv3dt")
+    for fut in [_pool.submit(fn, *make_args(*job)) for job in jobs]:
+        fut.result()
+
+
+def threads() -> int:
+    """Worker threads the kernels use."""
+    return THREADS if AVAILABLE else 1

@@ -1,0 +1,359 @@
+"""The optimized transposed-convolution paths against the plain "flat offset" reference.
+
+The compiled CPU kernels (Numba; interpreted when Numba is absent, so shapes stay tiny) and the CuPy
+kernels (``gpu``-marked, skipped without a GPU) must equal ``conv3d_transpose_ops._flat_*`` within
+float32 rounding on every geometry: strides 1-3 with even and odd kernels, dilation, stride x
+dilation, both paddings, output_padding, both data layouts. PyTorch is a second, independent oracle.
+No timing assertions.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import json
+import shutil
+import subprocess
+
+import numpy as np
+import pytest
+
+from compute import benchmark, cpu_kernels, cuda_kernels
+from compute import conv3d_transpose_ops as ops
+from compute.backend import NUMPY, get_backend
+from compute.conv3d_transpose import Conv3DTranspose
+from compute.errors import BackendError
+
+# (spatial in, size, stride, dilation, same, output_padding)
+GEOMETRIES = [
+    ((5, 6, 3), 3, 1, 1, False, None),  # W1's shape family
+    ((5, 6, 3), 3, 1, 1, True, None),
+    ((4, 5, 3), 2, 2, 1, False, None),  # even kernel, stride 2
+    ((4, 5, 3), 2, 2, 1, True, None),
+    ((4, 3, 5), 3, 2, 1, True, None),  # W2's shape family
+    ((3, 4, 2), 4, 3, 1, False, None),  # even kernel, stride 3
+    ((3, 4, 2), 3, 3, 1, True, None),
+    ((3, 2, 4), 5, 3, 1, True, None),  # kernel longer than stride + 1
+    ((4, 5, 3), 3, 1, 2, False, None),  # dilation
+    ((4, 5, 3), 3, 1, 2, True, None),
+    ((4, 5, 3), 3, 2, 2, False, None),  # stride x dilation: phases without taps
+    ((4, 3, 3), 2, 2, 3, True, None),
+    ((3, 4, 5), (2, 3, 1), (3, 2, 1), (2, 1, 3), True, None),  # mixed per axis
+    ((3, 4, 5), (3, 1, 2), (1, 3, 2), (1, 1, 2), False, None),
+    ((4, 3, 3), 3, 2, 1, False, (1, 0, 1)),  # output_padding
+    ((4, 3, 3), 3, 3, 1, True, (2, 1, 0)),
+    ((3, 3, 4), 2, 3, 2, False, (2, 2, 1)),
+    ((4, 3, 2), 1, 3, 1, False, None),  # 1x1x1 kernel: only one phase has taps
+    ((1, 1, 1), 3, 2, 1, True, None),  # a single voxel
+    ((6, 1, 2), (3, 3, 2), (2, 1, 2), 1, False, None),
+]
+
+
+def _triple(v):
+    return (v, v, v) if isinstance(v, int) or v is None else tuple(v)
+
+
+def _geometry(case):
+    spatial, size, stride, dilation, same, op = case
+    return ops.Geometry.of(spatial, _triple(size), _triple(stride), _triple(dilation), same, op)
+
+
+def _case(rng, case, n=2, c=3, f=2):
+    geom = _geometry(case)
+    x = rng.standard_normal((n, c, *case[0]), dtype=np.float32)
+    kernel = rng.standard_normal((*(a.size for a in geom.axes), f, c), dtype=np.float32)
+    dy = rng.standard_normal((n, f, *geom.out_shape), dtype=np.float32)
+    return geom, x, kernel, dy
+
+
+def _close(got, want):
+    got = np.asarray(got)
+    assert got.shape == want.shape and got.dtype == np.float32
+    scale = max(1.0, float(np.abs(want).max()))
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=2e-6 * scale)
+
+
+def _ids(cases):
+    return [
+        f"in{c[0]}-k{c[1]}-s{c[2]}-d{c[3]}-{'same' if c[4] else 'valid'}-op{c[5]}" for c in cases
+    ]
+
+
+# ----------------------------------------------------------------------------- CPU kernels
+
+
+@pytest.mark.parametrize("case", GEOMETRIES, ids=_ids(GEOMETRIES))
+def test_compiled_forward_equals_reference(rng, case):
+    geom, x, kernel, _ = _case(rng, case)
+    _close(ops._compiled_forward(x, kernel, geom), ops._flat_forward(np, x, kernel, geom))
+
+
+@pytest.mark.parametrize("case", GEOMETRIES, ids=_ids(GEOMETRIES))
+def test_compiled_backward_input_equals_reference(rng, case):
+    geom, _, kernel, dy = _case(rng, case)
+    _close(
+        ops._compiled_backward_input(dy, kernel, geom),
+        ops._flat_backward_input(np, dy, kernel, geom),
+    )
+
+
+@pytest.mark.parametrize("case", GEOMETRIES, ids=_ids(GEOMETRIES))
+def test_compiled_backward_kernel_equals_reference(rng, case):
+    geom, x, kernel, dy = _case(rng, case)
+    _close(
+        ops._compiled_backward_kernel(x, dy, geom, kernel.shape),
+        ops._flat_backward_kernel(np, x, dy, geom, kernel.shape),
+    )
+
+
+def test_channels_last_views_need_no_copy_and_match(rng):
+    """The layer hands channels_last data over as a moved-axis view: same numbers."""
+    geom, x, kernel, dy = _case(rng, GEOMETRIES[4])
+    x_cl = np.ascontiguousarray(np.moveaxis(x, 1, -1))
+    view = np.moveaxis(x_cl, -1, 1)
+    flat, strides = cpu_kernels.flat(view)
+    assert np.shares_memory(flat, x_cl)
+    assert list(strides) == [s // 4 for s in view.strides]
+    _close(ops._compiled_forward(view, kernel, geom), ops._flat_forward(np, x, kernel, geom))
+    dy_view = np.moveaxis(np.ascontiguousarray(np.moveaxis(dy, 1, -1)), -1, 1)
+    _close(
+        ops._compiled_backward_kernel(view, dy_view, geom, kernel.shape),
+        ops._flat_backward_kernel(np, x, dy, geom, kernel.shape),
+    )
+
+
+def test_flat_copies_what_is_not_a_permutation(rng):
+    a = rng.standard_normal((2, 3, 4, 5, 6), dtype=np.float32)[:, :, ::2]
+    flat, strides = cpu_kernels.flat(a)
+    np.testing.assert_array_equal(flat.reshape(a.shape), a)
+    assert not np.shares_memory(flat, a)
+    assert list(strides) == [180, 60, 30, 6, 1]
+
+
+def test_length_one_axes_with_any_stride(rng):
+    """np.newaxis gives length-1 axes a stride of 0: still one view, same numbers."""
+    case = ((1, 4, 1), 3, 2, 1, True, None)
+    geom, x, kernel, _ = _case(rng, case, n=1)
+    odd = x[0, :, 0][None, :, None]  # (1, C, 1, 4, 1) with zero strides on the new axes
+    assert 0 in odd.strides
+    _close(ops._compiled_forward(odd, kernel, geom), ops._flat_forward(np, x, kernel, geom))
+
+
+def test_kernel_gradient_is_deterministic(rng, monkeypatch):
+    """Fixed chunks summed in order: the same bits whatever the thread count."""
+    geom, x, kernel, dy = _case(rng, GEOMETRIES[2], n=9)
+    first = ops._compiled_backward_kernel(x, dy, geom, kernel.shape)
+    monkeypatch.setattr(cpu_kernels, "THREADS", 1)
+    again = ops._compiled_backward_kernel(x, dy, geom, kernel.shape)
+    np.testing.assert_array_equal(first, again)
+
+
+def test_warm_up_reports_the_compiled_path():
+    assert ops.warm_up() is cpu_kernels.AVAILABLE
+
+
+def test_phase_plan_covers_every_tap_and_output_once():
+    for case in GEOMETRIES:
+        geom = _geometry(case)
+        plan = ops.phase_plan(geom, 1, 1)
+        ph = plan.ph
+        assert plan.ph[:, 8:].prod(axis=1).sum() == np.prod(geom.out_shape)
+        # a tap is either used once or lies in a phase with no output position
+        used = set(plan.kidx.tolist())
+        assert len(used) == len(plan.kidx)
+        assert sorted(plan.perm) == [0, 1, 2]
+        assert (ph[:, 1] >= 0).all()
+
+
+@pytest.mark.parametrize("data_format", ["channels_first", "channels_last"])
+@pytest.mark.parametrize("case", [GEOMETRIES[0], GEOMETRIES[4], GEOMETRIES[14]], ids=str)
+def test_layer_fast_path_equals_reference_path(rng, monkeypatch, case, data_format):
+    """Through the layer (bias, activation, layouts, lda, optimizer): the dispatching ops equal the
+    reference path on forward, gradients and the updated weights."""
+    spatial, size, stride, dilation, same, op = case
+    cf = data_format == "channels_first"
+    x = rng.standard_normal((3, 2, *spatial) if cf else (3, *spatial, 2), dtype=np.float32)
+
+    def run(path):
+        monkeypatch.setattr(ops, "_path", lambda xp: path)
+        layer = Conv3DTranspose(
+            n_filters=3,
+            size=_triple(size),
+            stride=_triple(stride),
+            dilation_rate=_triple(dilation),
+            padding=same,
+            output_padding=op,
+            data_format=data_format,
+            activation="tanh",
+            store=True,
+            bias_initializer="random_uniform",
+        )
+        layer.build(x.shape, NUMPY, 7)
+        y = layer.forward(x, training=True)
+        dy = np.random.default_rng(3).standard_normal(y.shape, dtype=np.float32)
+        layer.backward(dy)
+        return y, layer.get_gradients(), layer.get_weights()
+
+    fast = "numba" if cpu_kernels.AVAILABLE else "flat"
+    (y1, g1, w1), (y0, g0, w0) = run(fast), run("flat")
+    _close(y1, y0)
+    for key in ("kernel", "bias", "input"):
+        _close(g1[key], g0[key])
+    for a, b in zip(w1, w0):
+        _close(a, b)
+
+
+# ----------------------------------------------------------------------------- benchmark
+
+
+@pytest.mark.parametrize("vs", ["none", "torch"])
+def test_benchmark_runs_and_writes_json(tmp_path, capsys, vs):
+    if vs == "torch":
+        pytest.importorskip("torch")
+    out = tmp_path / "bench.json"
+    argv = ["--workload", "W4", "--rounds", "1", "--warmup", "0", "--vs", vs, "--json", str(out)]
+    assert benchmark.main(argv) == 0
+    (result,) = json.loads(out.read_text())["results"]
+    assert result["workload"] == "W4"
+    assert ("ratio" in result["forward"]) == (vs == "torch")
+    assert result["memory"]["extra_bytes"] >= 0
+    assert "W4" in capsys.readouterr().out
+
+
+def test_benchmark_without_torch_times_ours_only(monkeypatch, capsys):
+    monkeypatch.setattr(benchmark, "_torch", lambda: None)
+    argv = ["--workload", "W4", "--rounds", "1", "--warmup", "0", "--vs", "torch"]
+    assert benchmark.main(argv) == 0
+    text = capsys.readouterr().out
+    assert "PyTorch is not installed" in text and "ratio" not in text
+
+
+# ----------------------------------------------------------------------------- PyTorch oracle
+
+
+@pytest.mark.parametrize(
+    "case",
+    [GEOMETRIES[i] for i in (0, 3, 6, 10, 12)],
+    ids=_ids([GEOMETRIES[i] for i in (0, 3, 6, 10, 12)]),
+)
+def test_compiled_paths_match_torch(rng, case):
+    torch = pytest.importorskip("torch")
+    geom, x, kernel, dy = _case(rng, case)
+    stride = tuple(a.stride for a in geom.axes)
+    dilation = tuple(a.dilation for a in geom.axes)
+    xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
+    wt = torch.tensor(kernel.transpose(4, 3, 0, 1, 2), dtype=torch.float64, requires_grad=True)
+    full = torch.nn.functional.conv_transpose3d(xt, wt, stride=stride, dilation=dilation)
+    pad = [0, 0] * 3  # zero-pad the end where the Keras window runs past the full result
+    for i, a in enumerate(geom.axes):
+        pad[2 * (2 - i) + 1] = max(0, a.crop_start + a.out_len - a.full_len)
+    full = torch.nn.functional.pad(full, pad)
+    y = full[(slice(None), slice(None), *geom.output_slices())]
+    y.backward(torch.tensor(dy, dtype=torch.float64))
+    _close(ops._compiled_forward(x, kernel, geom), y.detach().numpy().astype(np.float32))
+    _close(ops._compiled_backward_input(dy, kernel, geom), xt.grad.numpy().astype(np.float32))
+    dk = wt.grad.numpy().transpose(2, 3, 4, 1, 0).astype(np.float32)
+    _close(ops._compiled_backward_kernel(x, dy, geom, kernel.shape), dk)
+
+
+# ----------------------------------------------------------------------------- GPU
+
+
+def _cupy():
+    try:
+        return get_backend("cupy")
+    except BackendError as exc:
+        pytest.skip(str(exc))
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("case", GEOMETRIES, ids=_ids(GEOMETRIES))
+def test_cuda_kernels_equal_reference(rng, case):
+    b = _cupy()
+    geom, x, kernel, dy = _case(rng, case)
+    xd, kd, dyd = b.asarray(x), b.asarray(kernel), b.asarray(dy)
+    _close(b.to_numpy(ops.forward(b.xp, xd, kd, geom)), ops._flat_forward(np, x, kernel, geom))
+    _close(
+        b.to_numpy(ops.backward_input(b.xp, dyd, kd, geom)),
+        ops._flat_backward_input(np, dy, kernel, geom),
+    )
+    _close(
+        b.to_numpy(ops.backward_kernel(b.xp, xd, dyd, geom, kernel.shape)),
+        ops._flat_backward_kernel(np, x, dy, geom, kernel.shape),
+    )
+
+
+@pytest.mark.gpu
+def test_cuda_channels_last_view(rng):
+    b = _cupy()
+    geom, x, kernel, _ = _case(rng, GEOMETRIES[4])
+    xd = b.xp.moveaxis(b.asarray(np.ascontiguousarray(np.moveaxis(x, 1, -1))), -1, 1)
+    _close(
+        b.to_numpy(ops.forward(b.xp, xd, b.asarray(kernel), geom)),
+        ops._flat_forward(np, x, kernel, geom),
+    )
+
+
+# The CUDA sources compiled as C++ and run on the CPU, one thread at a time (one thread per block
+# for the reduction): checks their index arithmetic where no GPU is present.
+_EMULATION = r"""
+struct Dim { long long x; };
+static Dim blockIdx, threadIdx, blockDim;
+#define __global__
+#define __restrict__
+#define __shared__ static
+static void __syncthreads() {}
+"""
+_DRIVERS = r"""
+extern "C" void run_fwd(const float* x, const float* w, float* y, const int* g, long long n) {
+    blockDim.x = 1; threadIdx.x = 0;
+    for (long long i = 0; i < n; ++i) { blockIdx.x = i; conv3dt_forward(x, w, y, g, n); }
+}
+extern "C" void run_bwi(const float* dy, const float* w, float* dx, const int* g, long long n) {
+    blockDim.x = 1; threadIdx.x = 0;
+    for (long long i = 0; i < n; ++i) { blockIdx.x = i; conv3dt_backward_input(dy, w, dx, g, n); }
+}
+extern "C" void run_bwk(const float* x, const float* dy, float* dk, const int* g, long long n,
+                        long long blocks) {
+    blockDim.x = 1; threadIdx.x = 0;
+    for (long long b = 0; b < blocks; ++b) { blockIdx.x = b; conv3dt_backward_kernel(x, dy, dk, g, n); }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def emulated_cuda(tmp_path_factory):
+    cxx = shutil.which("g++") or shutil.which("c++")
+    if cxx is None:
+        pytest.skip("no C++ compiler to emulate the CUDA kernels")
+    src = f"#define NF 2\n#define NC 3\n#define THREADS 1\n{_EMULATION}{cuda_kernels._COMMON}"
+    src += "".join(cuda_kernels._SOURCES.values()) + _DRIVERS
+    d = tmp_path_factory.mktemp("cuda_emulation")
+    (d / "k.cpp").write_text(src)
+    subprocess.run(
+        [cxx, "-O1", "-shared", "-fPIC", "-o", str(d / "k.so"), str(d / "k.cpp")], check=True
+    )
+    return ctypes.CDLL(str(d / "k.so"))
+
+
+@pytest.mark.parametrize("case", GEOMETRIES, ids=_ids(GEOMETRIES))
+def test_cuda_sources_emulated_on_cpu_equal_reference(rng, emulated_cuda, case):
+    geom, x, kernel, dy = _case(rng, case)  # f=2, c=3, as compiled
+    g = np.array(
+        [
+            v
+            for attr in ("in_len", "out_len", "size", "stride", "dilation", "crop_start")
+            for v in (getattr(a, attr) for a in geom.axes)
+        ],
+        dtype=np.int32,
+    )
+    ptr = lambda a: a.ctypes.data_as(ctypes.c_void_p)  # noqa: E731
+    ll = ctypes.c_longlong
+    y = np.zeros((x.shape[0], 2, *geom.out_shape), np.float32)
+    emulated_cuda.run_fwd(ptr(x), ptr(kernel), ptr(y), ptr(g), ll(y.size // 2))
+    dx = np.zeros_like(x)
+    emulated_cuda.run_bwi(ptr(dy), ptr(kernel), ptr(dx), ptr(g), ll(dx.size // 3))
+    dk = np.zeros_like(kernel)
+    emulated_cuda.run_bwk(ptr(x), ptr(dy), ptr(dk), ptr(g), ll(x.shape[0]), ll(dk.size))
+    _close(y, ops._flat_forward(np, x, kernel, geom))
+    _close(dx, ops._flat_backward_input(np, dy, kernel, geom))
+    _close(dk, ops._flat_backward_kernel(np, x, dy, geom, kernel.shape))

@@ -1,0 +1,325 @@
+"""The executable Graph: predict / forward / backward / train_step / fit, building styles,
+backends and shape errors."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import reference as ref
+
+from compute import (
+    BackendError,
+    Conv3DTranspose,
+    Graph,
+    Input,
+    ParameterError,
+    ShapeError,
+    StateError,
+    TimeDistributed,
+    get_backend,
+)
+
+X_SHAPE = (4, 2, 2, 2, 3, 2)  # (batch, time, channels, d1, d2, d3)
+
+
+def _layer(**params):
+    base = dict(
+        n_filters=2,
+        size=(2, 1, 2),
+        stride=(1, 2, 1),
+        activation="tanh",
+        optimizer={"algorithm": "sgd", "learning_rate": 0.05},
+    )
+    base.update(params)
+    return Conv3DTranspose(**base)
+
+
+def _graph(seed=0, **params):
+    layer = _layer(**params)
+    td = TimeDistributed(layer, name="td")
+    graph = Graph([Input(shape=X_SHAPE[1:], name="data"), td], backend="numpy", seed=seed)
+    return layer, td, graph
+
+
+def _data(seed=0):
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal(X_SHAPE).astype(np.float32)
+    y = rng.uniform(-0.5, 0.5, (4, 2, 2, 3, 6, 3)).astype(np.float32)
+    return x, y
+
+
+def test_predict_returns_info_and_inference_output():
+    layer, td, graph = _graph()
+    x, _ = _data()
+    info, y = graph.predict(x)
+    assert info.name == "td"
+    assert info.index == 1
+    assert info.shape == y.shape == (4, 2, 2, 3, 6, 3)
+    assert y.dtype == np.float32
+    k, b = layer.get_weights()
+    expected = ref.ref_layer(x, k, b, activation="tanh", stride=(1, 2, 1))
+    np.testing.assert_allclose(y, expected, rtol=1e-5, atol=1e-6)
+
+
+def test_predict_caches_nothing():
+    _, _, graph = _graph()
+    x, _ = _data()
+    graph.predict(x)
+    with pytest.raises(StateError):
+        graph.backward(np.ones((4, 2, 2, 3, 6, 3), np.float32))
+
+
+def test_predict_in_batches_equals_all_at_once():
+    _, _, graph = _graph()
+    x, _ = _data()
+    _, y_all = graph.predict(x)
+    seen = []
+    _, y_b = graph.predict(x, batch_size=3, progress=lambda f, m: seen.append(f))
+    np.testing.assert_array_equal(y_all, y_b)
+    assert seen == [0.5, 1.0]
+
+
+def test_predict_does_not_change_weights():
+    layer, _, graph = _graph()
+    x, _ = _data()
+    w0 = layer.get_weights()
+    graph.predict(x)
+    for a, b in zip(w0, layer.get_weights()):
+        np.testing.assert_array_equal(a, b)
+
+
+def test_forward_backward_returns_input_gradient():
+    layer, td, graph = _graph(store=True, update=False)
+    x, _ = _data()
+    y = graph.forward(x)
+    _, yp = graph.predict(x)
+    np.testing.assert_array_equal(y, yp)
+    graph.forward(x)
+    dy = np.random.default_rng(3).standard_normal(y.shape).astype(np.float32)
+    dx = graph.backward(dy)
+    assert dx.shape == x.shape
+    k, b = layer.get_weights()
+    rdx, rdk, rdb, _ = ref.ref_layer_grads(x, k, b, dy, activation="tanh", stride=(1, 2, 1))
+    np.testing.assert_allclose(dx, rdx, rtol=1e-4, atol=1e-5)
+    np.testing.assert_allclose(td.get_gradients()["kernel"], rdk, rtol=1e-4, atol=1e-4)
+
+
+def test_train_step_loss_and_sgd_update():
+    lr = 0.05
+    layer, td, graph = _graph(store=True)
+    x, y_true = _data()
+    k0, b0 = layer.get_weights()
+    _, y0 = graph.predict(x)
+    loss = graph.train_step(x, y_true, loss="mean_squared_error")
+    expected = float(((y0.astype(np.float64) - y_true) ** 2).mean())
+    assert loss == pytest.approx(expected, rel=1e-5)
+    # the update is sgd on the gradients of that loss
+    dy = 2 * (y0.astype(np.float64) - y_true) / y0.size
+    _, rdk, rdb, _ = ref.ref_layer_grads(x, k0, b0, dy, activation="tanh", stride=(1, 2, 1))
+    k1, b1 = layer.get_weights()
+    np.testing.assert_allclose(k1, k0 - lr * rdk, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(b1, b0 - lr * rdb, rtol=1e-4, atol=1e-6)
+
+
+def test_train_step_per_class_loss_uses_channel_axis():
+    _, _, graph = _graph(activation="softmax")
+    x, _ = _data()
+    rng = np.random.default_rng(1)
+    t = rng.uniform(0.1, 1, (4, 2, 2, 3, 6, 3)).astype(np.float32)
+    t /= t.sum(axis=2, keepdims=True)
+    _, p = graph.predict(x)
+    loss = graph.train_step(x, t, loss="categorical_crossentropy")
+    q = np.clip(p / p.sum(axis=2, keepdims=True), 1e-7, 1 - 1e-7)
+    expected = float(-(t * np.log(q)).sum(axis=2).mean())
+    assert loss == pytest.approx(expected, rel=1e-5)
+
+
+def test_training_reduces_the_loss():
+    """Learn a target made by the same architecture with other weights."""
+    x, _ = _data()
+    _, _, teacher = _graph(seed=11)
+    _, y_true = teacher.predict(x)
+    _, _, graph = _graph(optimizer={"algorithm": "adam", "learning_rate": 0.05})
+    losses = [graph.train_step(x, y_true) for _ in range(20)]
+    assert losses[-1] < 0.5 * losses[0]
+
+
+def test_fit_history_and_first_epoch_value():
+    _, _, graph = _graph()
+    x, y_true = _data()
+    _, y0 = graph.predict(x)
+    hist = graph.fit(x, y_true, epochs=3, batch_size=4, loss="mean_squared_error")
+    assert set(hist) == {"loss"}
+    assert len(hist["loss"]) == 3
+    # one batch per epoch: the first epoch's loss is the loss before any update
+    assert hist["loss"][0] == pytest.approx(float(((y0 - y_true) ** 2).mean()), rel=1e-5)
+    assert hist["loss"][2] < hist["loss"][0]
+
+
+def test_fit_epoch_loss_is_the_mean_over_batches():
+    _, _, g1 = _graph(seed=3)
+    _, _, g2 = _graph(seed=3)
+    x, y_true = _data()
+    hist = g1.fit(x, y_true, epochs=1, batch_size=2, shuffle=False)
+    a = g2.train_step(x[:2], y_true[:2])
+    b = g2.train_step(x[2:], y_true[2:])
+    assert hist["loss"][0] == pytest.approx((a + b) / 2, rel=1e-6)
+
+
+def test_fit_same_seed_reproducible_other_seed_differs():
+    x, y_true = _data()
+    runs = []
+    for seed in (7, 7, 8):
+        layer, _, graph = _graph(seed=seed, optimizer={"algorithm": "adam", "learning_rate": 0.01})
+        hist = graph.fit(x, y_true, epochs=3, batch_size=3)
+        runs.append((hist["loss"], layer.get_weights()))
+    assert runs[0][0] == runs[1][0]
+    for a, b in zip(runs[0][1], runs[1][1]):
+        np.testing.assert_array_equal(a, b)
+    assert runs[0][0] != runs[2][0]
+
+
+def test_add_style_equals_list_style():
+    x, _ = _data()
+    _, _, listed = _graph(seed=5)
+    g = Graph(backend="numpy", seed=5)
+    assert g.add(Input(shape=X_SHAPE[1:])) is g
+    g.add(TimeDistributed(_layer()))
+    _, y1 = listed.predict(x)
+    info, y2 = g.predict(x)
+    np.testing.assert_array_equal(y1, y2)
+    assert info.index == 1
+
+
+def test_backend_name():
+    _, _, graph = _graph()
+    assert graph.backend.name == "numpy"
+    assert get_backend("numpy").name == "numpy"
+    assert get_backend("auto").name in ("numpy", "cupy")
+
+
+def test_bad_backend_name():
+    with pytest.raises(ParameterError) as err:
+        Graph(backend="tensorflow")
+    assert "`backend`" in str(err.value)
+    assert "Received: backend='tensorflow'" in str(err.value)
+
+
+def test_cupy_backend_works_or_says_why():
+    try:
+        b = get_backend("cupy")
+    except BackendError as exc:
+        assert "cupy" in str(exc).lower()
+    else:
+        assert b.name == "cupy"
+
+
+@pytest.mark.parametrize(
+    "bad_shape",
+    [(4, 2, 2, 2, 3, 3), (4, 2, 2, 2, 3), (4, 3, 2, 2, 3, 2, 1), (4, 2, 3, 2, 3, 2)],
+)
+def test_input_shape_mismatch_names_layer_and_both_shapes(bad_shape):
+    _, _, graph = _graph()
+    x = np.zeros(bad_shape, np.float32)
+    with pytest.raises(ShapeError) as err:
+        graph.predict(x)
+    msg = str(err.value)
+    assert "`data`" in msg
+    assert "(None, 2, 2, 2, 3, 2)" in msg
+    assert "(" + ", ".join(map(str, bad_shape)) + ")" in msg
+    with pytest.raises(ShapeError):
+        graph.forward(x)
+
+
+def test_target_shape_mismatch():
+    _, _, graph = _graph()
+    x, y = _data()
+    with pytest.raises(ShapeError) as err:
+        graph.train_step(x, y[:, :, :1])
+    assert "(4, 2, 1, 3, 6, 3)" in str(err.value)
+
+
+def test_partial_optimizer_dict_keeps_defaults():
+    layer = Conv3DTranspose(
+        n_filters=3,
+        size=3,
+        activation="relu",
+        padding=False,
+        optimizer={"algorithm": "sgd", "learning_rate": 0.01},
+    )
+    graph = Graph([Input(shape=(2, 5, 4, 4, 3)), TimeDistributed(layer)], backend="numpy", seed=0)
+    assert layer.config["optimizer"]["beta_1"] == 0.9
+    assert graph.compute_output_shape((1, 2, 5, 4, 4, 3)) == (1, 2, 3, 6, 6, 5)
+
+
+@pytest.mark.parametrize(
+    "kwargs, name", [({"epochs": 0}, "epochs"), ({"batch_size": 0}, "batch_size")]
+)
+def test_fit_bad_arguments(kwargs, name):
+    _, _, graph = _graph()
+    x, y = _data()
+    with pytest.raises(ParameterError, match=f"`{name}`"):
+        graph.fit(x, y, **kwargs)
+
+
+def test_bad_loss_name():
+    _, _, graph = _graph()
+    x, y = _data()
+    with pytest.raises(ParameterError, match="`loss`"):
+        graph.train_step(x, y, loss="mse")
+
+
+def test_bad_seed():
+    with pytest.raises(ParameterError, match="`seed`"):
+        Graph(backend="numpy", seed=-1)
+
+
+def test_input_must_be_first_and_names_unique():
+    g = Graph(backend="numpy")
+    g.add(Input(shape=X_SHAPE[1:], name="in_a"))
+    with pytest.raises(ParameterError, match="in_b"):
+        g.add(Input(shape=X_SHAPE[1:], name="in_b"))
+    g.add(TimeDistributed(_layer(), name="same_name"))
+    with pytest.raises(ParameterError, match="same_name"):
+        g.add(TimeDistributed(_layer(), name="same_name"))
+
+
+def test_set_weights_wrong_shape_names_layer_and_shape():
+    layer, _, _ = _graph()
+    k, b = layer.get_weights()
+    with pytest.raises(ShapeError) as err:
+        layer.set_weights([k[:1], b])
+    assert f"`{layer.name}`" in str(err.value)
+    assert str(k[:1].shape) in str(err.value)
+    with pytest.raises(ShapeError):
+        layer.set_weights([k])
+    with pytest.raises(ShapeError):
+        layer.set_weights([k, np.zeros(5, np.float32)])
+
+
+def test_automatic_names_are_unique():
+    a, b = Conv3DTranspose(), Conv3DTranspose()
+    assert a.name != b.name
+    assert a.name.startswith("conv3d_transpose")
+
+
+def test_time_distributed_needs_time_axis():
+    layer = _layer()
+    with pytest.raises(ShapeError):
+        Graph([Input(shape=(2, 2, 3, 2)), TimeDistributed(layer)], backend="numpy")
+
+
+def test_per_class_loss_uses_last_axis_for_channels_last():
+    layer = Conv3DTranspose(
+        n_filters=3, size=(2, 1, 2), activation="softmax", data_format="channels_last"
+    )
+    graph = Graph([Input(shape=(2, 2, 3, 2, 2)), TimeDistributed(layer)], backend="numpy", seed=1)
+    rng = np.random.default_rng(6)
+    x = rng.standard_normal((2, 2, 2, 3, 2, 2)).astype(np.float32)
+    _, p = graph.predict(x)
+    assert p.shape == (2, 2, 3, 3, 3, 3)
+    t = rng.uniform(0.1, 1, p.shape).astype(np.float32)
+    t /= t.sum(axis=-1, keepdims=True)
+    loss = graph.train_step(x, t, loss="categorical_crossentropy")
+    q = np.clip(p / p.sum(axis=-1, keepdims=True), 1e-7, 1 - 1e-7)
+    assert loss == pytest.approx(float(-(t * np.log(q)).sum(axis=-1).mean()), rel=1e-5)

@@ -1,0 +1,210 @@
+"""Optimizers: each algorithm against an independent float64 implementation of its rule, directly
+and through the layer (Graph.backward); state round trip resumes bit-identically."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+from opt_reference import RefOptimizer, assert_close_update
+
+from compute.backend import get_backend
+from compute.optimizers import ALGORITHMS, OPTIMIZER_SCHEMA, Optimizer
+
+NUMPY = get_backend("numpy")
+ALL = ("adadelta", "adagrad", "adam", "adamax", "inertia", "nadam", "nesterov", "rmsprop", "sgd")
+
+CONFIGS = [
+    {"learning_rate": 0.05},
+    {"learning_rate": 0.2, "beta_1": 0.5, "beta_2": 0.8, "epsilon": 1e-3, "momentum": 0.7},
+]
+
+
+def _weights_and_grads(seed, steps):
+    rng = np.random.default_rng(seed)
+    w = [
+        rng.standard_normal((2, 3, 1, 2, 3)).astype(np.float32),
+        rng.standard_normal((2,)).astype(np.float32),
+    ]
+    grads = [[rng.standard_normal(a.shape).astype(np.float32) for a in w] for _ in range(steps)]
+    return w, grads
+
+
+def test_algorithm_list():
+    assert set(ALGORITHMS) == set(ALL)
+    assert OPTIMIZER_SCHEMA.defaults() == {
+        "algorithm": "adam",
+        "learning_rate": 0.001,
+        "beta_1": 0.9,
+        "beta_2": 0.999,
+        "epsilon": 1e-7,
+        "momentum": 0.9,
+    }
+
+
+@pytest.mark.parametrize("algorithm", ALL)
+@pytest.mark.parametrize("cfg", range(len(CONFIGS)))
+@pytest.mark.parametrize("steps", [1, 6])
+def test_optimizer_direct_against_formula(algorithm, cfg, steps):
+    config = {"algorithm": algorithm, **CONFIGS[cfg]}
+    w, grads = _weights_and_grads(100 + cfg, steps)
+    opt = Optimizer(config, NUMPY)
+    ref = RefOptimizer(config)
+    ref_w = [a.astype(np.float64) for a in w]
+    for g in grads:
+        old = [a.astype(np.float64) for a in w]
+        opt.apply(w, g)
+        ref_w = ref.step(ref_w, g)
+        for new, r, o in zip(w, ref_w, old):
+            assert new.dtype == np.float32
+            assert_close_update(new, r, o)
+    assert opt.iterations == steps
+
+
+@pytest.mark.parametrize("algorithm", ALL)
+def test_default_config_single_step(algorithm):
+    """Default hyper-parameters (learning_rate 1e-3, ...) on one step."""
+    w, grads = _weights_and_grads(5, 1)
+    opt = Optimizer({"algorithm": algorithm}, NUMPY)
+    old = [a.astype(np.float64) for a in w]
+    opt.apply(w, grads[0])
+    ref = RefOptimizer({"algorithm": algorithm}).step(old, grads[0])
+    for new, r, o in zip(w, ref, old):
+        assert_close_update(new, r, o, rel=5e-3)
+
+
+@pytest.mark.parametrize("algorithm", ALL)
+def test_zero_learning_rate_keeps_weights(algorithm):
+    w, grads = _weights_and_grads(9, 3)
+    before = [a.copy() for a in w]
+    opt = Optimizer({"algorithm": algorithm, "learning_rate": 0.0}, NUMPY)
+    for g in grads:
+        opt.apply(w, g)
+    for a, b in zip(w, before):
+        np.testing.assert_array_equal(a, b)
+
+
+@pytest.mark.parametrize("algorithm", ALL)
+def test_state_round_trip_resumes_bit_identically(algorithm):
+    config = {"algorithm": algorithm, "learning_rate": 0.05}
+    w, grads = _weights_and_grads(21, 7)
+    a = Optimizer(config, NUMPY)
+    wa = [x.copy() for x in w]
+    for g in grads[:3]:
+        a.apply(wa, g)
+    state = copy.deepcopy(a.get_state())
+    assert state["iterations"] == 3
+    # the state is plain (NumPy arrays, numbers), independent of the optimizer's own arrays
+    for v in state.values():
+        assert isinstance(v, (int, float, np.ndarray))
+    wb = [x.copy() for x in wa]
+    b = Optimizer(config, NUMPY)
+    b.set_state(state, wb)
+    assert b.get_state().keys() == state.keys()
+    for k, v in b.get_state().items():
+        np.testing.assert_array_equal(v, state[k])
+    for g in grads[3:]:
+        a.apply(wa, g)
+        b.apply(wb, g)
+    for x, y in zip(wa, wb):
+        np.testing.assert_array_equal(x, y)
+    assert a.get_state()["iterations"] == b.get_state()["iterations"] == 7
+
+
+@pytest.mark.parametrize("algorithm", ["adam", "nadam", "adagrad", "inertia"])
+def test_fresh_state_differs_from_resumed(algorithm):
+    """The round-trip test above can fail: restarting without the state gives other weights."""
+    config = {"algorithm": algorithm, "learning_rate": 0.05}
+    w, grads = _weights_and_grads(22, 5)
+    a = Optimizer(config, NUMPY)
+    for g in grads[:3]:
+        a.apply(w, g)
+    wb = [x.copy() for x in w]
+    b = Optimizer(config, NUMPY)
+    for g in grads[3:]:
+        a.apply(w, g)
+        b.apply(wb, g)
+    assert any(not np.array_equal(x, y) for x, y in zip(w, wb))
+
+
+def test_get_state_is_a_copy():
+    w, grads = _weights_and_grads(3, 2)
+    opt = Optimizer({"algorithm": "adam"}, NUMPY)
+    opt.apply(w, grads[0])
+    state = opt.get_state()
+    snapshot = copy.deepcopy(state)
+    opt.apply(w, grads[1])
+    for k, v in snapshot.items():
+        np.testing.assert_array_equal(state[k], v)
+
+
+# --------------------------------------------------------------------------- through the layer
+
+
+def _layer_graph(algorithm, seed=0, **opt):
+    from compute import Conv3DTranspose, Graph, Input, TimeDistributed
+
+    layer = Conv3DTranspose(
+        n_filters=2,
+        size=(2, 1, 2),
+        stride=(2, 1, 1),
+        activation="tanh",
+        store=True,
+        optimizer={"algorithm": algorithm, **opt},
+    )
+    td = TimeDistributed(layer)
+    graph = Graph([Input(shape=(2, 3, 2, 1, 2)), td], backend="numpy", seed=seed)
+    return layer, td, graph
+
+
+@pytest.mark.parametrize("algorithm", ALL)
+@pytest.mark.parametrize("steps", [1, 4])
+def test_layer_update_through_graph_backward(algorithm, steps):
+    """Graph.backward applies the layer's optimizer to the layer's own gradients."""
+    import reference
+
+    config = {"algorithm": algorithm, "learning_rate": 0.05, "beta_1": 0.8}
+    layer, td, graph = _layer_graph(**config)
+    rng = np.random.default_rng(31)
+    x = rng.standard_normal((2, 2, 3, 2, 1, 2)).astype(np.float32)
+    ref_opt = RefOptimizer(config)
+    ref_w = [w.astype(np.float64) for w in layer.get_weights()]
+    for step in range(steps):
+        old = layer.get_weights()
+        y = graph.forward(x)
+        dy = rng.standard_normal(y.shape).astype(np.float32)
+        graph.backward(dy)
+        g = td.get_gradients()
+        if step == 0:  # the gradients the optimizer received are the layer's true gradients
+            _, rdk, rdb, _ = reference.ref_layer_grads(
+                x, old[0], old[1], dy, activation="tanh", stride=(2, 1, 1)
+            )
+            np.testing.assert_allclose(g["kernel"], rdk, rtol=1e-4, atol=1e-5)
+            np.testing.assert_allclose(g["bias"], rdb, rtol=1e-4, atol=1e-5)
+        ref_w = ref_opt.step(ref_w, [g["kernel"], g["bias"]])
+        for new, r, o in zip(layer.get_weights(), ref_w, old):
+            assert_close_update(new, r, o)
+    assert layer.optimizer.iterations == steps
+
+
+@pytest.mark.parametrize("algorithm", ALL)
+def test_layer_optimizer_state_round_trip(algorithm):
+    """Weights + optimizer state copied into a fresh layer: training continues bit-identically."""
+    config = {"algorithm": algorithm, "learning_rate": 0.05}
+    rng = np.random.default_rng(41)
+    x = rng.standard_normal((2, 2, 3, 2, 1, 2)).astype(np.float32)
+    dys = [rng.standard_normal((2, 2, 2, 4, 1, 3)).astype(np.float32) for _ in range(5)]
+    a, _, ga = _layer_graph(**config)
+    for dy in dys[:2]:
+        ga.forward(x)
+        ga.backward(dy)
+    b, _, gb = _layer_graph(seed=99, **config)
+    b.set_weights(a.get_weights())
+    b.optimizer.set_state(copy.deepcopy(a.optimizer.get_state()), b.get_weights())
+    for dy in dys[2:]:
+        ga.forward(x)
+        gb.forward(x)
+        np.testing.assert_array_equal(ga.backward(dy), gb.backward(dy))
+    for wa, wb in zip(a.get_weights(), b.get_weights()):
+        np.testing.assert_array_equal(wa, wb)
