@@ -1,6 +1,7 @@
-"""Regenerate docs/screenshot.png: the main window on the toolkit example after a run (offscreen).
+"""Regenerate docs/screenshot.png: the main window on the toolkit example after a run (offscreen);
+with --train, docs/training.png: the teacher/student example after training (learning curve).
 
-python scripts/screenshot.py [--output docs/screenshot.png] [--backend auto]
+python scripts/screenshot.py [--train] [--output FILE.png] [--backend auto]
 """
 
 from __future__ import annotations
@@ -17,11 +18,14 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--output", default=str(ROOT / "docs" / "screenshot.png"))
+    parser.add_argument("--train", action="store_true", help="train the teacher/student example")
+    parser.add_argument("--output", default=None)
     parser.add_argument("--backend", default="auto", choices=("auto", "numpy", "cupy"))
     parser.add_argument("--width", type=int, default=1600)
     parser.add_argument("--height", type=int, default=1000)
     args = parser.parse_args()
+    name = "training.png" if args.train else "screenshot.png"
+    args.output = args.output or str(ROOT / "docs" / name)
 
     from PySide6.QtCore import QTimer
     from PySide6.QtWidgets import QApplication
@@ -30,7 +34,10 @@ def main() -> int:
     from app.main_window import MainWindow, apply_style
 
     apply_style(app)
-    window = MainWindow(offer_recovery=False)
+    import nodes
+
+    example = nodes.EXAMPLES / "teacher_student.json" if args.train else None
+    window = MainWindow(example, offer_recovery=False)
     window.resize(args.width, args.height)
     window.backend_selector.setCurrentText(args.backend)
     window.show()
@@ -38,6 +45,8 @@ def main() -> int:
 
     def finished(_result) -> None:
         window.canvas.select("conv3d_transpose")
+        if args.train:
+            window.docks["training_panel"].raise_()
         QTimer.singleShot(300, grab)
 
     def grab() -> None:
@@ -53,9 +62,14 @@ def main() -> int:
         outcome["error"] = text
         app.quit()
 
-    window.run_finished.connect(finished)
-    window.run_failed.connect(failed)
-    QTimer.singleShot(200, window.run)
+    if args.train:
+        window.training.train_finished.connect(finished)
+        window.training.train_failed.connect(failed)
+        QTimer.singleShot(200, window.training.train)
+    else:
+        window.run_finished.connect(finished)
+        window.run_failed.connect(failed)
+        QTimer.singleShot(200, window.run)
     app.exec()
     window.canvas.undo_stack.setClean()
     window.close()
