@@ -334,7 +334,10 @@ class Conv3DTranspose(Layer):
         if self.bias is not None:
             z += self.bias.reshape((-1, 1, 1, 1) if self.channels_first else (-1,))
         act = ACTIVATIONS[self.config["activation"]]
-        y = act.forward(self.backend, z, self.channel_axis)
+        if self.config["activation"] == "relu":  # in place: backward needs y only, not z
+            y = xp.maximum(z, 0, out=z)
+        else:
+            y = act.forward(self.backend, z, self.channel_axis)
         keep = training and self.config["training"]
         self._cache = (xcf, z if act.needs_input else None, y, geom) if keep else None
         return y

@@ -134,13 +134,18 @@ class Graph:
                 f"Invalid value for `batch_size`: expected a positive integer. "
                 f"Received: batch_size={batch_size!r}"
             )
-        y = np.empty(out_shape, dtype=np.float32)
         batches = max(1, math.ceil(n / step)) if n else 0
+        # one batch: the last layer's fresh output is the result (no copy of the whole prediction)
+        y = np.empty(out_shape, dtype=np.float32) if batches != 1 else None
         for b, s0 in enumerate(range(0, n, step)):
             if should_stop is not None and should_stop():
                 raise StateError(f"Prediction cancelled after {b} of {batches} batches")
-            yd = self._run(self._prepare(a[s0 : s0 + step]), training=False)
-            y[s0 : s0 + step] = self.backend.to_numpy(yd)
+            out = self.backend.to_numpy(self._run(self._prepare(a[s0 : s0 + step]), False))
+            if y is None:
+                fresh = out.dtype == np.float32 and not np.may_share_memory(out, a)
+                y = np.ascontiguousarray(out) if fresh else np.array(out, dtype=np.float32)
+            else:
+                y[s0 : s0 + step] = out
             if progress is not None:
                 progress((b + 1) / batches, f"batch {b + 1}/{batches}")
         info = PredictionInfo(self.output_layer.name, len(self.layers) - 1, tuple(y.shape))
