@@ -645,6 +645,10 @@ def launch(path: str | os.PathLike | None = None) -> int:
     window.show()
     QTimer.singleShot(0, window.canvas.viewer, window.canvas.fit)
     QTimer.singleShot(300, window.inspector, window.inspector.prepare)  # plots before a run
+    # compile (or load from the disk cache) the CPU kernels off the GUI thread, before the first run
+    from compute.conv3d_transpose_ops import warm_up
+
+    QThreadPool.globalInstance().start(warm_up)
     code = app.exec()
     dispose(window)
     return code
