@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from compute import Conv3DTranspose, ShapeError
+from compute import Conv3DTranspose, ParameterError, ShapeError
 
 from .files import FileError, load_arrays, save_npz
 
@@ -63,19 +63,24 @@ def apply_weights(arrays: dict[str, np.ndarray], layers: Iterable, source: str =
             ws.append(arrays[f"{layer.name}/bias"])
         try:
             layer.set_weights(ws)
-        except ShapeError as exc:
+        except (ShapeError, ParameterError) as exc:
             raise FileError(f"`{source}`: {exc}") from exc
         prefix = f"{layer.name}/optimizer/"
         state = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
         if state:
-            layer.optimizer.set_state(
-                {
-                    **state,
-                    "iterations": int(state["iterations"]),
-                    "u_product": float(state["u_product"]),
-                },
-                layer._weights(),
-            )
+            try:
+                layer.optimizer.set_state(
+                    {
+                        **state,
+                        "iterations": int(state["iterations"]),
+                        "u_product": float(state["u_product"]),
+                    },
+                    layer._weights(),
+                )
+            except (KeyError, ValueError, TypeError):
+                # saved by another algorithm (or damaged): the weights load, the optimizer starts
+                # afresh - as Keras does when the optimizer differs
+                layer.optimizer.set_state({"iterations": 0, "u_product": 1.0}, layer._weights())
 
 
 def load_weights(path: str | os.PathLike, layers: Iterable) -> None:

@@ -172,3 +172,26 @@ def test_nan_loss_stops_training_with_a_message(teacher_data):
     g = _student("sgd", 1e30)
     with pytest.raises(StateError, match="training stopped"):
         g.fit(x, y * 1e20, epochs=3, batch_size=4)
+
+
+def test_weights_with_another_optimizers_state_load_with_a_fresh_optimizer(teacher_data):
+    x, y = teacher_data
+    adam = _student("adam", 0.02)
+    adam.fit(x, y, epochs=1, batch_size=4)
+    saved = weights_dict(adam.layers)
+    rms = _student("rmsprop", 0.01)
+    apply_weights(saved, rms.layers)
+    layer = rms.layers[1].layer
+    assert np.array_equal(layer.get_weights()[0], saved["s/kernel"])
+    assert layer.optimizer.iterations == 0
+    rms.fit(x, y, epochs=1, batch_size=4)  # trains with its own fresh state
+
+
+def test_non_finite_weights_are_a_file_error(teacher_data):
+    from nodes import FileError
+
+    g = _student("sgd", 0.1)
+    bad = weights_dict(g.layers)
+    bad["s/kernel"] = np.full_like(bad["s/kernel"], np.nan)
+    with pytest.raises(FileError, match="finite"):
+        apply_weights(bad, g.layers)
