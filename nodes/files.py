@@ -17,25 +17,42 @@ class FileError(Conv3DTStudioError, OSError):
     """A file could not be read or written; the message names it."""
 
 
+def _current_umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to a temporary file beside ``path``, flush it to disk, then rename it over
-    ``path``. On any error the previous file, if any, is untouched."""
-    target = Path(path)
+    ``path``. On any error the previous file, if any, is untouched. A symbolic link is followed
+    (its target is replaced, the link stays); anything but a regular file is refused; an existing
+    file keeps its permissions, a new one gets the usual ``0666 & ~umask``."""
+    given = Path(path)
+    target = Path(os.path.realpath(given)) if given.is_symlink() else given
+    if target.exists() and not target.is_file():
+        kind = "a folder" if target.is_dir() else "not a regular file"
+        raise FileError(f"Cannot save `{given}`: it is {kind}")
     directory = target.parent if str(target.parent) else Path(".")
     if not directory.is_dir():
-        raise FileError(f"Cannot save `{target}`: folder `{directory}` does not exist")
-    fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+        raise FileError(f"Cannot save `{given}`: folder `{directory}` does not exist")
+    mode = target.stat().st_mode & 0o7777 if target.exists() else 0o666 & ~_current_umask()
+    try:
+        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+    except OSError as exc:
+        raise FileError(f"Cannot save `{given}`: {exc.strerror or exc}") from exc
     try:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
+            os.fchmod(fh.fileno(), mode)
             os.fsync(fh.fileno())
         os.replace(tmp, target)
     except BaseException as exc:
         with contextlib.suppress(OSError):
             os.unlink(tmp)
         if isinstance(exc, OSError):
-            raise FileError(f"Cannot save `{target}`: {exc.strerror or exc}") from exc
+            raise FileError(f"Cannot save `{given}`: {exc.strerror or exc}") from exc
         raise
 
 

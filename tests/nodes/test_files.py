@@ -86,3 +86,30 @@ def test_generator(distribution, check):
     a = generate(params)
     assert a.shape == (4, 5, 6) and a.dtype == np.float32 and check(a)
     assert np.array_equal(a, generate(params))
+
+
+def test_atomic_write_keeps_permissions_follows_links_and_refuses_devices(tmp_path):
+    import stat
+
+    from nodes.files import FileError, atomic_write_bytes
+
+    existing = tmp_path / "a.bin"
+    existing.write_bytes(b"old")
+    existing.chmod(0o644)
+    atomic_write_bytes(existing, b"new")
+    assert existing.read_bytes() == b"new"
+    assert stat.S_IMODE(existing.stat().st_mode) == 0o644
+    fresh = tmp_path / "fresh.bin"
+    atomic_write_bytes(fresh, b"x")
+    mask = os.umask(0)
+    os.umask(mask)
+    assert stat.S_IMODE(fresh.stat().st_mode) == 0o666 & ~mask
+    link = tmp_path / "link.bin"
+    link.symlink_to(existing)
+    atomic_write_bytes(link, b"via link")
+    assert link.is_symlink() and existing.read_bytes() == b"via link"
+    with pytest.raises(FileError, match="is a folder"):
+        atomic_write_bytes(tmp_path, b"x")
+    with pytest.raises(FileError, match="not a regular file"):
+        atomic_write_bytes("/dev/null", b"x")
+    assert not os.path.isfile("/dev/null")
