@@ -68,6 +68,7 @@ class TrainingController(QObject):
         self.pool = QThreadPool.globalInstance()
         self.panel.setting_edited.connect(self._setting_edited)
         window.canvas.document_changed.connect(self.show_settings)
+        window.canvas.document_changed.connect(self._drop_stale_weights)
 
     def make_actions(self) -> list[QAction]:
         a = self.window._action
@@ -117,6 +118,21 @@ class TrainingController(QObject):
         except Exception:  # noqa: BLE001 - a damaged file: the defaults, the error in the log
             values = TRAINING_SCHEMA.defaults()
         self.panel.set_settings(values)
+
+    def _drop_stale_weights(self) -> None:
+        """After an edit of the architecture (filters, size, a layer's name...) the trained weights
+        no longer fit: forget them, saying so, rather than failing every later Run."""
+        if self.weights is None or self.worker is not None or not self.window.canvas.report.ok:
+            return
+        try:
+            self.check_weights(self.weights, "the trained weights")
+        except nodes.FileError as exc:
+            self.reset_weights()
+            self.window.log.log(
+                f"Trained weights dropped: they no longer fit the graph ({exc})", "warning"
+            )
+        except DocumentProblems:
+            pass  # not runnable right now: decide when it is
 
     def _setting_edited(self, name: str, value: Any) -> None:
         doc = self.window.canvas.doc

@@ -21,7 +21,7 @@ from compute.layers import fmt_shape
 from . import data_sources
 from .graph_document import GraphDocument
 from .validation import DocumentProblems, Problem, validate
-from .weights import apply_weights, resolve_weights
+from .weights import apply_weights, resolve_weights, weights_source
 
 Progress = Callable[[float, str], None]
 
@@ -220,7 +220,7 @@ def run_document(
     graph = build_graph(doc, p, backend, seed)
     arrays = resolve_weights(weights, doc)
     if arrays is not None:
-        apply_weights(arrays, graph.layers, source=str(weights or "embedded weights"))
+        apply_weights(arrays, graph.layers, source=weights_source(weights))
     t0 = time.perf_counter()
     info, y = graph.predict(
         x, batch_size=batch_size or None, progress=progress, should_stop=should_stop

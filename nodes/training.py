@@ -20,7 +20,7 @@ from compute.layers import fmt_shape
 from .graph_document import GraphDocument
 from .runner import Plan, build_graph, load_data, plan
 from .validation import DocumentProblems, Problem, validate
-from .weights import apply_weights, conv_layers, resolve_weights
+from .weights import apply_weights, conv_layers, resolve_weights, weights_source
 
 TRAINING_SCHEMA = Schema(
     (
@@ -191,7 +191,7 @@ def train_document(
     if graph is None:
         arrays = resolve_weights(weights_in, doc)
         if arrays is not None:
-            apply_weights(arrays, g.layers, source=str(weights_in or "embedded weights"))
+            apply_weights(arrays, g.layers, source=weights_source(weights_in))
     norms: dict[str, list[dict[str, float]]] = {}
     stored = [layer for layer in conv_layers(g.layers) if layer.config["store"]]
 

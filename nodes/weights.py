@@ -122,6 +122,15 @@ def decode_weights(data: object, source: str = "embedded weights") -> dict[str, 
     return out
 
 
+def weights_source(weights) -> str:
+    """How to name ``weights`` in a message: the file, or what kind of arrays they are."""
+    if weights is None:
+        return "embedded weights"
+    if isinstance(weights, dict):
+        return "the trained weights"
+    return str(weights)
+
+
 def resolve_weights(weights, doc=None) -> dict[str, np.ndarray] | None:
     """Weights from a .npz path, a dict of arrays, or else the document's embedded weights."""
     if weights is None:

@@ -133,3 +133,15 @@ def test_frozen_layer_and_lda_coeff_are_shown(trainer):
     assert canvas.link_label("time_distributed") == "∇ × 0.5"
     trainer.action_undo.trigger()
     assert canvas.link_label("time_distributed") == ""
+
+
+def test_an_architecture_edit_drops_the_trained_weights_with_a_short_message(trainer, qtbot):
+    w = trainer
+    _train(w, qtbot)
+    assert w.training.weights is not None
+    w.canvas.set_param("conv3d_transpose", "n_filters", 4)
+    assert w.training.weights is None
+    line = next(ln for ln in w.log.lines if "Trained weights dropped" in ln)
+    assert len(line) < 400
+    with qtbot.waitSignal(w.run_finished, timeout=30_000):
+        w.action_run.trigger()
