@@ -72,10 +72,16 @@ class Graph:
         if any(existing.name == layer.name for existing in self.layers):
             raise ParameterError(f"Layer name `{layer.name}` is already used in this graph")
         self.layers.append(layer)
+        previous = self._input_shape
         if isinstance(layer, Input):
             self._input_shape = (None, *layer.shape)
-        if self._input_shape is not None:
-            self._build(self._input_shape)
+        try:
+            if self._input_shape is not None:
+                self._build(self._input_shape)
+        except Exception:
+            self.layers.pop()  # a refused layer leaves the graph as it was
+            self._input_shape = previous
+            raise
         return self
 
     def _layer_seed(self, index: int) -> int | None:
@@ -128,6 +134,17 @@ class Graph:
         a = _as_float32(x, "x")
         out_shape = self.compute_output_shape(a.shape)
         n = a.shape[0]
+        if n == 0:
+            raise ShapeError(
+                f"`x` must hold at least one sample. Received: shape {fmt_shape(a.shape)}"
+            )
+        if batch_size is not None and (
+            not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool)
+        ):
+            raise ParameterError(
+                f"Invalid value for `batch_size`: expected a positive integer. "
+                f"Received: batch_size={batch_size!r}"
+            )
         step = n if not batch_size else int(batch_size)
         if step < 1:
             raise ParameterError(

@@ -125,6 +125,58 @@ def plan(doc: GraphDocument, prediction_node: str | None = None) -> Plan:
     )
 
 
+def feeding_data_node(doc: GraphDocument, prediction_node: str | None = None) -> str | None:
+    """The Data node at the start of the chain into the (first) Prediction 6D, if wired."""
+    preds = [n.id for n in doc.nodes_of_type("prediction_6d")]
+    cur = prediction_node or (preds[0] if preds else None)
+    seen: set[str] = set()
+    while cur is not None and cur in doc.nodes and cur not in seen:
+        seen.add(cur)
+        if doc.nodes[cur].type == "data":
+            return cur
+        src = doc.upstream(cur, "x")
+        cur = src[0] if src else None
+    return None
+
+
+def with_data(
+    doc: GraphDocument, data: np.ndarray, prediction_node: str | None = None
+) -> GraphDocument:
+    """A copy of ``doc`` whose Data node describes ``data`` (which replaces it for this run), so
+    validation checks the data's shape against the Input like any other."""
+    node = feeding_data_node(doc, prediction_node)
+    if node is None:
+        raise DocumentProblems(
+            [
+                Problem(
+                    None,
+                    None,
+                    "the data given cannot be used: no Data node feeds the Prediction 6D",
+                )
+            ]
+        )
+    if data.ndim < 2 or data.shape[0] == 0 or data.size == 0:
+        raise DocumentProblems(
+            [
+                Problem(
+                    node,
+                    None,
+                    f"the data given must hold at least one "
+                    f"sample (batch first). Received: shape "
+                    f"{fmt_shape(data.shape)}",
+                )
+            ]
+        )
+    out = doc.copy()
+    out.nodes[node].params = {
+        **out.nodes[node].params,
+        "source": "generator",
+        "batch_size": int(data.shape[0]),
+        "sample_shape": [int(s) for s in data.shape[1:]],
+    }
+    return out
+
+
 def estimate_bytes(p: Plan, batch_size: int = 0) -> int:
     """Bytes a prediction run allocates: the data, every layer output of one batch, the result,
     and the transposed convolution's bounded working buffers."""
@@ -180,26 +232,11 @@ def run_document(
     """Validate, build and run; ``seed`` overrides the document's seed and the Data seed.
     ``weights``: a .npz path or named arrays; by default the document's embedded weights, if any,
     else freshly initialised (seeded) weights."""
-    p = plan(doc, prediction_node)
-    batch_size = doc.params(p.prediction_node)["batch_size"]
     if data is not None:
         data = np.asarray(data)
-        expected = (None, *doc.params(p.input_node)["shape"])
-        if data.ndim != len(expected) or tuple(data.shape[1:]) != tuple(expected[1:]):
-            raise DocumentProblems(
-                [
-                    Problem(
-                        p.data_node,
-                        None,
-                        f"shape mismatch: Input "
-                        f"`{p.input_node}` expects {fmt_shape(expected)}, the data "
-                        f"has {fmt_shape(data.shape)}",
-                    )
-                ]
-            )
-        p.input_shape = tuple(data.shape)
-        p.output_shape = (data.shape[0], *p.output_shape[1:])
-        p.shapes = {k: (data.shape[0], *v[1:]) if v else v for k, v in p.shapes.items()}
+        doc = with_data(doc, data, prediction_node)
+    p = plan(doc, prediction_node)
+    batch_size = doc.params(p.prediction_node)["batch_size"]
     limit = memory_limit if memory_limit is not None else available_memory() // 2
     need = estimate_bytes(p, batch_size)
     if need > limit:

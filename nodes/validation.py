@@ -209,6 +209,18 @@ def _infer(doc, order, params, problems) -> dict[str, Shape | None]:
                     if p["source"] == "generator"
                     else peek_shape(doc.resolve_path(p["path"]), p["array_name"])
                 )
+                if len(shapes[nid]) < 2 or 0 in shapes[nid]:
+                    problems.append(
+                        Problem(
+                            nid,
+                            "path",
+                            f"empty data: expected at least one "
+                            f"sample (batch first). Received: shape "
+                            f"{fmt_shape(shapes[nid])}",
+                        )
+                    )
+                    shapes[nid] = None
+                    continue
             elif kind == "input":
                 s = up(nid, "x")
                 if s is not None and tuple(s[1:]) != tuple(p["shape"]):

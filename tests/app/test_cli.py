@@ -147,7 +147,7 @@ def test_wrong_data_shape_names_both_shapes(capsys, graph, tmp_path):
     code, _, err = run(capsys, "run", graph, "--data", path)
     assert code == 2
     (line,) = error_lines(err)
-    assert line.startswith(f"{graph}: node `data`: shape mismatch")
+    assert line.startswith(f"{graph}: node `input`, `shape`: shape mismatch")
     assert "(None, 2, 2, 8, 8, 3)" in line and "(3, 2, 2, 8, 8)" in line
 
 

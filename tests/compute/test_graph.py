@@ -323,3 +323,29 @@ def test_per_class_loss_uses_last_axis_for_channels_last():
     loss = graph.train_step(x, t, loss="categorical_crossentropy")
     q = np.clip(p / p.sum(axis=-1, keepdims=True), 1e-7, 1 - 1e-7)
     assert loss == pytest.approx(float(-(t * np.log(q)).sum(axis=-1).mean()), rel=1e-5)
+
+
+def test_a_refused_layer_leaves_the_graph_usable():
+    import pytest as _pytest
+
+    from compute import Conv3DTranspose, Graph, Input, ShapeError, TimeDistributed
+
+    g = Graph([Input((2, 3, 4, 4, 4))], backend="numpy")
+    with _pytest.raises(ShapeError):
+        g.add(Conv3DTranspose())  # 6-D data needs TimeDistributed
+    assert len(g.layers) == 1
+    g.add(TimeDistributed(Conv3DTranspose()))
+    assert g.compute_output_shape((1, 2, 3, 4, 4, 4)) == (1, 2, 3, 6, 6, 6)
+
+
+def test_predict_refuses_empty_data_and_fractional_batches():
+    import numpy as _np
+    import pytest as _pytest
+
+    from compute import Conv3DTranspose, Graph, Input, ParameterError, ShapeError, TimeDistributed
+
+    g = Graph([Input((1, 2, 3, 3, 3)), TimeDistributed(Conv3DTranspose())], backend="numpy")
+    with _pytest.raises(ShapeError, match="at least one sample"):
+        g.predict(_np.zeros((0, 1, 2, 3, 3, 3), _np.float32))
+    with _pytest.raises(ParameterError, match="batch_size"):
+        g.predict(_np.zeros((2, 1, 2, 3, 3, 3), _np.float32), batch_size=1.5)

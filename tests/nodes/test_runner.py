@@ -92,8 +92,24 @@ def test_data_override_of_the_wrong_shape_names_both_shapes(doc):
     with pytest.raises(nodes.DocumentProblems) as info:
         nodes.run_document(doc, backend="numpy", data=np.ones((3, 2, 2, 8, 8), np.float32))
     (problem,) = info.value.problems
-    assert problem.node == "data"
-    assert "expects (None, 2, 2, 8, 8, 3), the data has (3, 2, 2, 8, 8)" in problem.message
+    assert problem.node == "input"
+    assert "expects (None, 2, 2, 8, 8, 3), its data has (3, 2, 2, 8, 8)" in problem.message
+
+
+def test_data_override_replaces_a_data_node_whose_file_is_missing(doc):
+    doc.set_param("data", "source", "file")
+    doc.set_param("data", "path", "/nowhere/x.npy")
+    x = np.ones((1, 2, 2, 8, 8, 3), np.float32)
+    assert nodes.run_document(doc, backend="numpy", data=x).prediction.shape[0] == 1
+    assert doc.nodes["data"].params["source"] == "file"  # the caller's document is untouched
+
+
+def test_empty_data_file_is_a_problem_on_its_node(doc, tmp_path):
+    np.save(tmp_path / "zero.npy", np.zeros((0, 2, 2, 8, 8, 3), np.float32))
+    doc.set_param("data", "source", "file")
+    doc.set_param("data", "path", str(tmp_path / "zero.npy"))
+    problems = nodes.validate(doc).problems_of("data")
+    assert problems and "empty data" in problems[0].message
 
 
 def test_data_from_a_file(doc, tmp_path):
