@@ -419,6 +419,13 @@ def cmd_snippet(args: argparse.Namespace) -> int:
 
 
 def cmd_open(path: str | None) -> int:
+    if sys.platform.startswith("linux") and not any(
+        os.environ.get(k) for k in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM")
+    ):  # Qt would abort with several lines of its own
+        raise UsageError(
+            "the editor needs a display and none was found (DISPLAY and WAYLAND_DISPLAY are "
+            "unset); the headless commands run, train and validate work without one"
+        )
     module = _optional_module("app.main_window", "the editor")
     return _exit_code(module.launch, path)
 

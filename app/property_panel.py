@@ -89,8 +89,9 @@ class IntEditor(Editor):
 
     def _show(self, value: Any) -> None:
         with QSignalBlocker(self.spin):
-            if isinstance(value, int):
-                self.spin.setValue(value)
+            if isinstance(value, int) and not isinstance(value, bool):
+                # a damaged file may hold any integer: show it clamped (the node reports it)
+                self.spin.setValue(max(self.spin.minimum(), min(self.spin.maximum(), value)))
 
 
 class FloatEditor(Editor):
@@ -198,8 +199,8 @@ class Int3Editor(Editor):
             self.enabled.setChecked(value is not None)
         for spin, v in zip(self.spins, value or [0, 0, 0]):
             spin.setEnabled(value is not None)
-            if isinstance(v, int):
-                spin.setValue(v)
+            if isinstance(v, int) and not isinstance(v, bool):
+                spin.setValue(max(spin.minimum(), min(spin.maximum(), v)))
         del blockers
 
 

@@ -24,6 +24,7 @@ from typing import Any
 
 from .errors import ParameterError
 
+INT32_MAX = 2**31 - 1
 KINDS = ("int", "float", "bool", "str", "choice", "int3", "shape", "cluster")
 
 
@@ -45,6 +46,9 @@ class Param:
     nullable: bool = False  # None is an allowed value (meaning "not set")
 
     def __post_init__(self) -> None:
+        if self.kind in ("int", "int3") and self.maximum is None:
+            # integers are 32-bit signed (NumPy shapes, seeds, the editor's spin boxes)
+            object.__setattr__(self, "maximum", INT32_MAX)
         if self.kind not in KINDS:
             raise ValueError(f"Param {self.name!r}: unknown kind {self.kind!r}")
         if self.kind == "choice" and not self.choices:

@@ -560,3 +560,13 @@ def test_validate_table_marks_nodes_without_a_tensor_output(capsys, tmp_path):
     assert code == 0, err
     rows = {line.split()[0]: line.split()[-1] for line in out.splitlines()[1:-1]}
     assert rows["loss"] == "-" and rows["conv3d_transpose"] == "(layer)"
+
+
+def test_open_without_a_display_is_one_clear_error(capsys, monkeypatch):
+    for key in ("DISPLAY", "WAYLAND_DISPLAY", "QT_QPA_PLATFORM"):
+        monkeypatch.delenv(key, raising=False)
+    monkeypatch.setattr("sys.platform", "linux")
+    code, _, err = run(capsys, "open")
+    assert code == 2
+    (line,) = error_lines(err)
+    assert "needs a display" in line
