@@ -21,6 +21,7 @@ import time
 import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -369,13 +370,20 @@ def parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = parser().parse_args(argv)
+    problem = None
     if args.rounds < 1 or args.warmup < 0:
-        print("--rounds must be >= 1 and --warmup >= 0", file=sys.stderr)
-        return 2
-    try:
-        get_backend(args.backend)
-    except BackendError as exc:
-        print(exc, file=sys.stderr)
+        problem = "--rounds must be >= 1 and --warmup >= 0"
+    elif not args.peak_gflops > 0 or args.peak_gflops == float("inf"):
+        problem = f"--peak-gflops must be a positive number. Received: {args.peak_gflops}"
+    elif args.json and not Path(args.json).resolve().parent.is_dir():
+        problem = f"--json: folder `{Path(args.json).parent}` does not exist"
+    else:
+        try:
+            get_backend(args.backend)
+        except BackendError as exc:
+            problem = str(exc)
+    if problem:
+        print(f"conv3dt-studio: error: {problem}", file=sys.stderr)
         return 2
     torch = _torch() if args.vs == "torch" else None
     if args.vs == "torch" and torch is None:

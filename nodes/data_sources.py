@@ -63,7 +63,9 @@ def peek_shape(path: str, array_name: str = "") -> tuple[int, ...]:
     if not path:
         raise FileError("No data file given: set `path` (a .npy or .npz file)")
     if not p.is_file():
-        raise FileError(f"File `{p}` does not exist")
+        raise FileError(
+            f"`{p}` is a folder, not a file" if p.is_dir() else f"File `{p}` does not exist"
+        )
     try:
         if zipfile.is_zipfile(p):
             with zipfile.ZipFile(p) as zf:
@@ -97,6 +99,10 @@ def _header_shape(fh, path: str) -> tuple[int, ...]:
     version = fmt.read_magic(fh)
     read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
     shape, _fortran, dtype = read(fh)
+    if dtype.kind not in "biuf" and not dtype.hasobject:
+        raise FileError(
+            f"File `{path}` holds {dtype} values; expected real numbers (bool, integer or float)"
+        )
     if dtype.hasobject:
         raise FileError(
             f"File `{path}` holds Python objects (pickled data), which are never "

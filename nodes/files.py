@@ -78,7 +78,9 @@ def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Every array of a .npz file (or ``{"": array}`` for a .npy file), never unpickling."""
     p = Path(path)
     if not p.is_file():
-        raise FileError(f"File `{p}` does not exist")
+        raise FileError(
+            f"`{p}` is a folder, not a file" if p.is_dir() else f"File `{p}` does not exist"
+        )
     pickled = (
         f"File `{p}` holds Python objects (pickled data), which are never loaded; only "
         "numeric arrays are accepted"

@@ -410,7 +410,9 @@ def load(path: str | os.PathLike) -> GraphDocument:
     """Load a graph from a .json file or a snippet .png with an embedded graph."""
     p = Path(path)
     if not p.is_file():
-        raise FileError(f"File `{p}` does not exist")
+        raise FileError(
+            f"`{p}` is a folder, not a file" if p.is_dir() else f"File `{p}` does not exist"
+        )
     try:
         raw = p.read_bytes()
     except OSError as exc:

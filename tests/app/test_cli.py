@@ -570,3 +570,27 @@ def test_open_without_a_display_is_one_clear_error(capsys, monkeypatch):
     assert code == 2
     (line,) = error_lines(err)
     assert "needs a display" in line
+
+
+def test_complex_data_file_is_refused_on_its_node(capsys, tmp_path):
+    x = tmp_path / "c.npy"
+    np.save(x, np.ones((1, 2, 2, 8, 8, 3), np.complex64))
+    doc = small_doc()
+    doc.set_param("data", "source", "file")
+    doc.set_param("data", "path", str(x))
+    doc.save(tmp_path / "g.json")
+    code, _, err = run(capsys, "validate", tmp_path / "g.json")
+    assert code == 2
+    assert "node `data`, `path`" in err and "expected real numbers" in err
+
+
+def test_a_folder_as_graph_is_named_as_a_folder(capsys, tmp_path):
+    code, _, err = run(capsys, "run", tmp_path)
+    assert code == 2
+    assert "is a folder, not a file" in error_lines(err)[0]
+
+
+def test_bench_refuses_a_zero_peak(capsys):
+    code, _, err = run(capsys, "bench", "--workload", "W1", "--peak-gflops", "0")
+    assert code == 2
+    assert error_lines(err)[0].endswith("--peak-gflops must be a positive number. Received: 0.0")
