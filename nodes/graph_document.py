@@ -235,8 +235,17 @@ class GraphDocument:
         return json.dumps(self.to_json(), indent=2) + "\n"
 
     def save(self, path: str | os.PathLike) -> None:
-        """Atomic save (temporary file, then rename)."""
-        atomic_write_text(path, self.dumps())
+        """Atomic save (temporary file, then rename). Relative data paths are rewritten relative
+        to the new file's folder, so the saved graph finds its data wherever it is saved."""
+        out = self.copy()
+        target_dir = Path(path).resolve().parent
+        base = self.base_dir  # None: a new graph, its paths are meant relative to where it goes
+        if base is not None and base != target_dir:
+            for node in out.nodes.values():
+                rel = node.params.get("path") if node.type in ("data", "target") else None
+                if isinstance(rel, str) and rel and not os.path.isabs(rel):
+                    node.params["path"] = os.path.relpath(base / rel, target_dir)
+        atomic_write_text(path, out.dumps())
 
     def copy(self) -> GraphDocument:
         doc = from_json(self.to_json())
