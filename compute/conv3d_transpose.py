@@ -280,6 +280,12 @@ class Conv3DTranspose(Layer):
     def set_weights(self, weights: Sequence) -> None:
         """Set ``[kernel]`` or ``[kernel, bias]``; a fresh optimizer state starts."""
         expected = 2 if self.config["use_bias"] else 1
+        if not isinstance(weights, (list, tuple)):
+            raise ShapeError(
+                f"Layer `{self.name}` expected a list of weight arrays "
+                f"({'[kernel, bias]' if expected == 2 else '[kernel]'}). "
+                f"Received: {type(weights).__name__}"
+            )
         arrays = [np.asarray(w) for w in weights]
         if len(arrays) != expected:
             raise ShapeError(

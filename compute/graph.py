@@ -194,9 +194,10 @@ class Graph:
             )
         yd = self._run(xd, training=True)
         axis = self._channel_axis_of_output(yd.ndim)
-        value, grad = loss_value_and_grad(
-            self.backend.xp, loss, self.backend.asarray(yt), yd, axis, loss_params
-        )
+        with np.errstate(all="ignore"):  # a non-finite loss is reported below, in one line
+            value, grad = loss_value_and_grad(
+                self.backend.xp, loss, self.backend.asarray(yt), yd, axis, loss_params
+            )
         if not math.isfinite(value):
             raise StateError(
                 f"Loss `{loss}` is {value}: training stopped (lower the learning "

@@ -183,8 +183,26 @@ def validate(doc: GraphDocument) -> Report:
                 )
     if not doc.nodes_of_type("prediction_6d"):
         problems.append(Problem(None, None, "no Prediction 6D node: add one to run the graph"))
+    problems.extend(_extras_problems(doc))
     shapes = _infer(doc, order, params, problems)
     return Report(problems, shapes, order)
+
+
+def _extras_problems(doc: GraphDocument) -> list[Problem]:
+    """Problems of the document's training settings and embedded weights (checked on use too)."""
+    from .training import TRAINING_SCHEMA
+    from .weights import decode_weights
+
+    out = []
+    if "training" in doc.extras:
+        for e in TRAINING_SCHEMA.problems(doc.extras["training"], where="training"):
+            out.append(Problem(None, "training", str(e)))
+    if doc.extras.get("weights"):
+        try:
+            decode_weights(doc.extras["weights"])
+        except Conv3DTStudioError as e:
+            out.append(Problem(None, "weights", str(e)))
+    return out
 
 
 def _infer(doc, order, params, problems) -> dict[str, Shape | None]:

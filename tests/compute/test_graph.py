@@ -349,3 +349,14 @@ def test_predict_refuses_empty_data_and_fractional_batches():
         g.predict(_np.zeros((0, 1, 2, 3, 3, 3), _np.float32))
     with _pytest.raises(ParameterError, match="batch_size"):
         g.predict(_np.zeros((2, 1, 2, 3, 3, 3), _np.float32), batch_size=1.5)
+
+
+def test_set_weights_needs_a_list():
+    import pytest as _pytest
+
+    from compute import Conv3DTranspose, ShapeError
+
+    layer = Conv3DTranspose()
+    for bad in (None, {"kernel": 1}):
+        with _pytest.raises(ShapeError, match=r"expected a list of weight arrays \(\[kernel, bias"):
+            layer.set_weights(bad)

@@ -162,3 +162,14 @@ def test_shape_inference_of_the_bundled_examples(name, shape):
 def test_shape_inference_follows_the_layer_parameters(make_doc, conv, spatial):
     shapes = nodes.infer_shapes(make_doc({**conv, "n_filters": 4}))
     assert shapes["prediction_6d"] == (2, 2, 4, *spatial)
+
+
+def test_bad_training_settings_and_damaged_embedded_weights_are_reported():
+    from nodes.examples import teacher_student
+
+    doc = teacher_student()
+    doc.extras["training"]["epochs"] = 0
+    doc.extras["weights"] = {"conv3d_transpose/kernel": "not an array"}
+    text = [str(p) for p in nodes.validate(doc).problems]
+    assert any(t.startswith("`training`: Invalid value for `epochs`") for t in text)
+    assert any(t.startswith("`weights`: embedded weights: array") for t in text)
