@@ -216,6 +216,8 @@ class Canvas(QObject):
 
     def move_node(self, node_id: str, pos: tuple[float, float]) -> None:
         old = self.doc.nodes[node_id].pos
+        if old is not None and tuple(old) == (float(pos[0]), float(pos[1])):
+            return  # not a move: no undo entry, no modified mark
         self.undo_stack.push(MoveNodesCmd(self, {node_id: (old, (float(pos[0]), float(pos[1])))}))
 
     def connect(self, src: str, src_port: str, dst: str, dst_port: str) -> bool:
@@ -231,7 +233,9 @@ class Canvas(QObject):
     def set_param(self, node_id: str, name: str, value) -> str | None:
         """Validate and set a parameter; returns the error message when refused (the document
         keeps its last good value)."""
-        node = self.doc.nodes[node_id]
+        node = self.doc.nodes.get(node_id)
+        if node is None:
+            return f"No node `{node_id}` in the graph"
         old = copy.deepcopy(node.params.get(name, MISSING))
         try:
             new = self.doc.set_param(node_id, name, value)
@@ -251,6 +255,8 @@ class Canvas(QObject):
         invalid (a damaged file): accept it so the node can be repaired one field at a time.
         Returns MISSING when the value itself is refused."""
         schema = NODE_TYPES[node.type].schema
+        if name not in schema:
+            return MISSING
         try:
             normalised = schema[name].validate(value)
         except ParameterError:

@@ -124,13 +124,16 @@ def main(args) -> int:
 
     output = str(args.output)
     if os.path.exists(output) and hasattr(args, "force") and not args.force:
-        print(f"error: `{output}` exists; use --force to overwrite it", file=sys.stderr)
+        print(
+            f"conv3dt-studio: error: `{output}` exists; use --force to overwrite it",
+            file=sys.stderr,
+        )
         return 1
     try:
         doc = nodes.load(args.graph)
         render_document(doc, output)
     except (nodes.FileError, nodes.DocumentError) as exc:
-        print(f"error: {exc}", file=sys.stderr)
+        print(f"conv3dt-studio: error: {exc}", file=sys.stderr)
         return 1
     print(f"wrote {output} ({len(doc.nodes)} nodes, graph JSON embedded)")
     return 0

@@ -202,3 +202,16 @@ def test_tab_search_lists_only_catalogue_types(window, monkeypatch):
     window.action_node_search.trigger()
     assert seen.pop("shown") is True
     assert sorted(seen) == sorted(t.title for t in nodes.NODE_TYPES.values())
+
+
+def test_set_param_on_an_unknown_parameter_or_node_is_a_message(window):
+    c = window.canvas
+    assert "Unknown parameter `bogus`" in c.set_param("conv3d_transpose", "bogus", 1)
+    assert c.set_param("nope", "size", 1) == "No node `nope` in the graph"
+
+
+def test_moving_a_node_to_where_it_is_records_nothing(window):
+    c = window.canvas
+    pos = c.doc.nodes["data"].pos
+    c.move_node("data", pos)
+    assert c.undo_stack.count() == 0 and not window.isWindowModified()
