@@ -151,7 +151,8 @@ class ChoiceEditor(Editor):
 
     def _show(self, value: Any) -> None:
         with QSignalBlocker(self.combo):
-            self.combo.setCurrentText(str(value))
+            index = self.combo.findText(str(value)) if isinstance(value, str) else -1
+            self.combo.setCurrentIndex(index)  # -1: blank for a damaged value, never a wrong one
 
 
 class Int3Editor(Editor):
