@@ -8,6 +8,7 @@ import math
 
 import numpy as np
 import pytest
+from opt_reference import DEFAULTS
 
 from compute import CONV3D_TRANSPOSE_SCHEMA, OPTIMIZER_SCHEMA, Conv3DTranspose, Param, Schema
 from compute.activations import ACTIVATION_NAMES
@@ -206,14 +207,7 @@ def test_defaults():
         "use_bias": True,
         "padding": False,
         "data_format": "channels_first",
-        "optimizer": {
-            "algorithm": "adam",
-            "learning_rate": 0.001,
-            "beta_1": 0.9,
-            "beta_2": 0.999,
-            "epsilon": 1e-7,
-            "momentum": 0.9,
-        },
+        "optimizer": DEFAULTS,  # the optimizer table, in opt_reference
         "filter_initializer": "glorot_uniform",
         "bias_initializer": "zeros",
         "constant_value": 0.0,
