@@ -16,6 +16,7 @@ import sys
 import traceback
 from collections.abc import Callable, Sequence
 from pathlib import Path
+from typing import NoReturn
 
 PROG = "conv3dt-studio"
 EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 2, 130, 141
@@ -24,10 +25,49 @@ QT_PACKAGES = ("PySide6", "shiboken6", "NodeGraphQt", "Qt", "pyqtgraph")
 
 
 class UsageError(Exception):
-    """A command-line mistake found after parsing (e.g. an output file that already exists)."""
+    """A command-line mistake: a usage error from the parser, or one found after parsing (e.g. an
+    output file that already exists)."""
 
 
 # ---------------------------------------------------------------------- parser
+class CommandLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line in the CLI's own form: a
+    :class:`UsageError` naming what was wrong and what is allowed, ending with a pointer to the
+    command's ``--help``. Subcommands reject unknown arguments themselves (argparse would leave
+    them to the top-level parser), so the message and the pointer name the right command."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(self._unrecognized(extras))
+        return namespace, extras
+
+    def _unrecognized(self, extras: list[str]) -> str:
+        # argparse has no public way to list a parser's arguments
+        options = [a for a in extras if a.startswith("-")]
+        if options:
+            allowed = [
+                "/".join(a.option_strings)
+                for a in self._actions
+                if a.option_strings and "--help" not in a.option_strings
+            ]
+            return (
+                f"unrecognized {_listed('option', options)}: `{self.prog}` accepts "
+                f"{', '.join(allowed) or 'no options'}"
+            )
+        names = [a.metavar or a.dest for a in self._actions if not a.option_strings]
+        takes = f"takes only {', '.join(names)}" if names else "takes no arguments, only options"
+        return f"unexpected {_listed('argument', extras)}: `{self.prog}` {takes}"
+
+
+def _listed(noun: str, words: list[str]) -> str:
+    """'option `-x`' or 'options `-x`, `-y`'."""
+    return f"{noun}{'s' if len(words) > 1 else ''} " + ", ".join(f"`{w}`" for w in words)
+
+
 def _non_negative_int(text: str) -> int:
     try:
         value = int(text)
@@ -63,7 +103,7 @@ def build_parser() -> argparse.ArgumentParser:
         default=argparse.SUPPRESS,
         help="show the traceback of an error",
     )
-    parser = argparse.ArgumentParser(
+    parser = CommandLineParser(
         prog=PROG,
         parents=[common],
         description="Build and run TimeDistributed(Conv3DTranspose) graphs. "
@@ -487,11 +527,15 @@ def _guarded(action: Callable[[], int], debug: bool) -> int:
         _silence_stdout()
         return EXIT_BROKEN_PIPE
     except (Conv3DTStudioError, UsageError, OSError) as exc:
-        if debug:
-            traceback.print_exc()
-        for line in _error_lines(exc):
-            _err(line)
-        return EXIT_ERROR
+        return _report(exc, debug)
+
+
+def _report(exc: BaseException, debug: bool) -> int:
+    if debug:
+        traceback.print_exc()
+    for line in _error_lines(exc):
+        _err(line)
+    return EXIT_ERROR
 
 
 def _silence_stdout() -> None:
@@ -523,11 +567,12 @@ def main(argv: list[str] | None = None) -> int:
     if bench is not None:
         debug, rest = bench
         return _guarded(lambda: cmd_bench(rest), debug)
-    parser = build_parser()
     try:
-        args = parser.parse_args(argv)
-    except SystemExit as exc:  # --help, --version or a usage error (already printed)
+        args = build_parser().parse_args(argv)
+    except SystemExit as exc:  # --help or --version (already printed)
         return exc.code if isinstance(exc.code, int) else EXIT_ERROR
+    except UsageError as exc:
+        return _report(exc, "--debug" in argv)
     debug = getattr(args, "debug", False)
     commands: dict[str | None, Callable[[], int]] = {
         "run": lambda: cmd_run(args),

@@ -386,18 +386,39 @@ def test_help_and_version(capsys):
 
 
 @pytest.mark.parametrize(
-    ("argv", "needle"),
+    ("argv", "needles", "command"),
     [
-        (["frobnicate"], "invalid choice: 'frobnicate'"),
-        (["run", "--seed", "-1"], "expected a non-negative integer"),
-        (["run", "--seed", "x"], "expected a non-negative integer"),
-        (["run", "--backend", "tpu"], "invalid choice: 'tpu'"),
-        (["run", "--memory-limit", "0"], "expected a positive number of MiB"),
+        (["frobnicate"], ["invalid choice", "frobnicate", "run", "validate"], ""),
+        (["--bogus"], ["unrecognized option `--bogus`", "--debug, --version"], ""),
+        (["--bogus", "run"], ["unrecognized option `--bogus`"], ""),
+        (["run", "--seed", "-1"], ["--seed", "expected a non-negative integer"], "run"),
+        (["run", "--seed", "x"], ["--seed", "expected a non-negative integer", "'x'"], "run"),
+        (["run", "--seed"], ["--seed", "expected one argument"], "run"),
+        (["run", "--backend", "foo"], ["--backend", "invalid choice", "foo", "numpy"], "run"),
+        (["run", "--memory-limit", "0"], ["expected a positive number of MiB"], "run"),
+        (["run", "--bogus"], ["unrecognized option `--bogus`", "accepts --debug, --data"], "run"),
+        (["run", "a.json", "b"], ["unexpected argument `b`", "takes only GRAPH"], "run"),
+        (["train"], ["required: GRAPH"], "train"),
+        (["validate", "a", "b", "c"], ["unexpected arguments `b`, `c`"], "validate"),
+        (["info", "x"], ["unexpected argument `x`", "no arguments"], "info"),
+        (["snippet", "g.json"], ["required: -o/--output"], "snippet"),
     ],
 )
-def test_usage_errors(capsys, argv, needle):
+def test_usage_errors_are_one_line_with_a_help_hint(capsys, argv, needles, command):
     code, out, err = run(capsys, *argv)
-    assert code == 2 and needle in err and "Traceback" not in err
+    assert code == 2 and out == ""
+    (line,) = error_lines(err)
+    for needle in needles:
+        assert needle in line
+    prog = " ".join(filter(None, ["conv3dt-studio", command]))
+    assert line.endswith(f"(see {prog} --help)")
+
+
+@pytest.mark.parametrize("argv", [["run", "--help"], ["train", "-h"], ["validate", "--help"]])
+def test_command_help_still_exits_0(capsys, argv):
+    code, out, err = run(capsys, *argv)
+    assert code == 0 and err == ""
+    assert out.startswith(f"usage: conv3dt-studio {argv[0]}")
 
 
 # ---------------------------------------------------------------------- delegated commands
@@ -510,16 +531,19 @@ def test_python_m_app_run_in_a_real_process(graph):
     assert proc.stderr == ""
 
 
-def test_python_m_app_error_exit_status(tmp_path):
+@pytest.mark.parametrize("argv", [["validate", "nope.json"], ["run", "--backend", "foo"]])
+def test_python_m_app_error_exit_status(tmp_path, argv):
     proc = subprocess.run(
-        [sys.executable, "-m", "app", "validate", str(tmp_path / "nope.json")],
+        [sys.executable, "-m", "app", *argv],
+        cwd=tmp_path,
         env=_env(),
         capture_output=True,
         text=True,
         timeout=120,
     )
     assert proc.returncode == 2
-    assert proc.stderr.startswith(ERR) and "Traceback" not in proc.stderr
+    assert proc.stderr.startswith(ERR) and proc.stderr.count("\n") == 1
+    assert "Traceback" not in proc.stderr
 
 
 QT = ("PySide6", "PyQt5", "PyQt6", "shiboken6", "NodeGraphQt", "pyqtgraph", "qtpy")
