@@ -28,6 +28,13 @@ ENV_DATA_DIR = "CONV3DT_STUDIO_DATA_DIR"
 APP_NAME = "conv3dt-studio"
 FORMAT = "conv3dt-studio/autosave"
 DEFAULT_DELAY_MS = 3000
+FIELDS = {  # what an autosave file holds besides its format
+    "pid": int,
+    "token": str,
+    "time": (int, float),
+    "path": (str, type(None)),
+    "document": dict,
+}
 _LIVE_TOKENS: set[str] = set()  # windows of this process that own their autosave file
 
 
@@ -75,21 +82,66 @@ class Recovery:
         self.file.unlink(missing_ok=True)
 
 
-def orphans() -> list[Recovery]:
-    """Autosaves whose owner is gone, newest first (unreadable ones are skipped)."""
-    found = []
-    for file in data_dir().glob("autosave-*.json"):
+@dataclass
+class Unreadable:
+    """An autosave file that cannot be read back. It is kept on disk, never deleted: it may hold
+    the only copy of the user's work."""
+
+    file: Path
+    reason: str
+
+    def describe(self) -> str:
+        return f"Autosave `{self.file}` cannot be read ({self.reason}); the file is kept"
+
+
+def scan() -> tuple[list[Recovery], list[Unreadable]]:
+    """Autosaves whose owner is gone (newest first), and the autosave files that cannot be read."""
+    found, unreadable = [], []
+    for file in sorted(data_dir().glob("autosave-*.json")):
         try:
-            data = json.loads(file.read_text(encoding="utf-8"))
-            if data.get("format") != FORMAT or not isinstance(data.get("document"), dict):
-                continue
-            pid, token = int(data["pid"]), str(data["token"])
-        except (OSError, ValueError, KeyError, TypeError):
+            data = _read(file)
+        except FileNotFoundError:  # discarded by its window meanwhile
             continue
+        except ValueError as exc:
+            unreadable.append(Unreadable(file, str(exc)))
+            continue
+        pid, token = data["pid"], data["token"]
         if _pid_alive(pid) and (pid != os.getpid() or token in _LIVE_TOKENS):
             continue
         found.append(Recovery(file, data["document"], data.get("path"), float(data["time"])))
-    return sorted(found, key=lambda r: r.saved_at, reverse=True)
+    return sorted(found, key=lambda r: r.saved_at, reverse=True), unreadable
+
+
+def orphans() -> list[Recovery]:
+    """Autosaves whose owner is gone, newest first (see :func:`scan` for the unreadable ones)."""
+    return scan()[0]
+
+
+def _read(file: Path) -> dict[str, Any]:
+    """An autosave's fields; ValueError saying why when the file cannot be used."""
+    try:
+        data = json.loads(file.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise ValueError(exc.strerror or str(exc)) from None
+    except UnicodeDecodeError:
+        raise ValueError("not UTF-8 text") from None
+    except ValueError as exc:
+        raise ValueError(f"not valid JSON: {exc}") from None
+    if not isinstance(data, dict):
+        raise ValueError(f"not an autosave: a JSON {type(data).__name__}, not an object")
+    if data.get("format") != FORMAT:
+        raise ValueError(
+            f'not an autosave (expected "format": "{FORMAT}"). '
+            f"Received: format={data.get('format')!r:.40}"
+        )
+    for key, kind in FIELDS.items():
+        if not isinstance(data.get(key), kind):
+            raise ValueError(
+                f"field `{key}` is missing or damaged. Received: {key}={data.get(key)!r:.40}"
+            )
+    return data
 
 
 class Autosaver(QObject):

@@ -478,8 +478,15 @@ class MainWindow(QMainWindow):
 
     # ------------------------------------------------------------------ recovery
     def offer_recovery(self) -> bool:
-        """Offer to restore work autosaved by a session that crashed."""
-        found = autosave.orphans()
+        """Offer to restore work autosaved by a session that crashed. Autosaves that cannot be
+        read are reported (log and status bar) and kept on disk."""
+        found, unreadable = autosave.scan()
+        for u in unreadable:
+            self.log.log(u.describe(), "error")
+        if unreadable:
+            self.statusBar().showMessage(
+                f"{len(unreadable)} autosave file(s) cannot be read: see the log", 15000
+            )
         if not found:
             return False
         newest = found[0]
@@ -487,15 +494,19 @@ class MainWindow(QMainWindow):
             "Restore unsaved work?",
             f"Conv3DT Studio did not close normally. Restore {newest.describe()}?",
         )
-        for r in found:
-            r.discard()
         if not restore:
+            for r in found:
+                r.discard()
             return False
         try:
             doc = nodes.from_json(newest.document, "autosave")
-        except nodes.DocumentError as exc:
-            self.dialogs.message("Cannot restore", str(exc))
+        except nodes.DocumentError as exc:  # keep every file: nothing of the user's is lost
+            text = f"Cannot restore autosave `{newest.file}` ({exc}); the file is kept"
+            self.log.log(text, "error")
+            self.dialogs.message("Cannot restore", text)
             return False
+        for r in found:
+            r.discard()
         self.set_document(doc, newest.path)
         self._dirty_without_undo = True
         self._update_title()

@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import json
+import os
+
+import pytest
 
 from app import autosave
 
@@ -67,3 +70,54 @@ def test_an_unusable_data_dir_falls_back_to_the_temp_folder(tmp_path, monkeypatc
     monkeypatch.setenv("CONV3DT_STUDIO_DATA_DIR", str(blocker / "sub"))
     assert autosave.data_dir().name == "conv3dt-studio"
     assert autosave.data_dir().is_dir()
+
+
+def _autosave_file(data_dir, content: bytes):
+    data_dir.mkdir(parents=True, exist_ok=True)
+    file = data_dir / "autosave-damaged.json"
+    file.write_bytes(content)
+    return file
+
+
+def _autosave_json(**fields) -> bytes:
+    data = {"format": autosave.FORMAT, "pid": os.getpid(), "token": "gone", "time": 0.0}
+    return json.dumps({**data, "path": None, "document": {}, **fields}).encode()
+
+
+@pytest.mark.parametrize(
+    ("content", "reason"),
+    [
+        (b"{not json", "not valid JSON: Expecting property name"),
+        (b"\xff\xfe\x00garbage", "not UTF-8 text"),
+        (b"[1, 2]", "not an autosave: a JSON list, not an object"),
+        (b'{"format": "other"}', 'not an autosave (expected "format": "conv3dt-studio/autosave")'),
+        (_autosave_json(pid="x"), "field `pid` is missing or damaged. Received: pid='x'"),
+        (_autosave_json(document=None), "field `document` is missing or damaged"),
+    ],
+)
+def test_an_unreadable_autosave_is_listed_with_its_reason(data_dir, content, reason):
+    file = _autosave_file(data_dir, content)
+    found, unreadable = autosave.scan()
+    assert found == [] and [u.file for u in unreadable] == [file]
+    assert reason in unreadable[0].reason
+
+
+def test_the_window_reports_an_unreadable_autosave_and_keeps_it(make_window, data_dir):
+    file = _autosave_file(data_dir, b"{not json")
+    w = make_window(offer_recovery=True)
+    (line,) = [line for line in w.log.lines if "cannot be read" in line]
+    assert f"Autosave `{file}` cannot be read (not valid JSON: " in line
+    assert line.endswith("; the file is kept")
+    assert "1 autosave file(s) cannot be read" in w.statusBar().currentMessage()
+    assert w.dialogs.questions == [] and w.dialogs.messages == []  # nothing to restore, no modal
+    assert file.read_bytes() == b"{not json"
+
+
+def test_an_autosave_whose_graph_cannot_be_restored_is_kept(make_window, data_dir):
+    file = _autosave_file(data_dir, _autosave_json(document={"format": "other"}))
+    w = make_window(offer_recovery=True)
+    assert w.dialogs.questions  # offered, accepted, then refused by the graph loader
+    ((title, text),) = w.dialogs.messages
+    assert title == "Cannot restore" and f"`{file}`" in text and "the file is kept" in text
+    assert text in w.log.text()
+    assert file.exists()
