@@ -26,7 +26,7 @@ from PySide6.QtWidgets import (
 
 import nodes
 from compute import BackendError, cupy_status, get_backend
-from nodes import DocumentProblems, GraphDocument
+from nodes import GraphDocument
 from nodes.files import save_npy
 
 from . import autosave
@@ -37,7 +37,7 @@ from .node_palette import NodePalette
 from .prediction_inspector import PredictionInspector
 from .property_panel import PropertyPanel
 from .recent_files import RecentFiles
-from .run_worker import RunWorker
+from .run_worker import RunWorker, failure_text, node_errors
 from .snippet_export import export_snippet
 from .training_controller import TrainingController
 
@@ -590,17 +590,15 @@ class MainWindow(QMainWindow):
         self.run_finished.emit(result)
 
     def _on_failed(self, exc: BaseException) -> None:
+        """Problems of nodes go on the nodes; a failure of the run itself (backend, memory
+        guard, an unexpected error) is no node's fault: the status bar shows it whole."""
         self._run_done()
-        if isinstance(exc, DocumentProblems):
-            errors = {p.node: p.message for p in exc.problems if p.node}
-            text = "; ".join(str(p) for p in exc.problems)
-        else:
-            text = f"{type(exc).__name__}: {exc}"
-            target = next(iter(n.id for n in self.canvas.doc.nodes_of_type("prediction_6d")), None)
-            errors = {target: f"run failed: {text}"} if target else {}
+        errors = node_errors(exc)
+        text = failure_text(exc)
         self.canvas.set_run_errors(errors)
         self.log.log(f"Run failed: {text}", "error")
-        self.statusBar().showMessage("Run failed: see the log", 8000)
+        where = "see the red nodes and the log" if errors else text
+        self.statusBar().showMessage(f"Run failed: {where}", 15000)
         self.run_failed.emit(text)
 
     def _on_cancelled(self, message: str) -> None:

@@ -2,7 +2,8 @@
 
 The worker runs :func:`nodes.run_document` on its own copy of the document. Stop sets a flag that
 ``should_stop`` reads between batches. Every outcome is a signal: ``finished(RunResult)``,
-``failed(exception)`` or ``cancelled(message)``; nothing escapes the thread.
+``failed(exception)`` or ``cancelled(message)``; nothing escapes the thread. :func:`node_errors` and
+:func:`failure_text` say what a failure means for the nodes and for the user.
 """
 
 from __future__ import annotations
@@ -11,10 +12,29 @@ import threading
 
 from PySide6.QtCore import QObject, QRunnable, Signal
 
-from compute import StateError
-from nodes import GraphDocument, run_document
+from compute import BackendError, Conv3DTStudioError, StateError
+from nodes import DocumentProblems, GraphDocument, MemoryLimitError, run_document
 
 from .prediction_inspector import summarize
+
+
+def node_errors(exc: BaseException) -> dict[str, str]:
+    """A failed run's messages for the nodes at fault; empty when no node is (an unavailable
+    backend, the memory guard, an unexpected error): those belong in the log and status bar."""
+    if isinstance(exc, DocumentProblems) and not isinstance(exc, MemoryLimitError):
+        return {p.node: p.message for p in exc.problems if p.node}
+    return {}
+
+
+def failure_text(exc: BaseException) -> str:
+    """One line saying why a run failed."""
+    if isinstance(exc, MemoryLimitError):  # about the run, not the node it names
+        return "; ".join(p.message for p in exc.problems)
+    if isinstance(exc, BackendError):
+        return f"{exc}; choose another backend in the toolbar (auto falls back to NumPy)"
+    if isinstance(exc, Conv3DTStudioError):  # already worded for the user
+        return " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {exc}"
 
 
 class RunSignals(QObject):

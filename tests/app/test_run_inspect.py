@@ -6,6 +6,7 @@ import gc
 import time
 
 import numpy as np
+import pytest
 from PySide6.QtCore import QTimer
 
 import nodes
@@ -95,24 +96,57 @@ def test_graph_with_problems_does_not_run(window, qtbot):
     assert window.worker is None
 
 
-def test_an_exception_in_the_run_becomes_a_message_on_the_node(window, qtbot, monkeypatch):
+def _unexpected_exception(window, monkeypatch):
     import app.run_worker
 
     def broken(*_args, **_kwargs):
         raise RuntimeError("the kernel caught fire")
 
     monkeypatch.setattr(app.run_worker, "run_document", broken)
-    with qtbot.waitSignal(window.run_failed, timeout=RUN_TIMEOUT_MS):
-        window.run()
-    assert "the kernel caught fire" in window.log.text()
-    assert "the kernel caught fire" in window.canvas.views["prediction_6d"].view.toolTip()
-    assert window.action_run.isEnabled()
+    return "RuntimeError: the kernel caught fire"
 
 
-def test_a_memory_refusal_is_shown_on_its_node(window, qtbot, monkeypatch):
+def _memory_refusal(window, monkeypatch):
     import nodes.runner
 
     monkeypatch.setattr(nodes.runner, "available_memory", lambda: 1024)
+    return "above the memory limit of 0.0 MiB"
+
+
+def _cupy_unavailable(window, monkeypatch):
+    from compute import BackendError, get_backend
+
+    try:
+        get_backend("cupy")
+    except BackendError:
+        window.backend_selector.setCurrentText("cupy")
+        return "Backend `cupy` is unavailable"
+    pytest.skip("CuPy works here")
+
+
+@pytest.mark.parametrize("break_run", [_unexpected_exception, _memory_refusal, _cupy_unavailable])
+def test_a_failure_that_is_no_nodes_fault_goes_to_the_log_and_status_bar(
+    window, qtbot, monkeypatch, break_run
+):
+    needle = break_run(window, monkeypatch)
+    with qtbot.waitSignal(window.run_failed, timeout=RUN_TIMEOUT_MS):
+        assert window.run()
+    assert needle in window.log.lines[-1] and "Run failed: " in window.log.lines[-1]
+    assert needle in window.statusBar().currentMessage()
+    assert window.canvas.run_errors == {}
+    assert "Problems:" not in window.canvas.views["prediction_6d"].view.toolTip()
+    assert window.action_run.isEnabled()
+
+
+def test_a_node_problem_found_by_the_run_goes_on_its_node(window, qtbot, monkeypatch):
+    import app.run_worker
+
+    def refuse(*_args, **_kwargs):
+        raise nodes.DocumentProblems([nodes.Problem("data", "path", "file `x.npy` is gone")])
+
+    monkeypatch.setattr(app.run_worker, "run_document", refuse)
     with qtbot.waitSignal(window.run_failed, timeout=RUN_TIMEOUT_MS):
         window.run()
-    assert "memory limit" in window.canvas.views["prediction_6d"].view.toolTip()
+    assert window.canvas.run_errors == {"data": "file `x.npy` is gone"}
+    assert "file `x.npy` is gone" in window.canvas.views["data"].view.toolTip()
+    assert "see the red nodes" in window.statusBar().currentMessage()
