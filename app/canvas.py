@@ -176,6 +176,7 @@ class Canvas(QObject):
         self.run_errors: dict[str, str] = {}
         self.report: nodes.Report = nodes.validate(self.doc)
         self._logged_problems: set[str] = set()
+        self._undrawn: list[str] = []  # links a one-link port cannot show (a damaged file)
         self._dialog = None  # callable(title, text) for messages that need the user's eyes
         self.graph.node_selection_changed.connect(self._on_selection)
         self.graph.node_selected.connect(self._on_selection)
@@ -423,15 +424,35 @@ class Canvas(QObject):
                 view.set_pos(*node.pos)
         self._sync_links()
 
-    def _sync_links(self) -> None:
+    def _drawable_links(self) -> set[tuple[tuple[str, str], tuple[str, str]]]:
+        """The document's links the view can draw, as (src, dst); ``_undrawn`` gets a message for
+        each one it cannot. A damaged file can give a one-link port two links, and NodeGraphQt
+        would draw the second by undrawing the first: the first is drawn, the others named."""
         wanted = set()
+        shown: dict[tuple[str, str, str], Link] = {}  # (node, input/output, port) -> its link
+        self._undrawn = []
         for ln in self.doc.links:
             a, b = self.views.get(ln.src[0]), self.views.get(ln.dst[0])
             if a is None or b is None:
                 continue
             out, inp = a.outputs().get(ln.src[1]), b.inputs().get(ln.dst[1])
-            if out is not None and inp is not None:
-                wanted.add((ln.src, ln.dst))
+            if out is None or inp is None:
+                continue
+            ports = (
+                ((ln.dst[0], "input", ln.dst[1]), inp),
+                ((ln.src[0], "output", ln.src[1]), out),
+            )
+            single = [key for key, port in ports if not port.multi_connection()]
+            taken = [key for key in single if key in shown]
+            if taken:
+                self._undrawn.append(_undrawn_message(ln, taken[0], shown[taken[0]]))
+                continue
+            shown.update(dict.fromkeys(single, ln))
+            wanted.add((ln.src, ln.dst))
+        return wanted
+
+    def _sync_links(self) -> None:
+        wanted = self._drawable_links()
         current = set()
         for nid, view in self.views.items():
             for pname, port in view.inputs().items():
@@ -559,7 +580,7 @@ class Canvas(QObject):
         return self.labels[node_id].text()
 
     def _log_new_problems(self) -> None:
-        now = {str(p) for p in self.report.problems}
+        now = {str(p) for p in self.report.problems} | set(self._undrawn)
         for text in sorted(now - self._logged_problems):
             self.message.emit("warning", text)
         self._logged_problems = now
@@ -607,6 +628,18 @@ class Canvas(QObject):
         self.message.emit("warning", text)
         if dialog and self._dialog is not None:
             self._dialog("Cannot import", text)
+
+
+def _link_text(link: Link) -> str:
+    return f"{link.src[0]}.{link.src[1]} -> {link.dst[0]}.{link.dst[1]}"
+
+
+def _undrawn_message(link: Link, port: tuple[str, str, str], drawn: Link) -> str:
+    node, end, name = port
+    return (
+        f"node `{node}`, {end} `{name}`: link {_link_text(link)} not drawn: the port shows only "
+        f"one link ({_link_text(drawn)}); both stay in the graph"
+    )
 
 
 def _short(message: str, limit: int = 44) -> str:

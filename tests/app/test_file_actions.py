@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import json
 
+import pytest
+
 import nodes
 
 
@@ -88,3 +90,66 @@ def test_new_asks_before_dropping_changes(window):
     window.dialogs.save_changes_answer = "discard"
     window.action_new.trigger()
     assert window.canvas.doc.nodes == {}
+
+
+def _two_links_into_one_port(make_doc, tmp_path, port: str):
+    """A hand-damaged file: a second link into the Time Distributed's one-link `x` input, or out
+    of the Conv3DTranspose's one-link `layer` output."""
+    doc = make_doc()
+    if port == "input":
+        extra = nodes.Link(("data", "data"), ("time_distributed", "x"))
+    else:
+        doc.add_node("time_distributed", node_id="time_distributed_2", pos=(600.0, 300.0))
+        extra = nodes.Link(("conv3d_transpose", "layer"), ("time_distributed_2", "layer"))
+    doc.links.append(extra)
+    path = tmp_path / "damaged.json"
+    doc.save(path)
+    return path, extra
+
+
+def _drawn_into(window, node_id: str, port: str) -> list[tuple[str, str]]:
+    """The (node, output port) pairs the canvas shows connected to ``node_id``'s input."""
+    ports = window.canvas.views[node_id].inputs()[port].connected_ports()
+    return [(window.canvas._id_of(p.node().id), p.name()) for p in ports]
+
+
+@pytest.mark.parametrize(
+    ("port", "line", "node", "problem"),
+    [
+        (
+            "input",
+            "node `time_distributed`, input `x`: link data.data -> time_distributed.x not drawn: "
+            "the port shows only one link (input.y -> time_distributed.x); both stay in the graph",
+            "time_distributed",
+            "input port fed by more than one link",
+        ),
+        (
+            "output",
+            "node `conv3d_transpose`, output `layer`: link conv3d_transpose.layer -> "
+            "time_distributed_2.layer not drawn: the port shows only one link "
+            "(conv3d_transpose.layer -> time_distributed.layer); both stay in the graph",
+            "conv3d_transpose",
+            "one layer can feed only one TimeDistributed",
+        ),
+    ],
+)
+def test_a_link_the_canvas_cannot_draw_is_named_in_the_log(
+    window, make_doc, tmp_path, port, line, node, problem
+):
+    path, extra = _two_links_into_one_port(make_doc, tmp_path, port)
+    assert window.open_path(path)
+    (logged,) = [text for text in window.log.lines if "not drawn" in text]
+    assert logged.endswith(f"[warning] {line}")
+    assert problem in window.canvas.views[node].view.toolTip()
+    assert extra in window.canvas.doc.links
+
+
+def test_the_first_of_two_links_stays_drawn_and_the_file_keeps_both(window, make_doc, tmp_path):
+    path, extra = _two_links_into_one_port(make_doc, tmp_path, "input")
+    window.open_path(path)
+    for x in (1.0, 2.0):  # every edit re-draws the links: the same one must stay
+        window.canvas.move_node("data", (x, 0.0))
+        assert _drawn_into(window, "time_distributed", "x") == [("input", "y")]
+    assert sum("not drawn" in text for text in window.log.lines) == 1
+    window.save()
+    assert extra in nodes.load(path).links
