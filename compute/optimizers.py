@@ -21,6 +21,7 @@ from __future__ import annotations
 import math
 from typing import Any
 
+from . import cuda_kernels
 from .params import Param, Schema
 
 ALGORITHMS = (
@@ -109,8 +110,36 @@ _SLOTS: dict[str, tuple[tuple[str, float], ...]] = {
 }
 
 
+# The same rules in CUDA C for the fused GPU update (:func:`compute.cuda_kernels.fused_update`):
+# statements on the floats ``w`` and the slots (named as in _SLOTS) from ``g`` and the constants of
+# Optimizer.constants, in the NumPy rules' order of operations.
+CUDA_RULES: dict[str, str] = {
+    "sgd": "w -= lr * g;",
+    "inertia": "velocity = velocity * momentum; velocity -= lr * g; w += velocity;",
+    "nesterov": "velocity = velocity * momentum; velocity -= lr * g; "
+    "w += momentum * velocity - lr * g;",
+    "adagrad": "accumulator += g * g; w -= lr * g / sqrtf(accumulator + epsilon);",
+    "adadelta": "accumulated_grad = accumulated_grad * rho + one_minus_rho * g * g; "
+    "float delta = -sqrtf(accumulated_delta + epsilon) / sqrtf(accumulated_grad + epsilon) * g; "
+    "accumulated_delta = accumulated_delta * rho + one_minus_rho * delta * delta; "
+    "w += lr * delta;",
+    "rmsprop": "velocity = velocity * rho + one_minus_rho * g * g; "
+    "w -= lr * g / sqrtf(velocity + epsilon);",
+    "adam": "m += (g - m) * one_minus_beta_1; v += (g * g - v) * one_minus_beta_2; "
+    "w -= alpha * m / (sqrtf(v) + epsilon);",
+    "adamax": "m += (g - m) * one_minus_beta_1; u = fmaxf(beta_2 * u, fabsf(g)); "
+    "w -= lr * m / (bias_1 * (u + epsilon));",
+    "nadam": "m += (g - m) * one_minus_beta_1; v += (g * g - v) * one_minus_beta_2; "
+    "float m_hat = mu_next * m / one_minus_prod_next + one_minus_mu_t * g / one_minus_prod_t; "
+    "float v_hat = v / bias_2; w -= lr * m_hat / (sqrtf(v_hat) + epsilon);",
+}
+
+
 class Optimizer:
-    """Applies one algorithm to a fixed list of weights; owns the state (slots and step count)."""
+    """Applies one algorithm to a fixed list of weights; owns the state (slots and step count).
+
+    On the ``cupy`` backend a step is one fused kernel launch over all the weights; elsewhere the
+    NumPy rules below run per weight. Both read the step's scalars from :meth:`constants`."""
 
     def __init__(self, config: dict[str, Any] | None, backend) -> None:
         self.config = OPTIMIZER_SCHEMA.validate(config, where="optimizer")
@@ -134,90 +163,113 @@ class Optimizer:
                 for w in weights
             ]
 
+    def constants(self, t: int) -> dict[str, float]:
+        """The scalars of step ``t`` (1-based), in float64; nadam's also need ``u_product`` (the
+        product of its momentum coefficients up to step ``t - 1``)."""
+        c = self.config
+        b1, b2 = c["beta_1"], c["beta_2"]
+        rho = ADADELTA_RHO if self.algorithm == "adadelta" else RMSPROP_RHO
+        mu_t = b1 * (1.0 - 0.5 * 0.96**t)
+        mu_next = b1 * (1.0 - 0.5 * 0.96 ** (t + 1))
+        prod_t = self.u_product * mu_t
+        return {
+            "lr": c["learning_rate"],
+            "momentum": c["momentum"],
+            "epsilon": c["epsilon"],
+            "rho": rho,
+            "one_minus_rho": 1 - rho,
+            "beta_2": b2,
+            "one_minus_beta_1": 1 - b1,
+            "one_minus_beta_2": 1 - b2,
+            "bias_1": 1 - b1**t,
+            "bias_2": 1 - b2**t,
+            "alpha": c["learning_rate"] * math.sqrt(1 - b2**t) / (1 - b1**t),
+            "one_minus_mu_t": 1 - mu_t,
+            "mu_next": mu_next,
+            "one_minus_prod_t": 1 - prod_t,
+            "one_minus_prod_next": 1 - prod_t * mu_next,
+            "prod_t": prod_t,
+        }
+
     def apply(self, weights: list, grads: list) -> None:
         """Update ``weights`` in place from ``grads`` (same order every call)."""
         self._ensure_slots(weights)
-        c = self.config
         t = self.iterations + 1
         algo = self.algorithm
-        step_const: dict[str, float] = {}
+        k = self.constants(t)
+        if self.backend.name == "cupy":
+            groups = [(w, g, *s.values()) for w, g, s in zip(weights, grads, self.slots)]
+            names = tuple(name for name, _ in _SLOTS[algo])
+            cuda_kernels.fused_update(
+                self.backend.xp, f"update_{algo}", CUDA_RULES[algo], names, k, groups
+            )
+        else:
+            for w, g, slots in zip(weights, grads, self.slots):
+                getattr(self, "_" + algo)(w, g, slots, k)
         if algo == "nadam":
-            b1 = c["beta_1"]
-            mu_t = b1 * (1.0 - 0.5 * 0.96**t)
-            mu_next = b1 * (1.0 - 0.5 * 0.96 ** (t + 1))
-            prod_t = self.u_product * mu_t
-            step_const = {
-                "mu_t": mu_t,
-                "mu_next": mu_next,
-                "prod_t": prod_t,
-                "prod_next": prod_t * mu_next,
-            }
-            self.u_product = prod_t
-        for w, g, slots in zip(weights, grads, self.slots):
-            getattr(self, "_" + algo)(w, g, slots, t, step_const)
+            self.u_product = k["prod_t"]
         self.iterations = t
 
-    # Each rule updates w and its slots in place.
-    def _sgd(self, w, g, s, t, k):
-        w -= self.config["learning_rate"] * g
+    # Each rule updates w and its slots in place; k holds the step's constants.
+    def _sgd(self, w, g, s, k):
+        w -= k["lr"] * g
 
-    def _inertia(self, w, g, s, t, k):
+    def _inertia(self, w, g, s, k):
         v = s["velocity"]
-        v *= self.config["momentum"]
-        v -= self.config["learning_rate"] * g
+        v *= k["momentum"]
+        v -= k["lr"] * g
         w += v
 
-    def _nesterov(self, w, g, s, t, k):
+    def _nesterov(self, w, g, s, k):
         v = s["velocity"]
-        lr, mom = self.config["learning_rate"], self.config["momentum"]
-        v *= mom
-        v -= lr * g
-        w += mom * v - lr * g
+        v *= k["momentum"]
+        v -= k["lr"] * g
+        w += k["momentum"] * v - k["lr"] * g
 
-    def _adagrad(self, w, g, s, t, k):
+    def _adagrad(self, w, g, s, k):
         a = s["accumulator"]
         a += g * g
-        w -= self.config["learning_rate"] * g / self.backend.xp.sqrt(a + self.config["epsilon"])
+        w -= k["lr"] * g / self.backend.xp.sqrt(a + k["epsilon"])
 
-    def _adadelta(self, w, g, s, t, k):
-        xp, eps, rho = self.backend.xp, self.config["epsilon"], ADADELTA_RHO
+    def _adadelta(self, w, g, s, k):
+        xp, eps = self.backend.xp, k["epsilon"]
         a, u = s["accumulated_grad"], s["accumulated_delta"]
-        a *= rho
-        a += (1 - rho) * g * g
+        a *= k["rho"]
+        a += k["one_minus_rho"] * g * g
         delta = -xp.sqrt(u + eps) / xp.sqrt(a + eps) * g
-        u *= rho
-        u += (1 - rho) * delta * delta
-        w += self.config["learning_rate"] * delta
+        u *= k["rho"]
+        u += k["one_minus_rho"] * delta * delta
+        w += k["lr"] * delta
 
-    def _rmsprop(self, w, g, s, t, k):
-        v, rho = s["velocity"], RMSPROP_RHO
-        v *= rho
-        v += (1 - rho) * g * g
-        w -= self.config["learning_rate"] * g / self.backend.xp.sqrt(v + self.config["epsilon"])
+    def _rmsprop(self, w, g, s, k):
+        v = s["velocity"]
+        v *= k["rho"]
+        v += k["one_minus_rho"] * g * g
+        w -= k["lr"] * g / self.backend.xp.sqrt(v + k["epsilon"])
 
-    def _adam(self, w, g, s, t, k):
-        c = self.config
+    def _adam(self, w, g, s, k):
         m, v = s["m"], s["v"]
-        alpha = c["learning_rate"] * math.sqrt(1 - c["beta_2"] ** t) / (1 - c["beta_1"] ** t)
-        m += (g - m) * (1 - c["beta_1"])
-        v += (g * g - v) * (1 - c["beta_2"])
-        w -= alpha * m / (self.backend.xp.sqrt(v) + c["epsilon"])
+        m += (g - m) * k["one_minus_beta_1"]
+        v += (g * g - v) * k["one_minus_beta_2"]
+        w -= k["alpha"] * m / (self.backend.xp.sqrt(v) + k["epsilon"])
 
-    def _adamax(self, w, g, s, t, k):
-        c, xp = self.config, self.backend.xp
+    def _adamax(self, w, g, s, k):
+        xp = self.backend.xp
         m, u = s["m"], s["u"]
-        m += (g - m) * (1 - c["beta_1"])
-        xp.maximum(c["beta_2"] * u, xp.abs(g), out=u)
-        w -= c["learning_rate"] * m / ((1 - c["beta_1"] ** t) * (u + c["epsilon"]))
+        m += (g - m) * k["one_minus_beta_1"]
+        xp.maximum(k["beta_2"] * u, xp.abs(g), out=u)
+        w -= k["lr"] * m / (k["bias_1"] * (u + k["epsilon"]))
 
-    def _nadam(self, w, g, s, t, k):
-        c, xp = self.config, self.backend.xp
+    def _nadam(self, w, g, s, k):
         m, v = s["m"], s["v"]
-        m += (g - m) * (1 - c["beta_1"])
-        v += (g * g - v) * (1 - c["beta_2"])
-        m_hat = k["mu_next"] * m / (1 - k["prod_next"]) + (1 - k["mu_t"]) * g / (1 - k["prod_t"])
-        v_hat = v / (1 - c["beta_2"] ** t)
-        w -= c["learning_rate"] * m_hat / (xp.sqrt(v_hat) + c["epsilon"])
+        m += (g - m) * k["one_minus_beta_1"]
+        v += (g * g - v) * k["one_minus_beta_2"]
+        m_hat = (
+            k["mu_next"] * m / k["one_minus_prod_next"]
+            + k["one_minus_mu_t"] * g / k["one_minus_prod_t"]
+        )
+        v_hat = v / k["bias_2"]
+        w -= k["lr"] * m_hat / (self.backend.xp.sqrt(v_hat) + k["epsilon"])
 
     # ------------------------------------------------------------------ state
     def get_state(self) -> dict[str, Any]:

@@ -10,6 +10,7 @@ import pytest
 from opt_reference import DEFAULTS, RefOptimizer, assert_close_update
 
 from compute.backend import get_backend
+from compute.errors import BackendError
 from compute.optimizers import ALGORITHMS, OPTIMIZER_SCHEMA, Optimizer
 
 NUMPY = get_backend("numpy")
@@ -201,3 +202,27 @@ def test_layer_optimizer_state_round_trip(algorithm):
         np.testing.assert_array_equal(ga.backward(dy), gb.backward(dy))
     for wa, wb in zip(a.get_weights(), b.get_weights()):
         np.testing.assert_array_equal(wa, wb)
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("algorithm", ALL)
+@pytest.mark.parametrize("cfg", range(len(CONFIGS)))
+def test_fused_gpu_update_equals_numpy(algorithm, cfg):
+    # One kernel launch per step on CuPy (cuda_kernels.fused_update) against the NumPy rules.
+    try:
+        gpu = get_backend("cupy")
+    except BackendError as exc:
+        pytest.skip(str(exc))
+    config = {"algorithm": algorithm, **CONFIGS[cfg]}
+    w, grads = _weights_and_grads(7, 5)
+    on_cpu, on_gpu = Optimizer(config, NUMPY), Optimizer(config, gpu)
+    w_gpu = [gpu.asarray(a) for a in w]
+    for g in grads:
+        on_cpu.apply(w, g)
+        on_gpu.apply(w_gpu, [gpu.asarray(a) for a in g])
+    for got, want in zip(w_gpu, w):
+        np.testing.assert_allclose(gpu.to_numpy(got), want, rtol=1e-5, atol=1e-6)
+    state_gpu, state_cpu = on_gpu.get_state(), on_cpu.get_state()
+    assert state_gpu.keys() == state_cpu.keys()
+    for key, want in state_cpu.items():
+        np.testing.assert_allclose(state_gpu[key], want, rtol=1e-5, atol=1e-6)
