@@ -348,8 +348,10 @@ class Conv3DTranspose(Layer):
         self._cache = (xcf, z if act.needs_input else None, y, geom) if keep else None
         return y
 
-    def backward(self, dy):
-        """Gradient for the previous layer (times ``lda_coeff``); updates weights if ``update``."""
+    def backward(self, dy, input_grad: bool = True):
+        """Gradient for the previous layer (times ``lda_coeff``); updates weights if ``update``.
+        ``input_grad=False`` (nothing before this layer learns): returns None and skips computing
+        it, unless ``store`` keeps it."""
         if self._cache is None:
             why = (
                 "training=False, so forward keeps nothing"
@@ -372,11 +374,13 @@ class Conv3DTranspose(Layer):
         grads = [ops.backward_kernel(xp, xcf, dzcf, geom, self.kernel.shape)]
         if self.bias is not None:
             grads.append(dzcf.sum(axis=(0, 2, 3, 4)).astype(dz.dtype))
-        dx = ops.backward_input(xp, dzcf, self.kernel, geom)
-        if self.config["lda_coeff"] != 1.0:
-            dx *= self.config["lda_coeff"]
-        if not self.channels_first:
-            dx = xp.ascontiguousarray(xp.moveaxis(dx, 1, -1))
+        dx = None
+        if input_grad or self.config["store"]:
+            dx = ops.backward_input(xp, dzcf, self.kernel, geom)
+            if self.config["lda_coeff"] != 1.0:
+                dx *= self.config["lda_coeff"]
+            if not self.channels_first:
+                dx = xp.ascontiguousarray(xp.moveaxis(dx, 1, -1))
         if self.config["store"]:
             self._grads = {
                 "kernel": grads[0],
@@ -385,7 +389,7 @@ class Conv3DTranspose(Layer):
             }
         if self.config["update"]:
             self.optimizer.apply(self._weights(), grads)
-        return dx
+        return dx if input_grad else None
 
     def get_gradients(self) -> dict[str, np.ndarray | None]:
         """The last gradients: ``{"kernel", "bias", "input"}`` (NumPy); needs ``store=True``."""

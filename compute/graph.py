@@ -204,8 +204,8 @@ class Graph:
                 "rate or check the data)"
             )
         g = grad
-        for layer in reversed(self.layers):
-            g = layer.backward(g)
+        for i in range(len(self.layers) - 1, 0, -1):  # the Input (layer 0) needs no gradient
+            g = self.layers[i].backward(g, input_grad=i > 1)
         return value
 
     def _channel_axis_of_output(self, ndim: int) -> int:

@@ -63,8 +63,10 @@ class Layer:
     def forward(self, x, training: bool = False):
         return x
 
-    def backward(self, dy):
-        return dy
+    def backward(self, dy, input_grad: bool = True):
+        """Gradient for the previous layer; ``input_grad=False``: nobody needs it (the graph's
+        first layer in a training step), return None and skip computing it."""
+        return dy if input_grad else None
 
     def get_weights(self) -> list:
         return []
@@ -160,11 +162,11 @@ class TimeDistributed(Layer):
         y = self.layer.forward(x.reshape((b * t, *x.shape[2:])), training)
         return y.reshape((b, t, *y.shape[1:]))
 
-    def backward(self, dy):
+    def backward(self, dy, input_grad: bool = True):
         b, t = dy.shape[:2]
         self._folded = (b, t)
-        dx = self.layer.backward(dy.reshape((b * t, *dy.shape[2:])))
-        return dx.reshape((b, t, *dx.shape[1:]))
+        dx = self.layer.backward(dy.reshape((b * t, *dy.shape[2:])), input_grad)
+        return None if dx is None else dx.reshape((b, t, *dx.shape[1:]))
 
     def get_weights(self) -> list:
         return self.layer.get_weights()

@@ -360,3 +360,45 @@ def test_set_weights_needs_a_list():
     for bad in (None, {"kernel": 1}):
         with _pytest.raises(ShapeError, match=r"expected a list of weight arrays \(\[kernel, bias"):
             layer.set_weights(bad)
+
+
+def _count_input_gradients(monkeypatch):
+    from compute import conv3d_transpose_ops as ops
+
+    calls = []
+    real = ops.backward_input
+    monkeypatch.setattr(ops, "backward_input", lambda *a: calls.append(1) or real(*a))
+    return calls
+
+
+def test_train_step_skips_the_gradient_nobody_needs(monkeypatch):
+    # The Input learns nothing: a training step computes no input gradient for the first layer
+    # (PyTorch neither); the weights move exactly as through forward + backward.
+    calls = _count_input_gradients(monkeypatch)
+    x, y_true = _data()
+    layer_a, _, skipping = _graph()
+    layer_b, _, full = _graph()
+    skipping.train_step(x, y_true)
+    assert calls == []
+    dy = 2 * (full.forward(x) - y_true) / y_true.size  # mean squared error's gradient
+    full.backward(dy)
+    assert len(calls) == 1
+    for a, b in zip(layer_a.get_weights(), layer_b.get_weights()):
+        np.testing.assert_allclose(a, b, rtol=1e-6, atol=1e-7)
+
+
+def test_train_step_input_gradient_still_flows_between_layers_and_to_store(monkeypatch):
+    calls = _count_input_gradients(monkeypatch)
+    x, _ = _data()
+    first = _layer(n_filters=2)
+    second = _layer(n_filters=1, stride=1, size=1)
+    graph = Graph(
+        [Input(shape=X_SHAPE[1:]), TimeDistributed(first), TimeDistributed(second)], seed=0
+    )
+    k0 = first.get_weights()[0]
+    graph.train_step(x, np.zeros(graph.compute_output_shape(x.shape), np.float32))
+    assert len(calls) == 1  # the second layer's, which the first layer learns from
+    assert not np.array_equal(first.get_weights()[0], k0)
+    stored, _, g = _graph(store=True)
+    g.train_step(*_data())
+    assert stored.get_gradients()["input"].shape == (X_SHAPE[0] * X_SHAPE[1], *X_SHAPE[2:])

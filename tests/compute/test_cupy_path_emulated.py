@@ -1,0 +1,149 @@
+"""The whole ``cupy`` code path, run on the CPU through :mod:`fake_cupy` (CuPy's array semantics,
+our CUDA kernels under the CPU emulation of :mod:`cuda_emulation`).
+
+A Graph on that backend must give what the same Graph gives on NumPy: predictions, training
+(forward, backward through the CUDA kernels, the fused optimizer update), ``fit`` and the state
+round trip; and no device array may leak to where NumPy is expected. The ``gpu``-marked tests run
+the same path on a real GPU when one answers.
+"""
+
+from __future__ import annotations
+
+import sys
+import types
+
+import fake_cupy
+import numpy as np
+import pytest
+import scipy.special
+
+from compute import Conv3DTranspose, Graph, Input, TimeDistributed
+from compute.backend import NUMPY, Backend
+
+# Small shapes: the emulation runs every CUDA thread on the CPU.
+SHAPE = (2, 2, 2, 3, 2, 3)  # batch, time, channels, d1, d2, d3 (channels_first)
+
+CONFIGS = [
+    {
+        "n_filters": 2,
+        "activation": "relu",
+        "optimizer": {"algorithm": "adam", "learning_rate": 0.05},
+    },
+    {
+        "n_filters": 3,
+        "size": [2, 3, 2],
+        "stride": [2, 1, 2],
+        "padding": True,
+        "activation": "gelu",  # the backend's erf (cupyx.scipy.special on CuPy)
+        "optimizer": {"algorithm": "nadam", "learning_rate": 0.05},
+    },
+    {
+        "n_filters": 1,
+        "dilation_rate": [2, 1, 1],
+        "data_format": "channels_last",
+        "use_bias": False,
+        "activation": "tanh",
+        "optimizer": {"algorithm": "rmsprop", "learning_rate": 0.01},
+    },
+]
+
+
+@pytest.fixture(scope="module")
+def fake_gpu(tmp_path_factory):
+    cupyx = types.ModuleType("cupyx")
+    cupyx.scipy = types.SimpleNamespace(special=types.SimpleNamespace(erf=scipy.special.erf))
+    modules = {
+        "cupyx": cupyx,
+        "cupyx.scipy": cupyx.scipy,
+        "cupyx.scipy.special": cupyx.scipy.special,
+    }
+    saved = {k: sys.modules.get(k) for k in modules}
+    sys.modules.update(modules)
+    yield Backend("cupy", fake_cupy.module(tmp_path_factory.mktemp("fake_cupy")), "emulated GPU")
+    for k, v in saved.items():
+        if v is None:
+            sys.modules.pop(k, None)
+        else:
+            sys.modules[k] = v
+
+
+def _data(config, seed=0):
+    rng = np.random.default_rng(seed)
+    shape = SHAPE
+    if config.get("data_format") == "channels_last":
+        shape = SHAPE[:2] + SHAPE[3:] + SHAPE[2:3]
+    return rng.standard_normal(shape, dtype=np.float32)
+
+
+def _graph(backend, config):
+    shape = _data(config).shape[1:]
+    return Graph([Input(shape=shape), TimeDistributed(Conv3DTranspose(**config))], backend, seed=5)
+
+
+def _close(got, want):
+    assert (
+        isinstance(got, np.ndarray) and got.dtype == np.float32
+    )  # NumPy out, never a device array
+    np.testing.assert_allclose(got, want, rtol=1e-5, atol=1e-5)
+
+
+def test_fake_device_arrays_refuse_implicit_conversion(fake_gpu):
+    a = fake_gpu.asarray(np.ones(3))
+    with pytest.raises(TypeError, match="Implicit conversion"):
+        np.asarray(a)
+    assert type(a + 1) is type(a) and type(fake_gpu.xp.sum(a)) is type(a)
+    assert isinstance(fake_gpu.to_numpy(a * 2), np.ndarray)
+
+
+@pytest.mark.parametrize("config", CONFIGS, ids=["adam", "stride-same-gelu-nadam", "last-rmsprop"])
+def test_graph_on_the_cupy_path_equals_numpy(fake_gpu, config):
+    x = _data(config)
+    launches = fake_gpu.xp.launches
+    launches.clear()
+    on_cpu, on_gpu = _graph(NUMPY, config), _graph(fake_gpu, config)
+    info_cpu, y_cpu = on_cpu.predict(x)
+    info_gpu, y_gpu = on_gpu.predict(x)
+    assert (info_gpu.index, info_gpu.shape) == (info_cpu.index, info_cpu.shape)
+    _close(y_gpu, y_cpu)
+    target = np.random.default_rng(1).standard_normal(y_cpu.shape, dtype=np.float32)
+    for _ in range(2):
+        loss_cpu = on_cpu.train_step(x, target, loss="mean_squared_error")
+        loss_gpu = on_gpu.train_step(x, target, loss="mean_squared_error")
+        assert isinstance(loss_gpu, float)
+        np.testing.assert_allclose(loss_gpu, loss_cpu, rtol=1e-5)
+    for got, want in zip(on_gpu.layers[1].get_weights(), on_cpu.layers[1].get_weights()):
+        _close(got, want)
+    _close(on_gpu.forward(x), on_cpu.forward(x))
+    _close(on_gpu.backward(target), on_cpu.backward(target))
+    algorithm = config["optimizer"]["algorithm"]
+    # The CUDA kernels did the work: 4 forwards, 3 backwards, 3 updates; the training steps need
+    # no gradient at the Input, Graph.backward returns one.
+    assert launches == {
+        "conv3dt_forward": 4,
+        "conv3dt_backward_input": 1,
+        "conv3dt_backward_kernel": 3,
+        f"update_{algorithm}": 3,
+    }
+
+
+def test_fit_and_state_round_trip_on_the_cupy_path(fake_gpu):
+    config = CONFIGS[0]
+    x = _data(config)
+    on_cpu, on_gpu = _graph(NUMPY, config), _graph(fake_gpu, config)
+    target = np.zeros_like(on_cpu.predict(x)[1])
+    kwargs = {"epochs": 2, "batch_size": 1, "loss": "mean_absolute_error", "validation_split": 0.5}
+    hist_cpu = on_cpu.fit(x, target, **kwargs)
+    hist_gpu = on_gpu.fit(x, target, **kwargs)
+    for key in hist_cpu:
+        np.testing.assert_allclose(hist_gpu[key], hist_cpu[key], rtol=1e-5)
+    layer_gpu, layer_cpu = on_gpu.layers[1].layer, on_cpu.layers[1].layer
+    state = layer_gpu.optimizer.get_state()  # host arrays, as saved to .npz
+    assert all(isinstance(v, (np.ndarray, int, float)) for v in state.values())
+    resumed = _graph(fake_gpu, config)
+    conv = resumed.layers[1].layer
+    conv.set_weights(layer_gpu.get_weights())
+    conv.optimizer.set_state(state, conv._weights())
+    on_cpu.train_step(x, target, loss="mean_absolute_error")
+    resumed.train_step(x, target, loss="mean_absolute_error")
+    for got, want in zip(conv.get_weights(), layer_cpu.get_weights()):
+        _close(got, want)
