@@ -445,7 +445,7 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_bench(argv: list[str]) -> int:
     bench = _optional_module("compute.benchmark", "the `bench` command")
-    return _exit_code(bench.main, argv)
+    return _exit_code(lambda a: bench.main(a, parser_class=CommandLineParser), argv)
 
 
 def cmd_snippet(args: argparse.Namespace) -> int:

@@ -31,6 +31,10 @@ class Backend:
         """Host or device array -> this backend's float32 array."""
         return self.xp.asarray(a, dtype=DTYPE)
 
+    def is_device_array(self, a: Any) -> bool:
+        """Whether ``a`` already lives on this backend's GPU (a CuPy array on ``cupy``)."""
+        return self.name == "cupy" and isinstance(a, self.xp.ndarray)
+
     def to_numpy(self, a: Any) -> np.ndarray:
         if self.name == "cupy":
             return self.xp.asnumpy(a)

@@ -27,7 +27,7 @@ from typing import Any
 import numpy as np
 
 from . import conv3d_transpose_ops as ops
-from .backend import get_backend
+from .backend import Backend, get_backend
 from .conv3d_transpose import Conv3DTranspose
 from .errors import BackendError
 from .graph import Graph
@@ -107,7 +107,7 @@ WORKLOADS = {
 # ----------------------------------------------------------------------------- ours
 
 
-def build_graph(w: Workload, backend: str, seed: int = 0) -> Graph:
+def build_graph(w: Workload, backend: str | Backend, seed: int = 0) -> Graph:
     conv = Conv3DTranspose(
         n_filters=w.filters,
         size=(w.size,) * 3,
@@ -239,12 +239,17 @@ def _alternate(ours, theirs, rounds: int, warmup: int, sync) -> dict[str, Any]:
 
 
 def run_workload(
-    w: Workload, backend_name: str, torch, rounds: int, warmup: int, peak_gflops: float
+    w: Workload, backend_name, torch, rounds: int, warmup: int, peak_gflops: float | None
 ) -> dict[str, Any]:
+    """Time ``w`` on the backend (a name or a Backend) and, with ``torch``, PyTorch on the same
+    device. Rows ``forward`` and ``train_step`` take and return host arrays on both sides; on a GPU
+    the ``*_on_device`` rows keep data on the device (ours given CuPy arrays, PyTorch CUDA
+    tensors), which is the kernels' own speed. ``peak_gflops`` (None: not reported) gives the
+    fraction of the arithmetic limit."""
     backend = get_backend(backend_name)
     rng = np.random.default_rng(1)
     x = rng.standard_normal(w.x_shape, dtype=np.float32)
-    g = build_graph(w, backend.name)
+    g = build_graph(w, backend)
     y_shape = g.compute_output_shape(x.shape)
     y_true = rng.random(y_shape, dtype=np.float32)
     device = "cuda" if backend.name == "cupy" else "cpu"
@@ -252,6 +257,8 @@ def run_workload(
     if torch is not None:
         if device == "cpu":
             torch.set_num_threads(TORCH_CPU_THREADS)
+        else:
+            torch.backends.cudnn.benchmark = True  # PyTorch's fastest algorithm for these shapes
         tm = TorchModel(torch, w, g.layers[-1].get_weights(), device)
         xt, yt = tm.tensor(x), tm.tensor(y_true)  # zero-copy views on CPU
     sync = lambda: _sync(backend, torch, device)  # noqa: E731
@@ -262,21 +269,39 @@ def run_workload(
         "y_shape": list(y_shape),
         "gflop": w.flops() / 1e9,
     }
-    torch_predict = torch_train = None
-    if tm is not None and device == "cpu":
-        torch_predict = lambda: tm.predict(xt)  # noqa: E731
-        torch_train = lambda: tm.train_step(xt, yt)  # noqa: E731
-    elif tm is not None:  # ours takes and returns host arrays: so does PyTorch here
-        torch_predict = lambda: tm.predict(tm.tensor(x)).cpu()  # noqa: E731
-        torch_train = lambda: tm.train_step(tm.tensor(x), tm.tensor(y_true))  # noqa: E731
-    res["forward"] = _alternate(lambda: g.predict(x), torch_predict, rounds, warmup, sync)
-    res["train_step"] = _alternate(
-        lambda: g.train_step(x, y_true), torch_train, rounds, warmup, sync
-    )
-    limit_ms = w.flops() / (peak_gflops * 1e9) * 1e3
+    rows: dict[str, tuple[Callable, Callable | None]] = {}
+    if device == "cpu":
+        rows["forward"] = (lambda: g.predict(x), tm and (lambda: tm.predict(xt)))
+        rows["train_step"] = (
+            lambda: g.train_step(x, y_true),
+            tm and (lambda: tm.train_step(xt, yt)),
+        )
+    else:  # host arrays in and out on both sides, then data kept on the device
+        xd, yd = backend.asarray(x), backend.asarray(y_true)
+        rows["forward"] = (
+            lambda: g.predict(x),
+            tm and (lambda: tm.predict(tm.tensor(x)).cpu()),
+        )
+        rows["train_step"] = (
+            lambda: g.train_step(x, y_true),
+            tm and (lambda: tm.train_step(tm.tensor(x), tm.tensor(y_true))),
+        )
+        rows["forward_on_device"] = (
+            lambda: g.layers[-1].forward(xd, False),
+            tm and (lambda: tm.predict(xt)),
+        )
+        rows["train_step_on_device"] = (
+            lambda: g.train_step(xd, yd),
+            tm and (lambda: tm.train_step(xt, yt)),
+        )
+    for name, (ours, theirs) in rows.items():
+        res[name] = _alternate(ours, theirs or None, rounds, warmup, sync)
+    limit_ms = w.flops() / (peak_gflops * 1e9) * 1e3 if peak_gflops else None
     res["arithmetic_limit_ms"] = limit_ms
-    res["forward"]["fraction_of_limit"] = limit_ms / res["forward"]["ours_median_ms"]
-    res["train_step"]["fraction_of_limit"] = 3 * limit_ms / res["train_step"]["ours_median_ms"]
+    for name in rows:
+        passes = 3 if name.startswith("train_step") else 1  # backward: two more convolutions
+        if limit_ms:
+            res[name]["fraction_of_limit"] = passes * limit_ms / res[name]["ours_median_ms"]
     if backend.name == "numpy":
         res["memory"] = peak_extra_bytes(w, x, g)
     return res
@@ -289,11 +314,21 @@ def _mb(n: float) -> str:
     return f"{n / 2**20:.1f} MiB"
 
 
+ROW_LABELS = {
+    "forward": "forward",
+    "train_step": "train step",
+    "forward_on_device": "forward, data on the GPU",
+    "train_step_on_device": "train step, data on the GPU",
+}
+
+
 def _row(name: str, r: dict[str, Any]) -> str:
-    s = f"  {name:<11} ours {r['ours_median_ms']:8.1f} ms"
+    s = f"  {ROW_LABELS[name]:<27} ours {r['ours_median_ms']:8.2f} ms"
     if "torch_median_ms" in r:
-        s += f"   torch {r['torch_median_ms']:8.1f} ms   ratio ours/torch {r['ratio']:.2f}"
-    return s + f"   {100 * r['fraction_of_limit']:.1f}% of arithmetic limit"
+        s += f"   torch {r['torch_median_ms']:8.2f} ms   ratio ours/torch {r['ratio']:.2f}"
+    if "fraction_of_limit" in r:
+        s += f"   {100 * r['fraction_of_limit']:.1f}% of arithmetic limit"
+    return s
 
 
 def report(res: dict[str, Any]) -> str:
@@ -301,8 +336,7 @@ def report(res: dict[str, Any]) -> str:
         f"{res['workload']}: {res['description']}  x{tuple(res['x_shape'])} "
         f"({res['gflop']:.2f} GFLOP)"
     ]
-    lines.append(_row("forward", res["forward"]))
-    lines.append(_row("train step", res["train_step"]))
+    lines += [_row(name, res[name]) for name in ROW_LABELS if name in res]
     m = res.get("memory")
     if m:
         lines.append(
@@ -342,8 +376,9 @@ def _cpu_count() -> int:
         return os.cpu_count() or 1
 
 
-def parser() -> argparse.ArgumentParser:
-    p = argparse.ArgumentParser(
+def parser(parser_class: type[argparse.ArgumentParser] = argparse.ArgumentParser):
+    """The ``bench`` options; the CLI passes its own parser class (one-line usage errors)."""
+    p = parser_class(
         prog="conv3dt-studio bench",
         description="Time the compute core on reference workloads, side by side with PyTorch.",
     )
@@ -360,20 +395,23 @@ def parser() -> argparse.ArgumentParser:
     p.add_argument(
         "--peak-gflops",
         type=float,
-        default=PEAK_GFLOPS,
-        help="the machine's arithmetic limit, for the fraction reported (default: the 2-core "
-        "reference CPU; give your GPU's for --backend cupy)",
+        default=None,
+        help="the machine's arithmetic limit, for the fraction reported (default on the CPU: "
+        f"{PEAK_GFLOPS:g}, the 2-core reference machine; on a GPU, none unless given)",
     )
     p.add_argument("--json", metavar="FILE", help="write the results as JSON")
     return p
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = parser().parse_args(argv)
+def main(
+    argv: list[str] | None = None,
+    parser_class: type[argparse.ArgumentParser] = argparse.ArgumentParser,
+) -> int:
+    args = parser(parser_class).parse_args(argv)
     problem = None
     if args.rounds < 1 or args.warmup < 0:
         problem = "--rounds must be >= 1 and --warmup >= 0"
-    elif not args.peak_gflops > 0 or args.peak_gflops == float("inf"):
+    elif args.peak_gflops is not None and not 0 < args.peak_gflops < float("inf"):
         problem = f"--peak-gflops must be a positive number. Received: {args.peak_gflops}"
     elif args.json and not Path(args.json).resolve().parent.is_dir():
         problem = f"--json: folder `{Path(args.json).parent}` does not exist"
@@ -389,6 +427,9 @@ def main(argv: list[str] | None = None) -> int:
     if args.vs == "torch" and torch is None:
         print("PyTorch is not installed: timing ours only.")
     info = machine(args.backend, torch)
+    peak = args.peak_gflops
+    if peak is None and info["backend"] == "numpy":
+        peak = PEAK_GFLOPS
     print(
         f"machine: {info['cpu_count']} CPU cores, backend {info['backend']} ({info['device']}), "
         f"kernels {info['cpu_kernels']}, torch {info['torch'] or '-'}"
@@ -396,9 +437,7 @@ def main(argv: list[str] | None = None) -> int:
     names = list(WORKLOADS) if args.workload == "all" else [args.workload]
     results = []
     for name in names:
-        r = run_workload(
-            WORKLOADS[name], args.backend, torch, args.rounds, args.warmup, args.peak_gflops
-        )
+        r = run_workload(WORKLOADS[name], args.backend, torch, args.rounds, args.warmup, peak)
         print(report(r), flush=True)
         results.append(r)
     if args.json:

@@ -29,7 +29,11 @@ class PredictionInfo:
     shape: tuple[int, ...]  # the prediction's shape
 
 
-def _as_float32(x: Any, what: str) -> np.ndarray:
+def _as_float32(x: Any, what: str, backend: Backend | None = None) -> Any:
+    """``x`` as a float32 array: NumPy, or left on the GPU when it is already a device array of
+    ``backend`` (CuPy users feed their arrays without a round trip through the host)."""
+    if backend is not None and backend.is_device_array(x):
+        return x.astype(np.float32, copy=False)
     try:
         a = np.asarray(x)
     except Exception as exc:  # ragged lists and the like
@@ -110,7 +114,7 @@ class Graph:
 
     # ------------------------------------------------------------------ running
     def _prepare(self, x: Any) -> Any:
-        a = _as_float32(x, "x")
+        a = _as_float32(x, "x", self.backend)
         self.compute_output_shape(a.shape)  # every shape problem, named, before any work
         if self._input_shape is None or any(not layer.built for layer in self.layers):
             self._build((None, *a.shape[1:]))
@@ -130,8 +134,9 @@ class Graph:
     ) -> tuple[PredictionInfo, np.ndarray]:
         """Inference ("Prediction 6D"): nothing is cached. Runs in batches of ``batch_size``
         (default: all at once), reporting ``progress(fraction, message)`` after each and stopping
-        with :class:`StateError` when ``should_stop()`` turns true between batches."""
-        a = _as_float32(x, "x")
+        with :class:`StateError` when ``should_stop()`` turns true between batches. ``x`` may be a
+        NumPy array or, on ``cupy``, a CuPy array; the prediction is NumPy."""
+        a = _as_float32(x, "x", self.backend)
         out_shape = self.compute_output_shape(a.shape)
         n = a.shape[0]
         if n == 0:
@@ -159,7 +164,9 @@ class Graph:
                 raise StateError(f"Prediction cancelled after {b} of {batches} batches")
             out = self.backend.to_numpy(self._run(self._prepare(a[s0 : s0 + step]), False))
             if y is None:
-                fresh = out.dtype == np.float32 and not np.may_share_memory(out, a)
+                fresh = out.dtype == np.float32 and not (
+                    isinstance(a, np.ndarray) and np.may_share_memory(out, a)
+                )
                 y = np.ascontiguousarray(out) if fresh else np.array(out, dtype=np.float32)
             else:
                 y[s0 : s0 + step] = out
@@ -185,7 +192,7 @@ class Graph:
     ) -> float:
         """Forward + loss + backward (with optimizer updates); returns the loss value."""
         xd = self._prepare(x)
-        yt = _as_float32(y_true, "y_true")
+        yt = _as_float32(y_true, "y_true", self.backend)
         expected = self.compute_output_shape(tuple(xd.shape))
         if tuple(yt.shape) != tuple(expected):
             raise ShapeError(

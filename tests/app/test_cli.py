@@ -434,18 +434,32 @@ def _fake_module(monkeypatch, name: str, **functions):
 
 def test_bench_delegates_every_argument(capsys, monkeypatch):
     seen = []
-    _fake_module(monkeypatch, "compute.benchmark", main=lambda argv: seen.append(argv) or 0)
+    _fake_module(monkeypatch, "compute.benchmark", main=lambda argv, **_: seen.append(argv) or 0)
     assert cli.main(["bench", "--sizes", "8,16", "--help"]) == 0
     assert cli.main(["--debug", "bench"]) == 0
     assert seen == [["--sizes", "8,16", "--help"], []]
 
 
 def test_bench_exit_status_and_system_exit(capsys, monkeypatch):
-    def main(argv):
+    def main(argv, **_):
         raise SystemExit(3)
 
     _fake_module(monkeypatch, "compute.benchmark", main=main)
     assert cli.main(["bench"]) == 3
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--workload", "W9"], "invalid choice: 'W9'"),
+        (["--frob"], "unrecognized option `--frob`: `conv3dt-studio bench` accepts --workload"),
+    ],
+)
+def test_bench_usage_errors_are_one_line(capsys, argv, expected):
+    assert cli.main(["bench", *argv]) == 2
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith("conv3dt-studio: error: ")
+    assert expected in err and err.rstrip().endswith("(see conv3dt-studio bench --help)")
 
 
 @pytest.mark.parametrize(

@@ -147,3 +147,26 @@ def test_fit_and_state_round_trip_on_the_cupy_path(fake_gpu):
     resumed.train_step(x, target, loss="mean_absolute_error")
     for got, want in zip(conv.get_weights(), layer_cpu.get_weights()):
         _close(got, want)
+
+
+def test_benchmark_on_the_cupy_path_times_host_and_device_rows(fake_gpu):
+    from compute import benchmark
+
+    tiny = benchmark.Workload("T", "tiny", (1, 2, 2, 3, 2, 3), 2, 1, False)
+    res = benchmark.run_workload(tiny, fake_gpu, None, rounds=1, warmup=0, peak_gflops=None)
+    rows = ("forward", "train_step", "forward_on_device", "train_step_on_device")
+    assert all(res[row]["ours_median_ms"] > 0 for row in rows)
+    text = benchmark.report(res)
+    assert "train step, data on the GPU" in text and "arithmetic limit" not in text
+    assert "memory" not in res  # traced on the CPU path only
+
+
+def test_device_arrays_are_taken_as_they_are(fake_gpu):
+    config = CONFIGS[0]
+    x = _data(config)
+    g = _graph(fake_gpu, config)
+    _, from_host = g.predict(x)
+    _, from_device = g.predict(fake_gpu.asarray(x))
+    _close(from_device, from_host)
+    target = fake_gpu.asarray(np.zeros_like(from_host))
+    assert g.train_step(fake_gpu.asarray(x), target) == pytest.approx(float((from_host**2).mean()))
