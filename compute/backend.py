@@ -47,6 +47,14 @@ class Backend:
             import scipy.special as special
         return special.erf(a).astype(DTYPE, copy=False)
 
+    def free_memory(self) -> int | None:
+        """Bytes the GPU can still allocate (free device memory plus what CuPy's pool holds
+        unused); None on the CPU, where the host's memory is the limit."""
+        if self.name != "cupy":
+            return None
+        free, _total = self.xp.cuda.runtime.memGetInfo()
+        return int(free) + int(self.xp.get_default_memory_pool().free_bytes())
+
     def synchronize(self) -> None:
         if self.name == "cupy":
             self.xp.cuda.Stream.null.synchronize()

@@ -192,6 +192,17 @@ def estimate_bytes(p: Plan, batch_size: int = 0) -> int:
     return total + min(2 * CHUNK_BYTES, 2 * largest)
 
 
+def estimate_device_bytes(p: Plan, batch_size: int = 0) -> int:
+    """Bytes a prediction run needs on a GPU at once: one batch of the data and, per layer, its
+    output and its pre-activation (results come back to the host batch by batch)."""
+    n = p.input_shape[0]
+    per = batch_size if batch_size and batch_size < n else n
+    total = 4 * math.prod(p.input_shape) * per // max(n, 1)
+    for nid in p.chain:
+        total += 2 * 4 * math.prod(p.shapes[nid]) * per // max(n, 1)
+    return total
+
+
 def build_graph(
     doc: GraphDocument, p: Plan, backend: str = "auto", seed: int | None = None
 ) -> Graph:
@@ -255,6 +266,20 @@ def run_document(
         progress(0.0, "preparing data")
     x = load_data(doc, p.data_node, seed) if data is None else data.astype(np.float32)
     graph = build_graph(doc, p, backend, seed)
+    free = graph.backend.free_memory()
+    if free is not None and estimate_device_bytes(p, batch_size) > free:
+        need = estimate_device_bytes(p, batch_size)
+        raise MemoryLimitError(
+            [
+                Problem(
+                    p.prediction_node,
+                    None,
+                    f"this run needs about {need / 2**20:,.1f} MiB of memory on "
+                    f"{graph.backend.device_name} per batch, above the {free / 2**20:,.1f} MiB "
+                    "free there; lower the batch size or the shapes",
+                )
+            ]
+        )
     arrays = resolve_weights(weights, doc)
     if arrays is not None:
         apply_weights(arrays, graph.layers, source=weights_source(weights))

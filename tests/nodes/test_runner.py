@@ -9,7 +9,7 @@ import pytest
 
 import nodes
 from compute import StateError
-from nodes.runner import estimate_bytes
+from nodes.runner import estimate_bytes, estimate_device_bytes
 from nodes.weights import save_weights, weights_dict
 
 
@@ -161,6 +161,20 @@ def test_memory_guard_refuses_with_the_estimate_and_the_limit(doc):
     assert f"needs about {need / 2**20:,.1f} MiB" in text
     assert "above the memory limit of" in text
     assert nodes.run_document(doc, backend="numpy", memory_limit=need).info
+
+
+def test_memory_guard_on_a_gpu_checks_one_batch_against_its_free_memory(doc, monkeypatch):
+    from compute.backend import Backend
+
+    p = nodes.plan(doc)
+    need = estimate_device_bytes(p, 1)
+    assert need < estimate_device_bytes(p)  # one batch of 1 sample, not the whole data
+    monkeypatch.setattr(Backend, "free_memory", lambda self: need - 1)  # a full GPU
+    doc.nodes[p.prediction_node].params["batch_size"] = 1
+    with pytest.raises(nodes.MemoryLimitError, match=r"memory on CPU per batch, above the"):
+        nodes.run_document(doc, backend="numpy")
+    monkeypatch.setattr(Backend, "free_memory", lambda self: need)
+    assert nodes.run_document(doc, backend="numpy").info
 
 
 def test_memory_estimate_of_the_toolkit_example_counts_the_prediction():
