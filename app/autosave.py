@@ -172,7 +172,8 @@ class Autosaver(QObject):
         """Autosave ``delay_ms`` after the last change."""
         self.timer.start()
 
-    def save_now(self) -> None:
+    def save_now(self) -> bool:
+        """Write the autosave now; False (and ``failed``) when it cannot be written."""
         data = {
             "format": FORMAT,
             "pid": os.getpid(),
@@ -185,8 +186,9 @@ class Autosaver(QObject):
             atomic_write_text(self.file, json.dumps(data) + "\n")
         except FileError as exc:
             self.failed.emit(str(exc))
-            return
+            return False
         self.saved.emit(str(self.file))
+        return True
 
     def discard(self) -> None:
         """The work is safe elsewhere (saved): drop the autosave."""

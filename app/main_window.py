@@ -11,7 +11,7 @@ import os
 import sys
 from pathlib import Path
 
-from PySide6.QtCore import QCoreApplication, QEvent, Qt, QThreadPool, QTimer, Signal
+from PySide6.QtCore import QCoreApplication, QEvent, QPoint, Qt, QThreadPool, QTimer, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import (
     QApplication,
@@ -65,6 +65,8 @@ class MainWindow(QMainWindow):
         super().__init__()
         self.setObjectName("main_window")
         self.dialogs = dialogs or Dialogs(self)
+        self._dialogs_injected = dialogs is not None  # tests: windows opened from here share them
+        self.recovered_windows: list[MainWindow] = []  # further windows of restored autosaves
         self.path: str | None = None
         self._dirty_without_undo = False  # restored work not yet saved
         self.worker: RunWorker | None = None
@@ -477,9 +479,12 @@ class MainWindow(QMainWindow):
             self.open_path(path)
 
     # ------------------------------------------------------------------ recovery
-    def offer_recovery(self) -> bool:
-        """Offer to restore work autosaved by a session that crashed. Autosaves that cannot be
-        read are reported (log and status bar) and kept on disk."""
+    def offer_recovery(self) -> list[MainWindow]:
+        """Offer every autosave left by a session that crashed, one question each, newest first.
+        The first graph restored opens in this window, each further one in a new window. Only an
+        autosave the user declines is deleted; one that cannot be read or restored is reported
+        (log, and status bar or message) and kept on disk. Returns the windows holding restored
+        work."""
         found, unreadable = autosave.scan()
         for u in unreadable:
             self.log.log(u.describe(), "error")
@@ -487,32 +492,51 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage(
                 f"{len(unreadable)} autosave file(s) cannot be read: see the log", 15000
             )
-        if not found:
-            return False
-        newest = found[0]
-        restore = self.dialogs.question(
-            "Restore unsaved work?",
-            f"Conv3DT Studio did not close normally. Restore {newest.describe()}?",
+        restored: list[MainWindow] = []
+        for number, recovery in enumerate(found, 1):
+            count = f" (autosave {number} of {len(found)})" if len(found) > 1 else ""
+            if not self.dialogs.question(
+                "Restore unsaved work?",
+                f"Conv3DT Studio did not close normally. Restore {recovery.describe()}?{count} "
+                "No deletes this autosave.",
+            ):
+                recovery.discard()
+                self.log.log(f"Deleted the autosave of {recovery.describe()}", "warning")
+                continue
+            try:
+                doc = nodes.from_json(recovery.document, "autosave")
+            except nodes.DocumentError as exc:  # keep the file: nothing of the user's is lost
+                text = f"Cannot restore autosave `{recovery.file}` ({exc}); the file is kept"
+                self.log.log(text, "error")
+                self.dialogs.message("Cannot restore", text)
+                continue
+            window = self if not restored else self._new_window()
+            window._adopt_recovery(recovery, doc)
+            if window is not self:
+                self.log.log(f"Opened {recovery.describe()} in a new window", "ok")
+            restored.append(window)
+        return restored
+
+    def _new_window(self) -> MainWindow:
+        """Another editor window, kept alive (and disposed) with this one."""
+        window = MainWindow(
+            dialogs=self.dialogs if self._dialogs_injected else None,
+            autosave_delay_ms=self.autosaver.timer.interval(),
+            offer_recovery=False,
         )
-        if not restore:
-            for r in found:
-                r.discard()
-            return False
-        try:
-            doc = nodes.from_json(newest.document, "autosave")
-        except nodes.DocumentError as exc:  # keep every file: nothing of the user's is lost
-            text = f"Cannot restore autosave `{newest.file}` ({exc}); the file is kept"
-            self.log.log(text, "error")
-            self.dialogs.message("Cannot restore", text)
-            return False
-        for r in found:
-            r.discard()
-        self.set_document(doc, newest.path)
+        self.recovered_windows.append(window)
+        window.move(self.pos() + QPoint(40, 40) * len(self.recovered_windows))
+        window.show()
+        return window
+
+    def _adopt_recovery(self, recovery: autosave.Recovery, doc: GraphDocument) -> None:
+        """Show restored work as unsaved, autosaved under this window's own file."""
+        self.set_document(doc, recovery.path)
         self._dirty_without_undo = True
         self._update_title()
-        self.autosaver.save_now()
-        self.log.log(f"Restored {newest.describe()}", "ok")
-        return True
+        if self.autosaver.save_now():  # its copy is safe in this window's autosave
+            recovery.discard()
+        self.log.log(f"Restored {recovery.describe()}", "ok")
 
     # ------------------------------------------------------------------ editing
     def delete_selection(self) -> None:
@@ -680,7 +704,9 @@ def install_excepthook(window: MainWindow) -> None:
 
 def dispose(window: MainWindow) -> None:
     """Delete the window now: left to interpreter shutdown, the NodeGraphQt and pyqtgraph items
-    can be torn down in an order that crashes."""
+    can be torn down in an order that crashes. Windows it opened for restored work go too."""
+    for other in window.recovered_windows:
+        dispose(other)
     window.deleteLater()
     QCoreApplication.sendPostedEvents(None, QEvent.Type.DeferredDelete)
 

@@ -37,6 +37,7 @@ class FakeDialogs:
         self.messages: list[tuple[str, str]] = []
         self.questions: list[str] = []
         self.question_answer = True
+        self.question_answers: list[bool] = []  # answered first, in order; then question_answer
         self.save_changes_answer = "discard"
         self.save_changes_asked = 0
         self.open_paths: list[str] = []
@@ -47,7 +48,7 @@ class FakeDialogs:
 
     def question(self, title: str, text: str) -> bool:
         self.questions.append(text)
-        return self.question_answer
+        return self.question_answers.pop(0) if self.question_answers else self.question_answer
 
     def save_changes(self, name: str) -> str:
         self.save_changes_asked += 1
@@ -113,19 +114,22 @@ def make_window(qtbot, fake_dialogs):
 
 
 def dispose_windows(windows) -> None:
-    """Stop runs, then delete the windows now (not at interpreter exit, which can crash)."""
+    """Stop runs, then delete the windows now (not at interpreter exit, which can crash), with
+    the windows they opened for restored autosaves."""
     from PySide6.QtCore import QThreadPool
 
     from app.main_window import dispose
 
-    for w in windows:
+    every = [*windows, *(r for w in windows for r in w.recovered_windows)]
+    for w in every:
         w.stop()  # a run or a training
     QThreadPool.globalInstance().waitForDone(20_000)
-    for w in windows:
+    for w in every:
         w.autosaver.close()
         w.canvas.undo_stack.setClean()
         w._dirty_without_undo = False
         w.close()
+    for w in windows:
         dispose(w)
 
 

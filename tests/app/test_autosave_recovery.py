@@ -121,3 +121,67 @@ def test_an_autosave_whose_graph_cannot_be_restored_is_kept(make_window, data_di
     assert title == "Cannot restore" and f"`{file}`" in text and "the file is kept" in text
     assert text in w.log.text()
     assert file.exists()
+
+
+def _crashed(data_dir, make_doc, token: str, saved_at: float, x: float):
+    """An autosave left by a crashed session: the small graph with Data at (x, 0)."""
+    doc = make_doc()
+    doc.nodes["data"].pos = (x, 0.0)
+    content = _autosave_json(token=token, time=saved_at, document=doc.to_json())
+    data_dir.mkdir(parents=True, exist_ok=True)
+    file = data_dir / f"autosave-{token}.json"
+    file.write_bytes(content)
+    return file
+
+
+def _data_x(w) -> float:
+    return w.canvas.doc.nodes["data"].pos[0]
+
+
+def test_every_crashed_session_is_offered_newest_first(make_window, make_doc, data_dir):
+    for token, saved_at, x in (("a", 100.0, 1.0), ("c", 300.0, 3.0), ("b", 200.0, 2.0)):
+        _crashed(data_dir, make_doc, token, saved_at, x)
+    w = make_window(offer_recovery=True)
+    assert [q.split("(autosave ")[-1][:6] for q in w.dialogs.questions] == [
+        "1 of 3",
+        "2 of 3",
+        "3 of 3",
+    ]
+    restored = [w, *w.recovered_windows]
+    assert [_data_x(r) for r in restored] == [3.0, 2.0, 1.0]  # this window holds the newest
+    assert all(r.isWindowModified() and r.isVisible() for r in restored)
+    assert autosave.orphans() == []  # each is now its window's own autosave
+
+
+@pytest.mark.parametrize(
+    ("answers", "restored_x", "deleted"),
+    [  # answers to the newest first: (new at x=2, old at x=1)
+        ((False, True), [1.0], "new"),
+        ((True, False), [2.0], "old"),
+    ],
+)
+def test_declining_an_autosave_deletes_only_that_one(
+    make_window, make_doc, data_dir, fake_dialogs, answers, restored_x, deleted
+):
+    files = {
+        "old": _crashed(data_dir, make_doc, "old", 100.0, 1.0),
+        "new": _crashed(data_dir, make_doc, "new", 200.0, 2.0),
+    }
+    w = make_window()
+    fake_dialogs.question_answers = list(answers)
+    restored = w.offer_recovery()
+    assert len(fake_dialogs.questions) == 2  # the older one is asked about too
+    assert [_data_x(r) for r in restored] == restored_x
+    assert not files[deleted].exists()
+    assert any("Deleted the autosave of" in line for line in w.log.lines)
+
+
+def test_a_failed_restore_among_several_keeps_its_file_and_goes_on(make_window, make_doc, data_dir):
+    broken = _crashed(data_dir, make_doc, "broken", 200.0, 2.0)
+    broken.write_bytes(_autosave_json(token="broken", time=200.0, document={"format": "other"}))
+    _crashed(data_dir, make_doc, "good", 100.0, 1.0)
+    w = make_window()
+    restored = w.offer_recovery()
+    ((title, _text),) = w.dialogs.messages
+    assert title == "Cannot restore" and broken.exists()
+    assert restored == [w] and _data_x(w) == 1.0  # the older one, in this window
