@@ -30,14 +30,14 @@ from nodes import GraphDocument
 from nodes.files import save_npy
 
 from . import autosave
-from .canvas import Canvas
+from .canvas import Canvas, display_name
 from .dialogs import GRAPH_FILTER, JSON_FILTER, NPY_FILTER, PNG_FILTER, Dialogs
 from .log_panel import LogPanel
 from .node_palette import NodePalette
 from .prediction_inspector import PredictionInspector
 from .property_panel import PropertyPanel
 from .recent_files import RecentFiles
-from .run_worker import RunWorker, failure_text, node_errors
+from .run_worker import RunWorker, failure_text, node_errors, prediction_to_run
 from .snippet_export import export_snippet
 from .training_controller import TrainingController
 
@@ -572,7 +572,8 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Cannot run: see the red nodes and the log", 5000)
             self.run_failed.emit("; ".join(str(p) for p in report.problems))
             return False
-        self.worker = RunWorker(self.canvas.doc, self.backend(), self.training.weights)
+        pid = prediction_to_run(self.canvas.doc, self.canvas.selected_ids())
+        self.worker = RunWorker(self.canvas.doc, self.backend(), self.training.weights, pid)
         self.worker.signals.progress.connect(self._on_progress)
         self.worker.signals.finished.connect(self._on_finished)
         self.worker.signals.failed.connect(self._on_failed)
@@ -580,10 +581,16 @@ class MainWindow(QMainWindow):
         self._set_busy(True)
         weights = "trained weights" if self.training.weights is not None else "seeded weights"
         self.log.log(
-            f"Run with {weights} started on backend {self.backend()} ({self._backend_text(self.backend())})"
+            f"Run of {self._node_text(pid)} with {weights} started on backend {self.backend()} "
+            f"({self._backend_text(self.backend())})"
         )
         self.pool.start(self.worker)
         return True
+
+    def _node_text(self, node_id: str) -> str:
+        """'Prediction 6D 2 (`prediction_6d_2`)': the canvas title and the id."""
+        node = self.canvas.doc.nodes.get(node_id)
+        return f"{display_name(node)} (`{node_id}`)" if node else f"`{node_id}`"
 
     def stop(self) -> None:
         self.training.stop()
@@ -606,7 +613,8 @@ class MainWindow(QMainWindow):
         self.docks["prediction_inspector"].raise_()
         shape = "×".join(str(s) for s in result.info.shape)
         self.log.log(
-            f"Prediction {shape} from `{result.info.name}` in {result.seconds:.2f} s "
+            f"Prediction {shape} of {self._node_text(result.prediction_node)} from "
+            f"`{result.info.name}` in {result.seconds:.2f} s "
             f"on backend {result.backend}",
             "ok",
         )

@@ -222,6 +222,7 @@ class PredictionInspector(QWidget):
 
     def _info_text(self, r: RunResult, s: dict[str, float]) -> str:
         rows = [
+            ("node", r.prediction_node),
             ("layer name", r.info.name),
             ("graph index", r.info.index),
             ("output shape", fmt_shape(r.info.shape)),

@@ -1,6 +1,7 @@
 """Running a document off the GUI thread (QThreadPool + QRunnable, signals on a QObject).
 
-The worker runs :func:`nodes.run_document` on its own copy of the document. Stop sets a flag that
+The worker runs :func:`nodes.run_document` on its own copy of the document, for the Prediction 6D
+node that :func:`prediction_to_run` picks from the canvas selection. Stop sets a flag that
 ``should_stop`` reads between batches. Every outcome is a signal: ``finished(RunResult)``,
 ``failed(exception)`` or ``cancelled(message)``; nothing escapes the thread. :func:`node_errors` and
 :func:`failure_text` say what a failure means for the nodes and for the user.
@@ -9,6 +10,7 @@ The worker runs :func:`nodes.run_document` on its own copy of the document. Stop
 from __future__ import annotations
 
 import threading
+from collections.abc import Iterable
 
 from PySide6.QtCore import QObject, QRunnable, Signal
 
@@ -16,6 +18,20 @@ from compute import BackendError, Conv3DTStudioError, StateError
 from nodes import DocumentProblems, GraphDocument, MemoryLimitError, run_document
 
 from .prediction_inspector import summarize
+
+
+def prediction_to_run(doc: GraphDocument, selected: Iterable[str] = ()) -> str | None:
+    """The Prediction 6D node a run computes: a selected one, else one downstream of a selected
+    node, else the first; between several, the document's order decides. None when there is
+    none."""
+    preds = [n.id for n in doc.nodes_of_type("prediction_6d")]
+    chosen = {s for s in selected if s in doc.nodes}
+    downstream = set().union(*(doc.descendants(s) for s in chosen))
+    for candidates in (chosen, downstream, set(preds)):
+        pid = next((p for p in preds if p in candidates), None)
+        if pid is not None:
+            return pid
+    return None
 
 
 def node_errors(exc: BaseException) -> dict[str, str]:
@@ -47,12 +63,19 @@ class RunSignals(QObject):
 class RunWorker(QRunnable):
     """One prediction run; create it on the GUI thread, start it on a QThreadPool."""
 
-    def __init__(self, doc: GraphDocument, backend: str = "auto", weights=None) -> None:
+    def __init__(
+        self,
+        doc: GraphDocument,
+        backend: str = "auto",
+        weights=None,
+        prediction_node: str | None = None,
+    ) -> None:
         super().__init__()
         self.setAutoDelete(False)  # the window keeps it until a final signal arrives
         self.doc = doc.copy()
         self.backend = backend
         self.weights = weights  # trained weights (named arrays) or None: the document's/seeded
+        self.prediction_node = prediction_node  # None: the document's first Prediction 6D
         self.signals = RunSignals()
         self._stop = threading.Event()
 
@@ -71,6 +94,7 @@ class RunWorker(QRunnable):
                 weights=self.weights,
                 progress=lambda f, msg: self.signals.progress.emit(float(f), str(msg)),
                 should_stop=self._stop.is_set,
+                prediction_node=self.prediction_node,
             )
         except StateError as exc:
             if self._stop.is_set():

@@ -10,6 +10,7 @@ import pytest
 from PySide6.QtCore import QTimer
 
 import nodes
+from app.run_worker import prediction_to_run
 
 RUN_TIMEOUT_MS = 30_000
 
@@ -150,3 +151,56 @@ def test_a_node_problem_found_by_the_run_goes_on_its_node(window, qtbot, monkeyp
     assert window.canvas.run_errors == {"data": "file `x.npy` is gone"}
     assert "file `x.npy` is gone" in window.canvas.views["data"].view.toolTip()
     assert "see the red nodes" in window.statusBar().currentMessage()
+
+
+def _two_predictions(make_doc):
+    """The small graph plus a second chain from its Input: Conv3DTranspose 2 (7 filters) ->
+    TimeDistributed 2 -> Prediction 6D 2."""
+    doc = make_doc()
+    conv = doc.add_node("conv3d_transpose", {"n_filters": 7}, pos=(260, 400)).id
+    td = doc.add_node("time_distributed", {}, pos=(560, 300)).id
+    pred = doc.add_node("prediction_6d", {}, pos=(860, 300)).id
+    doc.connect("input", "y", td, "x")
+    doc.connect(conv, "layer", td, "layer")
+    doc.connect(td, "y", pred, "x")
+    assert (conv, td, pred) == ("conv3d_transpose_2", "time_distributed_2", "prediction_6d_2")
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("selected", "expected"),
+    [
+        ((), "prediction_6d"),  # nothing selected: the first
+        (("prediction_6d_2",), "prediction_6d_2"),
+        (("conv3d_transpose_2",), "prediction_6d_2"),  # its chain ends there
+        (("time_distributed_2",), "prediction_6d_2"),
+        (("data",), "prediction_6d"),  # feeds both: the document's order
+        (("prediction_6d_2", "prediction_6d"), "prediction_6d"),
+        (("conv3d_transpose", "prediction_6d_2"), "prediction_6d_2"),  # a selected one first
+        (("gone",), "prediction_6d"),
+    ],
+)
+def test_the_prediction_to_run_follows_the_selection(make_doc, selected, expected):
+    assert prediction_to_run(_two_predictions(make_doc), selected) == expected
+
+
+@pytest.mark.parametrize(
+    ("selected", "expected", "title", "filters"),
+    [
+        (None, "prediction_6d", "Prediction 6D", 3),
+        ("prediction_6d_2", "prediction_6d_2", "Prediction 6D 2", 7),
+        ("conv3d_transpose_2", "prediction_6d_2", "Prediction 6D 2", 7),
+    ],
+)
+def test_run_computes_the_selected_prediction_node(
+    make_window, make_doc, qtbot, selected, expected, title, filters
+):
+    w = make_window(_two_predictions(make_doc))
+    w.canvas.select(selected)
+    with qtbot.waitSignal(w.run_finished, timeout=RUN_TIMEOUT_MS) as blocker:
+        assert w.run()
+    result = blocker.args[0]
+    assert result.prediction_node == expected and result.prediction.shape[2] == filters
+    assert f"Run of {title} (`{expected}`) with seeded weights" in w.log.text()
+    assert f"of {title} (`{expected}`) from `" in w.log.text()
+    assert w.inspector.result is result and f"<td>{expected}</td>" in w.inspector.info_text()
