@@ -299,76 +299,47 @@ def backward_input(df, ds, wt, dxf, dxs, n_from, n_to, dims, crop, ph, toff, tou
 @njit(**_JIT)
 def _tap_dots(g, xs, tsel, tsrc, nsel, toff, q_from, q_to, lead, acc):
     """``acc[t, f, c] += sum_q g[f, q] * xs[tsrc[u], c, lead + q - toff[t]]`` over ``[q_from,
-    q_to)`` for the ``nsel`` selected taps ``t = tsel[u]``; (tap, channel) rows four at a time."""
+    q_to)`` for the ``nsel`` selected taps ``t = tsel[u]``.
+
+    Three (tap, channel) rows times four filters per pass: twelve independent sums in registers,
+    enough to hide the multiply-add latency (eight, two filters by four rows, wait on it: W4's
+    kernel gradient ran 17% slower). Rows and filters past the end repeat the last one; their
+    sums are not added."""
     f_n = g.shape[0]
     c_n = xs.shape[1]
     r_n = nsel * c_n
     for q0 in range(q_from, q_to, BLOCK):
         nb = min(BLOCK, q_to - q0)
-        r = 0
-        while r < r_n:
+        for r in range(0, r_n, 3):
             u0, c0 = divmod(r, c_n)
-            t0 = tsel[u0]
-            s0 = lead + q0 - toff[t0]
+            u1, c1 = divmod(min(r + 1, r_n - 1), c_n)
+            u2, c2 = divmod(min(r + 2, r_n - 1), c_n)
+            t0, t1, t2 = tsel[u0], tsel[u1], tsel[u2]
+            s0, s1, s2 = lead + q0 - toff[t0], lead + q0 - toff[t1], lead + q0 - toff[t2]
             x0 = xs[tsrc[u0], c0, s0 : s0 + nb]
-            if r + 4 <= r_n:
-                u1, c1 = divmod(r + 1, c_n)
-                u2, c2 = divmod(r + 2, c_n)
-                u3, c3 = divmod(r + 3, c_n)
-                t1, t2, t3 = tsel[u1], tsel[u2], tsel[u3]
-                s1, s2, s3 = lead + q0 - toff[t1], lead + q0 - toff[t2], lead + q0 - toff[t3]
-                x1 = xs[tsrc[u1], c1, s1 : s1 + nb]
-                x2 = xs[tsrc[u2], c2, s2 : s2 + nb]
-                x3 = xs[tsrc[u3], c3, s3 : s3 + nb]
-                f = 0
-                while f + 2 <= f_n:  # two filters per pass: each row load feeds 2 FMAs
-                    gr = g[f, q0 : q0 + nb]
-                    hr = g[f + 1, q0 : q0 + nb]
-                    a0 = a1 = a2 = a3 = np.float32(0.0)
-                    b0 = b1 = b2 = b3 = np.float32(0.0)
-                    for b in range(nb):
-                        e0, e1, e2, e3 = x0[b], x1[b], x2[b], x3[b]
-                        v = gr[b]
-                        a0 += v * e0
-                        a1 += v * e1
-                        a2 += v * e2
-                        a3 += v * e3
-                        v = hr[b]
-                        b0 += v * e0
-                        b1 += v * e1
-                        b2 += v * e2
-                        b3 += v * e3
-                    acc[t0, f, c0] += a0
-                    acc[t1, f, c1] += a1
-                    acc[t2, f, c2] += a2
-                    acc[t3, f, c3] += a3
-                    acc[t0, f + 1, c0] += b0
-                    acc[t1, f + 1, c1] += b1
-                    acc[t2, f + 1, c2] += b2
-                    acc[t3, f + 1, c3] += b3
-                    f += 2
-                if f < f_n:
-                    gr = g[f, q0 : q0 + nb]
-                    a0 = a1 = a2 = a3 = np.float32(0.0)
-                    for b in range(nb):
-                        v = gr[b]
-                        a0 += v * x0[b]
-                        a1 += v * x1[b]
-                        a2 += v * x2[b]
-                        a3 += v * x3[b]
-                    acc[t0, f, c0] += a0
-                    acc[t1, f, c1] += a1
-                    acc[t2, f, c2] += a2
-                    acc[t3, f, c3] += a3
-                r += 4
-            else:
-                for f in range(f_n):
-                    gr = g[f, q0 : q0 + nb]
-                    a0 = np.float32(0.0)
-                    for b in range(nb):
-                        a0 += gr[b] * x0[b]
-                    acc[t0, f, c0] += a0
-                r += 1
+            x1 = xs[tsrc[u1], c1, s1 : s1 + nb]
+            x2 = xs[tsrc[u2], c2, s2 : s2 + nb]
+            n_r = min(3, r_n - r)
+            for f in range(0, f_n, 4):
+                g0 = g[f, q0 : q0 + nb]
+                g1 = g[min(f + 1, f_n - 1), q0 : q0 + nb]
+                g2 = g[min(f + 2, f_n - 1), q0 : q0 + nb]
+                g3 = g[min(f + 3, f_n - 1), q0 : q0 + nb]
+                a0 = a1 = a2 = b0 = b1 = b2 = d0 = d1 = d2 = h0 = h1 = h2 = np.float32(0.0)
+                for b in range(nb):
+                    e0, e1, e2 = x0[b], x1[b], x2[b]
+                    v, w, y, z = g0[b], g1[b], g2[b], g3[b]
+                    a0, a1, a2 = a0 + v * e0, a1 + v * e1, a2 + v * e2
+                    b0, b1, b2 = b0 + w * e0, b1 + w * e1, b2 + w * e2
+                    d0, d1, d2 = d0 + y * e0, d1 + y * e1, d2 + y * e2
+                    h0, h1, h2 = h0 + z * e0, h1 + z * e1, h2 + z * e2
+                sums = ((a0, a1, a2), (b0, b1, b2), (d0, d1, d2), (h0, h1, h2))
+                for i in range(min(4, f_n - f)):
+                    acc[t0, f + i, c0] += sums[i][0]
+                    if n_r > 1:
+                        acc[t1, f + i, c1] += sums[i][1]
+                    if n_r > 2:
+                        acc[t2, f + i, c2] += sums[i][2]
 
 
 @njit(**_JIT)
