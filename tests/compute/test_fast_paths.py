@@ -291,3 +291,14 @@ def test_cuda_channels_last_view(rng):
         b.to_numpy(ops.forward(b.xp, xd, b.asarray(kernel), geom)),
         ops._flat_forward(np, x, kernel, geom),
     )
+
+
+@pytest.mark.parametrize("c, f", [(4, 5), (16, 8), (1, 9)])
+def test_compiled_backward_kernel_any_filter_and_row_count(rng, c, f):
+    """The kernel gradient takes filters four at a time and (tap, channel) rows three at a time:
+    counts that leave a partial group, and ones that do not, equal the reference."""
+    geom, x, kernel, dy = _case(rng, GEOMETRIES[4], c=c, f=f)
+    _close(
+        ops._compiled_backward_kernel(x, dy, geom, kernel.shape),
+        ops._flat_backward_kernel(np, x, dy, geom, kernel.shape),
+    )
