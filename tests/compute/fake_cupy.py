@@ -13,12 +13,18 @@ update and every host-side line of the GPU path.
 
 from __future__ import annotations
 
+import contextlib
+import sys
 import types
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
 import numpy as np
+import scipy.special
 from cuda_emulation import EmulatedKernels
+
+from compute.backend import Backend
 
 
 def _unwrap(v: Any) -> Any:
@@ -153,7 +159,28 @@ def module(build_dir: Path) -> types.ModuleType:
     cp.float32 = np.float32
     cp.RawKernel = lambda source, name: _RawKernel(cp, build_dir, source, name)
     cp.cuda = types.SimpleNamespace(
-        Stream=types.SimpleNamespace(null=types.SimpleNamespace(synchronize=lambda: None))
+        Stream=types.SimpleNamespace(null=types.SimpleNamespace(synchronize=lambda: None)),
+        runtime=types.SimpleNamespace(memGetInfo=lambda: (8 * 2**30, 16 * 2**30)),
     )
+    cp.get_default_memory_pool = lambda: types.SimpleNamespace(free_bytes=lambda: 0)
     cp.__getattr__ = passthrough  # every other NumPy function, on device arrays
     return cp
+
+
+@contextlib.contextmanager
+def emulated_gpu(build_dir: Path) -> Iterator[Backend]:
+    """A ``cupy`` Backend on the stand-in, with ``cupyx.scipy.special.erf`` (the backend's erf on
+    CuPy) provided by SciPy while the context lasts."""
+    cupyx = types.ModuleType("cupyx")
+    cupyx.scipy = types.SimpleNamespace(special=types.SimpleNamespace(erf=scipy.special.erf))
+    shims = {"cupyx": cupyx, "cupyx.scipy": cupyx.scipy, "cupyx.scipy.special": cupyx.scipy.special}
+    saved = {name: sys.modules.get(name) for name in shims}
+    sys.modules.update(shims)
+    try:
+        yield Backend("cupy", module(build_dir), "emulated GPU")
+    finally:
+        for name, old in saved.items():
+            if old is None:
+                sys.modules.pop(name, None)
+            else:
+                sys.modules[name] = old

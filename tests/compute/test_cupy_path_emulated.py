@@ -9,16 +9,12 @@ the same path on a real GPU when one answers.
 
 from __future__ import annotations
 
-import sys
-import types
-
 import fake_cupy
 import numpy as np
 import pytest
-import scipy.special
 
 from compute import Conv3DTranspose, Graph, Input, TimeDistributed
-from compute.backend import NUMPY, Backend
+from compute.backend import NUMPY
 
 # Small shapes: the emulation runs every CUDA thread on the CPU.
 SHAPE = (2, 2, 2, 3, 2, 3)  # batch, time, channels, d1, d2, d3 (channels_first)
@@ -50,21 +46,8 @@ CONFIGS = [
 
 @pytest.fixture(scope="module")
 def fake_gpu(tmp_path_factory):
-    cupyx = types.ModuleType("cupyx")
-    cupyx.scipy = types.SimpleNamespace(special=types.SimpleNamespace(erf=scipy.special.erf))
-    modules = {
-        "cupyx": cupyx,
-        "cupyx.scipy": cupyx.scipy,
-        "cupyx.scipy.special": cupyx.scipy.special,
-    }
-    saved = {k: sys.modules.get(k) for k in modules}
-    sys.modules.update(modules)
-    yield Backend("cupy", fake_cupy.module(tmp_path_factory.mktemp("fake_cupy")), "emulated GPU")
-    for k, v in saved.items():
-        if v is None:
-            sys.modules.pop(k, None)
-        else:
-            sys.modules[k] = v
+    with fake_cupy.emulated_gpu(tmp_path_factory.mktemp("fake_cupy")) as backend:
+        yield backend
 
 
 def _data(config, seed=0):
