@@ -445,7 +445,11 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 def cmd_bench(argv: list[str]) -> int:
     bench = _optional_module("compute.benchmark", "the `bench` command")
-    return _exit_code(lambda a: bench.main(a, parser_class=CommandLineParser), argv)
+    from nodes.files import atomic_write_text
+
+    return _exit_code(
+        lambda a: bench.main(a, parser_class=CommandLineParser, write_text=atomic_write_text), argv
+    )
 
 
 def cmd_snippet(args: argparse.Namespace) -> int:

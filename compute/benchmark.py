@@ -402,13 +402,22 @@ def parser(parser_class: type[argparse.ArgumentParser] = argparse.ArgumentParser
         f"{PEAK_GFLOPS:g}, the 2-core reference machine; on a GPU, none unless given)",
     )
     p.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    p.add_argument("--force", action="store_true", help="let --json replace an existing file")
     return p
+
+
+def _write_text(path: str, text: str) -> None:
+    with open(path, "w", encoding="utf-8") as fh:
+        fh.write(text)
 
 
 def main(
     argv: list[str] | None = None,
     parser_class: type[argparse.ArgumentParser] = argparse.ArgumentParser,
+    write_text: Callable[[str, str], None] = _write_text,
 ) -> int:
+    """Entry point; the CLI passes its parser class (one-line usage errors) and an atomic
+    ``write_text`` for ``--json``."""
     args = parser(parser_class).parse_args(argv)
     problem = None
     if args.rounds < 1 or args.warmup < 0:
@@ -417,6 +426,10 @@ def main(
         problem = f"--peak-gflops must be a positive number. Received: {args.peak_gflops}"
     elif args.json and not Path(args.json).resolve().parent.is_dir():
         problem = f"--json: folder `{Path(args.json).parent}` does not exist"
+    elif args.json and Path(args.json).is_dir():
+        problem = f"--json: `{args.json}` is a folder; give a file name"
+    elif args.json and Path(args.json).exists() and not args.force:
+        problem = f"--json: `{args.json}` already exists: choose another file or add --force"
     else:
         try:
             get_backend(args.backend)
@@ -443,8 +456,7 @@ def main(
         print(report(r), flush=True)
         results.append(r)
     if args.json:
-        with open(args.json, "w", encoding="utf-8") as fh:
-            json.dump({"machine": info, "results": results}, fh, indent=2)
+        write_text(args.json, json.dumps({"machine": info, "results": results}, indent=2))
         print(f"wrote {args.json}")
     return 0
 

@@ -218,6 +218,19 @@ def test_benchmark_runs_and_writes_json(tmp_path, capsys, vs):
     assert "W4" in capsys.readouterr().out
 
 
+def test_benchmark_json_never_replaces_a_file_silently(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    out.write_text("earlier results")
+    argv = ["--workload", "W4", "--rounds", "1", "--warmup", "0", "--json", str(out)]
+    assert benchmark.main(argv) == 2
+    assert "already exists: choose another file or add --force" in capsys.readouterr().err
+    assert out.read_text() == "earlier results"
+    assert benchmark.main([*argv, "--force"]) == 0
+    assert json.loads(out.read_text())["results"][0]["workload"] == "W4"
+    assert benchmark.main([*argv[:-1], str(tmp_path)]) == 2  # a folder
+    assert "is a folder" in capsys.readouterr().err
+
+
 def test_benchmark_without_torch_times_ours_only(monkeypatch, capsys):
     monkeypatch.setattr(benchmark, "_torch", lambda: None)
     argv = ["--workload", "W4", "--rounds", "1", "--warmup", "0", "--vs", "torch"]
