@@ -35,6 +35,7 @@ FIELDS = {  # what an autosave file holds besides its format
     "path": (str, type(None)),
     "document": dict,
 }
+PID_MAX = 2**31 - 1  # pid_t is a signed 32-bit int; beyond it os.kill overflows
 _LIVE_TOKENS: set[str] = set()  # windows of this process that own their autosave file
 
 
@@ -52,15 +53,15 @@ def data_dir() -> Path:
 def _pid_alive(pid: int) -> bool:
     if pid == os.getpid():
         return True
-    if sys.platform == "win32":  # os.kill(pid, 0) would terminate the process there
+    # os.kill(pid, 0) would terminate the process on Windows; with 0 or less it would ask about a
+    # process group, not a process
+    if sys.platform == "win32" or not 0 < pid <= PID_MAX:
         return False
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
     except PermissionError:
         return True
-    except OSError:
+    except (OSError, OverflowError):  # ProcessLookupError among them
         return False
     return True
 
@@ -141,6 +142,18 @@ def _read(file: Path) -> dict[str, Any]:
             raise ValueError(
                 f"field `{key}` is missing or damaged. Received: {key}={data.get(key)!r:.40}"
             )
+    pid, saved_at = data["pid"], data["time"]
+    if isinstance(pid, bool) or not 0 < pid <= PID_MAX:
+        raise ValueError(
+            f"field `pid` must be a process id from 1 to {PID_MAX}. Received: pid={pid!r:.40}"
+        )
+    try:  # what Recovery.describe() will do with it; refuses NaN, infinities, years out of range
+        time.localtime(saved_at)
+    except (OverflowError, OSError, ValueError):
+        raise ValueError(
+            "field `time` must be a finite timestamp within this platform's range. "
+            f"Received: time={saved_at!r:.40}"
+        ) from None
     return data
 
 

@@ -93,6 +93,13 @@ def _autosave_json(**fields) -> bytes:
         (b'{"format": "other"}', 'not an autosave (expected "format": "conv3dt-studio/autosave")'),
         (_autosave_json(pid="x"), "field `pid` is missing or damaged. Received: pid='x'"),
         (_autosave_json(document=None), "field `document` is missing or damaged"),
+        (_autosave_json(time=float("nan")), "`time` must be a finite timestamp"),
+        (_autosave_json(time=1e300), "Received: time=1e+300"),
+        (_autosave_json(time=10**400), "field `time` must be a finite timestamp"),
+        (_autosave_json(pid=2**70), f"Received: pid={2**70}"),
+        (_autosave_json(pid=0), "field `pid` must be a process id from 1 to"),
+        (_autosave_json(pid=-5), "Received: pid=-5"),
+        (_autosave_json(pid=True), "Received: pid=True"),
     ],
 )
 def test_an_unreadable_autosave_is_listed_with_its_reason(data_dir, content, reason):
@@ -111,6 +118,32 @@ def test_the_window_reports_an_unreadable_autosave_and_keeps_it(make_window, dat
     assert "1 autosave file(s) cannot be read" in w.statusBar().currentMessage()
     assert w.dialogs.questions == [] and w.dialogs.messages == []  # nothing to restore, no modal
     assert file.read_bytes() == b"{not json"
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "received"),
+    [
+        ("time", float("nan"), "time=nan"),
+        ("time", 1e300, "time=1e+300"),
+        ("pid", 2**70, f"pid={2**70}"),
+        ("pid", 0, "pid=0"),
+    ],
+)
+def test_an_autosave_with_an_impossible_value_is_reported_and_the_editor_starts(
+    make_window, data_dir, field, value, received
+):
+    file = _autosave_file(data_dir, _autosave_json(token="odd", **{field: value}))
+    content = file.read_bytes()
+    w = make_window(offer_recovery=True)  # raised in __init__ before the fix
+    (line,) = [line for line in w.log.lines if "cannot be read" in line]
+    assert f"Autosave `{file}` cannot be read (field `{field}` must be " in line
+    assert f"Received: {received})" in line
+    assert w.dialogs.questions == [] and file.read_bytes() == content
+
+
+@pytest.mark.parametrize("pid", [0, -1, 2**70])
+def test_a_pid_no_process_can_have_is_not_alive(pid):
+    assert autosave._pid_alive(pid) is False
 
 
 def test_an_autosave_whose_graph_cannot_be_restored_is_kept(make_window, data_dir):
