@@ -22,12 +22,15 @@ from .prediction_inspector import summarize
 
 def prediction_to_run(doc: GraphDocument, selected: Iterable[str] = ()) -> str | None:
     """The Prediction 6D node a run computes: a selected one, else one downstream of a selected
-    node, else the first; between several, the document's order decides. None when there is
-    none."""
+    node, else one upstream of a selected node or of a node it feeds (the one feeding a selected
+    Loss, or the Loss a selected Target feeds), else the first; between several, the document's
+    order decides. None when there is none."""
     preds = [n.id for n in doc.nodes_of_type("prediction_6d")]
     chosen = {s for s in selected if s in doc.nodes}
     downstream = set().union(*(doc.descendants(s) for s in chosen))
-    for candidates in (chosen, downstream, set(preds)):
+    reached = chosen | downstream
+    upstream = {p for p in preds if doc.descendants(p) & reached}  # graphs are small
+    for candidates in (chosen, downstream, upstream, set(preds)):
         pid = next((p for p in preds if p in candidates), None)
         if pid is not None:
             return pid

@@ -185,6 +185,26 @@ def test_the_prediction_to_run_follows_the_selection(make_doc, selected, expecte
 
 
 @pytest.mark.parametrize(
+    ("selected", "expected"),
+    [
+        (("loss",), "prediction_6d_2"),  # the one feeding it, not the first
+        (("target",), "prediction_6d_2"),  # the one feeding the Loss it feeds
+        (("target", "conv3d_transpose"), "prediction_6d"),  # downstream before upstream
+        (("target", "prediction_6d"), "prediction_6d"),  # a selected one first
+    ],
+)
+def test_a_selected_loss_or_target_runs_the_prediction_feeding_the_loss(
+    make_doc, selected, expected
+):
+    doc = _two_predictions(make_doc)
+    doc.add_node("target", {"sample_shape": [2, 7, 10, 10, 5]}, node_id="target")
+    doc.add_node("loss", {}, node_id="loss")
+    doc.connect("prediction_6d_2", "y", "loss", "prediction")
+    doc.connect("target", "data", "loss", "target")
+    assert prediction_to_run(doc, selected) == expected
+
+
+@pytest.mark.parametrize(
     ("selected", "expected", "title", "filters"),
     [
         (None, "prediction_6d", "Prediction 6D", 3),
