@@ -271,6 +271,10 @@ class Conv3DTranspose(Layer):
     def _weights(self) -> list:
         return [self.kernel] if self.bias is None else [self.kernel, self.bias]
 
+    @property
+    def uses_gradients(self) -> bool:
+        return bool(self.config["update"] or self.config["store"])
+
     def get_weights(self) -> list[np.ndarray]:
         """``[kernel]`` or ``[kernel, bias]`` (Keras layout), as NumPy float32 copies."""
         if self.kernel is None:

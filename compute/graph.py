@@ -14,7 +14,7 @@ import numpy as np
 
 from .backend import Backend, get_backend
 from .errors import ParameterError, ShapeError, StateError
-from .layers import Input, Layer, fmt_shape
+from .layers import Input, Layer, call_backward, fmt_shape
 from .losses import loss_value_and_grad
 
 ProgressCallback = Callable[[float, str], None]
@@ -210,9 +210,16 @@ class Graph:
                 f"Loss `{loss}` is {value}: training stopped (lower the learning "
                 "rate or check the data)"
             )
+        # A layer's input gradient is needed only when a layer before it learns or keeps its
+        # gradients (PyTorch does not compute the gradient of data either).
+        needed = [False] * len(self.layers)
+        for i in range(1, len(self.layers)):
+            needed[i] = needed[i - 1] or self.layers[i - 1].uses_gradients
         g = grad
-        for i in range(len(self.layers) - 1, 0, -1):  # the Input (layer 0) needs no gradient
-            g = self.layers[i].backward(g, input_grad=i > 1)
+        for i in range(len(self.layers) - 1, -1, -1):
+            g = call_backward(self.layers[i], g, needed[i])
+            if not needed[i]:
+                break  # no layer before this one uses a gradient
         return value
 
     def _channel_axis_of_output(self, ndim: int) -> int:

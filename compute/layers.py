@@ -8,6 +8,7 @@ weights; ``forward(x, training)`` does the maths (arrays already on the backend'
 
 from __future__ import annotations
 
+import inspect
 import itertools
 from collections.abc import Sequence
 from typing import Any
@@ -33,6 +34,26 @@ def fmt_shape(shape: Sequence) -> str:
         + ", ".join("None" if s is None else str(s) for s in shape)
         + (",)" if len(shape) == 1 else ")")
     )
+
+
+def call_backward(layer: Layer, dy, input_grad: bool = True):
+    """``layer.backward(dy, input_grad)``, or ``layer.backward(dy)`` for a layer written without
+    the ``input_grad`` argument (it then computes the gradient, which is ignored if not needed)."""
+    if input_grad or not _takes_input_grad(type(layer)):
+        return layer.backward(dy)
+    return layer.backward(dy, input_grad=False)
+
+
+_TAKES_INPUT_GRAD: dict[type, bool] = {}
+
+
+def _takes_input_grad(cls: type) -> bool:
+    if cls not in _TAKES_INPUT_GRAD:
+        params = inspect.signature(cls.backward).parameters
+        _TAKES_INPUT_GRAD[cls] = "input_grad" in params or any(
+            p.kind is inspect.Parameter.VAR_KEYWORD for p in params.values()
+        )
+    return _TAKES_INPUT_GRAD[cls]
 
 
 class Layer:
@@ -64,9 +85,16 @@ class Layer:
         return x
 
     def backward(self, dy, input_grad: bool = True):
-        """Gradient for the previous layer; ``input_grad=False``: nobody needs it (the graph's
-        first layer in a training step), return None and skip computing it."""
+        """Gradient for the previous layer; ``input_grad=False``: nobody before this layer learns
+        (a training step), so a layer may skip computing it and return None. Subclasses may keep
+        the older ``backward(self, dy)``: :func:`call_backward` then always asks for it."""
         return dy if input_grad else None
+
+    @property
+    def uses_gradients(self) -> bool:
+        """Whether backward does more than pass the gradient on: updates weights or keeps them
+        (``store``). A training step back-propagates only as far as the first such layer."""
+        return False
 
     def get_weights(self) -> list:
         return []
@@ -165,8 +193,12 @@ class TimeDistributed(Layer):
     def backward(self, dy, input_grad: bool = True):
         b, t = dy.shape[:2]
         self._folded = (b, t)
-        dx = self.layer.backward(dy.reshape((b * t, *dy.shape[2:])), input_grad)
-        return None if dx is None else dx.reshape((b, t, *dx.shape[1:]))
+        dx = call_backward(self.layer, dy.reshape((b * t, *dy.shape[2:])), input_grad)
+        return None if dx is None or not input_grad else dx.reshape((b, t, *dx.shape[1:]))
+
+    @property
+    def uses_gradients(self) -> bool:
+        return self.layer.uses_gradients
 
     def get_weights(self) -> list:
         return self.layer.get_weights()

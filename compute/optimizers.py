@@ -65,6 +65,7 @@ OPTIMIZER_SCHEMA = Schema(
             group="optimizer",
             minimum=0.0,
             maximum=1.0,
+            exclusive_maximum=True,  # 1 divides by zero in the bias correction
         ),
         Param(
             "beta_2",
@@ -74,6 +75,7 @@ OPTIMIZER_SCHEMA = Schema(
             group="optimizer",
             minimum=0.0,
             maximum=1.0,
+            exclusive_maximum=True,  # 1 divides by zero in the bias correction
         ),
         Param(
             "epsilon",

@@ -40,6 +40,7 @@ class Param:
     minimum: float | None = None
     maximum: float | None = None
     exclusive_minimum: bool = False
+    exclusive_maximum: bool = False
     choices: tuple[str, ...] = ()
     fields: Schema | None = None
     optional: bool = False  # beyond the toolkit's cluster (e.g. output_padding, name)
@@ -82,21 +83,19 @@ class Param:
 
     def _bounds_text(self) -> str:
         lo, hi = self.minimum, self.maximum
-        if lo is not None and hi is not None:
-            left = ">" if self.exclusive_minimum else ">="
-            return f"{left} {_fmt(lo)} and <= {_fmt(hi)}"
-        if lo is not None:
-            return f"{'>' if self.exclusive_minimum else '>='} {_fmt(lo)}"
-        if hi is not None:
-            return f"<= {_fmt(hi)}"
-        return ""
+        left = f"{'>' if self.exclusive_minimum else '>='} {_fmt(lo)}" if lo is not None else ""
+        right = f"{'<' if self.exclusive_maximum else '<='} {_fmt(hi)}" if hi is not None else ""
+        return " and ".join(t for t in (left, right) if t)
 
     def _in_bounds(self, v: float) -> bool:
         if self.minimum is not None and (
             v <= self.minimum if self.exclusive_minimum else v < self.minimum
         ):
             return False
-        return not (self.maximum is not None and v > self.maximum)
+        return not (
+            self.maximum is not None
+            and (v >= self.maximum if self.exclusive_maximum else v > self.maximum)
+        )
 
     def validate(self, value: Any) -> Any:
         """Return the normalised value or raise :class:`ParameterError`."""
@@ -191,7 +190,7 @@ class Param:
                 key = "exclusiveMinimum" if self.exclusive_minimum else "minimum"
                 out[key] = self.minimum
             if self.maximum is not None:
-                out["maximum"] = self.maximum
+                out["exclusiveMaximum" if self.exclusive_maximum else "maximum"] = self.maximum
         out["description"] = self.help
         if self.nullable:
             out = {"anyOf": [out, {"type": "null"}], "description": self.help}

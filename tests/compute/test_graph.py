@@ -12,6 +12,7 @@ from compute import (
     Conv3DTranspose,
     Graph,
     Input,
+    Layer,
     ParameterError,
     ShapeError,
     StateError,
@@ -402,3 +403,54 @@ def test_train_step_input_gradient_still_flows_between_layers_and_to_store(monke
     stored, _, g = _graph(store=True)
     g.train_step(*_data())
     assert stored.get_gradients()["input"].shape == (X_SHAPE[0] * X_SHAPE[1], *X_SHAPE[2:])
+
+
+def test_a_graph_without_input_layer_still_trains():
+    layer = _layer(activation="linear")
+    graph = Graph([TimeDistributed(layer)], backend="numpy", seed=0)
+    x, _ = _data()
+    target = np.zeros(graph.compute_output_shape(x.shape), np.float32)
+    losses = [graph.train_step(x, target) for _ in range(3)]
+    assert losses[2] < losses[1] < losses[0]
+
+
+class _Doubler(Layer):
+    """A user layer written against the older ``backward(self, dy)``."""
+
+    def forward(self, x, training=False):
+        return 2 * x
+
+    def backward(self, dy):
+        return 2 * dy
+
+
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_user_layers_with_the_older_backward_signature_keep_working(wrapped):
+    layer = _layer(activation="linear")
+    extra = TimeDistributed(_Doubler()) if wrapped else _Doubler()
+    graph = Graph([Input(shape=X_SHAPE[1:]), TimeDistributed(layer), extra], seed=0)
+    x, _ = _data()
+    y = graph.forward(x)
+    assert graph.backward(np.ones_like(y)).shape == x.shape
+    target = np.zeros_like(y)
+    losses = [graph.train_step(x, target) for _ in range(3)]
+    assert losses[2] < losses[0]
+
+
+def test_a_frozen_first_layer_is_skipped_unless_it_keeps_gradients(monkeypatch):
+    from compute import conv3d_transpose_ops as ops
+
+    x, _ = _data()
+    calls = []
+    real = ops.backward_kernel
+    monkeypatch.setattr(ops, "backward_kernel", lambda *a: calls.append(1) or real(*a))
+    for store, expected_calls in ((False, 1), (True, 2)):
+        calls.clear()
+        frozen = _layer(update=False, store=store)
+        second = _layer(n_filters=1, stride=1, size=1)
+        layers = [Input(shape=X_SHAPE[1:]), TimeDistributed(frozen), TimeDistributed(second)]
+        graph = Graph(layers, seed=0)
+        graph.train_step(x, np.zeros(graph.compute_output_shape(x.shape), np.float32))
+        assert len(calls) == expected_calls  # the frozen layer's gradients only when stored
+        if store:
+            assert set(frozen.get_gradients()) == {"kernel", "bias", "input"}

@@ -86,6 +86,8 @@ BAD = [
     ({"optimizer": {"beta_1": 1.5}}, "beta_1", "1.5"),
     ({"optimizer": {"beta_1": -0.1}}, "beta_1", "-0.1"),
     ({"optimizer": {"beta_2": 2}}, "beta_2", "2"),
+    ({"optimizer": {"algorithm": "sgd", "beta_1": 1.0}}, "beta_1", "1.0"),  # / (1 - beta_1^t)
+    ({"optimizer": {"beta_2": 1}}, "beta_2", "1"),
     ({"optimizer": {"epsilon": 0.0}}, "epsilon", "0.0"),
     ({"optimizer": {"epsilon": -1e-7}}, "epsilon", "-1e-07"),
     ({"optimizer": {"momentum": 1.01}}, "momentum", "1.01"),
@@ -101,6 +103,14 @@ def test_bad_value_error_names_parameter_and_value(kwargs, param, shown):
     assert msg.startswith(f"Invalid value for `{param}`: expected "), msg
     assert msg.endswith(f"Received: {param}={shown}"), msg
     assert "\n" not in msg
+
+
+def test_an_exclusive_maximum_is_said_and_kept():
+    with pytest.raises(
+        ParameterError, match=r"expected a number >= 0 and < 1\. Received: beta_1=1\.0"
+    ):
+        Conv3DTranspose(optimizer={"beta_1": 1.0})
+    assert Conv3DTranspose(optimizer={"beta_1": 0.999999}).config["optimizer"]["beta_1"] == 0.999999
 
 
 def test_size_four_values_exact_message():
