@@ -481,7 +481,8 @@ class MainWindow(QMainWindow):
     # ------------------------------------------------------------------ recovery
     def offer_recovery(self) -> list[MainWindow]:
         """Offer every autosave left by a session that crashed, one question each, newest first.
-        The first graph restored opens in this window, each further one in a new window. Only an
+        The first graph restored opens in this window, each further one in a new window; when
+        this window holds a file or changes of its own, every one opens in a new window. Only an
         autosave the user declines is deleted; one that cannot be read or restored is reported
         (log, and status bar or message) and kept on disk. Returns the windows holding restored
         work."""
@@ -493,6 +494,7 @@ class MainWindow(QMainWindow):
                 f"{len(unreadable)} autosave file(s) cannot be read: see the log", 15000
             )
         restored: list[MainWindow] = []
+        keep_this = self.path is not None or self.is_modified()  # the file asked for stays open
         for number, recovery in enumerate(found, 1):
             count = f" (autosave {number} of {len(found)})" if len(found) > 1 else ""
             if not self.dialogs.question(
@@ -510,7 +512,7 @@ class MainWindow(QMainWindow):
                 self.log.log(text, "error")
                 self.dialogs.message("Cannot restore", text)
                 continue
-            window = self if not restored else self._new_window()
+            window = self._new_window() if restored or keep_this else self
             window._adopt_recovery(recovery, doc)
             if window is not self:
                 self.log.log(f"Opened {recovery.describe()} in a new window", "ok")

@@ -218,3 +218,26 @@ def test_a_failed_restore_among_several_keeps_its_file_and_goes_on(make_window, 
     ((title, _text),) = w.dialogs.messages
     assert title == "Cannot restore" and broken.exists()
     assert restored == [w] and _data_x(w) == 1.0  # the older one, in this window
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_a_window_opened_on_a_file_keeps_it_and_restores_into_new_windows(
+    make_window, make_doc, data_dir, tmp_path, count
+):
+    mine, doc = tmp_path / "mine.json", make_doc()
+    doc.nodes["data"].pos = (-9.0, 0.0)
+    doc.save(mine)
+    for n in range(count):
+        _crashed(data_dir, make_doc, f"crash{n}", 100.0 + n, 1.0 + n)
+    w = make_window(path=str(mine), offer_recovery=True)
+    assert w.path == str(mine) and _data_x(w) == -9.0 and not w.isWindowModified()
+    assert [_data_x(r) for r in w.recovered_windows] == [float(count - n) for n in range(count)]
+    assert all(r.isWindowModified() for r in w.recovered_windows)
+
+
+def test_a_window_with_changes_of_its_own_restores_into_a_new_window(window, make_doc, data_dir):
+    window.canvas.move_node("data", (-9.0, 0.0))
+    _crashed(data_dir, make_doc, "crash", 100.0, 1.0)
+    restored = window.offer_recovery()
+    assert _data_x(window) == -9.0 and restored == window.recovered_windows
+    assert [_data_x(r) for r in restored] == [1.0]
