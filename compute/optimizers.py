@@ -276,13 +276,23 @@ class Optimizer:
     # ------------------------------------------------------------------ state
     def get_state(self) -> dict[str, Any]:
         """Plain state: step count, nadam's product and each weight's slots as NumPy arrays."""
-        state: dict[str, Any] = {"iterations": self.iterations, "u_product": self.u_product}
+        state: dict[str, Any] = {
+            "algorithm": self.algorithm,
+            "iterations": self.iterations,
+            "u_product": self.u_product,
+        }
         for i, slots in enumerate(self.slots or []):
             for name, arr in slots.items():
                 state[f"{i}/{name}"] = self.backend.to_numpy(arr).copy()
         return state
 
     def set_state(self, state: dict[str, Any], weights: list) -> None:
+        """Resume from :meth:`get_state`; a state saved by another algorithm (``algorithm``
+        differs, even where slot names agree: momentum's velocity is no mean square) raises
+        ValueError. States saved before the algorithm was recorded are checked by slot names."""
+        saved = state.get("algorithm")
+        if saved is not None and str(saved) != self.algorithm:
+            raise ValueError(f"optimizer state of `{saved}`, this layer uses `{self.algorithm}`")
         self.iterations = int(state["iterations"])
         self.u_product = float(state["u_product"])
         self.slots = None

@@ -93,6 +93,10 @@ def encode_weights(arrays: dict[str, np.ndarray]) -> dict[str, dict]:
     out = {}
     for key, value in arrays.items():
         a = np.asarray(value)
+        if a.dtype.kind == "U":  # a name (the optimizer's algorithm)
+            text = base64.b64encode(str(a).encode("utf-8")).decode("ascii")
+            out[key] = {"dtype": "utf8", "shape": [], "data": text}
+            continue
         dtype = "<f4" if a.dtype.kind == "f" else "<i8"
         out[key] = {
             "dtype": dtype,
@@ -109,6 +113,10 @@ def decode_weights(data: object, source: str = "embedded weights") -> dict[str, 
     out = {}
     for key, item in data.items():
         try:
+            if item["dtype"] == "utf8":
+                raw = base64.b64decode(item["data"], validate=True)
+                out[key] = np.asarray(raw.decode("utf-8"))
+                continue
             dtype = np.dtype({"<f4": "<f4", "<i8": "<i8"}[item["dtype"]])
             shape = tuple(int(s) for s in item["shape"])
             raw = base64.b64decode(item["data"], validate=True)

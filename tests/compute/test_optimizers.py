@@ -89,9 +89,11 @@ def test_state_round_trip_resumes_bit_identically(algorithm):
         a.apply(wa, g)
     state = copy.deepcopy(a.get_state())
     assert state["iterations"] == 3
-    # the state is plain (NumPy arrays, numbers), independent of the optimizer's own arrays
+    # the state is plain (NumPy arrays, numbers, the algorithm's name), independent of the
+    # optimizer's own arrays
+    assert state["algorithm"] == algorithm
     for v in state.values():
-        assert isinstance(v, (int, float, np.ndarray))
+        assert isinstance(v, (int, float, str, np.ndarray))
     wb = [x.copy() for x in wa]
     b = Optimizer(config, NUMPY)
     b.set_state(state, wb)
@@ -226,3 +228,16 @@ def test_fused_gpu_update_equals_numpy(algorithm, cfg):
     assert state_gpu.keys() == state_cpu.keys()
     for key, want in state_cpu.items():
         np.testing.assert_allclose(state_gpu[key], want, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize(
+    "saved, loaded", [("inertia", "rmsprop"), ("adam", "nadam"), ("nesterov", "inertia")]
+)
+def test_state_of_another_algorithm_is_refused_even_with_the_same_slot_names(saved, loaded):
+    # inertia's signed velocity is no mean square for rmsprop; adam's state lacks nadam's product
+    w, grads = _weights_and_grads(3, 2)
+    a = Optimizer({"algorithm": saved}, NUMPY)
+    a.apply(w, grads[0])
+    b = Optimizer({"algorithm": loaded}, NUMPY)
+    with pytest.raises(ValueError, match=f"state of `{saved}`, this layer uses `{loaded}`"):
+        b.set_state(a.get_state(), w)

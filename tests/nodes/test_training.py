@@ -174,17 +174,29 @@ def test_nan_loss_stops_training_with_a_message(teacher_data):
         g.fit(x, y * 1e20, epochs=3, batch_size=4)
 
 
-def test_weights_with_another_optimizers_state_load_with_a_fresh_optimizer(teacher_data):
+@pytest.mark.parametrize(
+    "saved_by, loaded_by",
+    [("adam", "rmsprop"), ("inertia", "rmsprop"), ("adam", "nadam")],  # the last two share slots
+)
+@pytest.mark.parametrize("embedded", [False, True])
+def test_weights_with_another_optimizers_state_load_with_a_fresh_optimizer(
+    teacher_data, saved_by, loaded_by, embedded
+):
+    from nodes.weights import decode_weights, encode_weights
+
     x, y = teacher_data
-    adam = _student("adam", 0.02)
-    adam.fit(x, y, epochs=1, batch_size=4)
-    saved = weights_dict(adam.layers)
-    rms = _student("rmsprop", 0.01)
-    apply_weights(saved, rms.layers)
-    layer = rms.layers[1].layer
+    first = _student(saved_by, LEARNING_RATES[saved_by])
+    first.fit(x, y, epochs=1, batch_size=4)
+    saved = weights_dict(first.layers)
+    if embedded:  # through the graph document's JSON form
+        saved = decode_weights(encode_weights(saved))
+    second = _student(loaded_by, LEARNING_RATES[loaded_by])
+    apply_weights(saved, second.layers)
+    layer = second.layers[1].layer
     assert np.array_equal(layer.get_weights()[0], saved["s/kernel"])
     assert layer.optimizer.iterations == 0
-    rms.fit(x, y, epochs=1, batch_size=4)  # trains with its own fresh state
+    history = second.fit(x, y, epochs=1, batch_size=4)  # trains with its own fresh state
+    assert np.isfinite(history["loss"][-1])
 
 
 def test_non_finite_weights_are_a_file_error(teacher_data):
