@@ -201,13 +201,24 @@ class GraphDocument:
         return [ln for ln in self.links if ln.src[0] == node_id]
 
     def descendants(self, node_id: str) -> set[str]:
+        """Every node reachable along links from ``node_id``."""
+        return self._reachable(node_id, lambda n: [ln.dst[0] for ln in self.downstream(n)])
+
+    def ancestors(self, node_id: str) -> set[str]:
+        """Every node from which links lead to ``node_id``."""
+        return self._reachable(
+            node_id, lambda n: [ln.src[0] for ln in self.links if ln.dst[0] == n]
+        )
+
+    @staticmethod
+    def _reachable(start: str, neighbours) -> set[str]:
         seen: set[str] = set()
-        stack = [node_id]
+        stack = [start]
         while stack:
-            for ln in self.downstream(stack.pop()):
-                if ln.dst[0] not in seen:
-                    seen.add(ln.dst[0])
-                    stack.append(ln.dst[0])
+            for other in neighbours(stack.pop()):
+                if other not in seen:
+                    seen.add(other)
+                    stack.append(other)
         return seen
 
     def nodes_of_type(self, type_id: str) -> list[Node]:

@@ -87,12 +87,23 @@ def available_memory() -> int:
 
 
 def plan(doc: GraphDocument, prediction_node: str | None = None) -> Plan:
-    """Validate and trace the chain Data -> Input -> TimeDistributed* -> Prediction 6D."""
+    """Validate and trace the chain Data -> Input -> TimeDistributed* -> Prediction 6D (the given
+    one, else the first). Only problems of that chain (or of the whole document) stop it: another
+    branch being unfinished does not."""
     report = validate(doc)
-    if not report.ok:
-        raise DocumentProblems(report.problems)
     preds = [n.id for n in doc.nodes_of_type("prediction_6d")]
-    pid = prediction_node or preds[0]
+    pid = prediction_node or (preds[0] if preds else None)
+    if pid is None:  # validation said so: "no Prediction 6D node"
+        raise DocumentProblems(report.problems)
+    if pid not in preds:
+        found = ", ".join(preds)
+        raise DocumentProblems(
+            [Problem(None, None, f"no Prediction 6D node `{pid}`; the graph has: {found}")]
+        )
+    relevant = doc.ancestors(pid) | {pid}
+    problems = [p for p in report.problems if p.node is None or p.node in relevant]
+    if problems:
+        raise DocumentProblems(problems)
     chain: list[str] = []
     cur = doc.upstream(pid, "x")[0]
     while doc.nodes[cur].type == "time_distributed":
@@ -241,8 +252,9 @@ def run_document(
     prediction_node: str | None = None,
 ) -> RunResult:
     """Validate, build and run; ``seed`` overrides the document's seed and the Data seed.
-    ``weights``: a .npz path or named arrays; by default the document's embedded weights, if any,
-    else freshly initialised (seeded) weights."""
+    ``weights``: a .npz path (covering every layer) or named arrays (layers they do not name keep
+    their seeded weights); by default the document's embedded weights, if any, else freshly
+    initialised (seeded) weights."""
     if data is not None:
         data = np.asarray(data)
         doc = with_data(doc, data, prediction_node)
@@ -282,7 +294,10 @@ def run_document(
         )
     arrays = resolve_weights(weights, doc)
     if arrays is not None:
-        apply_weights(arrays, graph.layers, source=weights_source(weights))
+        # named arrays (the editor's trained weights) may cover one branch: the others keep their
+        # seeded weights; a file must cover the graph
+        partial = isinstance(weights, dict)
+        apply_weights(arrays, graph.layers, source=weights_source(weights), partial=partial)
     t0 = time.perf_counter()
     info, y = graph.predict(
         x, batch_size=batch_size or None, progress=progress, should_stop=should_stop

@@ -46,10 +46,15 @@ def save_weights(path: str | os.PathLike, layers: Iterable, include_optimizer: b
     save_npz(path, weights_dict(layers, include_optimizer))
 
 
-def apply_weights(arrays: dict[str, np.ndarray], layers: Iterable, source: str = "weights") -> None:
-    """Set each layer's weights (and optimizer state when present) from named arrays."""
+def apply_weights(
+    arrays: dict[str, np.ndarray], layers: Iterable, source: str = "weights", partial: bool = False
+) -> None:
+    """Set each layer's weights (and optimizer state when present) from named arrays. A layer
+    the arrays do not name is an error, or with ``partial`` keeps its own weights."""
     for layer in conv_layers(layers):
         key = f"{layer.name}/kernel"
+        if key not in arrays and partial:
+            continue
         if key not in arrays:
             names = sorted({k.split("/")[0] for k in arrays})
             raise FileError(

@@ -232,3 +232,49 @@ def test_prediction_stats_count_nan_and_inf():
 def test_prediction_stats_of_no_finite_value():
     stats = nodes.prediction_stats(np.full(3, np.nan, np.float32))
     assert math.isnan(stats["mean"]) and stats["nan"] == 3
+
+
+def _with_second_chain(doc, connect_layer: bool):
+    """A second chain from the Input: Conv3DTranspose 2 -> TimeDistributed 2 -> Prediction 6D 2;
+    without its layer link that chain is unfinished."""
+    conv = doc.add_node("conv3d_transpose", {"n_filters": 7}).id
+    td = doc.add_node("time_distributed", {}).id
+    pred = doc.add_node("prediction_6d", {}).id
+    doc.connect("input", "y", td, "x")
+    if connect_layer:
+        doc.connect(conv, "layer", td, "layer")
+    doc.connect(td, "y", pred, "x")
+    return conv, td, pred
+
+
+def test_an_unfinished_branch_does_not_stop_running_a_complete_one(doc):
+    _, td, pred = _with_second_chain(doc, connect_layer=False)
+    assert not nodes.validate(doc).ok  # the editor still marks the unfinished branch
+    first = nodes.run_document(doc, backend="numpy", prediction_node="prediction_6d")
+    assert first.info.shape == (2, 2, 3, 10, 10, 5)
+    with pytest.raises(nodes.DocumentProblems) as info:
+        nodes.run_document(doc, backend="numpy", prediction_node=pred)
+    assert {p.node for p in info.value.problems} == {td}
+
+
+def test_each_prediction_of_a_two_chain_graph_runs(doc):
+    *_, pred = _with_second_chain(doc, connect_layer=True)
+    assert nodes.run_document(doc, backend="numpy", prediction_node=pred).info.shape[2] == 7
+    with pytest.raises(nodes.DocumentProblems, match="no Prediction 6D node `nope`; the graph has"):
+        nodes.run_document(doc, backend="numpy", prediction_node="nope")
+
+
+def test_trained_weights_of_one_branch_leave_the_other_seeded(doc, tmp_path):
+    conv2, _, pred2 = _with_second_chain(doc, connect_layer=True)
+    second = nodes.run_document(doc, backend="numpy", prediction_node=pred2).graph.layers
+    trained = weights_dict(second)  # names conv3d_transpose_2 only, as after training that branch
+    trained[f"{conv2}/kernel"] = trained[f"{conv2}/kernel"] + 1.0
+    seeded = nodes.run_document(doc, backend="numpy", prediction_node="prediction_6d")
+    again = nodes.run_document(
+        doc, backend="numpy", prediction_node="prediction_6d", weights=trained
+    )
+    np.testing.assert_array_equal(again.prediction, seeded.prediction)
+    path = tmp_path / "w.npz"  # a file must cover the graph it is run with
+    save_weights(path, second)
+    with pytest.raises(nodes.FileError, match="has no weights for layer `conv3d_transpose`"):
+        nodes.run_document(doc, backend="numpy", prediction_node="prediction_6d", weights=path)
