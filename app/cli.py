@@ -552,13 +552,15 @@ def _silence_stdout() -> None:
 
 
 def _split_bench(argv: Sequence[str]) -> tuple[bool, list[str]] | None:
-    """``[--debug] bench ARGS...`` -> (debug, ARGS): bench parses its own options."""
+    """``[--debug] bench ARGS...`` -> (debug, ARGS): bench parses its own options; ``--debug``
+    may also come after ``bench``, as for every command."""
     debug = False
     for i, token in enumerate(argv):
         if token == "--debug":
             debug = True
         elif token == "bench":
-            return debug, list(argv[i + 1 :])
+            rest = list(argv[i + 1 :])
+            return debug or "--debug" in rest, [t for t in rest if t != "--debug"]
         else:
             return None
     return None

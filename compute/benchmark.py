@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import statistics
 import sys
@@ -247,6 +248,8 @@ def run_workload(
     tensors), which is the kernels' own speed. ``peak_gflops`` (None: not reported) gives the
     fraction of the arithmetic limit."""
     backend = get_backend(backend_name)
+    if backend.name == "numpy":
+        ops.warm_up()  # load (or compile) the CPU kernels before any timed or warm-up round
     rng = np.random.default_rng(1)
     x = rng.standard_normal(w.x_shape, dtype=np.float32)
     g = build_graph(w, backend)
@@ -370,8 +373,6 @@ def machine(backend_name: str, torch) -> dict[str, Any]:
 
 
 def _cpu_count() -> int:
-    import os  # noqa: PLC0415
-
     try:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
@@ -424,12 +425,16 @@ def main(
         problem = "--rounds must be >= 1 and --warmup >= 0"
     elif args.peak_gflops is not None and not 0 < args.peak_gflops < float("inf"):
         problem = f"--peak-gflops must be a positive number. Received: {args.peak_gflops}"
+    elif args.json is not None and not args.json.strip():
+        problem = "--json: give a file name. Received: an empty name"
     elif args.json and not Path(args.json).resolve().parent.is_dir():
         problem = f"--json: folder `{Path(args.json).parent}` does not exist"
     elif args.json and Path(args.json).is_dir():
         problem = f"--json: `{args.json}` is a folder; give a file name"
     elif args.json and Path(args.json).exists() and not args.force:
         problem = f"--json: `{args.json}` already exists: choose another file or add --force"
+    elif args.json and not os.access(Path(args.json).resolve().parent, os.W_OK):
+        problem = f"--json: folder `{Path(args.json).resolve().parent}` is not writable"
     else:
         try:
             get_backend(args.backend)

@@ -462,6 +462,24 @@ def test_bench_usage_errors_are_one_line(capsys, argv, expected):
     assert expected in err and err.rstrip().endswith("(see conv3dt-studio bench --help)")
 
 
+def test_bench_option_checks_come_before_any_timing(tmp_path, capsys, monkeypatch):
+    from compute import benchmark
+
+    monkeypatch.setattr(benchmark, "run_workload", lambda *a: pytest.fail("timed before checking"))
+    cases = [
+        (["--json", ""], "--json: give a file name"),
+        (["--rounds", "0", "--debug"], "--rounds must be >= 1"),  # --debug after bench is taken
+    ]
+    for argv, expected in cases:
+        assert cli.main(["bench", *argv]) == 2
+        err = capsys.readouterr().err
+        assert expected in err and err.count("\n") == 1
+    # a folder we may not write to (simulated: the tests may run as root, which may write anywhere)
+    monkeypatch.setattr(benchmark.os, "access", lambda path, mode: False)
+    assert cli.main(["bench", "--json", str(tmp_path / "b.json")]) == 2
+    assert f"folder `{tmp_path}` is not writable" in capsys.readouterr().err
+
+
 @pytest.mark.parametrize(
     ("argv", "module", "what"),
     [
