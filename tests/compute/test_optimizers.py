@@ -226,6 +226,7 @@ def test_fused_gpu_update_equals_numpy(algorithm, cfg):
         np.testing.assert_allclose(gpu.to_numpy(got), want, rtol=1e-5, atol=1e-6)
     state_gpu, state_cpu = on_gpu.get_state(), on_cpu.get_state()
     assert state_gpu.keys() == state_cpu.keys()
+    assert state_gpu.pop("algorithm") == state_cpu.pop("algorithm") == algorithm
     for key, want in state_cpu.items():
         np.testing.assert_allclose(state_gpu[key], want, rtol=1e-5, atol=1e-6)
 
