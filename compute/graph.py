@@ -216,10 +216,13 @@ class Graph:
         for i in range(1, len(self.layers)):
             needed[i] = needed[i - 1] or self.layers[i - 1].uses_gradients
         g = grad
-        for i in range(len(self.layers) - 1, -1, -1):
-            g = call_backward(self.layers[i], g, needed[i])
-            if not needed[i]:
-                break  # no layer before this one uses a gradient
+        # overflow or NaN in an update shows as a non-finite loss, reported in one line on the
+        # next step, rather than as NumPy warnings
+        with np.errstate(all="ignore"):
+            for i in range(len(self.layers) - 1, -1, -1):
+                g = call_backward(self.layers[i], g, needed[i])
+                if not needed[i]:
+                    break  # no layer before this one uses a gradient
         return value
 
     def _channel_axis_of_output(self, ndim: int) -> int:

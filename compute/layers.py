@@ -93,8 +93,9 @@ class Layer:
     @property
     def uses_gradients(self) -> bool:
         """Whether backward does more than pass the gradient on: updates weights or keeps them
-        (``store``). A training step back-propagates only as far as the first such layer."""
-        return False
+        (``store``). A training step back-propagates only as far as the first such layer, so a
+        layer that does not say is assumed to learn."""
+        return True
 
     def get_weights(self) -> list:
         return []
@@ -141,6 +142,10 @@ class Input(Layer):
                 f"Layer `{self.name}` expected data of shape {fmt_shape((None, *self.shape))} "
                 f"(batch first). Received: shape {fmt_shape(tuple(shape))}"
             )
+
+    @property
+    def uses_gradients(self) -> bool:
+        return False  # data: nothing to learn
 
     def forward(self, x, training: bool = False):
         self.check_shape(x.shape)

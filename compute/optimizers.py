@@ -21,6 +21,8 @@ from __future__ import annotations
 import math
 from typing import Any
 
+import numpy as np
+
 from . import cuda_kernels
 from .params import Param, Schema
 
@@ -274,6 +276,18 @@ class Optimizer:
         w -= k["lr"] * m_hat / (self.backend.xp.sqrt(v_hat) + k["epsilon"])
 
     # ------------------------------------------------------------------ state
+    def _check_unrecorded(self, state: dict[str, Any]) -> None:
+        """A state saved before the algorithm was recorded: where slot names are shared, refuse
+        what this algorithm could not have produced (ValueError)."""
+        velocity = [v for k, v in state.items() if k.endswith("/velocity")]
+        if self.algorithm == "rmsprop" and any((np.asarray(v) < 0).any() for v in velocity):
+            raise ValueError("a negative velocity is momentum's, not rmsprop's mean square")
+        steps, product = int(state["iterations"]), float(state["u_product"])
+        if self.algorithm == "nadam" and steps > 0 and product == 1.0:
+            raise ValueError("nadam's momentum product is still 1 after steps: adam's state")
+        if self.algorithm == "adam" and product != 1.0:
+            raise ValueError("a momentum product other than 1 is nadam's, not adam's")
+
     def get_state(self) -> dict[str, Any]:
         """Plain state: step count, nadam's product and each weight's slots as NumPy arrays."""
         state: dict[str, Any] = {
@@ -293,6 +307,8 @@ class Optimizer:
         saved = state.get("algorithm")
         if saved is not None and str(saved) != self.algorithm:
             raise ValueError(f"optimizer state of `{saved}`, this layer uses `{self.algorithm}`")
+        if saved is None:
+            self._check_unrecorded(state)
         self.iterations = int(state["iterations"])
         self.u_product = float(state["u_product"])
         self.slots = None

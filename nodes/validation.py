@@ -183,9 +183,35 @@ def validate(doc: GraphDocument) -> Report:
                 )
     if not doc.nodes_of_type("prediction_6d"):
         problems.append(Problem(None, None, "no Prediction 6D node: add one to run the graph"))
+    problems.extend(_duplicate_layer_names(doc, params))
     problems.extend(_extras_problems(doc))
     shapes = _infer(doc, order, params, problems)
     return Report(problems, shapes, order)
+
+
+def _duplicate_layer_names(doc: GraphDocument, params: dict[str, dict]) -> list[Problem]:
+    """Layer names (the ``name`` parameter, else the node id) must be unique among the
+    Conv3DTranspose nodes, which they key in weights files, and among the Input and
+    TimeDistributed nodes, which they name in a graph."""
+    out = []
+    for kinds in (("conv3d_transpose",), ("input", "time_distributed")):
+        seen: dict[str, str] = {}
+        for nid, node in doc.nodes.items():
+            if node.type not in kinds or nid not in params:
+                continue
+            name = params[nid].get("name") or nid
+            if name in seen:
+                out.append(
+                    Problem(
+                        nid,
+                        "name",
+                        f"layer name `{name}` is also node `{seen[name]}`'s: layer names must be "
+                        "unique (they key the trained weights)",
+                    )
+                )
+            else:
+                seen[name] = nid
+    return out
 
 
 def _extras_problems(doc: GraphDocument) -> list[Problem]:

@@ -454,3 +454,33 @@ def test_a_frozen_first_layer_is_skipped_unless_it_keeps_gradients(monkeypatch):
         assert len(calls) == expected_calls  # the frozen layer's gradients only when stored
         if store:
             assert set(frozen.get_gradients()) == {"kernel", "bias", "input"}
+
+
+class _LearningScale(Layer):
+    """A user layer with a weight of its own, written without ``uses_gradients``."""
+
+    def __init__(self, **kw):
+        super().__init__(**kw)
+        self.w, self.calls = np.float32(1.0), 0
+
+    def forward(self, x, training=False):
+        self.x = x
+        return x * self.w
+
+    def backward(self, dy):
+        self.calls += 1
+        grad = float((dy * self.x).sum())
+        dx = dy * self.w
+        self.w -= np.float32(0.01 * grad)
+        return dx
+
+
+@pytest.mark.parametrize("wrapped", [False, True])
+def test_a_user_layer_before_the_convolution_still_learns(wrapped):
+    scale = _LearningScale()
+    first = TimeDistributed(scale) if wrapped else scale
+    graph = Graph([Input(shape=X_SHAPE[1:]), first, TimeDistributed(_layer())], seed=0)
+    x, _ = _data()
+    target = np.zeros(graph.compute_output_shape(x.shape), np.float32)
+    graph.fit(x, target, epochs=2, batch_size=2)
+    assert scale.calls == 4 and scale.w != np.float32(1.0)

@@ -242,3 +242,29 @@ def test_state_of_another_algorithm_is_refused_even_with_the_same_slot_names(sav
     b = Optimizer({"algorithm": loaded}, NUMPY)
     with pytest.raises(ValueError, match=f"state of `{saved}`, this layer uses `{loaded}`"):
         b.set_state(a.get_state(), w)
+
+
+@pytest.mark.parametrize(
+    "saved, loaded, refused",
+    [
+        ("inertia", "rmsprop", True),  # signed velocity: sqrt of a negative "mean square"
+        ("adam", "nadam", True),
+        ("nadam", "adam", True),
+        ("adam", "adam", False),  # a file saved before the algorithm was recorded still resumes
+        ("rmsprop", "rmsprop", False),
+        ("nadam", "nadam", False),
+    ],
+)
+def test_states_saved_without_their_algorithm_are_checked(saved, loaded, refused):
+    w, grads = _weights_and_grads(4, 3)
+    a = Optimizer({"algorithm": saved, "learning_rate": 0.1}, NUMPY)
+    for g in grads:
+        a.apply(w, [-x for x in g])  # steps of both signs: some velocity goes negative
+    legacy = {k: v for k, v in a.get_state().items() if k != "algorithm"}
+    b = Optimizer({"algorithm": loaded}, NUMPY)
+    if refused:
+        with pytest.raises(ValueError):
+            b.set_state(legacy, w)
+    else:
+        b.set_state(legacy, w)
+        assert b.iterations == 3

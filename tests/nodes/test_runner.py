@@ -278,3 +278,16 @@ def test_trained_weights_of_one_branch_leave_the_other_seeded(doc, tmp_path):
     save_weights(path, second)
     with pytest.raises(nodes.FileError, match="has no weights for layer `conv3d_transpose`"):
         nodes.run_document(doc, backend="numpy", prediction_node="prediction_6d", weights=path)
+
+
+def test_two_layers_may_not_share_a_name(doc):
+    # names key the trained weights: one branch would pick up the other's
+    conv2, td2, _ = _with_second_chain(doc, connect_layer=True)
+    doc.nodes[conv2].params["name"] = "conv3d_transpose"  # the first one's node id
+    doc.nodes[td2].params["name"] = "time_distributed"
+    problems = {(p.node, p.param): p.message for p in nodes.validate(doc).problems}
+    assert set(problems) == {(conv2, "name"), (td2, "name")}
+    assert (
+        "layer name `conv3d_transpose` is also node `conv3d_transpose`'s"
+        in problems[(conv2, "name")]
+    )
