@@ -37,7 +37,13 @@ from .node_palette import NodePalette
 from .prediction_inspector import PredictionInspector
 from .property_panel import PropertyPanel
 from .recent_files import RecentFiles
-from .run_worker import RunWorker, failure_text, node_errors, prediction_to_run
+from .run_worker import (
+    RunWorker,
+    blocking_problems,
+    failure_text,
+    node_errors,
+    prediction_to_run,
+)
 from .snippet_export import export_snippet
 from .training_controller import TrainingController
 
@@ -561,20 +567,23 @@ class MainWindow(QMainWindow):
             self.progress.setFormat("idle")
 
     def run(self) -> bool:
-        """Start a run in the worker pool; False when one runs already or the graph has
-        problems (listed in the log, shown on the nodes)."""
+        """Start a run of the Prediction 6D that :func:`prediction_to_run` picks, in the worker
+        pool; False when one runs already or that node's chain has problems (listed in the log,
+        shown on the nodes). Problems of other branches do not stop it."""
         if self.worker is not None or self.training.is_training:
             return False
         self.canvas.set_run_errors({})
-        report = self.canvas.report
-        if not report.ok:
-            self.log.log(f"Cannot run: {len(report.problems)} problem(s) in the graph", "error")
-            for p in report.problems:
+        doc = self.canvas.doc
+        pid = prediction_to_run(doc, self.canvas.selected_ids())
+        problems = blocking_problems(doc, self.canvas.report.problems, pid)
+        if problems:
+            where = f"in the chain of {self._node_text(pid)}" if pid else "in the graph"
+            self.log.log(f"Cannot run: {len(problems)} problem(s) {where}", "error")
+            for p in problems:
                 self.log.log(str(p), "error")
             self.statusBar().showMessage("Cannot run: see the red nodes and the log", 5000)
-            self.run_failed.emit("; ".join(str(p) for p in report.problems))
+            self.run_failed.emit("; ".join(str(p) for p in problems))
             return False
-        pid = prediction_to_run(self.canvas.doc, self.canvas.selected_ids())
         self.worker = RunWorker(self.canvas.doc, self.backend(), self.training.weights, pid)
         self.worker.signals.progress.connect(self._on_progress)
         self.worker.signals.finished.connect(self._on_finished)

@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtCore import QTimer
 
 import nodes
-from app.run_worker import prediction_to_run
+from app.run_worker import blocking_problems, prediction_to_run
 
 RUN_TIMEOUT_MS = 30_000
 
@@ -224,3 +224,49 @@ def test_run_computes_the_selected_prediction_node(
     assert f"Run of {title} (`{expected}`) with seeded weights" in w.log.text()
     assert f"of {title} (`{expected}`) from `" in w.log.text()
     assert w.inspector.result is result and f"<td>{expected}</td>" in w.inspector.info_text()
+
+
+def _unfinished_second_chain(make_doc):
+    """Two chains; the second's TimeDistributed has no layer (QA's two_unf.json)."""
+    doc = _two_predictions(make_doc)
+    doc.disconnect("conv3d_transpose_2", "layer", "time_distributed_2", "layer")
+    return doc
+
+
+@pytest.mark.parametrize(
+    ("node_id", "blocked"),
+    [
+        ("prediction_6d", False),  # the problem lies on another branch
+        ("prediction_6d_2", True),  # on its own chain
+        (None, True),  # nothing to run: every problem counts
+    ],
+)
+def test_only_the_chosen_chains_problems_block(make_doc, node_id, blocked):
+    doc = _unfinished_second_chain(make_doc)
+    problems = nodes.validate(doc).problems
+    assert [p.node for p in problems] == ["time_distributed_2"]
+    assert bool(blocking_problems(doc, problems, node_id)) == blocked
+
+
+def test_a_document_wide_problem_blocks_every_chain(make_doc):
+    doc = _two_predictions(make_doc)
+    wide = nodes.Problem(None, "training", "epochs must be positive")
+    assert blocking_problems(doc, [wide], "prediction_6d") == [wide]
+
+
+def test_an_unfinished_branch_does_not_block_running_another(make_window, make_doc, qtbot):
+    w = make_window(_unfinished_second_chain(make_doc))
+    with qtbot.waitSignal(w.run_finished, timeout=RUN_TIMEOUT_MS) as blocker:
+        assert w.run()
+    assert blocker.args[0].prediction_node == "prediction_6d"
+    assert not w.canvas.report.ok  # the other branch stays red
+    assert "Problems:" in w.canvas.views["time_distributed_2"].view.toolTip()
+
+
+def test_the_unfinished_branch_itself_does_not_run(make_window, make_doc, qtbot):
+    w = make_window(_unfinished_second_chain(make_doc))
+    w.canvas.select("prediction_6d_2")
+    with qtbot.waitSignal(w.run_failed, timeout=1000) as blocker:
+        assert not w.run()
+    assert "time_distributed_2" in blocker.args[0] and w.worker is None
+    assert "Cannot run: 1 problem(s) in the chain of Prediction 6D 2" in w.log.text()
