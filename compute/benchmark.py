@@ -18,6 +18,7 @@ import os
 import platform
 import statistics
 import sys
+import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable
@@ -407,6 +408,28 @@ def parser(parser_class: type[argparse.ArgumentParser] = argparse.ArgumentParser
     return p
 
 
+def _json_problem(name: str, force: bool) -> str | None:
+    """Why ``--json name`` cannot be written, checked before any timing; None when it can."""
+    if not name.strip():
+        return "--json: give a file name. Received: an empty name"
+    path = Path(name)
+    folder = path.parent
+    if folder.exists() and not folder.is_dir():
+        return f"--json: `{folder}` is a file, not a folder"
+    if not folder.is_dir():
+        return f"--json: folder `{folder}` does not exist"
+    if path.is_dir():
+        return f"--json: `{name}` is a folder; give a file name"
+    if (path.exists() or path.is_symlink()) and not force:
+        return f"--json: `{name}` already exists: choose another file or add --force"
+    try:  # a trial file: permissions alone do not tell (root, read-only or virtual file systems)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        return f"--json: cannot write in folder `{folder}` ({exc.strerror or exc})"
+    return None
+
+
 def _write_text(path: str, text: str) -> None:
     with open(path, "w", encoding="utf-8") as fh:
         fh.write(text)
@@ -425,16 +448,8 @@ def main(
         problem = "--rounds must be >= 1 and --warmup >= 0"
     elif args.peak_gflops is not None and not 0 < args.peak_gflops < float("inf"):
         problem = f"--peak-gflops must be a positive number. Received: {args.peak_gflops}"
-    elif args.json is not None and not args.json.strip():
-        problem = "--json: give a file name. Received: an empty name"
-    elif args.json and not Path(args.json).resolve().parent.is_dir():
-        problem = f"--json: folder `{Path(args.json).parent}` does not exist"
-    elif args.json and Path(args.json).is_dir():
-        problem = f"--json: `{args.json}` is a folder; give a file name"
-    elif args.json and Path(args.json).exists() and not args.force:
-        problem = f"--json: `{args.json}` already exists: choose another file or add --force"
-    elif args.json and not os.access(Path(args.json).resolve().parent, os.W_OK):
-        problem = f"--json: folder `{Path(args.json).resolve().parent}` is not writable"
+    elif args.json is not None:
+        problem = _json_problem(args.json, args.force)
     else:
         try:
             get_backend(args.backend)

@@ -474,10 +474,15 @@ def test_bench_option_checks_come_before_any_timing(tmp_path, capsys, monkeypatc
         assert cli.main(["bench", *argv]) == 2
         err = capsys.readouterr().err
         assert expected in err and err.count("\n") == 1
-    # a folder we may not write to (simulated: the tests may run as root, which may write anywhere)
-    monkeypatch.setattr(benchmark.os, "access", lambda path, mode: False)
-    assert cli.main(["bench", "--json", str(tmp_path / "b.json")]) == 2
-    assert f"folder `{tmp_path}` is not writable" in capsys.readouterr().err
+    # a folder nobody may write in, whoever runs the tests (root included): /proc
+    assert cli.main(["bench", "--json", "/proc/b.json"]) == 2
+    assert "cannot write in folder `/proc`" in capsys.readouterr().err
+    (tmp_path / "file").write_text("")
+    assert cli.main(["bench", "--json", str(tmp_path / "file" / "b.json")]) == 2
+    assert "is a file, not a folder" in capsys.readouterr().err
+    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+    assert cli.main(["bench", "--json", str(tmp_path / "dangling")]) == 2
+    assert "already exists" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize(
