@@ -20,7 +20,7 @@ from compute.layers import fmt_shape
 
 from . import data_sources
 from .graph_document import GraphDocument
-from .validation import DocumentProblems, Problem, validate
+from .validation import DocumentProblems, Problem, relevant_problems, validate
 from .weights import apply_weights, resolve_weights, weights_source
 
 Progress = Callable[[float, str], None]
@@ -100,8 +100,7 @@ def plan(doc: GraphDocument, prediction_node: str | None = None) -> Plan:
         raise DocumentProblems(
             [Problem(None, None, f"no Prediction 6D node `{pid}`; the graph has: {found}")]
         )
-    relevant = doc.ancestors(pid) | {pid}
-    problems = [p for p in report.problems if p.node is None or p.node in relevant]
+    problems = relevant_problems(doc, report.problems, pid)
     if problems:
         raise DocumentProblems(problems)
     chain: list[str] = []

@@ -19,7 +19,7 @@ from compute.layers import fmt_shape
 
 from .graph_document import GraphDocument
 from .runner import Plan, build_graph, load_data, plan
-from .validation import DocumentProblems, Problem, validate
+from .validation import DocumentProblems, Problem, relevant_problems, validate
 from .weights import apply_weights, conv_layers, resolve_weights, weights_source
 
 TRAINING_SCHEMA = Schema(
@@ -113,10 +113,15 @@ def trainability_problems(doc: GraphDocument) -> list[Problem]:
 
 
 def train_plan(doc: GraphDocument) -> TrainPlan:
-    problems = validate(doc).problems + trainability_problems(doc)
+    """What training the (first) Loss's chain needs; only that chain must be valid."""
+    problems = validate(doc).problems
+    losses = doc.nodes_of_type("loss")
+    if losses:
+        problems = relevant_problems(doc, problems, losses[0].id)
+    problems += trainability_problems(doc)
     if problems:
         raise DocumentProblems(problems)
-    loss_node = doc.nodes_of_type("loss")[0].id
+    loss_node = losses[0].id
     pred = doc.upstream(loss_node, "prediction")[0]
     lp = doc.params(loss_node)
     return TrainPlan(

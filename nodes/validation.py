@@ -189,6 +189,13 @@ def validate(doc: GraphDocument) -> Report:
     return Report(problems, shapes, order)
 
 
+def relevant_problems(doc: GraphDocument, problems: list[Problem], end: str) -> list[Problem]:
+    """The problems that concern ``end``'s own chain (the node and everything feeding it) or the
+    whole document; an unfinished branch elsewhere does not stop it."""
+    chain = doc.ancestors(end) | {end}
+    return [p for p in problems if p.node is None or p.node in chain]
+
+
 def _duplicate_layer_names(doc: GraphDocument, params: dict[str, dict]) -> list[Problem]:
     """Layer names (the ``name`` parameter, else the node id) must be unique among the
     Conv3DTranspose nodes, which they key in weights files, and among the Input and

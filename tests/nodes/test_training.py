@@ -207,3 +207,16 @@ def test_non_finite_weights_are_a_file_error(teacher_data):
     bad["s/kernel"] = np.full_like(bad["s/kernel"], np.nan)
     with pytest.raises(FileError, match="finite"):
         apply_weights(bad, g.layers)
+
+
+def test_an_unfinished_branch_does_not_stop_training_the_loss_chain():
+    from nodes import validate
+
+    doc = teacher_student()
+    conv = doc.add_node("conv3d_transpose", {}).id  # a branch left unfinished: no layer link
+    td = doc.add_node("time_distributed", {}).id
+    doc.connect("input", "y", td, "x")
+    assert {p.node for p in validate(doc).problems} >= {td}
+    result = train_document(doc, backend="numpy", epochs=1)
+    assert len(result.history["loss"]) == 1
+    assert conv not in {layer.name for layer in result.graph.layers}
