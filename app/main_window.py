@@ -43,6 +43,7 @@ from .run_worker import (
     failure_text,
     node_errors,
     prediction_to_run,
+    weights_text,
 )
 from .snippet_export import export_snippet
 from .training_controller import TrainingController
@@ -584,13 +585,13 @@ class MainWindow(QMainWindow):
             self.statusBar().showMessage("Cannot run: see the red nodes and the log", 5000)
             self.run_failed.emit("; ".join(str(p) for p in problems))
             return False
-        self.worker = RunWorker(self.canvas.doc, self.backend(), self.training.weights, pid)
+        self.worker = RunWorker(doc, self.backend(), self.training.weights, pid)
         self.worker.signals.progress.connect(self._on_progress)
         self.worker.signals.finished.connect(self._on_finished)
         self.worker.signals.failed.connect(self._on_failed)
         self.worker.signals.cancelled.connect(self._on_cancelled)
         self._set_busy(True)
-        weights = "trained weights" if self.training.weights is not None else "seeded weights"
+        weights = weights_text(doc, pid, self.training.weights)
         self.log.log(
             f"Run of {self._node_text(pid)} with {weights} started on backend {self.backend()} "
             f"({self._backend_text(self.backend())})"

@@ -51,6 +51,24 @@ def blocking_problems(
     return [p for p in problems if p.node is None or p.node in relevant]
 
 
+def chain_layer_names(doc: GraphDocument, node_id: str) -> set[str]:
+    """The layer names in the chain into ``node_id`` (as :func:`nodes.runner.build_graph` names
+    them: a Conv3DTranspose node's ``name``, else its id); weights are keyed by them."""
+    convs = (n for n in doc.ancestors(node_id) if doc.nodes[n].type == "conv3d_transpose")
+    return {doc.params(n)["name"] or n for n in convs}
+
+
+def weights_text(doc: GraphDocument, node_id: str, weights: dict | None) -> str:
+    """Which weights a run of ``node_id`` uses, for the log: the trained ones only when they name
+    a layer of its chain (the run keeps the seeded weights of every layer they do not name);
+    without trained weights, the document's embedded ones, else seeded ones."""
+    if weights is None:
+        return "embedded weights" if doc.extras.get("weights") else "seeded weights"
+    if any(f"{name}/kernel" in weights for name in chain_layer_names(doc, node_id)):
+        return "trained weights"
+    return "seeded weights (the trained weights name none of its layers)"
+
+
 def node_errors(exc: BaseException) -> dict[str, str]:
     """A failed run's messages for the nodes at fault; empty when no node is (an unavailable
     backend, the memory guard, an unexpected error): those belong in the log and status bar."""

@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtCore import QTimer
 
 import nodes
-from app.run_worker import blocking_problems, prediction_to_run
+from app.run_worker import blocking_problems, prediction_to_run, weights_text
 
 RUN_TIMEOUT_MS = 30_000
 
@@ -270,3 +270,62 @@ def test_the_unfinished_branch_itself_does_not_run(make_window, make_doc, qtbot)
         assert not w.run()
     assert "time_distributed_2" in blocker.args[0] and w.worker is None
     assert "Cannot run: 1 problem(s) in the chain of Prediction 6D 2" in w.log.text()
+
+
+CHAIN_1_WEIGHTS = {"conv3d_transpose/kernel": np.zeros(1), "conv3d_transpose/bias": np.zeros(1)}
+
+
+@pytest.mark.parametrize(
+    ("node_id", "weights", "embedded", "expected"),
+    [
+        ("prediction_6d", CHAIN_1_WEIGHTS, False, "trained weights"),
+        (
+            "prediction_6d_2",
+            CHAIN_1_WEIGHTS,
+            False,
+            "seeded weights (the trained weights name none",
+        ),
+        ("prediction_6d_2", CHAIN_1_WEIGHTS, True, "seeded weights (the trained weights name none"),
+        ("prediction_6d", None, False, "seeded weights"),
+        ("prediction_6d", None, True, "embedded weights"),
+    ],
+)
+def test_the_run_log_names_the_weights_the_chain_uses(
+    make_doc, node_id, weights, embedded, expected
+):
+    doc = _two_predictions(make_doc)
+    if embedded:
+        doc.extras["weights"] = {"conv3d_transpose/kernel": {}}
+    assert weights_text(doc, node_id, weights).startswith(expected)
+
+
+def test_trained_weights_are_found_by_the_layers_name(make_doc):
+    doc = _two_predictions(make_doc)
+    doc.set_param("conv3d_transpose_2", "name", "decoder")
+    assert (
+        weights_text(doc, "prediction_6d_2", {"decoder/kernel": np.zeros(1)}) == "trained weights"
+    )
+    assert (
+        weights_text(doc, "prediction_6d_2", {"conv3d_transpose_2/kernel": 0}) != "trained weights"
+    )
+
+
+def test_a_run_of_a_chain_the_trained_weights_do_not_cover_says_seeded(
+    make_window, make_doc, qtbot
+):
+    from nodes.weights import weights_dict
+
+    w = make_window(_two_predictions(make_doc))
+    w.canvas.select("prediction_6d_2")
+    with qtbot.waitSignal(w.run_finished, timeout=RUN_TIMEOUT_MS) as blocker:
+        w.run()
+    seeded = blocker.args[0].prediction
+    trained = weights_dict(nodes.run_document(w.canvas.doc, backend="numpy").graph.layers)
+    w.training.weights = {k: v + 1 for k, v in trained.items() if k.endswith(("kernel", "bias"))}
+    with qtbot.waitSignal(w.run_finished, timeout=RUN_TIMEOUT_MS) as blocker:
+        w.run()
+    np.testing.assert_array_equal(blocker.args[0].prediction, seeded)
+    assert (
+        "Run of Prediction 6D 2 (`prediction_6d_2`) with seeded weights (the trained weights name "
+        "none of its layers) started" in w.log.text()
+    )
