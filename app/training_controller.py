@@ -34,6 +34,16 @@ if TYPE_CHECKING:
     from .main_window import MainWindow
 
 
+def merged_weights(
+    old: dict[str, np.ndarray] | None, new: dict[str, np.ndarray]
+) -> dict[str, np.ndarray]:
+    """``new`` (a training's weights, of the Loss's chain) with the layers of ``old`` that it does
+    not name: training one branch keeps the other branches' trained or loaded weights."""
+    trained = {key.split("/")[0] for key in new}
+    kept = {k: v for k, v in (old or {}).items() if k.split("/")[0] not in trained}
+    return {**kept, **new}
+
+
 class SetTrainingSettingCmd(QUndoCommand):
     """Undoable edit of one training setting (``doc.extras["training"]``)."""
 
@@ -195,7 +205,7 @@ class TrainingController(QObject):
         w = self.window
         losses = result.history["loss"]
         self.epochs_done += len(losses)
-        self.weights = weights_dict(result.graph.layers)
+        self.weights = merged_weights(self.weights, weights_dict(result.graph.layers))
         grads = {
             layer.name: layer.get_gradients()
             for layer in conv_layers(result.graph.layers)
@@ -227,12 +237,29 @@ class TrainingController(QObject):
 
     # ------------------------------------------------------------------ weights
     def check_weights(self, arrays: dict[str, np.ndarray], source: str) -> None:
-        """Raise a clear error when ``arrays`` do not fit the current graph."""
-        doc = self.window.canvas.doc
-        plan = nodes.plan(doc)
+        """Raise a clear error when ``arrays`` do not fit the current graph: they must name a layer
+        of a chain that runs, and fit every layer they name. Like Run, they need not cover every
+        branch (training one Loss's chain gives weights for that chain only)."""
         from nodes.runner import build_graph
 
-        apply_weights(arrays, build_graph(doc, plan, "numpy").layers, source=source)
+        doc = self.window.canvas.doc
+        plans, refusal = [], None
+        for pred in doc.nodes_of_type("prediction_6d"):
+            try:
+                plans.append(nodes.plan(doc, pred.id))
+            except DocumentProblems as exc:
+                refusal = refusal or exc
+        if not plans:  # nothing runs, so nothing can be checked
+            raise refusal or DocumentProblems(nodes.validate(doc).problems)
+        layers = [layer for p in plans for layer in build_graph(doc, p, "numpy").layers]
+        names = sorted(layer.name for layer in conv_layers(layers))
+        if not any(f"{name}/kernel" in arrays for name in names):
+            found = sorted({key.split("/")[0] for key in arrays})
+            raise nodes.FileError(
+                f"`{source}` has weights for no layer of the graph (it has: "
+                f"{', '.join(found) or 'nothing'}; the graph's layers: {', '.join(names)})"
+            )
+        apply_weights(arrays, layers, source=source, partial=True)
 
     def save_weights(self, path: str | None = None) -> bool:
         w = self.window

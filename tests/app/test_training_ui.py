@@ -145,3 +145,67 @@ def test_an_architecture_edit_drops_the_trained_weights_with_a_short_message(tra
     assert len(line) < 400
     with qtbot.waitSignal(w.run_finished, timeout=30_000):
         w.action_run.trigger()
+
+
+def _loss_on_a_second_chain():
+    """The teacher-student graph plus a second chain from its Input (Conv3DTranspose 2 ->
+    TimeDistributed 2 -> Prediction 6D 2) that the Loss now learns: training gives weights of
+    `conv3d_transpose_2` only."""
+    doc = _doc(epochs=1)
+    doc.add_node("conv3d_transpose", doc.params("conv3d_transpose"), node_id="conv3d_transpose_2")
+    doc.add_node("time_distributed", {}, node_id="time_distributed_2")
+    doc.add_node("prediction_6d", {}, node_id="prediction_6d_2")
+    doc.connect("input", "y", "time_distributed_2", "x")
+    doc.connect("conv3d_transpose_2", "layer", "time_distributed_2", "layer")
+    doc.connect("time_distributed_2", "y", "prediction_6d_2", "x")
+    doc.disconnect("prediction_6d", "y", "loss", "prediction")
+    doc.connect("prediction_6d_2", "y", "loss", "prediction")
+    return doc
+
+
+def _chain_weights(doc, prediction_node, shift=0.0):
+    from nodes.weights import weights_dict
+
+    layers = nodes.run_document(doc, backend="numpy", prediction_node=prediction_node).graph.layers
+    return {k: v + shift for k, v in weights_dict(layers, include_optimizer=False).items()}
+
+
+def test_weights_trained_on_a_second_chain_survive_an_unrelated_edit(make_window, qtbot):
+    w = make_window(_loss_on_a_second_chain())
+    _train(w, qtbot)
+    assert {k.split("/")[0] for k in w.training.weights} == {"conv3d_transpose_2"}
+    w.canvas.set_param("data", "seed", 3)
+    assert w.training.weights is not None
+    assert "Trained weights dropped" not in w.log.text()
+
+
+def test_training_one_chain_keeps_the_other_chains_weights(make_window, qtbot):
+    doc = _loss_on_a_second_chain()
+    first = _chain_weights(doc, "prediction_6d", shift=1.0)
+    second = _chain_weights(doc, "prediction_6d_2")
+    w = make_window(doc)
+    w.training.weights = {**first, **second}
+    _train(w, qtbot)
+    for key, value in first.items():
+        np.testing.assert_array_equal(w.training.weights[key], value)
+    assert not np.array_equal(
+        w.training.weights["conv3d_transpose_2/kernel"], second["conv3d_transpose_2/kernel"]
+    )
+
+
+@pytest.mark.parametrize(
+    ("chains", "accepted"),
+    [(("prediction_6d",), True), (("prediction_6d_2",), True), ((), False)],
+)
+def test_loaded_weights_need_name_only_one_chains_layers(
+    make_window, tmp_path, fake_dialogs, chains, accepted
+):
+    doc = _loss_on_a_second_chain()
+    arrays = {"other/kernel": np.zeros(1)}
+    for prediction_node in chains:
+        arrays.update(_chain_weights(doc, prediction_node))
+    np.savez(tmp_path / "w.npz", **arrays)
+    w = make_window(doc)
+    assert w.training.load_weights(str(tmp_path / "w.npz")) == accepted
+    if not accepted:
+        assert "has weights for no layer of the graph" in fake_dialogs.messages[-1][1]
