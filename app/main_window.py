@@ -28,6 +28,7 @@ import nodes
 from compute import BackendError, cupy_status, get_backend
 from nodes import GraphDocument
 from nodes.files import save_npy
+from nodes.validation import relevant_problems
 
 from . import autosave
 from .canvas import Canvas, display_name
@@ -39,7 +40,6 @@ from .property_panel import PropertyPanel
 from .recent_files import RecentFiles
 from .run_worker import (
     RunWorker,
-    blocking_problems,
     failure_text,
     node_errors,
     prediction_to_run,
@@ -576,10 +576,12 @@ class MainWindow(QMainWindow):
         self.canvas.set_run_errors({})
         doc = self.canvas.doc
         pid = prediction_to_run(doc, self.canvas.selected_ids())
-        problems = blocking_problems(doc, self.canvas.report.problems, pid)
+        problems = self.canvas.report.problems
+        if pid is not None:  # else every problem blocks ("no Prediction 6D node" among them)
+            problems = relevant_problems(doc, problems, pid)
         if problems:
-            where = f"in the chain of {self._node_text(pid)}" if pid else "in the graph"
-            self.log.log(f"Cannot run: {len(problems)} problem(s) {where}", "error")
+            what = f"Cannot run {self._node_text(pid)}:" if pid else "Cannot run:"
+            self.log.log(f"{what} {len(problems)} problem(s) in its chain or the graph", "error")
             for p in problems:
                 self.log.log(str(p), "error")
             self.statusBar().showMessage("Cannot run: see the red nodes and the log", 5000)

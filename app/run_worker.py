@@ -1,8 +1,7 @@
 """Running a document off the GUI thread (QThreadPool + QRunnable, signals on a QObject).
 
 The worker runs :func:`nodes.run_document` on its own copy of the document, for the Prediction 6D
-node that :func:`prediction_to_run` picks from the canvas selection; :func:`blocking_problems` says
-which of the graph's problems stop that run. Stop sets a flag that
+node that :func:`prediction_to_run` picks from the canvas selection. Stop sets a flag that
 ``should_stop`` reads between batches. Every outcome is a signal: ``finished(RunResult)``,
 ``failed(exception)`` or ``cancelled(message)``; nothing escapes the thread. :func:`node_errors` and
 :func:`failure_text` say what a failure means for the nodes and for the user.
@@ -16,7 +15,7 @@ from collections.abc import Iterable
 from PySide6.QtCore import QObject, QRunnable, Signal
 
 from compute import BackendError, Conv3DTStudioError, StateError
-from nodes import DocumentProblems, GraphDocument, MemoryLimitError, Problem, run_document
+from nodes import DocumentProblems, GraphDocument, MemoryLimitError, run_document
 
 from .prediction_inspector import summarize
 
@@ -36,19 +35,6 @@ def prediction_to_run(doc: GraphDocument, selected: Iterable[str] = ()) -> str |
         if pid is not None:
             return pid
     return None
-
-
-def blocking_problems(
-    doc: GraphDocument, problems: Iterable[Problem], node_id: str | None
-) -> list[Problem]:
-    """The problems that stop computing ``node_id``: those of the node itself, of every node
-    feeding it and of the whole document. Another branch's problems stay on its nodes but block
-    nothing here. With no node to compute, every problem blocks."""
-    problems = list(problems)
-    if node_id is None or node_id not in doc.nodes:
-        return problems
-    relevant = doc.ancestors(node_id) | {node_id}
-    return [p for p in problems if p.node is None or p.node in relevant]
 
 
 def chain_layer_names(doc: GraphDocument, node_id: str) -> set[str]:

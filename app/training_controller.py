@@ -17,7 +17,7 @@ from PySide6.QtGui import QAction, QKeySequence, QUndoCommand
 
 import nodes
 from nodes import DocumentProblems
-from nodes.training import TRAINING_SCHEMA, trainability_problems, training_settings
+from nodes.training import TRAINING_SCHEMA, train_plan, training_settings
 from nodes.weights import (
     apply_weights,
     conv_layers,
@@ -161,7 +161,11 @@ class TrainingController(QObject):
         if self.worker is not None or w.is_running():
             return False
         doc = w.canvas.doc
-        problems = w.canvas.report.problems + trainability_problems(doc)
+        try:  # the training's own check: only the Loss's chain must be valid
+            train_plan(doc)
+            problems = []
+        except DocumentProblems as exc:
+            problems = exc.problems
         if problems:
             w.log.log(f"Cannot train: {len(problems)} problem(s)", "error")
             for p in problems:

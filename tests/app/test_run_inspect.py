@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtCore import QTimer
 
 import nodes
-from app.run_worker import blocking_problems, prediction_to_run, weights_text
+from app.run_worker import prediction_to_run, weights_text
 
 RUN_TIMEOUT_MS = 30_000
 
@@ -233,27 +233,6 @@ def _unfinished_second_chain(make_doc):
     return doc
 
 
-@pytest.mark.parametrize(
-    ("node_id", "blocked"),
-    [
-        ("prediction_6d", False),  # the problem lies on another branch
-        ("prediction_6d_2", True),  # on its own chain
-        (None, True),  # nothing to run: every problem counts
-    ],
-)
-def test_only_the_chosen_chains_problems_block(make_doc, node_id, blocked):
-    doc = _unfinished_second_chain(make_doc)
-    problems = nodes.validate(doc).problems
-    assert [p.node for p in problems] == ["time_distributed_2"]
-    assert bool(blocking_problems(doc, problems, node_id)) == blocked
-
-
-def test_a_document_wide_problem_blocks_every_chain(make_doc):
-    doc = _two_predictions(make_doc)
-    wide = nodes.Problem(None, "training", "epochs must be positive")
-    assert blocking_problems(doc, [wide], "prediction_6d") == [wide]
-
-
 def test_an_unfinished_branch_does_not_block_running_another(make_window, make_doc, qtbot):
     w = make_window(_unfinished_second_chain(make_doc))
     with qtbot.waitSignal(w.run_finished, timeout=RUN_TIMEOUT_MS) as blocker:
@@ -269,7 +248,16 @@ def test_the_unfinished_branch_itself_does_not_run(make_window, make_doc, qtbot)
     with qtbot.waitSignal(w.run_failed, timeout=1000) as blocker:
         assert not w.run()
     assert "time_distributed_2" in blocker.args[0] and w.worker is None
-    assert "Cannot run: 1 problem(s) in the chain of Prediction 6D 2" in w.log.text()
+    assert "Cannot run Prediction 6D 2 (`prediction_6d_2`): 1 problem(s)" in w.log.text()
+
+
+def test_a_document_wide_problem_blocks_every_chain(make_window, make_doc, qtbot):
+    doc = _two_predictions(make_doc)
+    doc.extras["training"] = {"epochs": -1}
+    w = make_window(doc)
+    with qtbot.waitSignal(w.run_failed, timeout=1000) as blocker:
+        assert not w.run()
+    assert "epochs" in blocker.args[0] and w.worker is None
 
 
 CHAIN_1_WEIGHTS = {"conv3d_transpose/kernel": np.zeros(1), "conv3d_transpose/bias": np.zeros(1)}

@@ -209,3 +209,29 @@ def test_loaded_weights_need_name_only_one_chains_layers(
     assert w.training.load_weights(str(tmp_path / "w.npz")) == accepted
     if not accepted:
         assert "has weights for no layer of the graph" in fake_dialogs.messages[-1][1]
+
+
+def _with_unfinished_branch(doc, loss_on_it: bool):
+    """``doc`` plus Input -> TimeDistributed 2 (no layer) -> Prediction 6D 2; with
+    ``loss_on_it`` the Loss learns that unfinished chain."""
+    doc.add_node("time_distributed", {}, node_id="time_distributed_2")
+    doc.add_node("prediction_6d", {}, node_id="prediction_6d_2")
+    doc.connect("input", "y", "time_distributed_2", "x")
+    doc.connect("time_distributed_2", "y", "prediction_6d_2", "x")
+    if loss_on_it:
+        doc.disconnect("prediction_6d", "y", "loss", "prediction")
+        doc.connect("prediction_6d_2", "y", "loss", "prediction")
+    return doc
+
+
+def test_an_unfinished_branch_elsewhere_does_not_block_training(make_window, qtbot):
+    w = make_window(_with_unfinished_branch(_doc(epochs=1), loss_on_it=False))
+    assert not w.canvas.report.ok  # the branch stays red
+    assert len(_train(w, qtbot).history["loss"]) == 1
+
+
+def test_an_unfinished_chain_of_the_loss_blocks_training(make_window, qtbot):
+    w = make_window(_with_unfinished_branch(_doc(epochs=1), loss_on_it=True))
+    with qtbot.waitSignal(w.training.train_failed, timeout=5_000) as blocker:
+        assert not w.training.train()
+    assert "time_distributed_2" in blocker.args[0] and not w.training.is_training
