@@ -122,6 +122,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument(
         "graph", nargs="?", metavar="GRAPH", help="graph file (default: the toolkit example)"
     )
+    run.add_argument(
+        "--prediction",
+        metavar="NODE",
+        help="id of the Prediction 6D node to compute (default: the graph's first)",
+    )
     run.add_argument("--data", metavar="FILE", help=".npy or .npz file replacing the Data node")
     run.add_argument(
         "--array", metavar="NAME", default="", help="array name inside a --data .npz file"
@@ -283,6 +288,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     graph = Path(args.graph) if args.graph else nodes.DEFAULT_EXAMPLE
     out = _check_output(args.out, args.force, "--out")
     doc = nodes.load(graph)
+    _check_prediction(doc, args.prediction, graph)
     data = load_file(args.data, args.array) if args.data else None
     limit = None if args.memory_limit is None else int(args.memory_limit * 2**20)
     bar = ProgressBar()
@@ -295,6 +301,7 @@ def cmd_run(args: argparse.Namespace) -> int:
             weights=args.weights,
             progress=bar,
             memory_limit=limit,
+            prediction_node=args.prediction,
         )
     except nodes.DocumentProblems as exc:
         raise _with_source(exc, graph) from None
@@ -319,6 +326,19 @@ def cmd_run(args: argparse.Namespace) -> int:
         save_npy(out, result.prediction)
         print(f"saved: {out}")
     return EXIT_OK
+
+
+def _check_prediction(doc, node_id: str | None, graph: Path) -> None:
+    """``--prediction`` must name one of the graph's Prediction 6D nodes."""
+    if node_id is None:
+        return
+    preds = [n.id for n in doc.nodes_of_type("prediction_6d")]
+    if node_id not in preds:
+        allowed = ", ".join(f"`{p}`" for p in preds) or "none"
+        raise UsageError(
+            f"Invalid value for --prediction: expected a Prediction 6D node of {graph.name} "
+            f"(it has: {allowed}). Received: `{node_id}`"
+        )
 
 
 def _check_output(path: str | None, force: bool, option: str) -> Path | None:

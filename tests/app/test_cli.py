@@ -94,6 +94,56 @@ def test_run_prints_info_backend_and_statistics(capsys, graph):
         assert word in out
 
 
+@pytest.fixture
+def two_chains(tmp_path) -> Path:
+    """The small graph plus a second chain from its Input, of 7 filters, ending in
+    `prediction_6d_2`."""
+    doc = small_doc()
+    doc.add_node("conv3d_transpose", {"n_filters": 7}, node_id="conv3d_transpose_2")
+    doc.add_node("time_distributed", {}, node_id="time_distributed_2")
+    doc.add_node("prediction_6d", {}, node_id="prediction_6d_2")
+    doc.connect("input", "y", "time_distributed_2", "x")
+    doc.connect("conv3d_transpose_2", "layer", "time_distributed_2", "layer")
+    doc.connect("time_distributed_2", "y", "prediction_6d_2", "x")
+    path = tmp_path / "two.json"
+    doc.save(path)
+    return path
+
+
+@pytest.mark.parametrize(
+    ("argv", "node_id", "filters"),
+    [([], "prediction_6d", 3), (["--prediction", "prediction_6d_2"], "prediction_6d_2", 7)],
+)
+def test_run_names_the_prediction_node_it_computes(capsys, two_chains, argv, node_id, filters):
+    code, out, err = run(capsys, "run", two_chains, *argv)
+    assert code == 0, err
+    assert out.startswith(f"Prediction 6D `{node_id}` (two.json)")
+    assert f"shape:       (2, 2, {filters}, 10, 10, 5)" in out
+
+
+@pytest.mark.parametrize("data", [False, True])
+def test_an_unknown_prediction_node_lists_those_of_the_graph(capsys, two_chains, tmp_path, data):
+    argv = ["run", two_chains, "--prediction", "nope"]
+    if data:  # checked before the data, whose message would otherwise come first
+        np.save(tmp_path / "x.npy", np.ones((1, *SAMPLE), np.float32))
+        argv += ["--data", tmp_path / "x.npy"]
+    code, out, err = run(capsys, *argv)
+    assert code == 2 and out == ""
+    assert error_lines(err) == [
+        "Invalid value for --prediction: expected a Prediction 6D node of two.json (it has: "
+        "`prediction_6d`, `prediction_6d_2`). Received: `nope`"
+    ]
+
+
+def test_run_ignores_an_unfinished_branch_elsewhere(capsys, two_chains):
+    doc = nodes.load(two_chains)
+    doc.disconnect("conv3d_transpose_2", "layer", "time_distributed_2", "layer")
+    doc.save(two_chains)
+    assert run(capsys, "run", two_chains)[0] == 0
+    code, _, err = run(capsys, "run", two_chains, "--prediction", "prediction_6d_2")
+    assert code == 2 and "node `time_distributed_2`, `layer`: missing link" in err
+
+
 def test_same_seed_bit_identical_output(capsys, graph, tmp_path):
     outs = []
     for name, seed in (("a", 3), ("b", 3), ("c", 4)):
@@ -396,7 +446,11 @@ def test_help_and_version(capsys):
         (["run", "--seed"], ["--seed", "expected one argument"], "run"),
         (["run", "--backend", "foo"], ["--backend", "invalid choice", "foo", "numpy"], "run"),
         (["run", "--memory-limit", "0"], ["expected a positive number of MiB"], "run"),
-        (["run", "--bogus"], ["unrecognized option `--bogus`", "accepts --debug, --data"], "run"),
+        (
+            ["run", "--bogus"],
+            ["unrecognized option `--bogus`", "accepts --debug, --prediction, --data"],
+            "run",
+        ),
         (["run", "a.json", "b"], ["unexpected argument `b`", "takes only GRAPH"], "run"),
         (["train"], ["required: GRAPH"], "train"),
         (["validate", "a", "b", "c"], ["unexpected arguments `b`, `c`"], "validate"),
