@@ -475,11 +475,25 @@ def cmd_bench(argv: list[str]) -> int:
 def cmd_snippet(args: argparse.Namespace) -> int:
     import nodes
 
-    if Path(args.output).exists() and not args.force:
-        raise UsageError(f"`{args.output}` already exists: choose another -o or add --force")
+    args.output = str(_check_output(_png_name(args.output), args.force, "-o"))
     nodes.load(args.graph)  # file and format errors reported here, in the CLI's own form
     module = _optional_module("app.snippet_export", "the `snippet` command")
     return _exit_code(module.main, args)
+
+
+def _png_name(path: str) -> str:
+    """A snippet's file name: `.png` is added to a name without an extension (as the editor's
+    Export Snippet PNG does); another extension would hide the PNG from `open` and the file
+    dialogs, so it is refused."""
+    suffix = Path(path).suffix
+    if not suffix:
+        return path + ".png"
+    if suffix.lower() != ".png":
+        raise UsageError(
+            "Invalid value for -o: expected a .png file (a name without an extension gets "
+            f".png). Received: `{path}`"
+        )
+    return path
 
 
 def cmd_open(path: str | None) -> int:

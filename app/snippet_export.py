@@ -119,7 +119,8 @@ def render_document(doc: GraphDocument, path: str | os.PathLike) -> None:
 
 def main(args) -> int:
     """``conv3dt-studio snippet GRAPH.json -o FILE.png [--force]``: ``args`` has ``graph``,
-    ``output`` and optionally ``force`` (without it an existing output is not overwritten)."""
+    ``output`` and optionally ``force`` (without it an existing output is not overwritten).
+    Returns the exit status: 0, or 2 for bad input (one line on stderr), as every command."""
     import nodes
 
     output = str(args.output)
@@ -128,13 +129,13 @@ def main(args) -> int:
             f"conv3dt-studio: error: `{output}` exists; use --force to overwrite it",
             file=sys.stderr,
         )
-        return 1
+        return 2
     try:
         doc = nodes.load(args.graph)
         render_document(doc, output)
     except (nodes.FileError, nodes.DocumentError) as exc:
         print(f"conv3dt-studio: error: {exc}", file=sys.stderr)
-        return 1
+        return 2
     print(f"wrote {output} ({len(doc.nodes)} nodes, graph JSON embedded)")
     return 0
 

@@ -590,6 +590,43 @@ def test_snippet_checks_the_graph_and_the_output_first(capsys, monkeypatch, grap
 
 
 @pytest.mark.parametrize(
+    ("name", "written"), [("g.png", "g.png"), ("g.PNG", "g.PNG"), ("g", "g.png"), ("a.b/g", None)]
+)
+def test_snippet_output_gets_png_as_in_the_editor(
+    capsys, monkeypatch, graph, tmp_path, name, written
+):
+    seen = []
+    _fake_module(monkeypatch, "app.snippet_export", main=lambda args: seen.append(args) or 0)
+    (tmp_path / "a.b").mkdir()
+    assert cli.main(["snippet", str(graph), "-o", str(tmp_path / name)]) == 0
+    assert seen[0].output == str(tmp_path / (written or "a.b/g.png"))
+
+
+@pytest.mark.parametrize("name", ["g.jpg", "g.json", "g.png.bak"])
+def test_snippet_output_with_another_extension_is_refused(
+    capsys, monkeypatch, graph, tmp_path, name
+):
+    _fake_module(monkeypatch, "app.snippet_export", main=lambda args: 0)
+    code, _, err = run(capsys, "snippet", graph, "-o", tmp_path / name)
+    assert code == 2
+    assert error_lines(err) == [
+        "Invalid value for -o: expected a .png file (a name without an extension gets .png). "
+        f"Received: `{tmp_path / name}`"
+    ]
+
+
+def test_snippet_output_checks_the_name_it_will_write(capsys, monkeypatch, graph, tmp_path):
+    _fake_module(monkeypatch, "app.snippet_export", main=lambda args: 0)
+    (tmp_path / "g.png").write_bytes(b"old")
+    code, _, err = run(capsys, "snippet", graph, "-o", tmp_path / "g")
+    assert code == 2 and error_lines(err) == [
+        f"`{tmp_path / 'g.png'}` already exists: choose another -o or add --force"
+    ]
+    code, _, err = run(capsys, "snippet", graph, "-o", tmp_path / "nodir" / "g.png")
+    assert code == 2 and "folder `" in err and "does not exist" in err
+
+
+@pytest.mark.parametrize(
     ("argv", "path"), [([], None), (["open"], None), (["open", "g.json"], "g.json")]
 )
 def test_open_and_no_command_launch_the_editor(monkeypatch, argv, path):

@@ -88,7 +88,7 @@ def test_snippet_command_renders_offscreen(tmp_path, qapp):
     assert snippet_export.main(args) == 0
     doc = nodes.load(out)
     assert doc.to_json()["nodes"] == nodes.default_document().to_json()["nodes"]
-    assert snippet_export.main(args) == 1  # exists, no --force
+    assert snippet_export.main(args) == 2  # exists, no --force: bad input, as every command
     args.force = True
     assert snippet_export.main(args) == 0
 
@@ -97,5 +97,32 @@ def test_snippet_command_reports_a_bad_graph(tmp_path, qapp, capsys):
     args = types.SimpleNamespace(
         graph=str(tmp_path / "missing.json"), output=str(tmp_path / "o.png")
     )
-    assert snippet_export.main(args) == 1
+    assert snippet_export.main(args) == 2
     assert "does not exist" in capsys.readouterr().err
+
+
+def test_snippet_command_into_a_missing_folder_is_bad_input(tmp_path, qapp, capsys):
+    from app import cli
+
+    graph = tmp_path / "g.json"
+    nodes.default_document().save(graph)
+    out = tmp_path / "nodir" / "x.png"
+    assert cli.main(["snippet", str(graph), "-o", str(out)]) == 2
+    err = capsys.readouterr().err
+    assert (
+        err == f"conv3dt-studio: error: cannot save `{out}`: folder `{out.parent}` does not exist\n"
+    )
+
+
+def test_snippet_command_adds_png_to_a_name_without_extension(tmp_path, qapp, capsys):
+    from app import cli
+
+    graph = tmp_path / "g.json"
+    nodes.default_document().save(graph)
+    assert cli.main(["snippet", str(graph), "-o", str(tmp_path / "out_noext")]) == 0
+    assert not (tmp_path / "out_noext").exists()
+    assert (
+        nodes.load(tmp_path / "out_noext.png").to_json()["nodes"]
+        == (nodes.default_document().to_json()["nodes"])
+    )
+    assert f"wrote {tmp_path / 'out_noext.png'}" in capsys.readouterr().out
