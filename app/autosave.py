@@ -142,7 +142,12 @@ def _read(file: Path) -> dict[str, Any]:
             raise ValueError(
                 f"field `{key}` is missing or damaged. Received: {key}={data.get(key)!r:.40}"
             )
-    pid, saved_at = data["pid"], data["time"]
+    pid, saved_at, path = data["pid"], data["time"], data["path"]
+    if path is not None and not _is_file_path(path):  # Save would raise on it, not report
+        raise ValueError(
+            "field `path` must be a file path the system accepts (no NUL character, encodable). "
+            f"Received: path={path!r:.60}"
+        )
     if isinstance(pid, bool) or not 0 < pid <= PID_MAX:
         raise ValueError(
             f"field `pid` must be a process id from 1 to {PID_MAX}. Received: pid={pid!r:.40}"
@@ -155,6 +160,15 @@ def _read(file: Path) -> dict[str, Any]:
             f"Received: time={saved_at!r:.40}"
         ) from None
     return data
+
+
+def _is_file_path(text: str) -> bool:
+    """Whether the operating system can take ``text`` as a file name."""
+    try:
+        os.fsencode(text)
+    except UnicodeEncodeError:  # a lone surrogate, from a JSON escape
+        return False
+    return "\x00" not in text
 
 
 class Autosaver(QObject):

@@ -100,6 +100,8 @@ def _autosave_json(**fields) -> bytes:
         (_autosave_json(pid=0), "field `pid` must be a process id from 1 to"),
         (_autosave_json(pid=-5), "Received: pid=-5"),
         (_autosave_json(pid=True), "Received: pid=True"),
+        (_autosave_json(path="/w/a\x00b.json"), "field `path` must be a file path the system"),
+        (_autosave_json(path="/w/\ud800.json"), "Received: path='/w/\\ud800.json'"),
     ],
 )
 def test_an_unreadable_autosave_is_listed_with_its_reason(data_dir, content, reason):
@@ -127,6 +129,7 @@ def test_the_window_reports_an_unreadable_autosave_and_keeps_it(make_window, dat
         ("time", 1e300, "time=1e+300"),
         ("pid", 2**70, f"pid={2**70}"),
         ("pid", 0, "pid=0"),
+        ("path", "/w/a\x00b.json", "path='/w/a\\x00b.json'"),
     ],
 )
 def test_an_autosave_with_an_impossible_value_is_reported_and_the_editor_starts(
