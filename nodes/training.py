@@ -196,7 +196,9 @@ def train_document(
     if graph is None:
         arrays = resolve_weights(weights_in, doc)
         if arrays is not None:
-            apply_weights(arrays, g.layers, source=weights_source(weights_in))
+            # named arrays (the editor's trained weights) may cover another branch: as for Run
+            partial = isinstance(weights_in, dict)
+            apply_weights(arrays, g.layers, source=weights_source(weights_in), partial=partial)
     norms: dict[str, list[dict[str, float]]] = {}
     stored = [layer for layer in conv_layers(g.layers) if layer.config["store"]]
 

@@ -220,3 +220,11 @@ def test_an_unfinished_branch_does_not_stop_training_the_loss_chain():
     result = train_document(doc, backend="numpy", epochs=1)
     assert len(result.history["loss"]) == 1
     assert conv not in {layer.name for layer in result.graph.layers}
+
+
+def test_trained_weights_of_another_branch_leave_the_loss_chain_seeded():
+    doc = teacher_student()
+    other = {"elsewhere/kernel": np.zeros((2, 2, 2, 1, 1), np.float32)}  # names no layer here
+    seeded = train_document(doc, backend="numpy", epochs=1)
+    again = train_document(doc, backend="numpy", epochs=1, weights_in=other)
+    assert again.history["loss"] == seeded.history["loss"]
