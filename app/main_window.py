@@ -567,6 +567,15 @@ class MainWindow(QMainWindow):
             self.progress.setValue(0)
             self.progress.setFormat("idle")
 
+    def report_problems(self, header: str, problems, status: str) -> str:
+        """Log ``header`` and each problem as errors, show ``status``; returns the problems as one
+        line (what the failure signals carry)."""
+        self.log.log(header, "error")
+        for p in problems:
+            self.log.log(str(p), "error")
+        self.statusBar().showMessage(status, 5000)
+        return "; ".join(str(p) for p in problems)
+
     def run(self) -> bool:
         """Start a run of the Prediction 6D that :func:`prediction_to_run` picks, in the worker
         pool; False when one runs already or that node's chain has problems (listed in the log,
@@ -581,11 +590,9 @@ class MainWindow(QMainWindow):
             problems = relevant_problems(doc, problems, pid)
         if problems:
             what = f"Cannot run {self._node_text(pid)}:" if pid else "Cannot run:"
-            self.log.log(f"{what} {len(problems)} problem(s) in its chain or the graph", "error")
-            for p in problems:
-                self.log.log(str(p), "error")
-            self.statusBar().showMessage("Cannot run: see the red nodes and the log", 5000)
-            self.run_failed.emit("; ".join(str(p) for p in problems))
+            header = f"{what} {len(problems)} problem(s) in its chain or the graph"
+            status = "Cannot run: see the red nodes and the log"
+            self.run_failed.emit(self.report_problems(header, problems, status))
             return False
         self.worker = RunWorker(doc, self.backend(), self.training.weights, pid)
         self.worker.signals.progress.connect(self._on_progress)

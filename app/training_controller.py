@@ -167,11 +167,8 @@ class TrainingController(QObject):
         except DocumentProblems as exc:
             problems = exc.problems
         if problems:
-            w.log.log(f"Cannot train: {len(problems)} problem(s)", "error")
-            for p in problems:
-                w.log.log(str(p), "error")
-            w.statusBar().showMessage("Cannot train: see the log", 5000)
-            self.train_failed.emit("; ".join(str(p) for p in problems))
+            header = f"Cannot train: {len(problems)} problem(s)"
+            self.train_failed.emit(w.report_problems(header, problems, "Cannot train: see the log"))
             return False
         if self.weights is None:
             self.panel.reset()
