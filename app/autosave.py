@@ -22,7 +22,7 @@ from typing import Any
 import platformdirs
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from nodes.files import FileError, atomic_write_text
+from conv3dt_studio.nodes.files import FileError, atomic_write_text
 
 ENV_DATA_DIR = "CONV3DT_STUDIO_DATA_DIR"
 APP_NAME = "conv3dt-studio"

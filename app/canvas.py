@@ -20,9 +20,9 @@ from PySide6.QtCore import QMimeData, QObject, QPoint, QPointF, Signal  # noqa: 
 from PySide6.QtGui import QBrush, QColor, QFont, QUndoStack  # noqa: E402
 from PySide6.QtWidgets import QGraphicsSimpleTextItem  # noqa: E402
 
-import nodes  # noqa: E402
-from compute import ParameterError  # noqa: E402
-from nodes import LAYER, NODE_TYPES, GraphDocument, Link, LinkError, Node, NodeType  # noqa: E402
+from conv3dt_studio import nodes  # noqa: E402
+from conv3dt_studio.compute import ParameterError  # noqa: E402
+from conv3dt_studio.nodes import LAYER, NODE_TYPES, GraphDocument, Link, LinkError, Node, NodeType  # noqa: E402
 
 from .undo import (  # noqa: E402
     MISSING,

@@ -222,14 +222,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _version() -> str:
-    try:
-        from importlib.metadata import PackageNotFoundError, version
+    from conv3dt_studio import __version__
 
-        return version("conv3dt-studio")
-    except PackageNotFoundError:
-        from compute import __version__
-
-        return __version__
+    return __version__
 
 
 # ---------------------------------------------------------------------- output helpers
@@ -238,14 +233,14 @@ def _err(message: str) -> None:
 
 
 def _fmt_shape(shape) -> str:
-    from compute.layers import fmt_shape
+    from conv3dt_studio.compute.layers import fmt_shape
 
     return fmt_shape(shape)
 
 
 def _shape_cell(type_id: str, shape) -> str:
     """A node's output shape for the validate table; layer outputs are not tensors."""
-    import nodes
+    from conv3dt_studio import nodes
 
     if shape is not None:
         return _fmt_shape(shape)
@@ -281,9 +276,9 @@ class ProgressBar:
 
 # ---------------------------------------------------------------------- commands
 def cmd_run(args: argparse.Namespace) -> int:
-    import nodes
-    from nodes.data_sources import load_file
-    from nodes.files import save_npy
+    from conv3dt_studio import nodes
+    from conv3dt_studio.nodes.data_sources import load_file
+    from conv3dt_studio.nodes.files import save_npy
 
     graph = Path(args.graph) if args.graph else nodes.DEFAULT_EXAMPLE
     out = _check_output(args.out, args.force, "--out")
@@ -358,12 +353,12 @@ def _check_output(path: str | None, force: bool, option: str) -> Path | None:
 def cmd_train(args: argparse.Namespace) -> int:
     import json
 
-    import nodes
-    from compute.losses import get_loss
-    from nodes.data_sources import load_file
-    from nodes.files import atomic_write_text
-    from nodes.training import train_document
-    from nodes.weights import save_weights
+    from conv3dt_studio import nodes
+    from conv3dt_studio.compute.losses import get_loss
+    from conv3dt_studio.nodes.data_sources import load_file
+    from conv3dt_studio.nodes.files import atomic_write_text
+    from conv3dt_studio.nodes.training import train_document
+    from conv3dt_studio.nodes.weights import save_weights
 
     weights_out = _check_output(args.weights_out, args.force, "--weights-out")
     history_out = _check_output(args.history, args.force, "--history")
@@ -428,7 +423,7 @@ class TrainProgress(ProgressBar):
 
 
 def cmd_validate(args: argparse.Namespace) -> int:
-    import nodes
+    from conv3dt_studio import nodes
 
     doc = nodes.load(args.graph)
     report = nodes.validate(doc)
@@ -449,8 +444,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
 def cmd_info(args: argparse.Namespace) -> int:
     import numpy as np
 
-    import compute
-    import nodes
+    from conv3dt_studio import compute, nodes
 
     print(f"{PROG} {_version()}")
     print(f"Python: {platform.python_version()}")
@@ -464,8 +458,8 @@ def cmd_info(args: argparse.Namespace) -> int:
 
 
 def cmd_bench(argv: list[str]) -> int:
-    bench = _optional_module("compute.benchmark", "the `bench` command")
-    from nodes.files import atomic_write_text
+    bench = _optional_module("conv3dt_studio.compute.benchmark", "the `bench` command")
+    from conv3dt_studio.nodes.files import atomic_write_text
 
     return _exit_code(
         lambda a: bench.main(a, parser_class=CommandLineParser, write_text=atomic_write_text), argv
@@ -473,11 +467,11 @@ def cmd_bench(argv: list[str]) -> int:
 
 
 def cmd_snippet(args: argparse.Namespace) -> int:
-    import nodes
+    from conv3dt_studio import nodes
 
     args.output = str(_check_output(_png_name(args.output), args.force, "-o"))
     nodes.load(args.graph)  # file and format errors reported here, in the CLI's own form
-    module = _optional_module("app.snippet_export", "the `snippet` command")
+    module = _optional_module("conv3dt_studio.app.snippet_export", "the `snippet` command")
     return _exit_code(module.main, args)
 
 
@@ -504,7 +498,7 @@ def cmd_open(path: str | None) -> int:
             "the editor needs a display and none was found (DISPLAY and WAYLAND_DISPLAY are "
             "unset); the headless commands run, train and validate work without one"
         )
-    module = _optional_module("app.main_window", "the editor")
+    module = _optional_module("conv3dt_studio.app.main_window", "the editor")
     return _exit_code(module.launch, path)
 
 
@@ -555,7 +549,7 @@ def _error_lines(exc: BaseException) -> list[str]:
 
 
 def _guarded(action: Callable[[], int], debug: bool) -> int:
-    from compute import Conv3DTStudioError
+    from conv3dt_studio.compute import Conv3DTStudioError
 
     try:
         return action()

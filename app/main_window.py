@@ -24,11 +24,12 @@ from PySide6.QtWidgets import (
     QToolBar,
 )
 
-import nodes
-from compute import BackendError, cupy_status, get_backend
-from nodes import GraphDocument
-from nodes.files import save_npy
-from nodes.validation import relevant_problems
+from conv3dt_studio import nodes
+from conv3dt_studio.compute import BackendError, cupy_status, get_backend
+from conv3dt_studio.nodes import GraphDocument
+from conv3dt_studio.nodes.files import save_npy
+from conv3dt_studio.nodes.validation import relevant_problems
+from conv3dt_studio.resources import STYLE_SHEET, example_paths
 
 from . import autosave
 from .canvas import Canvas, display_name
@@ -49,7 +50,6 @@ from .snippet_export import export_snippet
 from .training_controller import TrainingController
 
 APP_TITLE = "Conv3DT Studio"
-STYLE_SHEET = Path(__file__).resolve().parent.parent / "resources" / "style.qss"
 BACKENDS = ("auto", "numpy", "cupy")
 
 
@@ -256,7 +256,7 @@ class MainWindow(QMainWindow):
         self.recent_menu = RecentFiles(self._open_recent, self)
         file_menu.addMenu(self.recent_menu)
         examples = QMenu("Open &Example", self)
-        for ex in sorted(nodes.EXAMPLES.glob("*.json")):
+        for ex in example_paths():
             examples.addAction(ex.stem.replace("_", " "), lambda p=ex: self.open_example(p))
         file_menu.addMenu(examples)
         file_menu.addSeparator()
@@ -708,7 +708,7 @@ def launch(path: str | os.PathLike | None = None) -> int:
     QTimer.singleShot(0, window.canvas.viewer, window.canvas.fit)
     QTimer.singleShot(300, window.inspector, window.inspector.prepare)  # plots before a run
     # compile (or load from the disk cache) the CPU kernels off the GUI thread, before the first run
-    from compute.conv3d_transpose_ops import warm_up
+    from conv3dt_studio.compute.conv3d_transpose_ops import warm_up
 
     QThreadPool.globalInstance().start(warm_up)
     code = app.exec()

@@ -7,7 +7,7 @@ from NodeGraphQt.constants import MIME_TYPE
 from PySide6.QtCore import QMimeData, Qt, Signal
 from PySide6.QtWidgets import QLineEdit, QTreeWidget, QTreeWidgetItem, QVBoxLayout, QWidget
 
-from nodes import categories
+from conv3dt_studio.nodes import categories
 
 from .canvas import NODE_MIME_PREFIX
 

@@ -25,8 +25,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from compute.layers import fmt_shape
-from nodes import RunResult, prediction_stats
+from conv3dt_studio.compute.layers import fmt_shape
+from conv3dt_studio.nodes import RunResult, prediction_stats
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True, exitCleanup=False)
 

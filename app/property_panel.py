@@ -28,8 +28,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from compute import Param
-from nodes import NODE_TYPES
+from conv3dt_studio.compute import Param
+from conv3dt_studio.nodes import NODE_TYPES
 
 from .canvas import Canvas, display_name
 

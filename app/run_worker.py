@@ -14,8 +14,8 @@ from collections.abc import Iterable
 
 from PySide6.QtCore import QObject, QRunnable, Signal
 
-from compute import BackendError, Conv3DTStudioError, StateError
-from nodes import DocumentProblems, GraphDocument, MemoryLimitError, run_document
+from conv3dt_studio.compute import BackendError, Conv3DTStudioError, StateError
+from conv3dt_studio.nodes import DocumentProblems, GraphDocument, MemoryLimitError, run_document
 
 from .prediction_inspector import summarize
 

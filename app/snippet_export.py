@@ -15,9 +15,9 @@ from collections.abc import Iterable
 from PySide6.QtCore import QBuffer, QByteArray, QIODevice, QRectF, Qt
 from PySide6.QtGui import QColor, QImage, QPainter
 
-from nodes import GraphDocument
-from nodes.files import atomic_write_bytes
-from nodes.snippet import embed_graph_text
+from conv3dt_studio.nodes import GraphDocument
+from conv3dt_studio.nodes.files import atomic_write_bytes
+from conv3dt_studio.nodes.snippet import embed_graph_text
 
 MARGIN = 40
 BACKGROUND = QColor(24, 27, 33)
@@ -121,7 +121,7 @@ def main(args) -> int:
     """``conv3dt-studio snippet GRAPH.json -o FILE.png [--force]``: ``args`` has ``graph``,
     ``output`` and optionally ``force`` (without it an existing output is not overwritten).
     Returns the exit status: 0, or 2 for bad input (one line on stderr), as every command."""
-    import nodes
+    from conv3dt_studio import nodes
 
     output = str(args.output)
     if os.path.exists(output) and hasattr(args, "force") and not args.force:

@@ -12,8 +12,8 @@ import threading
 import numpy as np
 from PySide6.QtCore import QObject, QRunnable, Signal
 
-from nodes import GraphDocument
-from nodes.training import train_document
+from conv3dt_studio.nodes import GraphDocument
+from conv3dt_studio.nodes.training import train_document
 
 
 class TrainSignals(QObject):
@@ -49,7 +49,7 @@ class TrainWorker(QRunnable):
     def run(self) -> None:
         s = self.signals
         try:
-            from nodes.training import training_settings
+            from conv3dt_studio.nodes.training import training_settings
 
             epochs = training_settings(self.doc)["epochs"] + self.initial_epoch
             result = train_document(

@@ -15,10 +15,10 @@ import numpy as np
 from PySide6.QtCore import QObject, QThreadPool, Signal
 from PySide6.QtGui import QAction, QKeySequence, QUndoCommand
 
-import nodes
-from nodes import DocumentProblems
-from nodes.training import TRAINING_SCHEMA, train_plan, training_settings
-from nodes.weights import (
+from conv3dt_studio import nodes
+from conv3dt_studio.nodes import DocumentProblems
+from conv3dt_studio.nodes.training import TRAINING_SCHEMA, train_plan, training_settings
+from conv3dt_studio.nodes.weights import (
     apply_weights,
     conv_layers,
     decode_weights,
@@ -241,7 +241,7 @@ class TrainingController(QObject):
         """Raise a clear error when ``arrays`` do not fit the current graph: they must name a layer
         of a chain that runs, and fit every layer they name. Like Run, they need not cover every
         branch (training one Loss's chain gives weights for that chain only)."""
-        from nodes.runner import build_graph
+        from conv3dt_studio.nodes.runner import build_graph
 
         doc = self.window.canvas.doc
         plans, refusal = [], None
@@ -270,7 +270,7 @@ class TrainingController(QObject):
         path = path or w.dialogs.save_path("Save weights", NPZ_FILTER, "weights.npz")
         if not path:
             return False
-        from nodes.files import save_npz
+        from conv3dt_studio.nodes.files import save_npz
 
         try:
             save_npz(path if path.endswith(".npz") else path + ".npz", self.weights)
@@ -285,7 +285,7 @@ class TrainingController(QObject):
         path = path or w.dialogs.open_path("Load weights", NPZ_FILTER)
         if not path:
             return False
-        from nodes.files import load_arrays
+        from conv3dt_studio.nodes.files import load_arrays
 
         try:
             arrays = load_arrays(path)

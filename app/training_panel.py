@@ -18,8 +18,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from compute import ParameterError
-from nodes.training import TRAINING_SCHEMA
+from conv3dt_studio.compute import ParameterError
+from conv3dt_studio.nodes.training import TRAINING_SCHEMA
 
 from .property_panel import Field, make_editor, tooltip
 

@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Any
 
 from PySide6.QtGui import QUndoCommand
 
-from nodes import Link, Node
+from conv3dt_studio.nodes import Link, Node
 
 if TYPE_CHECKING:
     from .canvas import Canvas

@@ -1,6 +1,6 @@
 """Conv3DT Studio compute core: Keras-3-exact TimeDistributed(Conv3DTranspose) on NumPy or CuPy.
 
-Qt-free; CuPy is imported lazily, only by :mod:`compute.backend`.
+Qt-free; CuPy is imported lazily, only by :mod:`conv3dt_studio.compute.backend`.
 """
 
 from .activations import ACTIVATION_NAMES
@@ -13,8 +13,6 @@ from .layers import Input, Layer, TimeDistributed
 from .losses import LOSS_NAMES
 from .optimizers import ALGORITHMS, OPTIMIZER_SCHEMA
 from .params import Param, Schema
-
-__version__ = "0.1.0"
 
 __all__ = [
     "ACTIVATION_NAMES",

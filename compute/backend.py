@@ -43,9 +43,11 @@ class Backend:
     def erf(self, a: Any) -> Any:
         if self.name == "cupy":
             import cupyx.scipy.special as special  # noqa: PLC0415 - lazy by design
-        else:
-            import scipy.special as special
-        return special.erf(a).astype(DTYPE, copy=False)
+
+            return special.erf(a).astype(DTYPE, copy=False)
+        from .special import erf  # noqa: PLC0415 - special imports this module
+
+        return erf(a)
 
     def free_memory(self) -> int | None:
         """Bytes the GPU can still allocate (free device memory plus what CuPy's pool holds

@@ -33,6 +33,7 @@ Plan arrays (``p`` a phase, ``t`` a tap sorted by phase), axes in plan order:
 
 from __future__ import annotations
 
+import math
 import os
 from concurrent.futures import ThreadPoolExecutor
 
@@ -413,6 +414,13 @@ def _forget_pool() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_forget_pool)
+
+
+if AVAILABLE:
+
+    @numba.vectorize(["float32(float32)"], cache=True)
+    def erf(x):  # the C library's erf, element-wise (the exact GELU)
+        return math.erf(x)
 
 
 def run_chunks(fn, n: int, chunks: int, make_args) -> None:

@@ -1,10 +1,10 @@
 """Conv3DT Studio node catalogue and graph document (Qt-free)."""
 
+from conv3dt_studio.resources import DEFAULT_EXAMPLE, EXAMPLES
+
 from .catalogue import LAYER, NODE_TYPE_IDS, NODE_TYPES, TENSOR, NodeType, Port, categories
 from .files import FileError
 from .graph_document import (
-    DEFAULT_EXAMPLE,
-    EXAMPLES,
     FORMAT,
     VERSION,
     DocumentError,

@@ -10,8 +10,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from compute import CONV3D_TRANSPOSE_SCHEMA, LOSS_NAMES, Param, Schema
-from compute.losses import LOSS_PARAMS
+from conv3dt_studio.compute import CONV3D_TRANSPOSE_SCHEMA, LOSS_NAMES, Param, Schema
+from conv3dt_studio.compute.losses import LOSS_PARAMS
 
 TENSOR = "tensor"
 LAYER = "layer"

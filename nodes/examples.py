@@ -1,11 +1,9 @@
-"""Builders of the bundled example graphs (``python -m nodes.examples`` rewrites resources/)."""
+"""Builders of the bundled example graphs (``scripts/regenerate_resources.py`` writes them into the
+package data; nothing here writes files)."""
 
 from __future__ import annotations
 
-import json
-from pathlib import Path
-
-from .graph_document import EXAMPLES, SCHEMA_PATH, GraphDocument, document_json_schema
+from .graph_document import GraphDocument
 
 
 def toolkit_example(
@@ -61,18 +59,3 @@ def bundled() -> dict[str, GraphDocument]:
         "stride2_same": toolkit_example({"stride": [2, 2, 2], "padding": True}),
         "teacher_student": teacher_student(),
     }
-
-
-def write_resources(root: Path = EXAMPLES) -> None:
-    root.mkdir(parents=True, exist_ok=True)
-    for name, doc in bundled().items():
-        doc.save(root / f"{name}.json")
-
-
-def write_schema(path: Path = SCHEMA_PATH) -> None:
-    path.write_text(json.dumps(document_json_schema(), indent=2) + "\n", encoding="utf-8")
-
-
-if __name__ == "__main__":
-    write_schema()
-    write_resources()

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import numpy as np
 
-from compute import Conv3DTStudioError
+from conv3dt_studio.compute import Conv3DTStudioError
 
 
 class FileError(Conv3DTStudioError, OSError):

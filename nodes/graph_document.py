@@ -8,7 +8,7 @@
  "links": [{"from": ["conv3d_transpose", "layer"], "to": ["time_distributed", "layer"]}]}
 ```
 Ids are stable strings chosen at creation, never memory addresses; ``ui`` is optional. Saving is
-atomic. Loading checks the structure against ``resources/graph.schema.json`` and migrates older
+atomic. Loading checks the structure against the package's ``graph.schema.json`` and migrates older
 versions; per-node problems (unknown type, bad value, missing link...) are kept and reported all at
 once by :func:`nodes.validation.validate`.
 """
@@ -24,18 +24,15 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from compute import Conv3DTStudioError, ParameterError
-from compute.conv3d_transpose import check_cross_constraints
+from conv3dt_studio.compute import Conv3DTStudioError, ParameterError
+from conv3dt_studio.compute.conv3d_transpose import check_cross_constraints
+from conv3dt_studio.resources import DEFAULT_EXAMPLE, SCHEMA_PATH
 
 from .catalogue import NODE_TYPE_IDS, NODE_TYPES, node_type
 from .files import FileError, atomic_write_text
 
 FORMAT = "conv3dt-studio/graph"
 VERSION = 1
-RESOURCES = Path(__file__).resolve().parent.parent / "resources"
-SCHEMA_PATH = RESOURCES / "graph.schema.json"
-EXAMPLES = RESOURCES / "examples"
-DEFAULT_EXAMPLE = EXAMPLES / "toolkit_example.json"
 
 # version N -> function turning a version-N document dict into a version N+1 one
 MIGRATIONS: dict[int, Callable[[dict], dict]] = {}

@@ -14,9 +14,9 @@ from typing import Any
 
 import numpy as np
 
-from compute import Conv3DTranspose, Graph, Input, PredictionInfo, TimeDistributed
-from compute.conv3d_transpose_ops import CHUNK_BYTES
-from compute.layers import fmt_shape
+from conv3dt_studio.compute import Conv3DTranspose, Graph, Input, PredictionInfo, TimeDistributed
+from conv3dt_studio.compute.conv3d_transpose_ops import CHUNK_BYTES
+from conv3dt_studio.compute.layers import fmt_shape
 
 from . import data_sources
 from .graph_document import GraphDocument

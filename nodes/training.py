@@ -14,8 +14,8 @@ from typing import Any
 
 import numpy as np
 
-from compute import Graph, Param, Schema
-from compute.layers import fmt_shape
+from conv3dt_studio.compute import Graph, Param, Schema
+from conv3dt_studio.compute.layers import fmt_shape
 
 from .graph_document import GraphDocument
 from .runner import Plan, build_graph, load_data, plan

@@ -9,9 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from compute import Conv3DTStudioError, ParameterError
-from compute.conv3d_transpose import check_cross_constraints, conv3d_transpose_output_shape
-from compute.layers import fmt_shape
+from conv3dt_studio.compute import Conv3DTStudioError, ParameterError
+from conv3dt_studio.compute.conv3d_transpose import (
+    check_cross_constraints,
+    conv3d_transpose_output_shape,
+)
+from conv3dt_studio.compute.layers import fmt_shape
 
 from .catalogue import NODE_TYPE_IDS, NODE_TYPES
 from .data_sources import generated_shape, peek_shape

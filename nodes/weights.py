@@ -14,7 +14,7 @@ from collections.abc import Iterable
 
 import numpy as np
 
-from compute import Conv3DTranspose, ParameterError, ShapeError
+from conv3dt_studio.compute import Conv3DTranspose, ParameterError, ShapeError
 
 from .files import FileError, load_arrays, save_npz
 

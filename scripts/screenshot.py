@@ -31,10 +31,10 @@ def main() -> int:
     from PySide6.QtWidgets import QApplication
 
     app = QApplication(sys.argv[:1])
-    from app.main_window import MainWindow, apply_style
+    from conv3dt_studio.app.main_window import MainWindow, apply_style
 
     apply_style(app)
-    import nodes
+    from conv3dt_studio import nodes
 
     example = nodes.EXAMPLES / "teacher_student.json" if args.train else None
     window = MainWindow(example, offer_recovery=False)

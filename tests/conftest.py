@@ -20,7 +20,7 @@ def pytest_addoption(parser):
 @pytest.fixture(scope="session", autouse=True)
 def _emulated_gpu(request, tmp_path_factory):
     """With --emulated-gpu and no working CuPy, ``get_backend("cupy")`` returns the stand-in."""
-    from compute import backend
+    from conv3dt_studio.compute import backend
 
     if not request.config.getoption("--emulated-gpu") or isinstance(
         backend._cupy_backend(), backend.Backend

@@ -1,7 +1,14 @@
-"""Import direction compute <- nodes <- app: the cores load no Qt and no CuPy."""
+"""Import rules: one namespace, and the direction compute <- nodes <- app.
+
+The cores (``conv3dt_studio.compute`` and ``conv3dt_studio.nodes``) load no Qt and no CuPy; compute
+imports neither nodes nor app, nodes does not import app. Inside the package every import of a
+sibling goes through ``conv3dt_studio.`` (or is relative): the repository's folders ``compute/``,
+``nodes/`` and ``app/`` are never importable as top-level packages of their own.
+"""
 
 from __future__ import annotations
 
+import ast
 import json
 import os
 import subprocess
@@ -12,19 +19,20 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = ("PySide6", "PyQt", "Qt", "NodeGraphQt", "pyqtgraph", "cupy", "cupyx")
+LAYERS = {"compute": ("nodes", "app"), "nodes": ("app",)}
+FOLDERS = ("compute", "nodes", "app", "resources", "conv3dt_studio", "scripts", "tests")
 
-PACKAGES = ["compute"] + (["nodes"] if (ROOT / "nodes" / "__init__.py").exists() else [])
 
-
-def _loaded_after_import(package: str) -> list[str]:
-    code = f"import json, sys\nimport {package}\nprint(json.dumps(sorted(sys.modules)))\n"
+def _loaded_after_import(module: str) -> list[str]:
+    code = f"import json, sys\nimport {module}\nprint(json.dumps(sorted(sys.modules)))\n"
+    env = {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
     out = subprocess.run(
         [sys.executable, "-c", code],
-        cwd=ROOT,
+        cwd=Path.home() if Path.home().is_dir() else "/",  # not the checkout: the installed package
         capture_output=True,
         text=True,
         timeout=120,
-        env={**os.environ, "PYTHONPATH": str(ROOT)},
+        env=env,
     )
     assert out.returncode == 0, out.stderr
     return json.loads(out.stdout.strip().splitlines()[-1])
@@ -34,10 +42,10 @@ def _forbidden(modules: list[str]) -> list[str]:
     return [m for m in modules if m.split(".")[0].startswith(FORBIDDEN)]
 
 
-@pytest.mark.parametrize("package", PACKAGES)
-def test_core_imports_no_qt_and_no_cupy(package):
-    modules = _loaded_after_import(package)
-    assert package in modules
+@pytest.mark.parametrize("layer", ["compute", "nodes"])
+def test_core_imports_no_qt_and_no_cupy(layer):
+    modules = _loaded_after_import(f"conv3dt_studio.{layer}")
+    assert f"conv3dt_studio.{layer}" in modules
     assert _forbidden(modules) == []
 
 
@@ -46,9 +54,68 @@ def test_the_check_can_fail():
     assert _forbidden(
         ["numpy", "PySide6.QtCore", "cupy", "NodeGraphQt", "pyqtgraph.Qt", "QtPy", "PyQt5"]
     ) == ["PySide6.QtCore", "cupy", "NodeGraphQt", "pyqtgraph.Qt", "QtPy", "PyQt5"]
-    assert _forbidden(["compute", "nodes", "numpy", "scipy"]) == []
+    assert _forbidden(["conv3dt_studio.compute", "numpy", "jsonschema"]) == []
 
 
-def test_compute_does_not_import_nodes_or_app():
-    modules = _loaded_after_import("compute")
-    assert not [m for m in modules if m.split(".")[0] in ("nodes", "app")]
+@pytest.mark.parametrize("layer", sorted(LAYERS))
+def test_a_layer_does_not_load_the_layers_above_it(layer):
+    modules = _loaded_after_import(f"conv3dt_studio.{layer}")
+    above = [f"conv3dt_studio.{name}" for name in LAYERS[layer]]
+    assert [m for m in modules if m.split(".")[:2] and ".".join(m.split(".")[:2]) in above] == []
+
+
+def _imports(path: Path) -> list[tuple[int, str]]:
+    """(line, absolute module name) of every import statement in a file (relative ones resolved
+    against the package the folder is mapped to)."""
+    tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
+    folder = path.parent.name
+    package = "conv3dt_studio" if folder == "conv3dt_studio" else f"conv3dt_studio.{folder}"
+    found = []
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Import):
+            found += [(node.lineno, alias.name) for alias in node.names]
+        elif isinstance(node, ast.ImportFrom):
+            if node.level:
+                base = package.split(".")[: len(package.split(".")) - node.level + 1]
+                name = ".".join(base + ([node.module] if node.module else []))
+            else:
+                name = node.module or ""
+            found.append((node.lineno, name))
+            if name in ("conv3dt_studio", *(f"conv3dt_studio.{f}" for f in LAYERS)):
+                found += [(node.lineno, f"{name}.{alias.name}") for alias in node.names]
+    return found
+
+
+def _violations(folder: str) -> list[str]:
+    bad = []
+    for path in sorted((ROOT / folder).rglob("*.py")):
+        for line, name in _imports(path):
+            top = name.split(".")[0]
+            where = f"{path.relative_to(ROOT)}:{line} imports {name}"
+            if top in ("compute", "nodes", "app", "resources"):
+                bad.append(where + " (outside the conv3dt_studio namespace)")
+            parts = name.split(".")
+            if (
+                top == "conv3dt_studio"
+                and folder in LAYERS
+                and parts[1:2] in ([n] for n in LAYERS[folder])
+            ):
+                bad.append(where + " (against the direction compute <- nodes <- app)")
+    return bad
+
+
+@pytest.mark.parametrize("folder", FOLDERS)
+def test_static_imports_use_the_namespace_and_the_direction(folder):
+    assert _violations(folder) == []
+
+
+def test_the_static_check_can_fail(tmp_path, monkeypatch):
+    pkg = tmp_path / "nodes"
+    pkg.mkdir()
+    (pkg / "bad.py").write_text(
+        "import compute\nfrom conv3dt_studio.app import cli\nfrom ..app import canvas\n"
+        "from conv3dt_studio import app\nfrom conv3dt_studio.compute import Graph\n"
+    )
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    found = _violations("nodes")
+    assert len(found) == 4, found

@@ -4,7 +4,6 @@ block, and small graphs that run in milliseconds."""
 from __future__ import annotations
 
 import os
-import sys
 from pathlib import Path
 
 os.environ["QT_QPA_PLATFORM"] = "offscreen"  # before any Qt import
@@ -13,10 +12,8 @@ os.environ.setdefault("QT_PREFERRED_BINDING", "PySide6")
 import pytest  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-from nodes.examples import toolkit_example  # noqa: E402
+from conv3dt_studio.nodes.examples import toolkit_example  # noqa: E402
 
 SMALL_SAMPLE = (2, 2, 8, 8, 3)
 
@@ -77,7 +74,7 @@ def data_dir(tmp_path, monkeypatch):
 @pytest.fixture(autouse=True)
 def no_real_dialogs(monkeypatch):
     """A real modal dialog would block the offscreen test run: fail instead."""
-    from app import dialogs
+    from conv3dt_studio.app import dialogs
 
     def refuse(*_args, **_kwargs):
         raise AssertionError("a real dialog was opened in a test")
@@ -94,7 +91,7 @@ def fake_dialogs():
 @pytest.fixture
 def make_window(qtbot, fake_dialogs):
     """``make_window(doc=None, **kwargs)``: a shown MainWindow with fake dialogs."""
-    from app import MainWindow
+    from conv3dt_studio.app import MainWindow
 
     windows = []
 
@@ -118,7 +115,7 @@ def dispose_windows(windows) -> None:
     the windows they opened for restored autosaves."""
     from PySide6.QtCore import QThreadPool
 
-    from app.main_window import dispose
+    from conv3dt_studio.app.main_window import dispose
 
     every = [*windows, *(r for w in windows for r in w.recovered_windows)]
     for w in every:

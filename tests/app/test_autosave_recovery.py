@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from app import autosave
+from conv3dt_studio.app import autosave
 
 
 def _autosaves(data_dir):

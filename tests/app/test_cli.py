@@ -13,14 +13,12 @@ import numpy as np
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-import nodes  # noqa: E402
-from app import cli  # noqa: E402
-from nodes.examples import toolkit_example  # noqa: E402
-from nodes.snippet import PNG_SIGNATURE, embed_graph_text  # noqa: E402
-from nodes.weights import save_weights  # noqa: E402
+from conv3dt_studio import nodes  # noqa: E402
+from conv3dt_studio.app import cli  # noqa: E402
+from conv3dt_studio.nodes.examples import toolkit_example  # noqa: E402
+from conv3dt_studio.nodes.snippet import PNG_SIGNATURE, embed_graph_text  # noqa: E402
+from conv3dt_studio.nodes.weights import save_weights  # noqa: E402
 
 SAMPLE = (2, 2, 8, 8, 3)
 SMALL_SHAPE = "(2, 2, 3, 10, 10, 5)"
@@ -260,7 +258,7 @@ def test_single_batch_runs_draw_no_bar(capsys, graph):
 
 
 def test_unavailable_cupy_backend(capsys, graph):
-    import compute
+    from conv3dt_studio import compute
 
     if compute.cupy_status().startswith("available"):
         pytest.skip("CuPy works here")
@@ -413,7 +411,7 @@ def test_validate_needs_a_graph(capsys):
 
 
 def test_info(capsys):
-    import compute
+    from conv3dt_studio import compute
 
     code, out, err = run(capsys, "info")
     assert code == 0 and err == ""
@@ -488,7 +486,11 @@ def _fake_module(monkeypatch, name: str, **functions):
 
 def test_bench_delegates_every_argument(capsys, monkeypatch):
     seen = []
-    _fake_module(monkeypatch, "compute.benchmark", main=lambda argv, **_: seen.append(argv) or 0)
+    _fake_module(
+        monkeypatch,
+        "conv3dt_studio.compute.benchmark",
+        main=lambda argv, **_: seen.append(argv) or 0,
+    )
     assert cli.main(["bench", "--sizes", "8,16", "--help"]) == 0
     assert cli.main(["--debug", "bench"]) == 0
     assert seen == [["--sizes", "8,16", "--help"], []]
@@ -498,7 +500,7 @@ def test_bench_exit_status_and_system_exit(capsys, monkeypatch):
     def main(argv, **_):
         raise SystemExit(3)
 
-    _fake_module(monkeypatch, "compute.benchmark", main=main)
+    _fake_module(monkeypatch, "conv3dt_studio.compute.benchmark", main=main)
     assert cli.main(["bench"]) == 3
 
 
@@ -517,7 +519,7 @@ def test_bench_usage_errors_are_one_line(capsys, argv, expected):
 
 
 def test_bench_option_checks_come_before_any_timing(tmp_path, capsys, monkeypatch):
-    from compute import benchmark
+    from conv3dt_studio.compute import benchmark
 
     monkeypatch.setattr(benchmark, "run_workload", lambda *a: pytest.fail("timed before checking"))
     cases = [
@@ -542,10 +544,14 @@ def test_bench_option_checks_come_before_any_timing(tmp_path, capsys, monkeypatc
 @pytest.mark.parametrize(
     ("argv", "module", "what"),
     [
-        (["bench"], "compute.benchmark", "the `bench` command"),
-        (["snippet", "GRAPH", "-o", "g.png"], "app.snippet_export", "the `snippet` command"),
-        (["open"], "app.main_window", "the editor"),
-        ([], "app.main_window", "the editor"),
+        (["bench"], "conv3dt_studio.compute.benchmark", "the `bench` command"),
+        (
+            ["snippet", "GRAPH", "-o", "g.png"],
+            "conv3dt_studio.app.snippet_export",
+            "the `snippet` command",
+        ),
+        (["open"], "conv3dt_studio.app.main_window", "the editor"),
+        ([], "conv3dt_studio.app.main_window", "the editor"),
     ],
 )
 def test_missing_module_is_a_one_line_error(capsys, monkeypatch, graph, argv, module, what):
@@ -556,7 +562,7 @@ def test_missing_module_is_a_one_line_error(capsys, monkeypatch, graph, argv, mo
 
 
 def test_qt_that_fails_to_load_is_a_one_line_error(capsys, monkeypatch):
-    monkeypatch.setitem(sys.modules, "app.main_window", None)
+    monkeypatch.setitem(sys.modules, "conv3dt_studio.app.main_window", None)
 
     def failing_import(name, *args, **kwargs):
         raise ImportError("libEGL.so.1: cannot open shared object file", name="PySide6.QtGui")
@@ -571,7 +577,9 @@ def test_qt_that_fails_to_load_is_a_one_line_error(capsys, monkeypatch):
 
 def test_snippet_delegates(capsys, monkeypatch, graph, tmp_path):
     seen = []
-    _fake_module(monkeypatch, "app.snippet_export", main=lambda args: seen.append(args) or 0)
+    _fake_module(
+        monkeypatch, "conv3dt_studio.app.snippet_export", main=lambda args: seen.append(args) or 0
+    )
     png = tmp_path / "g.png"
     assert cli.main(["snippet", str(graph), "-o", str(png)]) == 0
     (args,) = seen
@@ -579,7 +587,7 @@ def test_snippet_delegates(capsys, monkeypatch, graph, tmp_path):
 
 
 def test_snippet_checks_the_graph_and_the_output_first(capsys, monkeypatch, graph, tmp_path):
-    _fake_module(monkeypatch, "app.snippet_export", main=lambda args: 0)
+    _fake_module(monkeypatch, "conv3dt_studio.app.snippet_export", main=lambda args: 0)
     code, _, err = run(capsys, "snippet", tmp_path / "nope.json", "-o", tmp_path / "g.png")
     assert code == 2 and "nope.json` does not exist" in error_lines(err)[0]
     png = tmp_path / "g.png"
@@ -596,7 +604,9 @@ def test_snippet_output_gets_png_as_in_the_editor(
     capsys, monkeypatch, graph, tmp_path, name, written
 ):
     seen = []
-    _fake_module(monkeypatch, "app.snippet_export", main=lambda args: seen.append(args) or 0)
+    _fake_module(
+        monkeypatch, "conv3dt_studio.app.snippet_export", main=lambda args: seen.append(args) or 0
+    )
     (tmp_path / "a.b").mkdir()
     assert cli.main(["snippet", str(graph), "-o", str(tmp_path / name)]) == 0
     assert seen[0].output == str(tmp_path / (written or "a.b/g.png"))
@@ -606,7 +616,7 @@ def test_snippet_output_gets_png_as_in_the_editor(
 def test_snippet_output_with_another_extension_is_refused(
     capsys, monkeypatch, graph, tmp_path, name
 ):
-    _fake_module(monkeypatch, "app.snippet_export", main=lambda args: 0)
+    _fake_module(monkeypatch, "conv3dt_studio.app.snippet_export", main=lambda args: 0)
     code, _, err = run(capsys, "snippet", graph, "-o", tmp_path / name)
     assert code == 2
     assert error_lines(err) == [
@@ -616,7 +626,7 @@ def test_snippet_output_with_another_extension_is_refused(
 
 
 def test_snippet_output_checks_the_name_it_will_write(capsys, monkeypatch, graph, tmp_path):
-    _fake_module(monkeypatch, "app.snippet_export", main=lambda args: 0)
+    _fake_module(monkeypatch, "conv3dt_studio.app.snippet_export", main=lambda args: 0)
     (tmp_path / "g.png").write_bytes(b"old")
     code, _, err = run(capsys, "snippet", graph, "-o", tmp_path / "g")
     assert code == 2 and error_lines(err) == [
@@ -631,7 +641,9 @@ def test_snippet_output_checks_the_name_it_will_write(capsys, monkeypatch, graph
 )
 def test_open_and_no_command_launch_the_editor(monkeypatch, argv, path):
     seen = []
-    _fake_module(monkeypatch, "app.main_window", launch=lambda p: seen.append(p) or 0)
+    _fake_module(
+        monkeypatch, "conv3dt_studio.app.main_window", launch=lambda p: seen.append(p) or 0
+    )
     assert cli.main(argv) == 0
     assert seen == [path]
 
@@ -678,7 +690,7 @@ QT = ("PySide6", "PyQt5", "PyQt6", "shiboken6", "NodeGraphQt", "pyqtgraph", "qtp
 
 HEADLESS_PROBE = """
 import contextlib, io, sys
-from app import cli
+from conv3dt_studio.app import cli
 graph = sys.argv[1]
 for argv in (["run", graph], ["validate", graph], ["info"], ["bench", "--help"]):
     with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):

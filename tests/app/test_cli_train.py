@@ -7,9 +7,9 @@ import json
 import numpy as np
 import pytest
 
-from app.cli import main
-from nodes import EXAMPLES, load, run_document
-from nodes.examples import teacher_student
+from conv3dt_studio.app.cli import main
+from conv3dt_studio.nodes import EXAMPLES, load, run_document
+from conv3dt_studio.nodes.examples import teacher_student
 
 GRAPH = str(EXAMPLES / "teacher_student.json")
 

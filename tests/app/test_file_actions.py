@@ -6,7 +6,7 @@ import json
 
 import pytest
 
-import nodes
+from conv3dt_studio import nodes
 
 
 def test_export_json_then_open_in_a_new_window_gives_the_same_document(

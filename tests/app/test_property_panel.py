@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QCheckBox, QComboBox, QLineEdit, QSpinBox
 
-from app.property_panel import (
+from conv3dt_studio.app.property_panel import (
     BoolEditor,
     ChoiceEditor,
     ClusterEditor,
@@ -143,7 +143,7 @@ def test_data_source_enables_only_its_settings(window):
 
 
 def test_a_damaged_node_can_be_repaired_one_field_at_a_time(make_window):
-    import nodes
+    from conv3dt_studio import nodes
 
     doc = nodes.default_document()
     doc.nodes["conv3d_transpose"].params.update(size="abc", activation="nope")

@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 from PySide6.QtCore import QTimer
 
-import nodes
-from app.run_worker import prediction_to_run, weights_text
+from conv3dt_studio import nodes
+from conv3dt_studio.app.run_worker import prediction_to_run, weights_text
 
 RUN_TIMEOUT_MS = 30_000
 
@@ -98,24 +98,24 @@ def test_graph_with_problems_does_not_run(window, qtbot):
 
 
 def _unexpected_exception(window, monkeypatch):
-    import app.run_worker
+    from conv3dt_studio.app import run_worker
 
     def broken(*_args, **_kwargs):
         raise RuntimeError("the kernel caught fire")
 
-    monkeypatch.setattr(app.run_worker, "run_document", broken)
+    monkeypatch.setattr(run_worker, "run_document", broken)
     return "RuntimeError: the kernel caught fire"
 
 
 def _memory_refusal(window, monkeypatch):
-    import nodes.runner
+    from conv3dt_studio.nodes import runner
 
-    monkeypatch.setattr(nodes.runner, "available_memory", lambda: 1024)
+    monkeypatch.setattr(runner, "available_memory", lambda: 1024)
     return "above the memory limit of 0.0 MiB"
 
 
 def _cupy_unavailable(window, monkeypatch):
-    from compute import BackendError, get_backend
+    from conv3dt_studio.compute import BackendError, get_backend
 
     try:
         get_backend("cupy")
@@ -140,12 +140,12 @@ def test_a_failure_that_is_no_nodes_fault_goes_to_the_log_and_status_bar(
 
 
 def test_a_node_problem_found_by_the_run_goes_on_its_node(window, qtbot, monkeypatch):
-    import app.run_worker
+    from conv3dt_studio.app import run_worker
 
     def refuse(*_args, **_kwargs):
         raise nodes.DocumentProblems([nodes.Problem("data", "path", "file `x.npy` is gone")])
 
-    monkeypatch.setattr(app.run_worker, "run_document", refuse)
+    monkeypatch.setattr(run_worker, "run_document", refuse)
     with qtbot.waitSignal(window.run_failed, timeout=RUN_TIMEOUT_MS):
         window.run()
     assert window.canvas.run_errors == {"data": "file `x.npy` is gone"}
@@ -301,7 +301,7 @@ def test_trained_weights_are_found_by_the_layers_name(make_doc):
 def test_a_run_of_a_chain_the_trained_weights_do_not_cover_says_seeded(
     make_window, make_doc, qtbot
 ):
-    from nodes.weights import weights_dict
+    from conv3dt_studio.nodes.weights import weights_dict
 
     w = make_window(_two_predictions(make_doc))
     w.canvas.select("prediction_6d_2")

@@ -7,9 +7,9 @@ import types
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent, QImage
 
-import nodes
-from app import snippet_export
-from nodes.snippet import read_graph_text
+from conv3dt_studio import nodes
+from conv3dt_studio.app import snippet_export
+from conv3dt_studio.nodes.snippet import read_graph_text
 
 
 def _drop_files(window, paths, at=(100.0, 100.0)):
@@ -102,7 +102,7 @@ def test_snippet_command_reports_a_bad_graph(tmp_path, qapp, capsys):
 
 
 def test_snippet_command_into_a_missing_folder_is_bad_input(tmp_path, qapp, capsys):
-    from app import cli
+    from conv3dt_studio.app import cli
 
     graph = tmp_path / "g.json"
     nodes.default_document().save(graph)
@@ -115,7 +115,7 @@ def test_snippet_command_into_a_missing_folder_is_bad_input(tmp_path, qapp, caps
 
 
 def test_snippet_command_adds_png_to_a_name_without_extension(tmp_path, qapp, capsys):
-    from app import cli
+    from conv3dt_studio.app import cli
 
     graph = tmp_path / "g.json"
     nodes.default_document().save(graph)

@@ -6,8 +6,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import nodes
-from nodes.examples import teacher_student
+from conv3dt_studio import nodes
+from conv3dt_studio.nodes.examples import teacher_student
 
 
 def _doc(epochs: int = 3):
@@ -164,7 +164,7 @@ def _loss_on_a_second_chain():
 
 
 def _chain_weights(doc, prediction_node, shift=0.0):
-    from nodes.weights import weights_dict
+    from conv3dt_studio.nodes.weights import weights_dict
 
     layers = nodes.run_document(doc, backend="numpy", prediction_node=prediction_node).graph.layers
     return {k: v + shift for k, v in weights_dict(layers, include_optimizer=False).items()}

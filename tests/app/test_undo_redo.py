@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-import nodes
+from conv3dt_studio import nodes
 
 
 def _state(canvas):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QDockWidget
 
-import nodes
+from conv3dt_studio import nodes
 
 ACTIONS = [
     "action_run",
@@ -40,7 +40,9 @@ def test_import_app_does_not_import_qt():
     import subprocess
     import sys
 
-    code = "import sys, app; print(any(m.startswith('PySide6') for m in sys.modules))"
+    code = (
+        "import sys, conv3dt_studio.app; print(any(m.startswith('PySide6') for m in sys.modules))"
+    )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "False"
 
@@ -73,7 +75,7 @@ def test_backend_selector_shows_the_backend_actually_used(window):
 def test_launch_opens_a_file_and_returns_the_exit_code(monkeypatch, tmp_path, fake_dialogs):
     from PySide6.QtWidgets import QApplication
 
-    import app.main_window as mw
+    from conv3dt_studio.app import main_window as mw
 
     path = tmp_path / "g.json"
     nodes.default_document().save(path)

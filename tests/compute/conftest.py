@@ -35,7 +35,7 @@ def pytest_terminal_summary(terminalreporter):
 @pytest.fixture(params=["compiled", "flat"])
 def cpu_path(request, monkeypatch):
     """Run a test on the compiled CPU kernels (when Numba is there) and on the array-module path."""
-    from compute import cpu_kernels
+    from conv3dt_studio.compute import cpu_kernels
 
     if request.param == "flat":
         monkeypatch.setattr(cpu_kernels, "AVAILABLE", False)
@@ -45,6 +45,6 @@ def cpu_path(request, monkeypatch):
 @pytest.fixture
 def flat_path(monkeypatch):
     """The array-module path only (dtype-generic: float64 works)."""
-    from compute import cpu_kernels
+    from conv3dt_studio.compute import cpu_kernels
 
     monkeypatch.setattr(cpu_kernels, "AVAILABLE", False)

@@ -21,10 +21,10 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import scipy.special
 from cuda_emulation import EmulatedKernels
 
-from compute.backend import Backend
+from conv3dt_studio.compute.backend import Backend
+from conv3dt_studio.compute.special import erf_numpy
 
 
 def _unwrap(v: Any) -> Any:
@@ -170,9 +170,11 @@ def module(build_dir: Path) -> types.ModuleType:
 @contextlib.contextmanager
 def emulated_gpu(build_dir: Path) -> Iterator[Backend]:
     """A ``cupy`` Backend on the stand-in, with ``cupyx.scipy.special.erf`` (the backend's erf on
-    CuPy) provided by SciPy while the context lasts."""
+    CuPy) provided by our NumPy erf while the context lasts."""
     cupyx = types.ModuleType("cupyx")
-    cupyx.scipy = types.SimpleNamespace(special=types.SimpleNamespace(erf=scipy.special.erf))
+    cupyx.scipy = types.SimpleNamespace(
+        special=types.SimpleNamespace(erf=lambda a: _wrap(erf_numpy(_unwrap(a))))
+    )
     shims = {"cupyx": cupyx, "cupyx.scipy": cupyx.scipy, "cupyx.scipy.special": cupyx.scipy.special}
     saved = {name: sys.modules.get(name) for name in shims}
     sys.modules.update(shims)

@@ -7,11 +7,11 @@ import numpy as np
 import pytest
 import reference as ref
 
-from compute import Conv3DTranspose, Graph, Input, TimeDistributed
-from compute import conv3d_transpose_ops as ops
-from compute.activations import ACTIVATIONS
-from compute.backend import get_backend
-from compute.errors import StateError
+from conv3dt_studio.compute import Conv3DTranspose, Graph, Input, TimeDistributed
+from conv3dt_studio.compute import conv3d_transpose_ops as ops
+from conv3dt_studio.compute.activations import ACTIVATIONS
+from conv3dt_studio.compute.backend import get_backend
+from conv3dt_studio.compute.errors import StateError
 
 NUMPY = get_backend("numpy")
 

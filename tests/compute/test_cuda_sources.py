@@ -19,10 +19,10 @@ import pytest
 from cuda_emulation import EmulatedKernels
 from test_fast_paths import GEOMETRIES, _case, _close, _ids
 
-from compute import conv3d_transpose_ops as ops
-from compute import cuda_kernels
-from compute.backend import NUMPY
-from compute.optimizers import _SLOTS, ALGORITHMS, CUDA_RULES, Optimizer
+from conv3dt_studio.compute import conv3d_transpose_ops as ops
+from conv3dt_studio.compute import cuda_kernels
+from conv3dt_studio.compute.backend import NUMPY
+from conv3dt_studio.compute.optimizers import _SLOTS, ALGORITHMS, CUDA_RULES, Optimizer
 
 if platform.system() == "Linux" and platform.machine() == "x86_64":
     from nvrtc import Nvrtc  # a test dependency here: a missing wheel must fail, not skip

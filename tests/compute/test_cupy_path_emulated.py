@@ -13,8 +13,8 @@ import fake_cupy
 import numpy as np
 import pytest
 
-from compute import Conv3DTranspose, Graph, Input, TimeDistributed
-from compute.backend import NUMPY
+from conv3dt_studio.compute import Conv3DTranspose, Graph, Input, TimeDistributed
+from conv3dt_studio.compute.backend import NUMPY
 
 # Small shapes: the emulation runs every CUDA thread on the CPU.
 SHAPE = (2, 2, 2, 3, 2, 3)  # batch, time, channels, d1, d2, d3 (channels_first)
@@ -133,7 +133,7 @@ def test_fit_and_state_round_trip_on_the_cupy_path(fake_gpu):
 
 
 def test_benchmark_on_the_cupy_path_times_host_and_device_rows(fake_gpu):
-    from compute import benchmark
+    from conv3dt_studio.compute import benchmark
 
     tiny = benchmark.Workload("T", "tiny", (1, 2, 2, 3, 2, 3), 2, 1, False)
     res = benchmark.run_workload(tiny, fake_gpu, None, rounds=1, warmup=0, peak_gflops=None)

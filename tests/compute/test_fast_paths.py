@@ -14,11 +14,11 @@ import json
 import numpy as np
 import pytest
 
-from compute import benchmark, cpu_kernels
-from compute import conv3d_transpose_ops as ops
-from compute.backend import NUMPY, get_backend
-from compute.conv3d_transpose import Conv3DTranspose
-from compute.errors import BackendError
+from conv3dt_studio.compute import benchmark, cpu_kernels
+from conv3dt_studio.compute import conv3d_transpose_ops as ops
+from conv3dt_studio.compute.backend import NUMPY, get_backend
+from conv3dt_studio.compute.conv3d_transpose import Conv3DTranspose
+from conv3dt_studio.compute.errors import BackendError
 
 # (spatial in, size, stride, dilation, same, output_padding)
 GEOMETRIES = [

@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 import reference as ref
 
-from compute import (
+from conv3dt_studio.compute import (
     BackendError,
     Conv3DTranspose,
     Graph,
@@ -329,7 +329,7 @@ def test_per_class_loss_uses_last_axis_for_channels_last():
 def test_a_refused_layer_leaves_the_graph_usable():
     import pytest as _pytest
 
-    from compute import Conv3DTranspose, Graph, Input, ShapeError, TimeDistributed
+    from conv3dt_studio.compute import Conv3DTranspose, Graph, Input, ShapeError, TimeDistributed
 
     g = Graph([Input((2, 3, 4, 4, 4))], backend="numpy")
     with _pytest.raises(ShapeError):
@@ -343,7 +343,14 @@ def test_predict_refuses_empty_data_and_fractional_batches():
     import numpy as _np
     import pytest as _pytest
 
-    from compute import Conv3DTranspose, Graph, Input, ParameterError, ShapeError, TimeDistributed
+    from conv3dt_studio.compute import (
+        Conv3DTranspose,
+        Graph,
+        Input,
+        ParameterError,
+        ShapeError,
+        TimeDistributed,
+    )
 
     g = Graph([Input((1, 2, 3, 3, 3)), TimeDistributed(Conv3DTranspose())], backend="numpy")
     with _pytest.raises(ShapeError, match="at least one sample"):
@@ -355,7 +362,7 @@ def test_predict_refuses_empty_data_and_fractional_batches():
 def test_set_weights_needs_a_list():
     import pytest as _pytest
 
-    from compute import Conv3DTranspose, ShapeError
+    from conv3dt_studio.compute import Conv3DTranspose, ShapeError
 
     layer = Conv3DTranspose()
     for bad in (None, {"kernel": 1}):
@@ -364,7 +371,7 @@ def test_set_weights_needs_a_list():
 
 
 def _count_input_gradients(monkeypatch):
-    from compute import conv3d_transpose_ops as ops
+    from conv3dt_studio.compute import conv3d_transpose_ops as ops
 
     calls = []
     real = ops.backward_input
@@ -438,7 +445,7 @@ def test_user_layers_with_the_older_backward_signature_keep_working(wrapped):
 
 
 def test_a_frozen_first_layer_is_skipped_unless_it_keeps_gradients(monkeypatch):
-    from compute import conv3d_transpose_ops as ops
+    from conv3dt_studio.compute import conv3d_transpose_ops as ops
 
     x, _ = _data()
     calls = []

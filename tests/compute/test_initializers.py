@@ -7,8 +7,8 @@ import math
 import numpy as np
 import pytest
 
-from compute.errors import ParameterError
-from compute.initializers import INITIALIZER_NAMES, compute_fans, initialize
+from conv3dt_studio.compute.errors import ParameterError
+from conv3dt_studio.compute.initializers import INITIALIZER_NAMES, compute_fans, initialize
 
 # A transposed-convolution kernel (kd, kh, kw, n_filters, in_channels), big enough for statistics.
 KSHAPE = (5, 5, 5, 12, 10)

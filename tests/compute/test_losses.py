@@ -8,8 +8,8 @@ import math
 import numpy as np
 import pytest
 
-from compute.errors import ParameterError, ShapeError
-from compute.losses import LOSS_NAMES, LOSSES, loss_value_and_grad
+from conv3dt_studio.compute.errors import ParameterError, ShapeError
+from conv3dt_studio.compute.losses import LOSS_NAMES, LOSSES, loss_value_and_grad
 
 EPS = 1e-7
 

@@ -9,9 +9,9 @@ import numpy as np
 import pytest
 from opt_reference import DEFAULTS, RefOptimizer, assert_close_update
 
-from compute.backend import get_backend
-from compute.errors import BackendError
-from compute.optimizers import ALGORITHMS, OPTIMIZER_SCHEMA, Optimizer
+from conv3dt_studio.compute.backend import get_backend
+from conv3dt_studio.compute.errors import BackendError
+from conv3dt_studio.compute.optimizers import ALGORITHMS, OPTIMIZER_SCHEMA, Optimizer
 
 NUMPY = get_backend("numpy")
 ALL = ("adadelta", "adagrad", "adam", "adamax", "inertia", "nadam", "nesterov", "rmsprop", "sgd")
@@ -139,7 +139,7 @@ def test_get_state_is_a_copy():
 
 
 def _layer_graph(algorithm, seed=0, **opt):
-    from compute import Conv3DTranspose, Graph, Input, TimeDistributed
+    from conv3dt_studio.compute import Conv3DTranspose, Graph, Input, TimeDistributed
 
     layer = Conv3DTranspose(
         n_filters=2,

@@ -10,10 +10,16 @@ import numpy as np
 import pytest
 from opt_reference import DEFAULTS
 
-from compute import CONV3D_TRANSPOSE_SCHEMA, OPTIMIZER_SCHEMA, Conv3DTranspose, Param, Schema
-from compute.activations import ACTIVATION_NAMES
-from compute.errors import ParameterError
-from compute.initializers import INITIALIZER_NAMES
+from conv3dt_studio.compute import (
+    CONV3D_TRANSPOSE_SCHEMA,
+    OPTIMIZER_SCHEMA,
+    Conv3DTranspose,
+    Param,
+    Schema,
+)
+from conv3dt_studio.compute.activations import ACTIVATION_NAMES
+from conv3dt_studio.compute.errors import ParameterError
+from conv3dt_studio.compute.initializers import INITIALIZER_NAMES
 
 S = CONV3D_TRANSPOSE_SCHEMA
 

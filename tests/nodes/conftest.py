@@ -2,16 +2,13 @@
 
 from __future__ import annotations
 
-import sys
 from pathlib import Path
 
 import pytest
 
 ROOT = Path(__file__).resolve().parents[2]
-if str(ROOT) not in sys.path:
-    sys.path.insert(0, str(ROOT))
 
-from nodes.examples import toolkit_example  # noqa: E402
+from conv3dt_studio.nodes.examples import toolkit_example  # noqa: E402
 
 SMALL_SAMPLE = (2, 2, 8, 8, 3)  # (time, channels, d1, d2, d3), channels_first
 

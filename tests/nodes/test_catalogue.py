@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from compute import CONV3D_TRANSPOSE_SCHEMA
-from nodes import LAYER, NODE_TYPE_IDS, NODE_TYPES, TENSOR, categories
+from conv3dt_studio.compute import CONV3D_TRANSPOSE_SCHEMA
+from conv3dt_studio.nodes import LAYER, NODE_TYPE_IDS, NODE_TYPES, TENSOR, categories
 
 # type id -> (inputs, outputs) as (name, kind) pairs
 PORTS = {

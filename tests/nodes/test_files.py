@@ -7,9 +7,9 @@ import os
 import numpy as np
 import pytest
 
-from nodes import FileError
-from nodes.data_sources import generate, load_file, peek_shape
-from nodes.files import load_arrays, save_npy, save_npz
+from conv3dt_studio.nodes import FileError
+from conv3dt_studio.nodes.data_sources import generate, load_file, peek_shape
+from conv3dt_studio.nodes.files import load_arrays, save_npy, save_npz
 
 
 def test_save_npy_and_load(tmp_path):
@@ -91,7 +91,7 @@ def test_generator(distribution, check):
 def test_atomic_write_keeps_permissions_follows_links_and_refuses_devices(tmp_path):
     import stat
 
-    from nodes.files import FileError, atomic_write_bytes
+    from conv3dt_studio.nodes.files import FileError, atomic_write_bytes
 
     existing = tmp_path / "a.bin"
     existing.write_bytes(b"old")

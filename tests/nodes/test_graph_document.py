@@ -4,13 +4,15 @@ from __future__ import annotations
 
 import json
 import os
+from pathlib import Path
 
 import pytest
 
-import nodes
-from compute import ParameterError
-from nodes import graph_document as gd
-from nodes.examples import bundled
+from conv3dt_studio import nodes
+from conv3dt_studio.compute import ParameterError
+from conv3dt_studio.nodes import graph_document as gd
+from conv3dt_studio.nodes.examples import bundled
+from conv3dt_studio.resources import EXAMPLES, SCHEMA_PATH
 
 # ---------------------------------------------------------------------- nodes and parameters
 
@@ -242,15 +244,17 @@ def test_load_missing_file(tmp_path):
 
 
 def test_schema_file_equals_the_generated_schema():
-    on_disk = json.loads(gd.SCHEMA_PATH.read_text(encoding="utf-8"))
-    assert on_disk == gd.document_json_schema(), "run `python -m nodes.examples` to refresh it"
+    on_disk = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    assert on_disk == gd.document_json_schema(), (
+        "run `python scripts/regenerate_resources.py` to refresh it"
+    )
 
 
-@pytest.mark.parametrize("path", sorted(gd.EXAMPLES.glob("*.json")), ids=lambda p: p.name)
+@pytest.mark.parametrize("path", sorted(EXAMPLES.glob("*.json")), ids=lambda p: p.name)
 def test_bundled_examples_pass_the_schema(path):
     import jsonschema
 
-    schema = json.loads(gd.SCHEMA_PATH.read_text(encoding="utf-8"))
+    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
     data = json.loads(path.read_text(encoding="utf-8"))
     jsonschema.Draft202012Validator(schema).validate(data)
     for node in data["nodes"]:
@@ -260,7 +264,7 @@ def test_bundled_examples_pass_the_schema(path):
 
 @pytest.mark.parametrize("name", sorted(bundled()))
 def test_bundled_example_files_match_their_builders(name):
-    on_disk = nodes.load(gd.EXAMPLES / f"{name}.json")
+    on_disk = nodes.load(EXAMPLES / f"{name}.json")
     assert on_disk.to_json() == bundled()[name].to_json()
 
 
@@ -341,7 +345,7 @@ def test_save_into_a_missing_folder(doc, tmp_path):
 def test_the_documented_example_is_a_valid_graph():
     import re
 
-    doc_md = gd.RESOURCES.parent / "docs" / "cli.md"
+    doc_md = Path(__file__).resolve().parents[2] / "docs" / "cli.md"
     assert doc_md.is_file(), "docs/cli.md documents the format"
     block = re.search(r"```json\n(.*?)```", doc_md.read_text(encoding="utf-8"), re.S).group(1)
     report = nodes.validate(nodes.loads(block, source="docs/cli.md"))

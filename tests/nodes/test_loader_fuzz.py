@@ -11,9 +11,9 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-import nodes
-from nodes.examples import toolkit_example
-from nodes.snippet import KEYWORD, PNG_SIGNATURE, read_graph_text
+from conv3dt_studio import nodes
+from conv3dt_studio.nodes.examples import toolkit_example
+from conv3dt_studio.nodes.snippet import KEYWORD, PNG_SIGNATURE, read_graph_text
 
 SMALL = toolkit_example(
     data={"batch_size": 2, "sample_shape": [2, 2, 8, 8, 3]}, input_shape=(2, 2, 8, 8, 3)

@@ -11,8 +11,8 @@ QT = ("PySide6", "PyQt5", "PyQt6", "shiboken6", "NodeGraphQt", "pyqtgraph", "qtp
 
 PROBE = f"""
 import sys
-import nodes
-from nodes.examples import toolkit_example
+from conv3dt_studio import nodes
+from conv3dt_studio.nodes.examples import toolkit_example
 doc = toolkit_example(data={{"batch_size": 1, "sample_shape": [1, 1, 2, 2, 2]}},
                       input_shape=(1, 1, 2, 2, 2))
 nodes.run_document(doc, backend="numpy")

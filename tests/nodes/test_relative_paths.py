@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import numpy as np
 
-import nodes
-from nodes.examples import toolkit_example
+from conv3dt_studio import nodes
+from conv3dt_studio.nodes.examples import toolkit_example
 
 
 def test_relative_data_path_follows_the_graph_file(tmp_path, monkeypatch):

@@ -7,10 +7,10 @@ import math
 import numpy as np
 import pytest
 
-import nodes
-from compute import StateError
-from nodes.runner import estimate_bytes, estimate_device_bytes
-from nodes.weights import save_weights, weights_dict
+from conv3dt_studio import nodes
+from conv3dt_studio.compute import StateError
+from conv3dt_studio.nodes.runner import estimate_bytes, estimate_device_bytes
+from conv3dt_studio.nodes.weights import save_weights, weights_dict
 
 
 def test_run_gives_the_prediction_6d_info_cluster(doc):
@@ -164,7 +164,7 @@ def test_memory_guard_refuses_with_the_estimate_and_the_limit(doc):
 
 
 def test_memory_guard_on_a_gpu_checks_one_batch_against_its_free_memory(doc, monkeypatch):
-    from compute.backend import Backend
+    from conv3dt_studio.compute.backend import Backend
 
     p = nodes.plan(doc)
     need = estimate_device_bytes(p, 1)

@@ -7,8 +7,8 @@ import zlib
 
 import pytest
 
-import nodes
-from nodes.snippet import KEYWORD, PNG_SIGNATURE, embed_graph_text, read_graph_text
+from conv3dt_studio import nodes
+from conv3dt_studio.nodes.snippet import KEYWORD, PNG_SIGNATURE, embed_graph_text, read_graph_text
 
 
 def _chunk(ctype: bytes, body: bytes) -> bytes:

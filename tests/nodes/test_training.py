@@ -5,11 +5,18 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from compute import Conv3DTranspose, Graph, Input, ShapeError, StateError, TimeDistributed
-from nodes import EXAMPLES, DocumentProblems, load
-from nodes.examples import teacher_student, toolkit_example
-from nodes.training import train_document, trainability_problems
-from nodes.weights import apply_weights, weights_dict
+from conv3dt_studio.compute import (
+    Conv3DTranspose,
+    Graph,
+    Input,
+    ShapeError,
+    StateError,
+    TimeDistributed,
+)
+from conv3dt_studio.nodes import EXAMPLES, DocumentProblems, load
+from conv3dt_studio.nodes.examples import teacher_student, toolkit_example
+from conv3dt_studio.nodes.training import train_document, trainability_problems
+from conv3dt_studio.nodes.weights import apply_weights, weights_dict
 
 SAMPLE = (2, 2, 4, 4, 3)
 
@@ -182,7 +189,7 @@ def test_nan_loss_stops_training_with_a_message(teacher_data):
 def test_weights_with_another_optimizers_state_load_with_a_fresh_optimizer(
     teacher_data, saved_by, loaded_by, embedded
 ):
-    from nodes.weights import decode_weights, encode_weights
+    from conv3dt_studio.nodes.weights import decode_weights, encode_weights
 
     x, y = teacher_data
     first = _student(saved_by, LEARNING_RATES[saved_by])
@@ -200,7 +207,7 @@ def test_weights_with_another_optimizers_state_load_with_a_fresh_optimizer(
 
 
 def test_non_finite_weights_are_a_file_error(teacher_data):
-    from nodes import FileError
+    from conv3dt_studio.nodes import FileError
 
     g = _student("sgd", 0.1)
     bad = weights_dict(g.layers)
@@ -210,7 +217,7 @@ def test_non_finite_weights_are_a_file_error(teacher_data):
 
 
 def test_an_unfinished_branch_does_not_stop_training_the_loss_chain():
-    from nodes import validate
+    from conv3dt_studio.nodes import validate
 
     doc = teacher_student()
     conv = doc.add_node("conv3d_transpose", {}).id  # a branch left unfinished: no layer link

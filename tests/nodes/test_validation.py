@@ -5,9 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-import nodes
-from nodes import graph_document as gd
-from nodes.graph_document import Link, Node
+from conv3dt_studio import nodes
+from conv3dt_studio.nodes.graph_document import Link, Node
 
 
 def _problems(doc) -> set[tuple]:
@@ -141,7 +140,7 @@ def test_data_npz_needs_an_array_name_when_it_holds_several(doc, tmp_path):
     ],
 )
 def test_shape_inference_of_the_bundled_examples(name, shape):
-    report = nodes.validate(nodes.load(gd.EXAMPLES / f"{name}.json"))
+    report = nodes.validate(nodes.load(nodes.EXAMPLES / f"{name}.json"))
     assert report.ok
     assert report.shapes["prediction_6d"] == shape
     assert report.shapes["time_distributed"] == shape
@@ -165,7 +164,7 @@ def test_shape_inference_follows_the_layer_parameters(make_doc, conv, spatial):
 
 
 def test_bad_training_settings_and_damaged_embedded_weights_are_reported():
-    from nodes.examples import teacher_student
+    from conv3dt_studio.nodes.examples import teacher_student
 
     doc = teacher_student()
     doc.extras["training"]["epochs"] = 0
