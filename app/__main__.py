@@ -1,4 +1,5 @@
-"""``python -m app``: the ``conv3dt-studio`` command line."""
+"""``python -m conv3dt_studio.app`` (as ``python -m conv3dt_studio``): the ``conv3dt-studio`` command
+line."""
 
 import sys
 

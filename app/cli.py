@@ -1,4 +1,4 @@
-"""The ``conv3dt-studio`` command line (also ``python -m app``).
+"""The ``conv3dt-studio`` command line (also ``python -m conv3dt_studio``).
 
 ``run``, ``validate``, ``info`` and ``bench`` are headless: they import no Qt module, so they work on
 a server, in a script or in CI. ``open`` (the default with no command) and ``snippet`` need Qt and
@@ -21,6 +21,7 @@ from typing import NoReturn
 PROG = "conv3dt-studio"
 EXIT_OK, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_BROKEN_PIPE = 0, 2, 130, 141
 BAR_WIDTH = 30
+QUIT_AFTER_ENV = "CONV3DT_STUDIO_QUIT_AFTER"  # read by app.main_window.launch
 QT_PACKAGES = ("PySide6", "shiboken6", "NodeGraphQt", "Qt", "pyqtgraph")
 
 
@@ -498,8 +499,27 @@ def cmd_open(path: str | None) -> int:
             "the editor needs a display and none was found (DISPLAY and WAYLAND_DISPLAY are "
             "unset); the headless commands run, train and validate work without one"
         )
+    from conv3dt_studio.app.qt_platform import platform_problem
+
+    _check_quit_after(os.environ.get(QUIT_AFTER_ENV, ""))
+    problem = platform_problem()
+    if problem:  # Qt would abort with a message naming the wrong library
+        raise UsageError(problem)
     module = _optional_module("conv3dt_studio.app.main_window", "the editor")
     return _exit_code(module.launch, path)
+
+
+def _check_quit_after(value: str) -> None:
+    """``CONV3DT_STUDIO_QUIT_AFTER`` (seconds until the editor quits by itself, for smoke tests)."""
+    try:
+        ok = not value or float(value) >= 0
+    except ValueError:
+        ok = False
+    if not ok:
+        raise UsageError(
+            f"Invalid value for `{QUIT_AFTER_ENV}`: expected a number of seconds >= 0. "
+            f"Received: {value!r}"
+        )
 
 
 def _exit_code(function: Callable, argument) -> int:

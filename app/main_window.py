@@ -696,8 +696,12 @@ def apply_style(app: QApplication) -> None:
         app.setStyleSheet(STYLE_SHEET.read_text(encoding="utf-8"))
 
 
+QUIT_AFTER_ENV = "CONV3DT_STUDIO_QUIT_AFTER"
+
+
 def launch(path: str | os.PathLike | None = None) -> int:
-    """Open the editor (on ``path``, else the toolkit example) and run the event loop."""
+    """Open the editor (on ``path``, else the toolkit example) and run the event loop; with
+    ``CONV3DT_STUDIO_QUIT_AFTER=SECONDS`` in the environment it quits by itself after that time."""
     app = QApplication.instance() or QApplication(sys.argv[:1])
     app.setApplicationName("conv3dt-studio")
     app.setApplicationDisplayName(APP_TITLE)
@@ -711,6 +715,9 @@ def launch(path: str | os.PathLike | None = None) -> int:
     from conv3dt_studio.compute.conv3d_transpose_ops import warm_up
 
     QThreadPool.globalInstance().start(warm_up)
+    quit_after = os.environ.get(QUIT_AFTER_ENV, "")
+    if quit_after:  # smoke tests of an installed editor: open, draw, quit
+        QTimer.singleShot(int(float(quit_after) * 1000), app.quit)
     code = app.exec()
     dispose(window)
     return code

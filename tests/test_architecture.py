@@ -90,16 +90,12 @@ def _violations(folder: str) -> list[str]:
     bad = []
     for path in sorted((ROOT / folder).rglob("*.py")):
         for line, name in _imports(path):
-            top = name.split(".")[0]
+            parts = name.split(".")
+            top, second = parts[0], (parts[1] if len(parts) > 1 else "")
             where = f"{path.relative_to(ROOT)}:{line} imports {name}"
             if top in ("compute", "nodes", "app", "resources"):
                 bad.append(where + " (outside the conv3dt_studio namespace)")
-            parts = name.split(".")
-            if (
-                top == "conv3dt_studio"
-                and folder in LAYERS
-                and parts[1:2] in ([n] for n in LAYERS[folder])
-            ):
+            if top == "conv3dt_studio" and second in LAYERS.get(folder, ()):
                 bad.append(where + " (against the direction compute <- nodes <- app)")
     return bad
 

@@ -4,14 +4,11 @@ block, and small graphs that run in milliseconds."""
 from __future__ import annotations
 
 import os
-from pathlib import Path
 
 os.environ["QT_QPA_PLATFORM"] = "offscreen"  # before any Qt import
 os.environ.setdefault("QT_PREFERRED_BINDING", "PySide6")
 
 import pytest  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[2]
 
 from conv3dt_studio.nodes.examples import toolkit_example  # noqa: E402
 

@@ -12,8 +12,6 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[2]
-
 from conv3dt_studio import nodes  # noqa: E402
 from conv3dt_studio.app import cli  # noqa: E402
 from conv3dt_studio.nodes.examples import toolkit_example  # noqa: E402
@@ -652,14 +650,13 @@ def test_open_and_no_command_launch_the_editor(monkeypatch, argv, path):
 
 
 def _env():
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(ROOT), env.get("PYTHONPATH")]))
-    return env
+    """The installed package, not the checkout's folders: no PYTHONPATH."""
+    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
 
 
-def test_python_m_app_run_in_a_real_process(graph):
+def test_python_m_conv3dt_studio_run_in_a_real_process(graph):
     proc = subprocess.run(
-        [sys.executable, "-m", "app", "run", "--seed", "0", str(graph)],
+        [sys.executable, "-m", "conv3dt_studio", "run", "--seed", "0", str(graph)],
         cwd=graph.parent,
         env=_env(),
         capture_output=True,
@@ -674,7 +671,7 @@ def test_python_m_app_run_in_a_real_process(graph):
 @pytest.mark.parametrize("argv", [["validate", "nope.json"], ["run", "--backend", "foo"]])
 def test_python_m_app_error_exit_status(tmp_path, argv):
     proc = subprocess.run(
-        [sys.executable, "-m", "app", *argv],
+        [sys.executable, "-m", "conv3dt_studio", *argv],
         cwd=tmp_path,
         env=_env(),
         capture_output=True,

@@ -2,11 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
-
-ROOT = Path(__file__).resolve().parents[2]
 
 from conv3dt_studio.nodes.examples import toolkit_example  # noqa: E402
 
