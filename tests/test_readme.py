@@ -23,3 +23,18 @@ def test_quick_start_commands_are_the_ci_commands():
     ci = (README.parent / ".ci" / "run").read_text(encoding="utf-8")
     assert 'pip install -e ".[test,dev]" && pytest' in readme
     assert 'pip install -e ".[test,dev]" && pytest' in ci
+
+
+def test_the_system_packages_line_is_the_one_the_editor_prints():
+    from conv3dt_studio.app.qt_platform import APT_LINE
+
+    block = re.search(
+        r"### System packages\n.*?```bash\n(.*?)\n```", README.read_text("utf-8"), re.S
+    )
+    assert block and block.group(1) == APT_LINE
+
+
+def test_the_readme_imports_through_the_namespace():
+    text = README.read_text(encoding="utf-8")
+    assert not re.search(r"^\s*(from|import) (compute|nodes|app)\b", text, flags=re.M)
+    assert "python -m app" not in text
