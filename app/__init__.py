@@ -1,7 +1,8 @@
-"""Conv3DT Studio desktop editor (everything Qt lives here).
+"""Conv3DT Studio's two front ends, side by side: the command line (:mod:`.cli`, Qt-free) and the
+desktop editor (:mod:`.editor`, everything Qt lives there).
 
-``import app`` does not import Qt: :class:`MainWindow` is loaded on first access, so the command line
-(``app.cli``) stays light for commands that need no GUI.
+Importing this package imports no Qt: :class:`MainWindow` and :func:`launch` are loaded on first
+access, so the command line stays light for commands that need no GUI.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ __all__ = ["MainWindow", "launch"]
 
 def __getattr__(name: str) -> Any:
     if name in ("MainWindow", "launch"):
-        from . import main_window
+        from .editor import main_window
 
         return getattr(main_window, name)
-    raise AttributeError(f"module 'app' has no attribute {name!r}")
+    raise AttributeError(f"module 'conv3dt_studio.app' has no attribute {name!r}")

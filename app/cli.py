@@ -472,7 +472,7 @@ def cmd_snippet(args: argparse.Namespace) -> int:
 
     args.output = str(_check_output(_png_name(args.output), args.force, "-o"))
     nodes.load(args.graph)  # file and format errors reported here, in the CLI's own form
-    module = _optional_module("conv3dt_studio.app.snippet_export", "the `snippet` command")
+    module = _optional_module("conv3dt_studio.app.editor.snippet_export", "the `snippet` command")
     return _exit_code(module.main, args)
 
 
@@ -505,7 +505,7 @@ def cmd_open(path: str | None) -> int:
     problem = platform_problem()
     if problem:  # Qt would abort with a message naming the wrong library
         raise UsageError(problem)
-    module = _optional_module("conv3dt_studio.app.main_window", "the editor")
+    module = _optional_module("conv3dt_studio.app.editor.main_window", "the editor")
     return _exit_code(module.launch, path)
 
 

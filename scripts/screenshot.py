@@ -30,7 +30,7 @@ def main() -> int:
     from PySide6.QtWidgets import QApplication
 
     app = QApplication(sys.argv[:1])
-    from conv3dt_studio.app.main_window import MainWindow, apply_style
+    from conv3dt_studio.app.editor.main_window import MainWindow, apply_style
 
     apply_style(app)
     from conv3dt_studio import nodes

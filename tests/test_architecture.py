@@ -68,8 +68,8 @@ def _imports(path: Path) -> list[tuple[int, str]]:
     """(line, absolute module name) of every import statement in a file (relative ones resolved
     against the package the folder is mapped to)."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
-    folder = path.parent.name
-    package = "conv3dt_studio" if folder == "conv3dt_studio" else f"conv3dt_studio.{folder}"
+    parts = list(path.parent.relative_to(ROOT).parts)
+    package = ".".join(["conv3dt_studio"] + [p for p in parts if p != "conv3dt_studio"])
     found = []
     for node in ast.walk(tree):
         if isinstance(node, ast.Import):

@@ -71,7 +71,7 @@ def data_dir(tmp_path, monkeypatch):
 @pytest.fixture(autouse=True)
 def no_real_dialogs(monkeypatch):
     """A real modal dialog would block the offscreen test run: fail instead."""
-    from conv3dt_studio.app import dialogs
+    from conv3dt_studio.app.editor import dialogs
 
     def refuse(*_args, **_kwargs):
         raise AssertionError("a real dialog was opened in a test")
@@ -112,7 +112,7 @@ def dispose_windows(windows) -> None:
     the windows they opened for restored autosaves."""
     from PySide6.QtCore import QThreadPool
 
-    from conv3dt_studio.app.main_window import dispose
+    from conv3dt_studio.app.editor.main_window import dispose
 
     every = [*windows, *(r for w in windows for r in w.recovered_windows)]
     for w in every:

@@ -7,7 +7,7 @@ import os
 
 import pytest
 
-from conv3dt_studio.app import autosave
+from conv3dt_studio.app.editor import autosave
 
 
 def _autosaves(data_dir):

@@ -6,7 +6,7 @@ from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt
 from PySide6.QtGui import QDropEvent
 
 from conv3dt_studio import nodes
-from conv3dt_studio.app.canvas import NODE_MIME_PREFIX
+from conv3dt_studio.app.editor.canvas import NODE_MIME_PREFIX
 from conv3dt_studio.nodes import GraphDocument
 
 EXAMPLE_LINKS = [
@@ -134,7 +134,7 @@ def test_drop_point_of_a_real_drop_event_is_in_scene_coordinates(window):
 
 def test_tab_search_choice_creates_the_node_through_the_document(window):
     """The Tab search menu (modal, so not opened offscreen) reports its choice this way."""
-    from conv3dt_studio.app.canvas import node_identifier
+    from conv3dt_studio.app.editor.canvas import node_identifier
 
     window.canvas.graph._on_search_triggered(node_identifier("loss"), (40.0, 600.0))
     assert window.canvas.doc.nodes["loss"].pos == (40.0, 600.0)

@@ -545,11 +545,11 @@ def test_bench_option_checks_come_before_any_timing(tmp_path, capsys, monkeypatc
         (["bench"], "conv3dt_studio.compute.benchmark", "the `bench` command"),
         (
             ["snippet", "GRAPH", "-o", "g.png"],
-            "conv3dt_studio.app.snippet_export",
+            "conv3dt_studio.app.editor.snippet_export",
             "the `snippet` command",
         ),
-        (["open"], "conv3dt_studio.app.main_window", "the editor"),
-        ([], "conv3dt_studio.app.main_window", "the editor"),
+        (["open"], "conv3dt_studio.app.editor.main_window", "the editor"),
+        ([], "conv3dt_studio.app.editor.main_window", "the editor"),
     ],
 )
 def test_missing_module_is_a_one_line_error(capsys, monkeypatch, graph, argv, module, what):
@@ -560,7 +560,7 @@ def test_missing_module_is_a_one_line_error(capsys, monkeypatch, graph, argv, mo
 
 
 def test_qt_that_fails_to_load_is_a_one_line_error(capsys, monkeypatch):
-    monkeypatch.setitem(sys.modules, "conv3dt_studio.app.main_window", None)
+    monkeypatch.setitem(sys.modules, "conv3dt_studio.app.editor.main_window", None)
 
     def failing_import(name, *args, **kwargs):
         raise ImportError("libEGL.so.1: cannot open shared object file", name="PySide6.QtGui")
@@ -576,7 +576,9 @@ def test_qt_that_fails_to_load_is_a_one_line_error(capsys, monkeypatch):
 def test_snippet_delegates(capsys, monkeypatch, graph, tmp_path):
     seen = []
     _fake_module(
-        monkeypatch, "conv3dt_studio.app.snippet_export", main=lambda args: seen.append(args) or 0
+        monkeypatch,
+        "conv3dt_studio.app.editor.snippet_export",
+        main=lambda args: seen.append(args) or 0,
     )
     png = tmp_path / "g.png"
     assert cli.main(["snippet", str(graph), "-o", str(png)]) == 0
@@ -585,7 +587,7 @@ def test_snippet_delegates(capsys, monkeypatch, graph, tmp_path):
 
 
 def test_snippet_checks_the_graph_and_the_output_first(capsys, monkeypatch, graph, tmp_path):
-    _fake_module(monkeypatch, "conv3dt_studio.app.snippet_export", main=lambda args: 0)
+    _fake_module(monkeypatch, "conv3dt_studio.app.editor.snippet_export", main=lambda args: 0)
     code, _, err = run(capsys, "snippet", tmp_path / "nope.json", "-o", tmp_path / "g.png")
     assert code == 2 and "nope.json` does not exist" in error_lines(err)[0]
     png = tmp_path / "g.png"
@@ -603,7 +605,9 @@ def test_snippet_output_gets_png_as_in_the_editor(
 ):
     seen = []
     _fake_module(
-        monkeypatch, "conv3dt_studio.app.snippet_export", main=lambda args: seen.append(args) or 0
+        monkeypatch,
+        "conv3dt_studio.app.editor.snippet_export",
+        main=lambda args: seen.append(args) or 0,
     )
     (tmp_path / "a.b").mkdir()
     assert cli.main(["snippet", str(graph), "-o", str(tmp_path / name)]) == 0
@@ -614,7 +618,7 @@ def test_snippet_output_gets_png_as_in_the_editor(
 def test_snippet_output_with_another_extension_is_refused(
     capsys, monkeypatch, graph, tmp_path, name
 ):
-    _fake_module(monkeypatch, "conv3dt_studio.app.snippet_export", main=lambda args: 0)
+    _fake_module(monkeypatch, "conv3dt_studio.app.editor.snippet_export", main=lambda args: 0)
     code, _, err = run(capsys, "snippet", graph, "-o", tmp_path / name)
     assert code == 2
     assert error_lines(err) == [
@@ -624,7 +628,7 @@ def test_snippet_output_with_another_extension_is_refused(
 
 
 def test_snippet_output_checks_the_name_it_will_write(capsys, monkeypatch, graph, tmp_path):
-    _fake_module(monkeypatch, "conv3dt_studio.app.snippet_export", main=lambda args: 0)
+    _fake_module(monkeypatch, "conv3dt_studio.app.editor.snippet_export", main=lambda args: 0)
     (tmp_path / "g.png").write_bytes(b"old")
     code, _, err = run(capsys, "snippet", graph, "-o", tmp_path / "g")
     assert code == 2 and error_lines(err) == [
@@ -640,7 +644,7 @@ def test_snippet_output_checks_the_name_it_will_write(capsys, monkeypatch, graph
 def test_open_and_no_command_launch_the_editor(monkeypatch, argv, path):
     seen = []
     _fake_module(
-        monkeypatch, "conv3dt_studio.app.main_window", launch=lambda p: seen.append(p) or 0
+        monkeypatch, "conv3dt_studio.app.editor.main_window", launch=lambda p: seen.append(p) or 0
     )
     assert cli.main(argv) == 0
     assert seen == [path]

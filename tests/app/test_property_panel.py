@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QCheckBox, QComboBox, QLineEdit, QSpinBox
 
-from conv3dt_studio.app.property_panel import (
+from conv3dt_studio.app.editor.property_panel import (
     BoolEditor,
     ChoiceEditor,
     ClusterEditor,

@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtCore import QTimer
 
 from conv3dt_studio import nodes
-from conv3dt_studio.app.run_worker import prediction_to_run, weights_text
+from conv3dt_studio.app.editor.run_worker import prediction_to_run, weights_text
 
 RUN_TIMEOUT_MS = 30_000
 
@@ -98,7 +98,7 @@ def test_graph_with_problems_does_not_run(window, qtbot):
 
 
 def _unexpected_exception(window, monkeypatch):
-    from conv3dt_studio.app import run_worker
+    from conv3dt_studio.app.editor import run_worker
 
     def broken(*_args, **_kwargs):
         raise RuntimeError("the kernel caught fire")
@@ -140,7 +140,7 @@ def test_a_failure_that_is_no_nodes_fault_goes_to_the_log_and_status_bar(
 
 
 def test_a_node_problem_found_by_the_run_goes_on_its_node(window, qtbot, monkeypatch):
-    from conv3dt_studio.app import run_worker
+    from conv3dt_studio.app.editor import run_worker
 
     def refuse(*_args, **_kwargs):
         raise nodes.DocumentProblems([nodes.Problem("data", "path", "file `x.npy` is gone")])

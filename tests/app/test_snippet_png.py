@@ -8,7 +8,7 @@ from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
 from PySide6.QtGui import QDropEvent, QImage
 
 from conv3dt_studio import nodes
-from conv3dt_studio.app import snippet_export
+from conv3dt_studio.app.editor import snippet_export
 from conv3dt_studio.nodes.snippet import read_graph_text
 
 

@@ -75,7 +75,7 @@ def test_backend_selector_shows_the_backend_actually_used(window):
 def test_launch_opens_a_file_and_returns_the_exit_code(monkeypatch, tmp_path, fake_dialogs):
     from PySide6.QtWidgets import QApplication
 
-    from conv3dt_studio.app import main_window as mw
+    from conv3dt_studio.app.editor import main_window as mw
 
     path = tmp_path / "g.json"
     nodes.default_document().save(path)
