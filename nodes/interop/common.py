@@ -1,0 +1,481 @@
+"""What every export and import format shares: errors, the plain description of a graph's chain
+(:class:`ModelSpec`, with the weights the studio would run it with), the architecture JSON stored
+beside PyTorch weights, safe output paths, and building a document back from a description.
+
+Contract: :func:`model_spec` picks weights exactly as :func:`conv3dt_studio.nodes.run_document`
+does (``weights`` a .npz path or named arrays, else the document's embedded weights, else seeded)
+by calling the same functions (``plan``, ``build_graph``, ``resolve_weights``, ``apply_weights``);
+an invalid graph raises :class:`~conv3dt_studio.nodes.DocumentProblems` as validation reports it.
+Imports of optional libraries go through :func:`require`, which turns a missing one into
+:class:`MissingExtraError` naming the pip command. Nothing here imports onnx, keras, jax or torch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib
+import json
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from types import ModuleType
+from typing import Any
+
+import numpy as np
+
+from conv3dt_studio.compute import ACTIVATION_NAMES, Conv3DTStudioError, ParameterError
+from conv3dt_studio.compute.conv3d_transpose import DATA_FORMATS
+from conv3dt_studio.compute.conv3d_transpose_ops import AxisGeometry, Geometry
+from conv3dt_studio.compute.layers import fmt_shape
+from conv3dt_studio.nodes.graph_document import GraphDocument
+from conv3dt_studio.nodes.runner import Plan, build_graph, plan
+from conv3dt_studio.nodes.validation import DocumentProblems, validate
+from conv3dt_studio.nodes.weights import (
+    apply_weights,
+    encode_weights,
+    resolve_weights,
+    weights_source,
+)
+
+FORMATS = ("onnx", "keras", "pytorch", "python")
+FORMAT_TITLES = {"onnx": "ONNX", "keras": "Keras", "pytorch": "PyTorch", "python": "Python"}
+
+ARCHITECTURE_FORMAT = "conv3dt-studio/architecture"
+ARCHITECTURE_VERSION = 1
+# key of the architecture JSON in a .safetensors header's metadata (and file name beside weights)
+ARCHITECTURE_KEY = "conv3dt_studio.architecture"
+ARCHITECTURE_FILE = "architecture.json"
+
+# the parameters of a Conv3DTranspose that every format carries (the rest: training settings)
+ARCH_PARAMS = (
+    "n_filters",
+    "size",
+    "stride",
+    "dilation_rate",
+    "activation",
+    "use_bias",
+    "padding",
+    "data_format",
+    "output_padding",
+)
+
+
+class InteropError(Conv3DTStudioError, ValueError):
+    """A graph cannot be exported or a file imported; the one-line message names the file, node
+    or parameter, what is allowed and what was received."""
+
+
+class MissingExtraError(InteropError):
+    """An optional library that a format needs is not installed; the message names the command."""
+
+
+# ---------------------------------------------------------------------------- optional libraries
+EXTRAS = {
+    "onnx": "onnx",
+    "onnxruntime": "onnx",
+    "keras": "keras",
+    "jax": "keras",
+    "torch": "torch",
+    "safetensors": "torch",
+}
+
+
+def require(module: str, what: str) -> ModuleType:
+    """Import ``module`` or raise :class:`MissingExtraError` saying which extra brings it;
+    ``what`` is the action, e.g. "Export to ONNX"."""
+    extra = EXTRAS[module]
+    try:
+        return importlib.import_module(module)
+    except ImportError as exc:
+        raise MissingExtraError(
+            f"{what} needs the `{extra}` extra: pip install 'conv3dt-studio[{extra}]' "
+            f"(`{module}` is not installed)"
+        ) from exc
+
+
+# ---------------------------------------------------------------------------- the chain, as data
+@dataclass(frozen=True)
+class LayerSpec:
+    """One TimeDistributed(Conv3DTranspose) of the chain, with its weights (Keras layout)."""
+
+    name: str  # the TimeDistributed layer's name
+    conv_name: str  # the Conv3DTranspose layer's name (keys its weights)
+    params: dict[str, Any]  # ARCH_PARAMS, JSON values (lists, not tuples)
+    in_channels: int
+    input_shape: tuple[int, ...]  # per sample, without batch: (time, ...) as the layer sees it
+    output_shape: tuple[int, ...]
+    kernel: np.ndarray  # (kd, kh, kw, n_filters, in_channels), float32
+    bias: np.ndarray | None  # (n_filters,), float32
+    node: str = ""  # the Conv3DTranspose node's id ("" when imported)
+
+    @property
+    def channels_first(self) -> bool:
+        return self.params["data_format"] == "channels_first"
+
+    def geometry(self) -> Geometry:
+        """The exact crop and lengths of each spatial axis (the compute core's definition)."""
+        s = self.input_shape[1:]
+        spatial = s[1:] if self.channels_first else s[:3]
+        p = self.params
+        return Geometry.of(
+            spatial,
+            tuple(p["size"]),
+            tuple(p["stride"]),
+            tuple(p["dilation_rate"]),
+            p["padding"],
+            None if p["output_padding"] is None else tuple(p["output_padding"]),
+        )
+
+    def weights(self) -> dict[str, np.ndarray]:
+        out = {f"{self.conv_name}/kernel": self.kernel}
+        if self.bias is not None:
+            out[f"{self.conv_name}/bias"] = self.bias
+        return out
+
+
+@dataclass(frozen=True)
+class ModelSpec:
+    """The chain Input -> TimeDistributed(Conv3DTranspose)... of one Prediction 6D."""
+
+    input_name: str
+    input_shape: tuple[int, ...]  # per sample: (time, ...)
+    layers: tuple[LayerSpec, ...]
+    doc: GraphDocument | None = None  # the source document and its plan (exports only)
+    plan: Plan | None = None
+    seed: int | None = None  # the seed given to the export (None: the graph's own)
+
+    @property
+    def output_name(self) -> str:
+        return self.layers[-1].name
+
+    @property
+    def output_shape(self) -> tuple[int, ...]:
+        return self.layers[-1].output_shape
+
+    def weights(self) -> dict[str, np.ndarray]:
+        out: dict[str, np.ndarray] = {}
+        for layer in self.layers:
+            out.update(layer.weights())
+        return out
+
+
+def model_spec(
+    doc: GraphDocument,
+    *,
+    weights: str | os.PathLike | dict[str, np.ndarray] | None = None,
+    prediction: str | None = None,
+    seed: int | None = None,
+) -> ModelSpec:
+    """The chain feeding ``prediction`` (default: the first Prediction 6D) with the weights the
+    studio would run it with. Raises DocumentProblems for an invalid chain."""
+    p = plan(doc, prediction)
+    graph = build_graph(doc, p, "numpy", seed)
+    arrays = resolve_weights(weights, doc)
+    if arrays is not None:
+        partial = isinstance(weights, dict)
+        apply_weights(arrays, graph.layers, source=weights_source(weights), partial=partial)
+    shape = tuple(p.input_shape[1:])
+    layers = []
+    for td_node, td in zip(p.chain, graph.layers[1:]):
+        conv = td.layer
+        out = tuple(p.shapes[td_node][1:])
+        w = conv.get_weights()
+        params = {k: _json(conv.config[k]) for k in ARCH_PARAMS}
+        c = shape[1] if params["data_format"] == "channels_first" else shape[-1]
+        conv_node = doc.upstream(td_node, "layer")[0]
+        bias = w[1] if len(w) > 1 else None
+        layers.append(LayerSpec(td.name, conv.name, params, c, shape, out, w[0], bias, conv_node))
+        shape = out
+    return ModelSpec(graph.layers[0].name, tuple(p.input_shape[1:]), tuple(layers), doc, p, seed)
+
+
+def _json(value: Any) -> Any:
+    return list(value) if isinstance(value, tuple) else value
+
+
+def axis_lengths(a: AxisGeometry) -> tuple[int, int, int]:
+    """(crop at the start, crop at the end, zeros appended at the end) of one axis: the layer's
+    output is the full transposed convolution cropped, then zero-padded when Keras's window
+    reaches past it."""
+    end = a.crop_start + a.out_len
+    return a.crop_start, max(0, a.full_len - end), max(0, end - a.full_len)
+
+
+# ---------------------------------------------------------------------------- architecture JSON
+def architecture(spec: ModelSpec) -> dict[str, Any]:
+    """The chain as plain JSON (stored in model.py, the .safetensors metadata and
+    architecture.json), enough to rebuild the layers without the studio."""
+    data: dict[str, Any] = {
+        "format": ARCHITECTURE_FORMAT,
+        "version": ARCHITECTURE_VERSION,
+        "input": {"name": spec.input_name, "shape": list(spec.input_shape)},
+        "layers": [
+            {"name": x.name, "conv_name": x.conv_name, "in_channels": x.in_channels, **x.params}
+            for x in spec.layers
+        ],
+    }
+    if spec.doc is not None and spec.plan is not None:
+        data_params = dict(spec.doc.nodes[spec.plan.data_node].params)
+        if spec.seed is not None:
+            data_params["seed"] = spec.seed
+        data["data"] = data_params
+        data["seed"] = spec.plan.seed if spec.seed is None else spec.seed
+    return data
+
+
+def read_architecture(data: Any, source: str) -> dict[str, Any]:
+    """Check an architecture JSON object (as :func:`architecture` writes it)."""
+    if not isinstance(data, dict) or data.get("format") != ARCHITECTURE_FORMAT:
+        raise InteropError(
+            f"`{source}`: not a Conv3DT Studio architecture (expected "
+            f'"format": "{ARCHITECTURE_FORMAT}")'
+        )
+    if data.get("version") != ARCHITECTURE_VERSION:
+        raise InteropError(
+            f"`{source}`: architecture version {data.get('version')!r} is not readable "
+            f"(this version reads {ARCHITECTURE_VERSION})"
+        )
+    try:
+        shape = [int(s) for s in data["input"]["shape"]]
+        layers = list(data["layers"])
+        for layer in layers:
+            missing = [k for k in ("name", "conv_name", *ARCH_PARAMS) if k not in layer]
+            if missing:
+                raise InteropError(
+                    f"`{source}`: layer {layer.get('name', '?')!r} lacks {', '.join(missing)}"
+                )
+    except (KeyError, TypeError, ValueError) as exc:
+        raise InteropError(f"`{source}`: malformed architecture ({exc})") from exc
+    if len(shape) != 5 or not layers:
+        raise InteropError(
+            f"`{source}`: expected a 5-D per-sample input shape and at least one layer. "
+            f"Received: shape {shape}, {len(layers)} layers"
+        )
+    return data
+
+
+def load_architecture_json(text: str, source: str) -> dict[str, Any]:
+    try:
+        return read_architecture(json.loads(text), source)
+    except json.JSONDecodeError as exc:
+        raise InteropError(f"`{source}`: architecture is not valid JSON ({exc})") from exc
+
+
+# ---------------------------------------------------------------------------- back to a document
+@dataclass(frozen=True)
+class ImportedLayer:
+    """One layer read from a file: its names, parameters (ARCH_PARAMS) and weights."""
+
+    name: str
+    conv_name: str
+    params: dict[str, Any]
+    kernel: np.ndarray
+    bias: np.ndarray | None
+
+
+_ID_BAD = re.compile(r"[^A-Za-z0-9_.-]")
+
+
+def _node_id(doc: GraphDocument, name: str, type_id: str) -> str:
+    nid = _ID_BAD.sub("_", name)
+    if not nid or not (nid[0].isalpha() or nid[0] == "_"):
+        nid = f"{type_id}_{nid}" if nid else type_id
+    return nid if nid not in doc.nodes else doc.new_id(type_id)
+
+
+def document_from_layers(
+    input_name: str,
+    input_shape: tuple[int, ...],
+    layers: list[ImportedLayer],
+    source: str,
+    data: dict[str, Any] | None = None,
+    seed: int = 0,
+) -> GraphDocument:
+    """Data -> Input -> TimeDistributed(Conv3DTranspose)... -> Prediction 6D, laid out left to
+    right, with the weights embedded (Keras kernel layout, as nodes.weights encodes them)."""
+    doc = GraphDocument(settings={"seed": int(seed)})
+    data_params = {"sample_shape": list(input_shape), "batch_size": 1, **(data or {})}
+    data_params["sample_shape"] = list(input_shape)
+    try:
+        doc.add_node("data", data_params, pos=(-40, 0))
+        inp = _node_id(doc, input_name, "input")
+        doc.add_node("input", {"shape": list(input_shape)}, pos=(260, 0), node_id=inp)
+        _set_name(doc, inp, input_name)
+        doc.connect("data", "data", inp, "x")
+        prev, arrays, taken = inp, {}, set()
+        for i, layer in enumerate(layers):
+            conv_name = _unique(layer.conv_name, taken)
+            conv = _node_id(doc, conv_name, "conv3d_transpose")
+            doc.add_node("conv3d_transpose", layer.params, pos=(260 + 300 * i, 200), node_id=conv)
+            _set_name(doc, conv, conv_name)
+            td = _node_id(doc, layer.name, "time_distributed")
+            doc.add_node("time_distributed", {}, pos=(560 + 300 * i, 60), node_id=td)
+            _set_name(doc, td, layer.name)
+            doc.connect(prev, "y", td, "x")
+            doc.connect(conv, "layer", td, "layer")
+            arrays[f"{conv_name}/kernel"] = np.asarray(layer.kernel, np.float32)
+            if layer.bias is not None:
+                arrays[f"{conv_name}/bias"] = np.asarray(layer.bias, np.float32)
+            prev = td
+        pred = doc.new_id("prediction_6d")
+        doc.add_node("prediction_6d", {}, pos=(560 + 300 * len(layers), 60), node_id=pred)
+        doc.connect(prev, "y", pred, "x")
+    except ParameterError as exc:
+        raise InteropError(f"`{source}`: {exc}") from exc
+    doc.extras["weights"] = encode_weights(arrays)
+    problems = validate(doc).problems
+    if problems:
+        raise InteropError(f"`{source}`: the imported graph is not valid: {problems[0]}")
+    return doc
+
+
+def _set_name(doc: GraphDocument, node_id: str, name: str) -> None:
+    if name != node_id:
+        doc.set_param(node_id, "name", name)
+
+
+def _unique(name: str, taken: set[str]) -> str:
+    out, n = name, 2
+    while out in taken:
+        out, n = f"{name}_{n}", n + 1
+    taken.add(out)
+    return out
+
+
+def check_layer_params(params: dict[str, Any], where: str) -> list[str]:
+    """Why these parameters are outside what the studio runs (empty: fine)."""
+    out = []
+    if params["activation"] not in ACTIVATION_NAMES:
+        out.append(f"{where}: activation {params['activation']!r}")
+    if params["data_format"] not in DATA_FORMATS:
+        out.append(f"{where}: data_format {params['data_format']!r}")
+    return out
+
+
+# ---------------------------------------------------------------------------- output paths
+def output_path(path: str | os.PathLike, suffix: str | None, what: str) -> Path:
+    """``path`` with ``suffix`` added when it has none; another suffix is refused (as the
+    editor's snippet export does). ``suffix`` None: a folder, any name."""
+    p = Path(path)
+    if suffix is None or p.suffix.lower() == suffix:
+        return p
+    if p.suffix:
+        raise InteropError(
+            f"Invalid value for `path`: expected a file name ending in {suffix} ({what}). "
+            f"Received: path={str(p)!r}"
+        )
+    return p.with_name(p.name + suffix)
+
+
+def check_writable(paths: list[Path], force: bool) -> None:
+    """Refuse to replace an existing path unless ``force``; the folder must exist."""
+    for p in paths:
+        parent = p.parent if str(p.parent) else Path(".")
+        if not parent.is_dir():
+            raise InteropError(f"Cannot export to `{p}`: folder `{parent}` does not exist")
+        if (p.exists() or p.is_symlink()) and not force:
+            raise InteropError(
+                f"`{p}` already exists: pass force=True (--force) to replace it. "
+                "Nothing was written"
+            )
+
+
+@contextlib.contextmanager
+def temporary_folder_beside(path: Path) -> Iterator[Path]:
+    """A fresh folder in ``path``'s folder (same file system, so a rename is atomic), removed
+    afterwards with whatever is left in it."""
+    parent = path.parent if str(path.parent) else Path(".")
+    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent))
+    try:
+        yield tmp
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def replace_path(src: Path, dst: Path) -> None:
+    """Move ``src`` (a file or folder) to ``dst``, replacing what is there: a folder is moved
+    aside first and removed once the new one is in place."""
+    if dst.is_dir() and not dst.is_symlink():
+        aside = dst.with_name(f".{dst.name}.{os.getpid()}.old")
+        os.replace(dst, aside)
+        os.replace(src, dst)
+        shutil.rmtree(aside, ignore_errors=True)
+    elif src.is_dir() and (dst.exists() or dst.is_symlink()):
+        os.unlink(dst)
+        os.replace(src, dst)
+    else:
+        os.replace(src, dst)
+
+
+def write_folder(path: Path, fill: Callable[[Path], None]) -> None:
+    """Build a folder with ``fill(tmp)`` beside ``path``, then rename it to ``path``."""
+    with temporary_folder_beside(path) as tmp:
+        folder = tmp / "out"
+        folder.mkdir()
+        fill(folder)
+        replace_path(folder, path)
+
+
+# ---------------------------------------------------------------------------- results
+@dataclass(frozen=True)
+class ExportResult:
+    """What an export wrote: ``layer_names`` are the TimeDistributed layers in order,
+    ``input_shape`` has None for batch and time, ``output_name`` names the prediction."""
+
+    path: Path
+    format: str
+    layer_names: tuple[str, ...]
+    input_shape: tuple[int | None, ...]
+    output_name: str
+    summary: str
+
+
+def export_result(spec: ModelSpec, fmt: str, path: Path, files: str = "") -> ExportResult:
+    shape = (None, None, *spec.input_shape[1:])
+    names = tuple(x.name for x in spec.layers)
+    n = len(names)
+    summary = (
+        f"Exported {n} layer{'s' if n != 1 else ''} ({', '.join(names)}) to {FORMAT_TITLES[fmt]} "
+        f"`{path}`{files}: input `{spec.input_name}` {fmt_shape(shape)}, output "
+        f"`{spec.output_name}` {fmt_shape((None, None, *spec.output_shape[1:]))}"
+    )
+    return ExportResult(path, fmt, names, shape, spec.output_name, summary)
+
+
+def check_format(fmt: Any) -> str:
+    if fmt not in FORMATS:
+        raise InteropError(
+            f"Invalid value for `format`: expected one of {', '.join(FORMATS)}. "
+            f"Received: format={fmt!r}"
+        )
+    return fmt
+
+
+def check_seed(seed: Any) -> int | None:
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)) or seed < 0:
+        raise InteropError(
+            f"Invalid value for `seed`: expected a non-negative integer or None. "
+            f"Received: seed={seed!r}"
+        )
+    return int(seed)
+
+
+__all__ = [
+    "ARCHITECTURE_FILE",
+    "ARCHITECTURE_KEY",
+    "FORMATS",
+    "DocumentProblems",
+    "ExportResult",
+    "ImportedLayer",
+    "InteropError",
+    "LayerSpec",
+    "MissingExtraError",
+    "ModelSpec",
+    "model_spec",
+]

@@ -1,0 +1,149 @@
+"""Export to a Python script that rebuilds the graph with the studio's own API.
+
+``PATH.py`` builds ``Graph([Input(...), TimeDistributed(Conv3DTranspose(...)), ...])`` with the
+document's layer names and parameters, sets the weights from ``PATH.npz`` beside it (Keras kernel
+layout, read with ``allow_pickle=False``), makes the same input data as the Data node (the seeded
+generator's NumPy call, or the data file through ``conv3dt_studio.nodes.data_sources``) and runs
+``predict`` with the Prediction 6D's batch size on NumPy: the output equals ``run_document``'s
+(NumPy backend) bit for bit. ``python PATH.py --out prediction.npy`` saves it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+from conv3dt_studio.compute import CONV3D_TRANSPOSE_SCHEMA
+from conv3dt_studio.nodes.files import atomic_write_text, save_npz
+from conv3dt_studio.nodes.runner import Plan
+
+from .common import ARCH_PARAMS, ModelSpec
+
+HEADER = '''"""Graph `{output}` exported by Conv3DT Studio {version}: rebuilds it with the Python API,
+sets the weights from `{weights}` beside this file and runs its Prediction 6D.
+
+    python {script} [--out prediction.npy]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+
+from conv3dt_studio.compute import Conv3DTranspose, Graph, Input, TimeDistributed
+
+WEIGHTS = Path(__file__).with_name({weights!r})
+'''
+
+BUILD = '''
+
+def build_graph() -> Graph:
+    """The layers, with the weights of WEIGHTS (Keras layout, no pickle)."""
+    graph = Graph(
+        [
+{layers}
+        ],
+        backend="numpy",
+        seed={seed},
+    )
+    with np.load(WEIGHTS, allow_pickle=False) as arrays:
+        for layer in graph.layers[1:]:
+            conv = layer.layer
+            names = ["kernel", "bias"] if conv.config["use_bias"] else ["kernel"]
+            layer.set_weights([arrays[f"{{conv.name}}/{{n}}"] for n in names])
+    return graph
+'''
+
+MAIN = """
+
+def main(argv=None) -> None:
+    parser = argparse.ArgumentParser(description="Run the exported graph's Prediction 6D.")
+    parser.add_argument("--out", help="save the prediction here (.npy)")
+    args = parser.parse_args(argv)
+    info, y = build_graph().predict(input_data(), batch_size={batch_size})
+    print(info.name, info.index, info.shape)
+    if args.out:
+        np.save(args.out, y, allow_pickle=False)
+
+
+if __name__ == "__main__":
+    main()
+"""
+
+
+def _conv_args(params: dict[str, Any]) -> str:
+    """The Conv3DTranspose arguments: the architecture always, other parameters when they differ
+    from their defaults (they matter for training only)."""
+    defaults = CONV3D_TRANSPOSE_SCHEMA.defaults()
+    out = []
+    for p in CONV3D_TRANSPOSE_SCHEMA:
+        value = params[p.name]
+        if p.name in ARCH_PARAMS or p.to_json(value) != p.to_json(defaults[p.name]):
+            out.append(f"{p.name}={value!r}")
+    return ", ".join(out)
+
+
+def _layers_source(spec: ModelSpec) -> str:
+    doc = spec.doc
+    lines = [f"            Input({tuple(spec.input_shape)!r}, name={spec.input_name!r}),"]
+    for layer in spec.layers:
+        params = {k: v for k, v in doc.params(layer.node).items() if k != "name"}
+        lines.append(
+            "            TimeDistributed(\n"
+            f"                Conv3DTranspose({_conv_args(params)}, name={layer.conv_name!r}),\n"
+            f"                name={layer.name!r},\n"
+            "            ),"
+        )
+    return "\n".join(lines)
+
+
+def _data_source(spec: ModelSpec) -> str:
+    p: Plan = spec.plan
+    params = spec.doc.params(p.data_node)
+    head = '\n\ndef input_data() -> np.ndarray:\n    """The Data node\'s samples."""\n'
+    if params["source"] != "generator":
+        path = spec.doc.resolve_path(params["path"])
+        return (
+            head + "    from conv3dt_studio.nodes.data_sources import load_file\n\n"
+            f"    return load_file({str(Path(path).resolve())!r}, {params['array_name']!r})\n"
+        )
+    shape = (params["batch_size"], *params["sample_shape"])
+    dist = params["distribution"]
+    if dist in ("zeros", "ones"):
+        return head + f"    return np.{dist}({shape!r}, np.float32)\n"
+    seed = params["seed"] if spec.seed is None else spec.seed
+    call = "standard_normal" if dist == "normal" else "random"
+    return (
+        head + f"    rng = np.random.default_rng({seed})\n"
+        f"    return rng.{call}({shape!r}, dtype=np.float32)\n"
+    )
+
+
+def script_source(spec: ModelSpec, script: Path, weights: Path) -> str:
+    from conv3dt_studio import __version__
+
+    p: Plan = spec.plan
+    seed = p.seed if spec.seed is None else spec.seed
+    batch = spec.doc.params(p.prediction_node)["batch_size"] or None
+    return (
+        HEADER.format(
+            output=spec.output_name, version=__version__, weights=weights.name, script=script.name
+        )
+        + BUILD.format(layers=_layers_source(spec), seed=seed)
+        + _data_source(spec)
+        + MAIN.format(batch_size=batch)
+    )
+
+
+def python_paths(path: Path) -> tuple[Path, Path]:
+    """(script, weights): ``PATH.py`` and ``PATH.npz``."""
+    return path, path.with_suffix(".npz")
+
+
+def export_python(spec: ModelSpec, path: Path) -> None:
+    """Write the script and its weights (each atomically; the weights first)."""
+    script, weights = python_paths(path)
+    save_npz(weights, spec.weights())
+    atomic_write_text(script, script_source(spec, script, weights))
