@@ -23,6 +23,18 @@ from .params import Param, Schema
 
 DATA_FORMATS = ("channels_first", "channels_last")
 
+
+def check_cross_constraints(config: dict[str, Any]) -> None:
+    """Constraints between parameters (raise :class:`ParameterError`)."""
+    op = config.get("output_padding")
+    if op is not None and any(p >= s for p, s in zip(op, config["stride"])):
+        raise ParameterError(
+            "Invalid value for `output_padding`: expected each value < stride "
+            f"{list(config['stride'])}. Received: output_padding={list(op)}",
+            param="output_padding",
+        )
+
+
 CONV3D_TRANSPOSE_SCHEMA = Schema(
     (
         Param(
@@ -146,18 +158,9 @@ CONV3D_TRANSPOSE_SCHEMA = Schema(
             optional=True,
             nullable=True,
         ),
-    )
+    ),
+    constraints=(check_cross_constraints,),
 )
-
-
-def check_cross_constraints(config: dict[str, Any]) -> None:
-    """Constraints between parameters (raise :class:`ParameterError`)."""
-    op = config.get("output_padding")
-    if op is not None and any(p >= s for p, s in zip(op, config["stride"])):
-        raise ParameterError(
-            "Invalid value for `output_padding`: expected each value < stride "
-            f"{list(config['stride'])}. Received: output_padding={list(op)}"
-        )
 
 
 def conv3d_transpose_output_shape(config: dict[str, Any], input_shape: Shape) -> Shape:
@@ -187,8 +190,7 @@ class Conv3DTranspose(Layer):
     base_name = "conv3d_transpose"
 
     def __init__(self, **params: Any) -> None:
-        super().__init__(**params)
-        check_cross_constraints(self.config)
+        super().__init__(**params)  # validated by the schema, its constraints included
         self.kernel = None
         self.bias = None
         self.optimizer: Optimizer | None = None

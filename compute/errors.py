@@ -11,7 +11,15 @@ class Conv3DTStudioError(Exception):
 
 
 class ParameterError(Conv3DTStudioError, ValueError):
-    """A layer or optimizer parameter has a value outside what its declaration allows."""
+    """A layer or optimizer parameter has a value outside what its declaration allows.
+
+    ``param`` names the parameter at fault (None when the error concerns no single one), so
+    callers place the message beside the right field instead of parsing it out of the text.
+    """
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
 
 
 class ShapeError(Conv3DTStudioError, ValueError):

@@ -1,8 +1,9 @@
 """One declaration per parameter.
 
 A :class:`Param` states a parameter's name, kind, default, bounds or choices, group and one-line help.
-A :class:`Schema` is an ordered set of them. That single declaration drives validation (with Keras-style
-messages), defaults, conversion to and from plain JSON data, a JSON Schema fragment, and - in the
+A :class:`Schema` is an ordered set of them, plus the constraints between them (functions of the
+validated values that raise :class:`ParameterError` naming the parameter at fault). That single
+declaration drives validation (with Keras-style messages), defaults, conversion to and from plain JSON data, a JSON Schema fragment, and - in the
 editor - the property widgets.
 
 Kinds:
@@ -18,13 +19,15 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
 from .errors import ParameterError
 
 INT32_MAX = 2**31 - 1
+# a check between parameters: takes the validated values, raises ParameterError(..., param=...)
+Constraint = Callable[[dict[str, Any]], None]
 KINDS = ("int", "float", "bool", "str", "choice", "int3", "shape", "cluster")
 
 
@@ -60,7 +63,8 @@ class Param:
     # ------------------------------------------------------------------ validation
     def _fail(self, expected: str, value: Any) -> ParameterError:
         return ParameterError(
-            f"Invalid value for `{self.name}`: expected {expected}. Received: {self.name}={value!r}"
+            f"Invalid value for `{self.name}`: expected {expected}. Received: {self.name}={value!r}",
+            param=self.name,
         )
 
     def describe(self) -> str:
@@ -199,9 +203,11 @@ class Param:
 
 @dataclass(frozen=True)
 class Schema:
-    """An ordered collection of :class:`Param` declarations."""
+    """An ordered collection of :class:`Param` declarations and the constraints between them."""
 
     params: tuple[Param, ...]
+    # cross-parameter checks, run on the validated values once every parameter is valid
+    constraints: tuple[Constraint, ...] = ()
     by_name: dict[str, Param] = field(init=False, repr=False, compare=False)
 
     def __post_init__(self) -> None:
@@ -231,18 +237,29 @@ class Schema:
             for p in self.params
         }
 
-    def validate(self, values: Any, where: str = "parameters") -> dict[str, Any]:
+    def extended(self, *params: Param) -> Schema:
+        """This schema with more parameters (same constraints)."""
+        return Schema((*self.params, *params), self.constraints)
+
+    def validate(
+        self, values: Any, where: str = "parameters", constraints: bool = True
+    ) -> dict[str, Any]:
         """Defaults completed by ``values``; raise the first problem as :class:`ParameterError`."""
-        errors, out = self._check(values, where)
+        errors, out = self._check(values, where, constraints)
         if errors:
             raise errors[0]
         return out
 
-    def problems(self, values: Any, where: str = "parameters") -> list[ParameterError]:
-        """Every problem at once (empty when ``values`` is valid)."""
-        return self._check(values, where)[0]
+    def problems(
+        self, values: Any, where: str = "parameters", constraints: bool = True
+    ) -> list[ParameterError]:
+        """Every problem at once (empty when ``values`` is valid). The constraints are checked
+        when every parameter is valid on its own (``constraints=False``: not at all)."""
+        return self._check(values, where, constraints)[0]
 
-    def _check(self, values: Any, where: str) -> tuple[list[ParameterError], dict[str, Any]]:
+    def _check(
+        self, values: Any, where: str, constraints: bool = True
+    ) -> tuple[list[ParameterError], dict[str, Any]]:
         if values is None:
             values = {}
         if not isinstance(values, Mapping):
@@ -257,7 +274,8 @@ class Schema:
             errors.append(
                 ParameterError(
                     f"Unknown parameter `{key}` in {where}: expected one of "
-                    f"{', '.join(self.names())}. Received: {key}={values[key]!r}"
+                    f"{', '.join(self.names())}. Received: {key}={values[key]!r}",
+                    param=key,
                 )
             )
         out = self.defaults()
@@ -268,6 +286,12 @@ class Schema:
                 out[p.name] = p.validate(values[p.name])
             except ParameterError as exc:
                 errors.append(exc)
+        if constraints and not errors:
+            for check in self.constraints:
+                try:
+                    check(out)
+                except ParameterError as exc:
+                    errors.append(exc)
         return errors, out
 
     def to_json(self, values: Mapping[str, Any]) -> dict[str, Any]:

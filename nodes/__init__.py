@@ -2,7 +2,23 @@
 
 from conv3dt_studio.resources import DEFAULT_EXAMPLE, EXAMPLES
 
-from .catalogue import LAYER, NODE_TYPE_IDS, NODE_TYPES, TENSOR, NodeType, Port, categories
+from .catalogue import (
+    DATA_SOURCE,
+    INPUT,
+    LAYER,
+    LAYER_ROLE,
+    LOSS,
+    NODE_TYPE_IDS,
+    NODE_TYPES,
+    OUTPUT,
+    ROLES,
+    TARGET,
+    TENSOR,
+    WRAPPER,
+    NodeType,
+    Port,
+    categories,
+)
 from .files import FileError
 from .graph_document import (
     FORMAT,
@@ -17,10 +33,19 @@ from .graph_document import (
     load,
     loads,
 )
+from .problems import DocumentProblems, Problem
 from .runner import MemoryLimitError, RunResult, plan, prediction_stats, run_document
-from .validation import DocumentProblems, Problem, Report, infer_shapes, validate
+from .validation import Report, infer_shapes, validate
 
 __all__ = [
+    "DATA_SOURCE",
+    "INPUT",
+    "LAYER_ROLE",
+    "LOSS",
+    "OUTPUT",
+    "ROLES",
+    "TARGET",
+    "WRAPPER",
     "DEFAULT_EXAMPLE",
     "EXAMPLES",
     "FORMAT",

@@ -1,27 +1,92 @@
-"""The node catalogue: every node type as plain data (ports, parameter schema, version).
+"""The node catalogue: every node type as a declaration with its behaviour beside it.
 
 It echoes the toolkit's snippet workflow: 1 generate data (Data) -> 2 define the graph (Input,
-Conv3DTranspose "define", TimeDistributed) -> 3 run it (Prediction 6D). Port kinds are typed: a
-``layer`` port (an architecture, not a tensor) connects only to a ``layer`` port, tensors only to
-tensors.
+Conv3DTranspose "define", TimeDistributed) -> 3 run it (Prediction 6D) -> 4 train (Target, Loss).
+Port kinds are typed: a ``layer`` port (an architecture, not a tensor) connects only to a ``layer``
+port, tensors only to tensors.
+
+A :class:`NodeType` carries, as ComfyUI nodes do, what the rest of the program asks of a node:
+its ports and parameter schema, its **role** (data source, input, layer, wrapper, output, target,
+loss: how validation, running and training walk the graph), its **shape inference**, the
+**caption** the editor writes under it, its **category colour**, and how it **builds** its compute
+object. Nothing outside this module compares type ids: adding a node type is one entry here (plus
+its tests).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
 
-from conv3dt_studio.compute import CONV3D_TRANSPOSE_SCHEMA, LOSS_NAMES, Param, Schema
+from conv3dt_studio.compute import (
+    CONV3D_TRANSPOSE_SCHEMA,
+    LOSS_NAMES,
+    Conv3DTranspose,
+    Input,
+    Param,
+    Schema,
+    TimeDistributed,
+)
+from conv3dt_studio.compute.conv3d_transpose import conv3d_transpose_output_shape
+from conv3dt_studio.compute.layers import fmt_shape
 from conv3dt_studio.compute.losses import LOSS_PARAMS
+
+from .data_sources import generated_shape, peek_shape
+from .problems import Problem
 
 TENSOR = "tensor"
 LAYER = "layer"
 PORT_KINDS = (TENSOR, LAYER)
+
+# Roles: how the graph is walked (Data -> Input -> Wrapper(Layer)* -> Output -> Loss <- Target)
+DATA_SOURCE = "data source"  # samples fed to the graph
+INPUT = "input"  # declares the per-sample shape
+LAYER_ROLE = "layer"  # an architecture wired into a wrapper (keyed by name in weights)
+WRAPPER = "wrapper"  # applies its layer to tensors (the chain runs through these)
+OUTPUT = "output"  # a Prediction 6D: where a run ends
+TARGET = "target"  # the values a Loss compares the prediction with
+LOSS = "loss"  # makes the graph trainable
+ROLES = (DATA_SOURCE, INPUT, LAYER_ROLE, WRAPPER, OUTPUT, TARGET, LOSS)
+
+Shape = tuple
+Color = tuple[int, int, int]
 
 
 @dataclass(frozen=True)
 class Port:
     name: str
     kind: str  # TENSOR or LAYER
+
+
+@dataclass
+class InferContext:
+    """What a node type's shape inference sees: its own parameters, the shapes arriving at its
+    input ports, and a place to report problems. ``shapes`` holds every node's output shape
+    inferred so far (in topological order); a node may complete another's (a Loss gives a
+    teacher Target the prediction's shape)."""
+
+    doc: Any  # the GraphDocument
+    node_id: str
+    params: dict[str, Any]
+    shapes: dict[str, Shape | None]
+    all_params: dict[str, dict[str, Any]]
+    problems: list[Problem]
+
+    def upstream(self, port: str) -> str | None:
+        src = self.doc.upstream(self.node_id, port)
+        return src[0] if src else None
+
+    def input(self, port: str) -> Shape | None:
+        src = self.upstream(port)
+        return self.shapes.get(src) if src else None
+
+    def problem(self, param: str | None, message: str) -> None:
+        self.problems.append(Problem(self.node_id, param, message))
+
+
+Infer = Callable[[InferContext], "Shape | None"]
+Caption = Callable[[dict[str, Any]], str]
 
 
 @dataclass(frozen=True)
@@ -34,12 +99,119 @@ class NodeType:
     inputs: tuple[Port, ...]
     outputs: tuple[Port, ...]
     schema: Schema
+    role: str
+    color: Color
+    infer: Infer
+    # the editor's text under the node when it has no shape (e.g. a layer's filters and size)
+    caption: Caption = field(default=lambda params: "")
+    # builds the compute object: (validated params, layer name, the wired inner layer or None)
+    build: Callable[[dict[str, Any], str, Any], Any] | None = None
+    # parameters holding file paths (kept relative to the graph file when it moves)
+    path_params: tuple[str, ...] = ()
+    # names must be unique within a scope: "weights" (they key weights files) or "graph"
+    name_scope: str | None = None
+    # a frozen node is drawn grey with a snowflake (a layer with `update` off)
+    frozen: Callable[[dict[str, Any]], bool] = field(default=lambda params: False)
 
     def input_port(self, name: str) -> Port | None:
         return next((p for p in self.inputs if p.name == name), None)
 
     def output_port(self, name: str) -> Port | None:
         return next((p for p in self.outputs if p.name == name), None)
+
+
+CATEGORY_COLORS: dict[str, Color] = {
+    "1 Generate data": (38, 74, 96),
+    "2 Define graph": (46, 56, 92),
+    "3 Run graph": (40, 86, 62),
+    "4 Train": (86, 64, 36),
+}
+
+
+# ---------------------------------------------------------------------- behaviour
+def _infer_data(ctx: InferContext) -> Shape | None:
+    p = ctx.params
+    if p.get("source") == "teacher":
+        return None  # the prediction's shape, given by the Loss it feeds
+    shape = (
+        generated_shape(p)
+        if p["source"] == "generator"
+        else peek_shape(ctx.doc.resolve_path(p["path"]), p["array_name"])
+    )
+    if len(shape) < 2 or 0 in shape:
+        ctx.problem(
+            "path",
+            f"empty data: expected at least one sample (batch first). Received: shape "
+            f"{fmt_shape(shape)}",
+        )
+        return None
+    return shape
+
+
+def _infer_input(ctx: InferContext) -> Shape | None:
+    s, declared = ctx.input("x"), tuple(ctx.params["shape"])
+    if s is not None and tuple(s[1:]) != declared:
+        ctx.problem(
+            "shape",
+            f"shape mismatch: Input expects {fmt_shape((None, *declared))}, its data has "
+            f"{fmt_shape(s)}",
+        )
+        return None
+    return (s[0] if s else None, *declared)
+
+
+def _infer_nothing(ctx: InferContext) -> Shape | None:
+    return None
+
+
+def _infer_time_distributed(ctx: InferContext) -> Shape | None:
+    x, layer = ctx.input("x"), ctx.upstream("layer")
+    if x is None or layer is None or layer not in ctx.all_params:
+        return None
+    if len(x) != 6:
+        ctx.problem(
+            "x",
+            f"shape mismatch: TimeDistributed(Conv3DTranspose) needs 6-D data (batch, time, "
+            f"...). Received {fmt_shape(x)}",
+        )
+        return None
+    inner = conv3d_transpose_output_shape(ctx.all_params[layer], (None, *x[2:]))
+    return (x[0], x[1], *inner[1:])
+
+
+def _infer_passthrough(ctx: InferContext) -> Shape | None:
+    return ctx.input("x")
+
+
+def _infer_loss(ctx: InferContext) -> Shape | None:
+    a, b, target = ctx.input("prediction"), ctx.input("target"), ctx.upstream("target")
+    teacher = target is not None and ctx.all_params.get(target, {}).get("source") == "teacher"
+    if teacher and a is not None:  # a teacher target has the prediction's shape
+        ctx.shapes[target] = b = a
+    if a is not None and b is not None and tuple(a) != tuple(b):
+        ctx.problem(
+            "target",
+            f"shape mismatch: target {fmt_shape(b)} must equal prediction {fmt_shape(a)}",
+        )
+    return None
+
+
+def _layer_caption(params: dict[str, Any]) -> str:
+    size = params.get("size", [3, 3, 3])
+    size = size if isinstance(size, list) else [size] * 3
+    return f"layer: {params.get('n_filters', 3)} filters, " + "×".join(str(s) for s in size)
+
+
+def _build_input(params: dict[str, Any], name: str, inner: Any) -> Input:
+    return Input(params["shape"], name=name)
+
+
+def _build_conv3d_transpose(params: dict[str, Any], name: str, inner: Any) -> Conv3DTranspose:
+    return Conv3DTranspose(**{k: v for k, v in params.items() if k != "name"}, name=name)
+
+
+def _build_time_distributed(params: dict[str, Any], name: str, inner: Any) -> TimeDistributed:
+    return TimeDistributed(inner, name=name)
 
 
 NAME_PARAM = Param("name", "str", "", "Layer name (empty: the node id).", group="layer")
@@ -114,6 +286,10 @@ NODE_TYPES: dict[str, NodeType] = {
             (),
             (Port("data", TENSOR),),
             _data_schema(TOOLKIT_SAMPLE_SHAPE, "samples"),
+            role=DATA_SOURCE,
+            color=CATEGORY_COLORS["1 Generate data"],
+            infer=_infer_data,
+            path_params=("path",),
         ),
         NodeType(
             "input",
@@ -134,6 +310,11 @@ NODE_TYPES: dict[str, NodeType] = {
                     NAME_PARAM,
                 )
             ),
+            role=INPUT,
+            color=CATEGORY_COLORS["2 Define graph"],
+            infer=_infer_input,
+            build=_build_input,
+            name_scope="graph",
         ),
         NodeType(
             "conv3d_transpose",
@@ -144,7 +325,14 @@ NODE_TYPES: dict[str, NodeType] = {
             "TimeDistributed.",
             (),
             (Port("layer", LAYER),),
-            Schema((*CONV3D_TRANSPOSE_SCHEMA.params, NAME_PARAM)),
+            CONV3D_TRANSPOSE_SCHEMA.extended(NAME_PARAM),
+            role=LAYER_ROLE,
+            color=CATEGORY_COLORS["2 Define graph"],
+            infer=_infer_nothing,
+            caption=_layer_caption,
+            build=_build_conv3d_transpose,
+            name_scope="weights",
+            frozen=lambda params: params.get("update") is False,
         ),
         NodeType(
             "time_distributed",
@@ -155,6 +343,11 @@ NODE_TYPES: dict[str, NodeType] = {
             (Port("x", TENSOR), Port("layer", LAYER)),
             (Port("y", TENSOR),),
             Schema((NAME_PARAM,)),
+            role=WRAPPER,
+            color=CATEGORY_COLORS["2 Define graph"],
+            infer=_infer_time_distributed,
+            build=_build_time_distributed,
+            name_scope="graph",
         ),
         NodeType(
             "prediction_6d",
@@ -177,6 +370,9 @@ NODE_TYPES: dict[str, NodeType] = {
                     ),
                 )
             ),
+            role=OUTPUT,
+            color=CATEGORY_COLORS["3 Run graph"],
+            infer=_infer_passthrough,
         ),
         NodeType(
             "target",
@@ -187,6 +383,10 @@ NODE_TYPES: dict[str, NodeType] = {
             (),
             (Port("data", TENSOR),),
             _data_schema((6, 3, 66, 66, 5), "targets", teacher=True),
+            role=TARGET,
+            color=CATEGORY_COLORS["4 Train"],
+            infer=_infer_data,
+            path_params=("path",),
         ),
         NodeType(
             "loss",
@@ -208,6 +408,9 @@ NODE_TYPES: dict[str, NodeType] = {
                     *LOSS_PARAMS.params,
                 )
             ),
+            role=LOSS,
+            color=CATEGORY_COLORS["4 Train"],
+            infer=_infer_loss,
         ),
     )
 }
@@ -216,6 +419,17 @@ NODE_TYPE_IDS = tuple(NODE_TYPES)
 
 def node_type(type_id: str) -> NodeType | None:
     return NODE_TYPES.get(type_id)
+
+
+def role_of(type_id: str) -> str | None:
+    """The role of a node type (None for a type this version does not know)."""
+    nt = NODE_TYPES.get(type_id)
+    return nt.role if nt else None
+
+
+def type_with_role(role: str) -> NodeType:
+    """The (first) node type playing ``role``, e.g. what a new Prediction 6D is."""
+    return next(t for t in NODE_TYPES.values() if t.role == role)
 
 
 def categories() -> dict[str, list[NodeType]]:

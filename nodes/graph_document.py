@@ -25,10 +25,9 @@ from pathlib import Path
 from typing import Any
 
 from conv3dt_studio.compute import Conv3DTStudioError, ParameterError
-from conv3dt_studio.compute.conv3d_transpose import check_cross_constraints
 from conv3dt_studio.resources import DEFAULT_EXAMPLE, SCHEMA_PATH
 
-from .catalogue import NODE_TYPE_IDS, NODE_TYPES, node_type
+from .catalogue import LAYER, NODE_TYPE_IDS, NODE_TYPES, node_type, role_of
 from .files import FileError, atomic_write_text
 
 FORMAT = "conv3dt-studio/graph"
@@ -62,14 +61,73 @@ class Link:
     dst: tuple[str, str]  # (node id, input port)
 
 
+# kinds of Change
+ADDED, REMOVED, MOVED, RELINKED, PARAM, SETTING, TRAINING = (
+    "added",
+    "removed",
+    "moved",
+    "relinked",
+    "param",
+    "setting",
+    "training",
+)
+
+
+@dataclass(frozen=True)
+class Change:
+    """What one edit of the document changed, with enough to undo it.
+
+    ``added``/``removed``: ``nodes`` (copies) and the links that came or went with them;
+    ``moved``: ``positions`` node id -> (old, new); ``relinked``: ``links_removed`` then
+    ``links_added``; ``param``: ``node``, ``name``, ``old`` and ``new`` stored JSON values
+    (:data:`MISSING` for an absent one); ``setting`` (the document's settings) and ``training``
+    (its training settings): ``name``, ``old``, ``new``.
+    """
+
+    kind: str
+    nodes: tuple[Node, ...] = ()
+    links_added: tuple[Link, ...] = ()
+    links_removed: tuple[Link, ...] = ()
+    positions: dict[str, tuple[Any, Any]] = field(default_factory=dict)
+    node: str | None = None
+    name: str | None = None
+    old: Any = None
+    new: Any = None
+
+
+MISSING: Any = type("Missing", (), {"__repr__": lambda self: "MISSING"})()  # an absent value
+Listener = Callable[[Change], None]
+
+
 @dataclass
 class GraphDocument:
+    """The graph: nodes, links, settings and extras, with a Qt-free edit API.
+
+    Every edit (``add_node``, ``insert_nodes``, ``remove_nodes``, ``move_nodes``, ``connect``,
+    ``disconnect``, ``relink``, ``set_param``, ``store_param``, ``set_setting``,
+    ``set_training_setting``) is validated, returns what changed as a :class:`Change`, and calls
+    every listener given to :meth:`subscribe` with it: views, undo and panels follow the document,
+    never the other way round.
+    """
+
     nodes: dict[str, Node] = field(default_factory=dict)
     links: list[Link] = field(default_factory=list)
     settings: dict[str, Any] = field(default_factory=lambda: {"seed": 0})
     extras: dict[str, Any] = field(default_factory=dict)  # training settings, embedded weights
     # folder of the file it was loaded from: relative data paths are resolved against it
     base_dir: Path | None = field(default=None, compare=False)
+    _listeners: list[Listener] = field(default_factory=list, compare=False, repr=False)
+
+    # ------------------------------------------------------------------ change events
+    def subscribe(self, listener: Listener) -> Callable[[], None]:
+        """Call ``listener(change)`` after every edit; returns the function that unsubscribes."""
+        self._listeners.append(listener)
+        return lambda: self._listeners.remove(listener) if listener in self._listeners else None
+
+    def _emit(self, change: Change) -> Change:
+        for listener in list(self._listeners):
+            listener(change)
+        return change
 
     def resolve_path(self, path: str) -> str:
         """A data file path as written in a node, made absolute against the graph's folder."""
@@ -78,11 +136,14 @@ class GraphDocument:
         return str(self.base_dir / path)
 
     # ------------------------------------------------------------------ nodes
-    def new_id(self, type_id: str) -> str:
-        if type_id not in self.nodes:
+    def new_id(self, type_id: str, taken: set[str] | None = None) -> str:
+        """A free id for a new node: the type id, else ``<type id>_2``, ``_3``... (free of the
+        document's ids, or of ``taken`` when given)."""
+        taken = set(self.nodes) if taken is None else taken
+        if type_id not in taken:
             return type_id
         n = 2
-        while f"{type_id}_{n}" in self.nodes:
+        while f"{type_id}_{n}" in taken:
             n += 1
         return f"{type_id}_{n}"
 
@@ -107,35 +168,138 @@ class GraphDocument:
                 f"Invalid node id: expected letters, digits, _ . - (not first). "
                 f"Received: {node_id!r}"
             )
-        values = nt.schema.validate(params, where=f"node `{node_id}`")
-        if type_id == "conv3d_transpose":
-            check_cross_constraints(values)
-        node = Node(node_id, type_id, nt.schema.to_json(values), _pos(pos))
-        self.nodes[node_id] = node
-        return node
+        node = self.new_node(type_id, params, pos, node_id)
+        self.insert_nodes([node])
+        return self.nodes[node.id]
 
-    def remove_node(self, node_id: str) -> None:
-        self.nodes.pop(node_id)
-        self.links = [ln for ln in self.links if node_id not in (ln.src[0], ln.dst[0])]
+    def new_node(
+        self,
+        type_id: str,
+        params: dict[str, Any] | None = None,
+        pos: tuple[float, float] | None = None,
+        node_id: str | None = None,
+    ) -> Node:
+        """A validated node for this document (a free id unless given), not yet added."""
+        nt = node_type(type_id)
+        if nt is None:
+            raise ParameterError(
+                f"Unknown node type {type_id!r}: expected one of {', '.join(NODE_TYPE_IDS)}"
+            )
+        node_id = node_id or self.new_id(type_id)
+        if node_id in self.nodes:
+            raise ParameterError(f"Node id `{node_id}` is already used")
+        if not _ID_RE.match(node_id):
+            raise ParameterError(
+                f"Invalid node id: expected letters, digits, _ . - (not first). "
+                f"Received: {node_id!r}"
+            )
+        values = nt.schema.validate(params, where=f"node `{node_id}`")  # constraints included
+        return Node(node_id, type_id, nt.schema.to_json(values), _pos(pos))
+
+    def insert_nodes(self, new_nodes: list[Node], links: list[Link] = ()) -> Change:
+        """Add nodes (ids must be free) and links among them or to existing nodes."""
+        taken = [n.id for n in new_nodes if n.id in self.nodes]
+        if taken:
+            raise ParameterError(f"Node id `{taken[0]}` is already used")
+        for n in new_nodes:
+            self.nodes[n.id] = copy.deepcopy(n)
+        added = [ln for ln in links if ln not in self.links]
+        self.links.extend(added)
+        return self._emit(Change(ADDED, tuple(copy.deepcopy(new_nodes)), tuple(added)))
+
+    def remove_nodes(self, node_ids: list[str]) -> Change:
+        """Remove nodes with every link touching them (unknown ids are ignored)."""
+        ids = [i for i in node_ids if i in self.nodes]
+        gone = [ln for ln in self.links if ln.src[0] in ids or ln.dst[0] in ids]
+        removed = tuple(self.nodes.pop(i) for i in ids)
+        self.links = [ln for ln in self.links if ln not in gone]
+        return self._emit(Change(REMOVED, removed, links_removed=tuple(gone)))
+
+    def remove_node(self, node_id: str) -> Change:
+        if node_id not in self.nodes:
+            raise KeyError(node_id)
+        return self.remove_nodes([node_id])
+
+    def move_nodes(self, positions: dict[str, tuple[float, float] | None]) -> Change:
+        """Place nodes; ``positions`` maps an id to its new position."""
+        moves = {}
+        for nid, pos in positions.items():
+            moves[nid] = (self.nodes[nid].pos, _pos(pos))
+            self.nodes[nid].pos = _pos(pos)
+        return self._emit(Change(MOVED, positions=moves))
+
+    def check_param(self, node_id: str, name: str, value: Any) -> Any:
+        """The JSON value that setting ``name`` to ``value`` would store; raises
+        :class:`ParameterError` (with ``.param``) when refused. Nothing changes.
+
+        A value valid on its own is accepted even when *another* parameter of the node is invalid
+        (a damaged file can then be repaired field by field); with every value valid, the
+        constraints between them must hold."""
+        node = self.nodes[node_id]
+        nt = NODE_TYPES.get(node.type)
+        if nt is None or name not in nt.schema:
+            known = ", ".join(nt.schema.names()) if nt else "none (unknown node type)"
+            raise ParameterError(
+                f"Unknown parameter `{name}` of node `{node_id}`: expected one of {known}",
+                param=name,
+            )
+        param = nt.schema[name]
+        stored = param.to_json(param.validate(value))
+        merged = {**node.params, name: stored}
+        if not nt.schema.problems(merged, constraints=False):
+            nt.schema.validate(merged, where=f"node `{node_id}`")
+        return stored
 
     def set_param(self, node_id: str, name: str, value: Any) -> Any:
         """Validate and set one parameter; the document is unchanged on error. Returns the stored
         (JSON) value."""
-        node = self.nodes[node_id]
-        nt = NODE_TYPES[node.type]
-        if name not in nt.schema:
+        stored = self.check_param(node_id, name, value)
+        self.store_param(node_id, name, stored)
+        return self.nodes[node_id].params[name]
+
+    def store_param(self, node_id: str, name: str, value: Any) -> Change:
+        """Store a JSON value already checked (:meth:`check_param`), or :data:`MISSING` to drop
+        the parameter: what undo and redo use."""
+        params = self.nodes[node_id].params
+        old = copy.deepcopy(params.get(name, MISSING))
+        if value is MISSING:
+            params.pop(name, None)
+        else:
+            params[name] = copy.deepcopy(value)
+        return self._emit(Change(PARAM, node=node_id, name=name, old=old, new=value))
+
+    def set_setting(self, name: str, value: Any) -> Change:
+        """Set one of the document's settings (``seed``)."""
+        if name != "seed" or isinstance(value, bool) or not isinstance(value, int) or value < 0:
             raise ParameterError(
-                f"Unknown parameter `{name}` of node `{node_id}`: expected one of "
-                f"{', '.join(nt.schema.names())}"
+                f"Invalid value for `{name}`: expected the setting `seed`, an integer >= 0. "
+                f"Received: {name}={value!r}",
+                param=name,
             )
-        param = nt.schema[name]
-        normalised = param.validate(value)
-        merged = {**node.params, name: param.to_json(normalised)}
-        # a damaged unrelated value (from a file) must not block repairing the node field by field
-        if node.type == "conv3d_transpose" and not nt.schema.problems(merged):
-            check_cross_constraints(nt.schema.validate(merged))
-        node.params[name] = param.to_json(normalised)
-        return node.params[name]
+        old = self.settings.get(name, MISSING)
+        self.settings[name] = value
+        return self._emit(Change(SETTING, name=name, old=old, new=value))
+
+    def set_training_setting(self, name: str, value: Any) -> Change:
+        """Set one training setting (``extras["training"]``), checked against its declaration
+        (:data:`MISSING` drops it)."""
+        from .settings import TRAINING_SCHEMA  # noqa: PLC0415 - settings is a leaf; no cycle
+
+        if value is not MISSING:
+            if name not in TRAINING_SCHEMA:
+                raise ParameterError(
+                    f"Unknown training setting `{name}`: expected one of "
+                    f"{', '.join(TRAINING_SCHEMA.names())}",
+                    param=name,
+                )
+            value = TRAINING_SCHEMA[name].to_json(TRAINING_SCHEMA[name].validate(value))
+        settings = self.extras.setdefault("training", {})
+        old = copy.deepcopy(settings.get(name, MISSING))
+        if value is MISSING:
+            settings.pop(name, None)
+        else:
+            settings[name] = copy.deepcopy(value)
+        return self._emit(Change(TRAINING, name=name, old=old, new=value))
 
     def params(self, node_id: str) -> dict[str, Any]:
         """The node's parameters as Python values (raises :class:`ParameterError` if invalid)."""
@@ -150,10 +314,9 @@ class GraphDocument:
         problem = self.link_problem(src, src_port, dst, dst_port, replace=replace)
         if problem:
             raise LinkError(problem)
-        if replace:
-            self.links = [ln for ln in self.links if ln.dst != (dst, dst_port)]
         link = Link((src, src_port), (dst, dst_port))
-        self.links.append(link)
+        replaced = [ln for ln in self.links if ln.dst == (dst, dst_port)] if replace else []
+        self.relink(replaced, [link], check=False)
         return link
 
     def link_problem(
@@ -179,7 +342,7 @@ class GraphDocument:
         if not replace and self.upstream(dst, dst_port) is not None:
             s = self.upstream(dst, dst_port)
             return f"Cannot connect: `{dst}.{dst_port}` is already fed by `{s[0]}.{s[1]}`"
-        if out.kind == "layer" and any(ln.src == (src, src_port) for ln in self.links):
+        if out.kind == LAYER and any(ln.src == (src, src_port) for ln in self.links):
             return (
                 f"Cannot connect: the layer of `{src}` already feeds a TimeDistributed node "
                 "(one layer, one wrapper)"
@@ -188,8 +351,37 @@ class GraphDocument:
             return f"Cannot connect `{src}` to `{dst}`: it would make a cycle"
         return None
 
-    def disconnect(self, src: str, src_port: str, dst: str, dst_port: str) -> None:
-        self.links.remove(Link((src, src_port), (dst, dst_port)))
+    def disconnect(self, src: str, src_port: str, dst: str, dst_port: str) -> Change:
+        link = Link((src, src_port), (dst, dst_port))
+        if link not in self.links:
+            raise LinkError(f"Cannot disconnect: no link {src}.{src_port} -> {dst}.{dst_port}")
+        return self.relink([link], [], check=False)
+
+    def relink(self, removed: list[Link], added: list[Link], check: bool = True) -> Change:
+        """Remove links, then add links, as one edit. With ``check`` each added link must pass
+        the port rules once the removed ones are gone, and replaces what fed its input port
+        (listed in the change's ``links_removed``); a refusal raises :class:`LinkError` and
+        changes nothing."""
+        before = list(self.links)
+        removed = [ln for ln in removed if ln in before]
+        try:
+            self.links = [ln for ln in before if ln not in removed]
+            for ln in added:
+                if ln in self.links:
+                    continue
+                if check:
+                    problem = self.link_problem(*ln.src, *ln.dst, replace=True)
+                    if problem:
+                        raise LinkError(problem)
+                    removed += [x for x in self.links if x.dst == ln.dst]
+                    self.links = [x for x in self.links if x.dst != ln.dst]
+                self.links.append(ln)
+        except LinkError:
+            self.links = before
+            raise
+        gone = tuple(ln for ln in before if ln not in self.links)
+        came = tuple(ln for ln in self.links if ln not in before)
+        return self._emit(Change(RELINKED, links_added=came, links_removed=gone))
 
     def upstream(self, node_id: str, port: str) -> tuple[str, str] | None:
         return next((ln.src for ln in self.links if ln.dst == (node_id, port)), None)
@@ -221,6 +413,15 @@ class GraphDocument:
     def nodes_of_type(self, type_id: str) -> list[Node]:
         return [n for n in self.nodes.values() if n.type == type_id]
 
+    def role(self, node_id: str) -> str | None:
+        """The catalogue role of a node (None for a missing node or an unknown type)."""
+        node = self.nodes.get(node_id)
+        return role_of(node.type) if node is not None else None
+
+    def ids_with_role(self, role: str) -> list[str]:
+        """The ids of the nodes playing ``role`` (e.g. every Prediction 6D), in document order."""
+        return [nid for nid in self.nodes if self.role(nid) == role]
+
     # ------------------------------------------------------------------ JSON
     def to_json(self) -> dict[str, Any]:
         nodes = []
@@ -250,12 +451,15 @@ class GraphDocument:
         base = self.base_dir  # None: a new graph, its paths are meant relative to where it goes
         if base is not None and base != target_dir:
             for node in out.nodes.values():
-                rel = node.params.get("path") if node.type in ("data", "target") else None
-                if isinstance(rel, str) and rel and not os.path.isabs(rel):
-                    node.params["path"] = os.path.relpath(base / rel, target_dir)
+                nt = NODE_TYPES.get(node.type)
+                for name in nt.path_params if nt else ():
+                    rel = node.params.get(name)
+                    if isinstance(rel, str) and rel and not os.path.isabs(rel):
+                        node.params[name] = os.path.relpath(base / rel, target_dir)
         atomic_write_text(path, out.dumps())
 
     def copy(self) -> GraphDocument:
+        """An independent copy (listeners are not copied)."""
         doc = from_json(self.to_json())
         doc.base_dir = self.base_dir
         return doc

@@ -14,14 +14,15 @@ from typing import Any
 
 import numpy as np
 
-from conv3dt_studio.compute import Conv3DTranspose, Graph, Input, PredictionInfo, TimeDistributed
+from conv3dt_studio.compute import Graph, PredictionInfo
 from conv3dt_studio.compute.conv3d_transpose_ops import CHUNK_BYTES
 from conv3dt_studio.compute.layers import fmt_shape
 
 from . import data_sources
+from .catalogue import DATA_SOURCE, INPUT, NODE_TYPES, OUTPUT, WRAPPER
 from .graph_document import GraphDocument
 from .validation import DocumentProblems, Problem, relevant_problems, validate
-from .weights import apply_weights, resolve_weights, weights_source
+from .weights import apply_run_weights
 
 Progress = Callable[[float, str], None]
 
@@ -91,7 +92,7 @@ def plan(doc: GraphDocument, prediction_node: str | None = None) -> Plan:
     one, else the first). Only problems of that chain (or of the whole document) stop it: another
     branch being unfinished does not."""
     report = validate(doc)
-    preds = [n.id for n in doc.nodes_of_type("prediction_6d")]
+    preds = doc.ids_with_role(OUTPUT)
     pid = prediction_node or (preds[0] if preds else None)
     if pid is None:  # validation said so: "no Prediction 6D node"
         raise DocumentProblems(report.problems)
@@ -105,10 +106,10 @@ def plan(doc: GraphDocument, prediction_node: str | None = None) -> Plan:
         raise DocumentProblems(problems)
     chain: list[str] = []
     cur = doc.upstream(pid, "x")[0]
-    while doc.nodes[cur].type == "time_distributed":
+    while doc.role(cur) == WRAPPER:
         chain.append(cur)
         cur = doc.upstream(cur, "x")[0]
-    if doc.nodes[cur].type != "input":
+    if doc.role(cur) != INPUT:
         raise DocumentProblems(
             [
                 Problem(
@@ -120,7 +121,7 @@ def plan(doc: GraphDocument, prediction_node: str | None = None) -> Plan:
         )
     input_node = cur
     data_node = doc.upstream(input_node, "x")[0]
-    if doc.nodes[data_node].type != "data":
+    if doc.role(data_node) != DATA_SOURCE:
         raise DocumentProblems([Problem(input_node, "x", "an Input must be fed by a Data node")])
     chain.reverse()
     return Plan(
@@ -137,12 +138,12 @@ def plan(doc: GraphDocument, prediction_node: str | None = None) -> Plan:
 
 def feeding_data_node(doc: GraphDocument, prediction_node: str | None = None) -> str | None:
     """The Data node at the start of the chain into the (first) Prediction 6D, if wired."""
-    preds = [n.id for n in doc.nodes_of_type("prediction_6d")]
+    preds = doc.ids_with_role(OUTPUT)
     cur = prediction_node or (preds[0] if preds else None)
     seen: set[str] = set()
     while cur is not None and cur in doc.nodes and cur not in seen:
         seen.add(cur)
-        if doc.nodes[cur].type == "data":
+        if doc.role(cur) == DATA_SOURCE:
             return cur
         src = doc.upstream(cur, "x")
         cur = src[0] if src else None
@@ -216,18 +217,17 @@ def estimate_device_bytes(p: Plan, batch_size: int = 0) -> int:
 def build_graph(
     doc: GraphDocument, p: Plan, backend: str = "auto", seed: int | None = None
 ) -> Graph:
-    layers: list[Any] = [
-        Input(
-            doc.params(p.input_node)["shape"], name=doc.params(p.input_node)["name"] or p.input_node
+    """The executable graph of a plan: each node builds its own compute object (its node type's
+    ``build``); a wrapper wraps the layer wired into it. Layer names: ``name``, else the node id."""
+
+    def build(node_id: str, inner: Any = None) -> Any:
+        params = doc.params(node_id)
+        return NODE_TYPES[doc.nodes[node_id].type].build(
+            params, params.get("name") or node_id, inner
         )
-    ]
-    for td in p.chain:
-        conv_id = doc.upstream(td, "layer")[0]
-        cp = doc.params(conv_id)
-        name = cp.pop("name") or conv_id
-        layers.append(
-            TimeDistributed(Conv3DTranspose(**cp, name=name), name=doc.params(td)["name"] or td)
-        )
+
+    layers = [build(p.input_node)]
+    layers += [build(td, build(doc.upstream(td, "layer")[0])) for td in p.chain]
     return Graph(layers, backend=backend, seed=p.seed if seed is None else seed)
 
 
@@ -291,12 +291,7 @@ def run_document(
                 )
             ]
         )
-    arrays = resolve_weights(weights, doc)
-    if arrays is not None:
-        # named arrays (the editor's trained weights) may cover one branch: the others keep their
-        # seeded weights; a file must cover the graph
-        partial = isinstance(weights, dict)
-        apply_weights(arrays, graph.layers, source=weights_source(weights), partial=partial)
+    apply_run_weights(weights, doc, graph.layers)
     t0 = time.perf_counter()
     info, y = graph.predict(
         x, batch_size=batch_size or None, progress=progress, should_stop=should_stop

@@ -14,39 +14,15 @@ from typing import Any
 
 import numpy as np
 
-from conv3dt_studio.compute import Graph, Param, Schema
+from conv3dt_studio.compute import Graph
 from conv3dt_studio.compute.layers import fmt_shape
 
+from .catalogue import LOSS, OUTPUT, TARGET
 from .graph_document import GraphDocument
 from .runner import Plan, build_graph, load_data, plan
+from .settings import TRAINING_SCHEMA
 from .validation import DocumentProblems, Problem, relevant_problems, validate
-from .weights import apply_weights, conv_layers, resolve_weights, weights_source
-
-TRAINING_SCHEMA = Schema(
-    (
-        Param(
-            "epochs", "int", 20, "Passes over the training samples.", group="training", minimum=1
-        ),
-        Param("batch_size", "int", 4, "Samples per optimizer step.", group="training", minimum=1),
-        Param(
-            "shuffle",
-            "bool",
-            True,
-            "Shuffle the samples every epoch (seeded by the graph's seed).",
-            group="training",
-        ),
-        Param(
-            "validation_split",
-            "float",
-            0.0,
-            "Fraction of the samples (the last ones) kept "
-            "out of training to measure the validation loss.",
-            group="training",
-            minimum=0.0,
-            maximum=0.9,
-        ),
-    )
-)
+from .weights import apply_run_weights, conv_layers
 
 
 @dataclass
@@ -75,8 +51,8 @@ def training_settings(doc: GraphDocument) -> dict[str, Any]:
 def trainability_problems(doc: GraphDocument) -> list[Problem]:
     """What is missing for training (empty when the graph is trainable)."""
     problems = []
-    losses = doc.nodes_of_type("loss")
-    if not doc.nodes_of_type("target"):
+    losses = doc.ids_with_role(LOSS)
+    if not doc.ids_with_role(TARGET):
         problems.append(
             Problem(
                 None,
@@ -90,20 +66,20 @@ def trainability_problems(doc: GraphDocument) -> list[Problem]:
                 None, None, "not trainable: add a Loss node fed by the Prediction 6D and the Target"
             )
         )
-    for node in losses:
-        src = doc.upstream(node.id, "prediction")
-        if src and doc.nodes[src[0]].type != "prediction_6d":
+    for loss_id in losses:
+        src = doc.upstream(loss_id, "prediction")
+        if src and doc.role(src[0]) != OUTPUT:
             problems.append(
                 Problem(
-                    node.id,
+                    loss_id,
                     "prediction",
                     "the Loss's prediction must come from a Prediction 6D node",
                 )
             )
-        tgt = doc.upstream(node.id, "target")
-        if tgt and doc.nodes[tgt[0]].type != "target":
+        tgt = doc.upstream(loss_id, "target")
+        if tgt and doc.role(tgt[0]) != TARGET:
             problems.append(
-                Problem(node.id, "target", "the Loss's target must come from a Target node")
+                Problem(loss_id, "target", "the Loss's target must come from a Target node")
             )
     try:
         training_settings(doc)
@@ -115,13 +91,13 @@ def trainability_problems(doc: GraphDocument) -> list[Problem]:
 def train_plan(doc: GraphDocument) -> TrainPlan:
     """What training the (first) Loss's chain needs; only that chain must be valid."""
     problems = validate(doc).problems
-    losses = doc.nodes_of_type("loss")
+    losses = doc.ids_with_role(LOSS)
     if losses:
-        problems = relevant_problems(doc, problems, losses[0].id)
+        problems = relevant_problems(doc, problems, losses[0])
     problems += trainability_problems(doc)
     if problems:
         raise DocumentProblems(problems)
-    loss_node = losses[0].id
+    loss_node = losses[0]
     pred = doc.upstream(loss_node, "prediction")[0]
     lp = doc.params(loss_node)
     return TrainPlan(
@@ -194,11 +170,7 @@ def train_document(
             [Problem(tp.target_node, None, "the data or target holds NaN or Inf values")]
         )
     if graph is None:
-        arrays = resolve_weights(weights_in, doc)
-        if arrays is not None:
-            # named arrays (the editor's trained weights) may cover another branch: as for Run
-            partial = isinstance(weights_in, dict)
-            apply_weights(arrays, g.layers, source=weights_source(weights_in), partial=partial)
+        apply_run_weights(weights_in, doc, g.layers)
     norms: dict[str, list[dict[str, float]]] = {}
     stored = [layer for layer in conv_layers(g.layers) if layer.config["store"]]
 

@@ -1,49 +1,23 @@
 """Validation and shape inference of a graph document, without computing anything.
 
 Every problem is reported at once, per node, with the node id and parameter: unknown type, bad value,
-missing or wrong link, cycle, shape mismatch. Shapes come from the layer's pure output-shape function,
-so the editor can show them live.
+missing or wrong link, cycle, shape mismatch. Each node's shape comes from its node type's own
+inference (declared in the catalogue, from the layer's pure output-shape function), so the editor can
+show them live. ``Problem`` and ``DocumentProblems`` live in :mod:`.problems` and are re-exported.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from conv3dt_studio.compute import Conv3DTStudioError, ParameterError
-from conv3dt_studio.compute.conv3d_transpose import (
-    check_cross_constraints,
-    conv3d_transpose_output_shape,
-)
-from conv3dt_studio.compute.layers import fmt_shape
+from conv3dt_studio.compute import Conv3DTStudioError
 
-from .catalogue import NODE_TYPE_IDS, NODE_TYPES
-from .data_sources import generated_shape, peek_shape
+from .catalogue import LAYER, NODE_TYPE_IDS, NODE_TYPES, OUTPUT, InferContext, type_with_role
 from .graph_document import GraphDocument
+from .problems import DocumentProblems, Problem  # noqa: F401 - re-exported
+from .settings import TRAINING_SCHEMA
 
 Shape = tuple
-
-
-@dataclass(frozen=True)
-class Problem:
-    node: str | None  # node id, None for the whole document
-    param: str | None  # parameter or port name
-    message: str
-
-    def __str__(self) -> str:
-        where = []
-        if self.node is not None:
-            where.append(f"node `{self.node}`")
-        if self.param is not None:
-            where.append(f"`{self.param}`")
-        return (", ".join(where) + ": " if where else "") + self.message
-
-
-class DocumentProblems(Conv3DTStudioError, ValueError):
-    """The document cannot run; ``problems`` lists every reason."""
-
-    def __init__(self, problems: list[Problem]) -> None:
-        self.problems = problems
-        super().__init__("; ".join(str(p) for p in problems))
 
 
 @dataclass
@@ -128,7 +102,7 @@ def _check_links(doc: GraphDocument, problems: list[Problem]) -> None:
         if ln.dst in seen_inputs:
             problems.append(Problem(d, dp, "input port fed by more than one link"))
         seen_inputs.add(ln.dst)
-        if out.kind == "layer":
+        if out.kind == LAYER:
             if ln.src in seen_layers:
                 problems.append(Problem(s, sp, "one layer can feed only one TimeDistributed"))
             seen_layers.add(ln.src)
@@ -149,18 +123,10 @@ def validate(doc: GraphDocument) -> Report:
                 )
             )
             continue
-        errs = nt.schema.problems(node.params, where=f"node `{nid}`")
-        for e in errs:
-            name = str(e).split("`")[1] if "`" in str(e) else None
-            problems.append(Problem(nid, name, str(e)))
+        errs = nt.schema.problems(node.params, where=f"node `{nid}`")  # constraints included
+        problems.extend(Problem(nid, e.param, str(e)) for e in errs)
         if not errs:
-            values = nt.schema.validate(node.params)
-            try:
-                if node.type == "conv3d_transpose":
-                    check_cross_constraints(values)
-                params[nid] = values
-            except ParameterError as e:
-                problems.append(Problem(nid, "output_padding", str(e)))
+            params[nid] = nt.schema.validate(node.params)
     _check_links(doc, problems)
     order, cyclic = _topological_order(doc)
     if cyclic:
@@ -184,8 +150,9 @@ def validate(doc: GraphDocument) -> Report:
                         f"missing link: input `{port.name}` ({port.kind}) is not connected",
                     )
                 )
-    if not doc.nodes_of_type("prediction_6d"):
-        problems.append(Problem(None, None, "no Prediction 6D node: add one to run the graph"))
+    if not doc.ids_with_role(OUTPUT):
+        title = type_with_role(OUTPUT).title
+        problems.append(Problem(None, None, f"no {title} node: add one to run the graph"))
     problems.extend(_duplicate_layer_names(doc, params))
     problems.extend(_extras_problems(doc))
     shapes = _infer(doc, order, params, problems)
@@ -200,14 +167,16 @@ def relevant_problems(doc: GraphDocument, problems: list[Problem], end: str) -> 
 
 
 def _duplicate_layer_names(doc: GraphDocument, params: dict[str, dict]) -> list[Problem]:
-    """Layer names (the ``name`` parameter, else the node id) must be unique among the
-    Conv3DTranspose nodes, which they key in weights files, and among the Input and
-    TimeDistributed nodes, which they name in a graph."""
+    """Layer names (the ``name`` parameter, else the node id) must be unique within their node
+    types' ``name_scope``: the layers' names key weights files, the Input and wrappers' name the
+    graph's layers."""
     out = []
-    for kinds in (("conv3d_transpose",), ("input", "time_distributed")):
+    scopes = {t.name_scope for t in NODE_TYPES.values() if t.name_scope}
+    for scope in sorted(scopes):
         seen: dict[str, str] = {}
         for nid, node in doc.nodes.items():
-            if node.type not in kinds or nid not in params:
+            nt = NODE_TYPES.get(node.type)
+            if nt is None or nt.name_scope != scope or nid not in params:
                 continue
             name = params[nid].get("name") or nid
             if name in seen:
@@ -226,7 +195,6 @@ def _duplicate_layer_names(doc: GraphDocument, params: dict[str, dict]) -> list[
 
 def _extras_problems(doc: GraphDocument) -> list[Problem]:
     """Problems of the document's training settings and embedded weights (checked on use too)."""
-    from .training import TRAINING_SCHEMA
     from .weights import decode_weights
 
     out = []
@@ -241,98 +209,24 @@ def _extras_problems(doc: GraphDocument) -> list[Problem]:
     return out
 
 
-def _infer(doc, order, params, problems) -> dict[str, Shape | None]:
+def _infer(
+    doc: GraphDocument, order: list[str], params: dict[str, dict], problems: list[Problem]
+) -> dict[str, Shape | None]:
+    """Every node's output shape, each from its node type's own inference, in topological order."""
     shapes: dict[str, Shape | None] = {nid: None for nid in doc.nodes}
-
-    def up(nid: str, port: str) -> Shape | None:
-        src = doc.upstream(nid, port)
-        return shapes.get(src[0]) if src else None
-
     for nid in order:
-        node = doc.nodes[nid]
-        p = params.get(nid)
-        if p is None:
+        if nid not in params:  # unknown type or invalid parameters: reported already
             continue
-        kind = node.type
+        nt = NODE_TYPES[doc.nodes[nid].type]
+        ctx = InferContext(doc, nid, params[nid], shapes, params, problems)
         try:
-            if kind == "target" and p["source"] == "teacher":
-                continue  # the prediction's shape, set by the Loss node below
-            if kind in ("data", "target"):
-                shapes[nid] = (
-                    generated_shape(p)
-                    if p["source"] == "generator"
-                    else peek_shape(doc.resolve_path(p["path"]), p["array_name"])
-                )
-                if len(shapes[nid]) < 2 or 0 in shapes[nid]:
-                    problems.append(
-                        Problem(
-                            nid,
-                            "path",
-                            f"empty data: expected at least one "
-                            f"sample (batch first). Received: shape "
-                            f"{fmt_shape(shapes[nid])}",
-                        )
-                    )
-                    shapes[nid] = None
-                    continue
-            elif kind == "input":
-                s = up(nid, "x")
-                if s is not None and tuple(s[1:]) != tuple(p["shape"]):
-                    problems.append(
-                        Problem(
-                            nid,
-                            "shape",
-                            f"shape mismatch: Input expects "
-                            f"{fmt_shape((None, *p['shape']))}, its data has "
-                            f"{fmt_shape(s)}",
-                        )
-                    )
-                    continue
-                shapes[nid] = (s[0] if s else None, *p["shape"])
-            elif kind == "time_distributed":
-                shapes[nid] = _td_shape(doc, nid, up(nid, "x"), params, problems)
-            elif kind == "prediction_6d":
-                shapes[nid] = up(nid, "x")
-            elif kind == "loss":
-                a, b = up(nid, "prediction"), up(nid, "target")
-                src = doc.upstream(nid, "target")
-                teacher = src and params.get(src[0], {}).get("source") == "teacher"
-                if teacher and a is not None:
-                    shapes[src[0]] = b = a
-                if a is not None and b is not None and tuple(a) != tuple(b):
-                    problems.append(
-                        Problem(
-                            nid,
-                            "target",
-                            f"shape mismatch: target "
-                            f"{fmt_shape(b)} must equal prediction "
-                            f"{fmt_shape(a)}",
-                        )
-                    )
-        except Conv3DTStudioError as e:
-            param = "path" if kind in ("data", "target") else None
-            problems.append(Problem(nid, param, str(e)))
+            shape = nt.infer(ctx)
+        except Conv3DTStudioError as e:  # e.g. a data file that cannot be read
+            problems.append(Problem(nid, nt.path_params[0] if nt.path_params else None, str(e)))
+            continue
+        if shape is not None or shapes[nid] is None:
+            shapes[nid] = shape
     return shapes
-
-
-def _td_shape(doc, nid, x: Shape | None, params, problems) -> Shape | None:
-    src = doc.upstream(nid, "layer")
-    if x is None or src is None or src[0] not in params:
-        return None
-    if len(x) != 6:
-        problems.append(
-            Problem(
-                nid,
-                "x",
-                f"shape mismatch: TimeDistributed(Conv3DTranspose) "
-                f"needs 6-D data (batch, time, ...). Received "
-                f"{fmt_shape(x)}",
-            )
-        )
-        return None
-    config = params[src[0]]
-    inner = conv3d_transpose_output_shape(config, (None, *x[2:]))
-    return (x[0], x[1], *inner[1:])
 
 
 def infer_shapes(doc: GraphDocument) -> dict[str, Shape | None]:

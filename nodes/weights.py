@@ -152,3 +152,14 @@ def resolve_weights(weights, doc=None) -> dict[str, np.ndarray] | None:
     if isinstance(weights, dict):
         return weights
     return load_arrays(weights)
+
+
+def apply_run_weights(weights, doc, layers: Iterable) -> None:
+    """Give a run's or a training's layers their weights: ``weights`` (a .npz path, which must
+    cover the graph, or named arrays - the editor's trained weights - which may cover one branch:
+    the layers they do not name keep their seeded weights), else the document's embedded weights,
+    else nothing (the seeded weights stay)."""
+    arrays = resolve_weights(weights, doc)
+    if arrays is not None:
+        partial = isinstance(weights, dict)
+        apply_weights(arrays, layers, source=weights_source(weights), partial=partial)

@@ -115,3 +115,58 @@ def test_the_static_check_can_fail(tmp_path, monkeypatch):
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     found = _violations("nodes")
     assert len(found) == 4, found
+
+
+# ---------------------------------------------------------------------- node behaviour
+def _type_id_comparisons(path: Path, type_ids: set[str]) -> list[str]:
+    """Places in a file that pick behaviour by comparing a node type id: ``x == "data"``,
+    ``t in ("input", "time_distributed")``, ``nodes_of_type("loss")``."""
+
+    def is_type_id(node: ast.AST) -> bool:
+        if isinstance(node, ast.Constant):
+            return node.value in type_ids
+        if isinstance(node, (ast.Tuple, ast.List, ast.Set)):
+            return any(is_type_id(e) for e in node.elts)
+        return False
+
+    found = []
+    for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+        if isinstance(node, ast.Compare) and any(
+            is_type_id(n) for n in (node.left, *node.comparators)
+        ) or (
+            isinstance(node, ast.Call)
+            and isinstance(node.func, ast.Attribute)
+            and node.func.attr == "nodes_of_type"
+            and any(is_type_id(a) for a in node.args)
+        ):
+            found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
+    return found
+
+
+def test_no_type_id_comparisons_outside_the_catalogue():
+    """What a node does is declared on its node type (role, inference, caption, colour, build):
+    nothing in nodes/ or app/ picks behaviour by comparing type-id strings."""
+    from conv3dt_studio.nodes import NODE_TYPE_IDS
+
+    ids = set(NODE_TYPE_IDS)
+    found = [
+        place
+        for folder in ("nodes", "app")
+        for path in sorted((ROOT / folder).rglob("*.py"))
+        if path.name != "catalogue.py"
+        for place in _type_id_comparisons(path, ids)
+    ]
+    assert found == []
+
+
+def test_the_type_id_count_can_fail(tmp_path, monkeypatch):
+    bad = tmp_path / "bad.py"
+    bad.write_text(
+        'if node.type == "conv3d_transpose": pass\n'
+        'ok = kind in ("data", "target")\n'
+        'preds = doc.nodes_of_type("prediction_6d")\n'
+        "fine = node.type == other\n"
+    )
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    ids = {"conv3d_transpose", "data", "target", "prediction_6d"}
+    assert _type_id_comparisons(bad, ids) == ["bad.py:1", "bad.py:2", "bad.py:3"]

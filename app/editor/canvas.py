@@ -1,9 +1,11 @@
 """The NodeGraphQt canvas: a view over the graph document.
 
 The document is the source of truth. User gestures on the canvas (connect, disconnect, move, drop)
-are intercepted before NodeGraphQt changes anything and turned into undoable commands on the
-document; after every change the view is reconciled with the document (nodes, positions, links) and
-each node shows its inferred output shape, or turns red with its problem in the tooltip.
+are intercepted before NodeGraphQt changes anything, checked against the document's edit API, and
+pushed as undoable commands that call that API. The canvas subscribes to the document's change
+events: after every change (whoever made it) the view is reconciled with the document (nodes,
+positions, links) and each node shows its inferred output shape, or turns red with its problem in
+the tooltip.
 """
 
 from __future__ import annotations
@@ -23,9 +25,9 @@ from PySide6.QtWidgets import QGraphicsSimpleTextItem  # noqa: E402
 from conv3dt_studio import nodes  # noqa: E402
 from conv3dt_studio.compute import ParameterError  # noqa: E402
 from conv3dt_studio.nodes import LAYER, NODE_TYPES, GraphDocument, Link, LinkError, Node, NodeType  # noqa: E402
+from conv3dt_studio.nodes.graph_document import MISSING, REMOVED, Change  # noqa: E402
 
 from .undo import (  # noqa: E402
-    MISSING,
     AddNodesCmd,
     ChangeLinksCmd,
     DeleteNodesCmd,
@@ -36,12 +38,6 @@ from .undo import (  # noqa: E402
 IDENTIFIER = "conv3dt"
 NODE_MIME_PREFIX = "conv3dt-studio/node:"  # payload of a palette drag (under NodeGraphQt's MIME)
 PORT_COLORS = {nodes.TENSOR: (90, 170, 250), LAYER: (250, 165, 60)}
-CATEGORY_COLORS = {
-    "1 Generate data": (38, 74, 96),
-    "2 Define graph": (46, 56, 92),
-    "3 Run graph": (40, 86, 62),
-    "4 Train": (86, 64, 36),
-}
 ERROR_COLOR = (150, 36, 40)
 UNKNOWN_COLOR = (90, 90, 90)
 LABEL_COLOR = QColor(190, 200, 215)
@@ -69,7 +65,7 @@ class StudioNode(BaseNode):
             self.add_output(
                 port.name, multi_output=port.kind != LAYER, color=PORT_COLORS[port.kind]
             )
-        self.set_color(*CATEGORY_COLORS.get(nt.category, UNKNOWN_COLOR))
+        self.set_color(*nt.color)
 
 
 class UnknownNode(StudioNode):
@@ -178,14 +174,19 @@ class Canvas(QObject):
         self._logged_problems: set[str] = set()
         self._undrawn: list[str] = []  # links a one-link port cannot show (a damaged file)
         self._dialog = None  # callable(title, text) for messages that need the user's eyes
+        self._unsubscribe = None
         self.graph.node_selection_changed.connect(self._on_selection)
         self.graph.node_selected.connect(self._on_selection)
         self.set_document(self.doc)
 
     # ------------------------------------------------------------------ whole document
     def set_document(self, doc: GraphDocument) -> None:
-        """Show ``doc`` (positions filled in where missing); clears undo history."""
+        """Show ``doc`` (positions filled in where missing) and follow its changes; clears undo
+        history."""
+        if self._unsubscribe is not None:
+            self._unsubscribe()
         self.doc = doc
+        self._unsubscribe = doc.subscribe(self._on_document_change)
         _layout_missing(doc, list(doc.nodes))
         self.run_errors.clear()
         self._logged_problems.clear()
@@ -202,24 +203,25 @@ class Canvas(QObject):
     ) -> str | None:
         """Create a node of ``type_id`` at ``pos``; returns its id (None when refused)."""
         try:
-            probe = GraphDocument()
-            node = probe.add_node(type_id, params, pos=pos, node_id=self.doc.new_id(type_id))
+            node = self.doc.new_node(type_id, params, pos=pos)
         except ParameterError as exc:
             self._warn(str(exc))
             return None
-        self.undo_stack.push(AddNodesCmd(self, [node], [], f"create {node.id}"))
+        self.undo_stack.push(AddNodesCmd(self.doc, [node], [], f"create {node.id}"))
         return node.id
 
     def delete_nodes(self, node_ids: Iterable[str]) -> None:
         ids = [i for i in node_ids if i in self.doc.nodes]
         if ids:
-            self.undo_stack.push(DeleteNodesCmd(self, ids))
+            self.undo_stack.push(DeleteNodesCmd(self.doc, ids))
 
     def move_node(self, node_id: str, pos: tuple[float, float]) -> None:
         old = self.doc.nodes[node_id].pos
         if old is not None and tuple(old) == (float(pos[0]), float(pos[1])):
             return  # not a move: no undo entry, no modified mark
-        self.undo_stack.push(MoveNodesCmd(self, {node_id: (old, (float(pos[0]), float(pos[1])))}))
+        self.undo_stack.push(
+            MoveNodesCmd(self.doc, {node_id: (old, (float(pos[0]), float(pos[1])))})
+        )
 
     def connect(self, src: str, src_port: str, dst: str, dst_port: str) -> bool:
         """Connect, replacing what fed ``dst_port``; refused (False, with a message) when the
@@ -229,7 +231,7 @@ class Canvas(QObject):
     def disconnect(self, src: str, src_port: str, dst: str, dst_port: str) -> None:
         link = Link((src, src_port), (dst, dst_port))
         if link in self.doc.links:
-            self.undo_stack.push(ChangeLinksCmd(self, [link], [], "disconnect"))
+            self.undo_stack.push(ChangeLinksCmd(self.doc, [link], [], "disconnect"))
 
     def set_param(self, node_id: str, name: str, value) -> str | None:
         """Validate and set a parameter; returns the error message when refused (the document
@@ -237,35 +239,14 @@ class Canvas(QObject):
         node = self.doc.nodes.get(node_id)
         if node is None:
             return f"No node `{node_id}` in the graph"
-        old = copy.deepcopy(node.params.get(name, MISSING))
         try:
-            new = self.doc.set_param(node_id, name, value)
+            new = self.doc.check_param(node_id, name, value)
         except ParameterError as exc:
-            new = self._repair_value(node, name, value)
-            if new is MISSING:
-                return str(exc)
-        self._store_param(node_id, name, old, notify=False)  # the command applies it
-        if new == old:
-            return None
-        self.undo_stack.push(SetParamCmd(self, node_id, name, old, new))
+            return str(exc)
+        old = node.params.get(name, MISSING)
+        if new != old:
+            self.undo_stack.push(SetParamCmd(self.doc, node_id, name, old, new))
         return None
-
-    @staticmethod
-    def _repair_value(node: Node, name: str, value):
-        """A value valid on its own, refused only because *another* parameter of the node is
-        invalid (a damaged file): accept it so the node can be repaired one field at a time.
-        Returns MISSING when the value itself is refused."""
-        schema = NODE_TYPES[node.type].schema
-        if name not in schema:
-            return MISSING
-        try:
-            normalised = schema[name].validate(value)
-        except ParameterError:
-            return MISSING
-        others = {k: v for k, v in node.params.items() if k != name}
-        if not schema.problems(others):
-            return MISSING  # a genuine refusal (a constraint between parameters)
-        return schema[name].to_json(normalised)
 
     def insert_document(self, other: GraphDocument, at: tuple[float, float]) -> list[str]:
         """Add ``other``'s nodes and links (ids renamed where taken), its top-left at ``at``."""
@@ -280,12 +261,7 @@ class Canvas(QObject):
         rename: dict[str, str] = {}
         new_nodes = []
         for n in other.nodes.values():
-            nid = n.id
-            if nid in taken:
-                k = 2
-                while f"{n.type}_{k}" in taken:
-                    k += 1
-                nid = f"{n.type}_{k}"
+            nid = n.id if n.id not in taken else self.doc.new_id(n.type, taken)
             taken.add(nid)
             rename[n.id] = nid
             new_nodes.append(
@@ -296,7 +272,9 @@ class Canvas(QObject):
             for ln in other.links
             if ln.src[0] in rename and ln.dst[0] in rename
         ]
-        self.undo_stack.push(AddNodesCmd(self, new_nodes, links, f"insert {len(new_nodes)} nodes"))
+        self.undo_stack.push(
+            AddNodesCmd(self.doc, new_nodes, links, f"insert {len(new_nodes)} nodes")
+        )
         return [n.id for n in new_nodes]
 
     # ------------------------------------------------------------------ gestures from the view
@@ -309,35 +287,24 @@ class Canvas(QObject):
     def _user_moved(self, node_data) -> None:
         moves = {}
         for view, prev in node_data.items():
-            nid = self._id_of(view.id)
+            nid = self.node_id_of_view(view.id)
             if nid is not None:
                 new = tuple(float(v) for v in view.xy_pos)
                 moves[nid] = (self.doc.nodes[nid].pos or tuple(prev), new)
         if moves:
-            self.undo_stack.push(MoveNodesCmd(self, moves))
+            self.undo_stack.push(MoveNodesCmd(self.doc, moves))
 
     def _apply_links(self, removed: list[Link], added: list[Link]) -> bool:
-        """Check the re-wiring on the document's links, then push it as one command."""
-        links_before = list(self.doc.links)
-        removed = list(removed)
+        """Check the re-wiring on a copy of the document, then push it as one command."""
         try:
-            self.doc.links = [ln for ln in self.doc.links if ln not in removed]
-            for ln in added:
-                problem = self.doc.link_problem(*ln.src, *ln.dst, replace=True)
-                if problem:
-                    raise LinkError(problem)
-                removed += [x for x in self.doc.links if x.dst == ln.dst and x != ln]
-                self.doc.links = [x for x in self.doc.links if x.dst != ln.dst] + [ln]
+            change = self.doc.copy().relink(removed, added)
         except LinkError as exc:
             self._warn(str(exc))
             return False
-        finally:
-            self.doc.links = links_before
-        added = [ln for ln in added if ln not in links_before]
-        removed = [ln for ln in removed if ln in links_before and ln not in added]
-        if removed or added:
-            text = "connect" if added else "disconnect"
-            self.undo_stack.push(ChangeLinksCmd(self, removed, added, text))
+        if change.links_removed or change.links_added:
+            text = "connect" if change.links_added else "disconnect"
+            cmd = ChangeLinksCmd(self.doc, change.links_removed, change.links_added, text)
+            self.undo_stack.push(cmd)
         return True
 
     def drop(self, mimedata: QMimeData, pos: QPoint | QPointF) -> None:
@@ -360,42 +327,12 @@ class Canvas(QObject):
             self.insert_document(other, at)
             at = (at[0] + 60, at[1] + 60)
 
-    # ------------------------------------------------------------------ primitives (commands)
-    def _insert(self, new_nodes: list[Node], links: list[Link]) -> None:
-        for n in new_nodes:
-            self.doc.nodes[n.id] = copy.deepcopy(n)
-        self.doc.links.extend(ln for ln in links if ln not in self.doc.links)
+    # ------------------------------------------------------------------ following the document
+    def _on_document_change(self, change: Change) -> None:
+        for node in change.nodes if change.kind == REMOVED else ():
+            self.run_errors.pop(node.id, None)
         self._sync_view()
         self._changed()
-
-    def _remove(self, node_ids: list[str]) -> None:
-        for nid in node_ids:
-            if nid in self.doc.nodes:
-                self.doc.remove_node(nid)
-            self.run_errors.pop(nid, None)
-        self._sync_view()
-        self._changed()
-
-    def _place(self, positions: dict[str, tuple[float, float]]) -> None:
-        for nid, pos in positions.items():
-            self.doc.nodes[nid].pos = (float(pos[0]), float(pos[1]))
-        self._sync_view()
-        self._changed()
-
-    def _relink(self, removed: list[Link], added: list[Link]) -> None:
-        self.doc.links = [ln for ln in self.doc.links if ln not in removed]
-        self.doc.links.extend(ln for ln in added if ln not in self.doc.links)
-        self._sync_view()
-        self._changed()
-
-    def _store_param(self, node_id: str, name: str, value, notify: bool = True) -> None:
-        params = self.doc.nodes[node_id].params
-        if value is MISSING:
-            params.pop(name, None)
-        else:
-            params[name] = copy.deepcopy(value)
-        if notify:
-            self._changed()
 
     # ------------------------------------------------------------------ view reconciliation
     def _sync_view(self) -> None:
@@ -457,7 +394,7 @@ class Canvas(QObject):
         for nid, view in self.views.items():
             for pname, port in view.inputs().items():
                 for other in port.connected_ports():
-                    src = self._id_of(other.node().id)
+                    src = self.node_id_of_view(other.node().id)
                     current.add(((src, other.name()), (nid, pname)))
         for (s, sp), (d, dp) in current - wanted:
             self.views[d].inputs()[dp].disconnect_from(
@@ -497,7 +434,7 @@ class Canvas(QObject):
             label.setText(text if not problems else "⚠ " + _short(problems[0]))
             label.setBrush(QBrush(LABEL_ERROR_COLOR if problems else LABEL_COLOR))
             label.setPos(4, view.view.height + 4)
-            frozen = node.type == "conv3d_transpose" and node.params.get("update") is False
+            frozen = nt is not None and nt.frozen(node.params)
             if frozen and not problems:
                 label.setText(text + "  ❄ frozen")
             color = (
@@ -505,7 +442,9 @@ class Canvas(QObject):
                 if problems
                 else FROZEN_COLOR
                 if frozen
-                else CATEGORY_COLORS.get(nt.category if nt else "", UNKNOWN_COLOR)
+                else nt.color
+                if nt
+                else UNKNOWN_COLOR
             )
             if tuple(view.color()[:3]) != color:
                 view.set_color(*color)
@@ -526,12 +465,12 @@ class Canvas(QObject):
     def _label_scaled_links(self) -> None:
         """Show a layer's lda_coeff on the link whose gradient it scales (into its wrapper's x)."""
         wanted: dict[str, float] = {}
-        for td in self.doc.nodes_of_type("time_distributed"):
-            src = self.doc.upstream(td.id, "layer")
+        for td in self.doc.ids_with_role(nodes.WRAPPER):
+            src = self.doc.upstream(td, "layer")
             conv = self.doc.nodes.get(src[0]) if src else None
             lda = conv.params.get("lda_coeff", 1.0) if conv is not None else 1.0
-            if isinstance(lda, (int, float)) and lda != 1.0 and self.doc.upstream(td.id, "x"):
-                wanted[td.id] = float(lda)
+            if isinstance(lda, (int, float)) and lda != 1.0 and self.doc.upstream(td, "x"):
+                wanted[td] = float(lda)
         for nid in [n for n in self.link_labels if n not in wanted]:
             item = self.link_labels.pop(nid)
             if item.scene() is not None:
@@ -568,12 +507,8 @@ class Canvas(QObject):
         shape = self.report.shapes.get(nid)
         if shape is not None:
             return fmt_shape(shape)
-        if node.type == "conv3d_transpose":
-            p = node.params
-            size = p.get("size", [3, 3, 3])
-            size = size if isinstance(size, list) else [size] * 3
-            return f"layer: {p.get('n_filters', 3)} filters, {fmt_shape(size)}"
-        return ""
+        nt = NODE_TYPES.get(node.type)
+        return nt.caption(node.params) if nt else ""
 
     def shape_text(self, node_id: str) -> str:
         """The text shown under a node (its output shape), for tests and tooltips."""
@@ -595,7 +530,7 @@ class Canvas(QObject):
         self.selection_changed.emit(self.selected_id())
 
     def selected_ids(self) -> list[str]:
-        ids = (self._id_of(v.id) for v in self.graph.selected_nodes())
+        ids = (self.node_id_of_view(v.id) for v in self.graph.selected_nodes())
         return [i for i in ids if i is not None]
 
     def selected_id(self) -> str | None:
@@ -617,12 +552,16 @@ class Canvas(QObject):
         if self.views:
             self.viewer.zoom_to_nodes([v.view for v in self.views.values()])
 
-    def _id_of(self, view_id: str) -> str | None:
+    def node_id_of_view(self, view_id: str) -> str | None:
+        """The document id of the node a NodeGraphQt view id shows."""
         return next((nid for nid, v in self.views.items() if v.id == view_id), None)
 
     def _link_of(self, a, b) -> Link:
         out, inp = (a, b) if a.port_type == "out" else (b, a)
-        return Link((self._id_of(out.node.id), out.name), (self._id_of(inp.node.id), inp.name))
+        return Link(
+            (self.node_id_of_view(out.node.id), out.name),
+            (self.node_id_of_view(inp.node.id), inp.name),
+        )
 
     def _warn(self, text: str, dialog: bool = False) -> None:
         self.message.emit("warning", text)

@@ -16,6 +16,7 @@ from PySide6.QtCore import QObject, QRunnable, Signal
 
 from conv3dt_studio.compute import BackendError, Conv3DTStudioError, StateError
 from conv3dt_studio.nodes import DocumentProblems, GraphDocument, MemoryLimitError, run_document
+from conv3dt_studio.nodes.catalogue import LAYER_ROLE, OUTPUT
 
 from .prediction_inspector import summarize
 
@@ -25,7 +26,7 @@ def prediction_to_run(doc: GraphDocument, selected: Iterable[str] = ()) -> str |
     node, else one upstream of a selected node or of a node it feeds (the one feeding a selected
     Loss, or the Loss a selected Target feeds), else the first; between several, the document's
     order decides. None when there is none."""
-    preds = [n.id for n in doc.nodes_of_type("prediction_6d")]
+    preds = doc.ids_with_role(OUTPUT)
     chosen = {s for s in selected if s in doc.nodes}
     downstream = set().union(*(doc.descendants(s) for s in chosen))
     reached = chosen | downstream
@@ -40,7 +41,7 @@ def prediction_to_run(doc: GraphDocument, selected: Iterable[str] = ()) -> str |
 def chain_layer_names(doc: GraphDocument, node_id: str) -> set[str]:
     """The layer names in the chain into ``node_id`` (as :func:`nodes.runner.build_graph` names
     them: a Conv3DTranspose node's ``name``, else its id); weights are keyed by them."""
-    convs = (n for n in doc.ancestors(node_id) if doc.nodes[n].type == "conv3d_transpose")
+    convs = (n for n in doc.ancestors(node_id) if doc.role(n) == LAYER_ROLE)
     return {doc.params(n)["name"] or n for n in convs}
 
 

@@ -83,7 +83,9 @@ def _pipes(canvas, ids: set[str]):
     for nid, view in canvas.views.items():
         for port in view.inputs().values():
             for pipe in port.view.connected_pipes:
-                other = canvas._id_of(pipe.output_port.node.id) if pipe.output_port else None
+                other = (
+                    canvas.node_id_of_view(pipe.output_port.node.id) if pipe.output_port else None
+                )
                 if nid not in ids or other not in ids:
                     out.append(pipe)
     return out

@@ -8,16 +8,16 @@ that is reported, and "Reset Weights" forgets them.
 
 from __future__ import annotations
 
-import copy
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 from PySide6.QtCore import QObject, QThreadPool, Signal
-from PySide6.QtGui import QAction, QKeySequence, QUndoCommand
+from PySide6.QtGui import QAction, QKeySequence
 
 from conv3dt_studio import nodes
 from conv3dt_studio.nodes import DocumentProblems
-from conv3dt_studio.nodes.training import TRAINING_SCHEMA, train_plan, training_settings
+from conv3dt_studio.nodes.settings import TRAINING_SCHEMA
+from conv3dt_studio.nodes.training import train_plan, training_settings
 from conv3dt_studio.nodes.weights import (
     apply_weights,
     conv_layers,
@@ -29,6 +29,7 @@ from conv3dt_studio.nodes.weights import (
 from .dialogs import NPZ_FILTER
 from .train_worker import TrainWorker
 from .training_panel import TrainingPanel
+from .undo import SetTrainingSettingCmd
 
 if TYPE_CHECKING:
     from .main_window import MainWindow
@@ -42,26 +43,6 @@ def merged_weights(
     trained = {key.split("/")[0] for key in new}
     kept = {k: v for k, v in (old or {}).items() if k.split("/")[0] not in trained}
     return {**kept, **new}
-
-
-class SetTrainingSettingCmd(QUndoCommand):
-    """Undoable edit of one training setting (``doc.extras["training"]``)."""
-
-    def __init__(self, window: MainWindow, name: str, old: Any, new: Any) -> None:
-        super().__init__(f"set training {name}")
-        self.window, self.name, self.old, self.new = window, name, old, new
-
-    def _store(self, value: Any) -> None:
-        canvas = self.window.canvas
-        settings = canvas.doc.extras.setdefault("training", {})
-        settings[self.name] = copy.deepcopy(value)
-        canvas._changed()
-
-    def redo(self) -> None:
-        self._store(self.new)
-
-    def undo(self) -> None:
-        self._store(self.old)
 
 
 class TrainingController(QObject):
@@ -149,7 +130,7 @@ class TrainingController(QObject):
         old = doc.extras.get("training", {}).get(name, TRAINING_SCHEMA.defaults()[name])
         if old == value:
             return
-        self.window.canvas.undo_stack.push(SetTrainingSettingCmd(self.window, name, old, value))
+        self.window.canvas.undo_stack.push(SetTrainingSettingCmd(doc, name, old, value))
 
     # ------------------------------------------------------------------ training
     @property
@@ -245,9 +226,9 @@ class TrainingController(QObject):
 
         doc = self.window.canvas.doc
         plans, refusal = [], None
-        for pred in doc.nodes_of_type("prediction_6d"):
+        for pred in doc.ids_with_role(nodes.OUTPUT):
             try:
-                plans.append(nodes.plan(doc, pred.id))
+                plans.append(nodes.plan(doc, pred))
             except DocumentProblems as exc:
                 refusal = refusal or exc
         if not plans:  # nothing runs, so nothing can be checked

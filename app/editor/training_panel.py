@@ -19,7 +19,7 @@ from PySide6.QtWidgets import (
 )
 
 from conv3dt_studio.compute import ParameterError
-from conv3dt_studio.nodes.training import TRAINING_SCHEMA
+from conv3dt_studio.nodes.settings import TRAINING_SCHEMA
 
 from .property_panel import Field, make_editor, tooltip
 

@@ -110,7 +110,7 @@ def _two_links_into_one_port(make_doc, tmp_path, port: str):
 def _drawn_into(window, node_id: str, port: str) -> list[tuple[str, str]]:
     """The (node, output port) pairs the canvas shows connected to ``node_id``'s input."""
     ports = window.canvas.views[node_id].inputs()[port].connected_ports()
-    return [(window.canvas._id_of(p.node().id), p.name()) for p in ports]
+    return [(window.canvas.node_id_of_view(p.node().id), p.name()) for p in ports]
 
 
 @pytest.mark.parametrize(

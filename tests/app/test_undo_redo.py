@@ -16,7 +16,7 @@ def _view_links(canvas):
     for nid, view in canvas.views.items():
         for pname, port in view.inputs().items():
             for other in port.connected_ports():
-                out.add((canvas._id_of(other.node().id), other.name(), nid, pname))
+                out.add((canvas.node_id_of_view(other.node().id), other.name(), nid, pname))
     return out
 
 
