@@ -1,29 +1,29 @@
-"""``conv3dt-studio bench``: our compute core side by side with PyTorch, in one process.
+"""The compute core timed side by side with PyTorch, in one process: workloads and measurements.
 
 Each workload is a ``Graph([Input, TimeDistributed(Conv3DTranspose)])``. Per round, ours and
-PyTorch (when installed) run alternately, after warm-up, so both see the same machine state; the
-report gives medians, the median of the per-round ratios ours / PyTorch, the peak extra memory of
-our transposed convolution and the fraction of the arithmetic limit reached.
+PyTorch (when installed) run alternately, after warm-up, so both see the same machine state;
+:func:`run_workload` returns plain data (a JSON-ready dict): the per-round times, their medians, the
+median of the per-round ratios ours / PyTorch, the fraction of the arithmetic limit reached and the
+peak extra memory of our transposed convolution; :func:`machine` describes where it ran.
 
 PyTorch runs in its fastest formulation: ``conv_transpose3d`` without its fused bias (the bias is
 added outside, which is faster on these shapes), the Keras crop as a slice, 2 threads on CPU.
+
+No options, printing or files here: ``conv3dt-studio bench`` (``conv3dt_studio.app.cli.bench``)
+parses and checks the options, prints the tables and writes the JSON.
 """
 
 from __future__ import annotations
 
-import argparse
-import json
 import math
 import os
 import platform
 import statistics
-import sys
-import tempfile
 import time
 import tracemalloc
 from collections.abc import Callable
 from dataclasses import dataclass
-from pathlib import Path
+from types import ModuleType
 from typing import Any
 
 import numpy as np
@@ -31,18 +31,21 @@ import numpy as np
 from . import conv3d_transpose_ops as ops
 from .backend import Backend, get_backend
 from .conv3d_transpose import Conv3DTranspose
-from .errors import BackendError
 from .graph import Graph
 from .layers import Input, TimeDistributed
 
 # Peak float32 throughput of the reference machine (2 AMD EPYC cores, AVX2 FMA), GFLOP/s; the
-# issue's "about 2 ms for W1's 0.6 GFLOP". Override with --peak-gflops.
+# issue's "about 2 ms for W1's 0.6 GFLOP". `bench --peak-gflops` overrides it.
 PEAK_GFLOPS = 300.0
 TORCH_CPU_THREADS = 2
 
 
 @dataclass(frozen=True)
 class Workload:
+    """One reference layer and its input: ``x_shape`` is (batch, time, ...) in ``data_format``;
+    ``filters`` output channels, a cubic kernel of ``size``, ``stride`` on every axis, "same"
+    padding when ``same``."""
+
     name: str
     description: str
     x_shape: tuple[int, ...]  # (batch, time, ...) in the layer's data format
@@ -151,7 +154,8 @@ def peak_extra_bytes(w: Workload, x: np.ndarray, g: Graph) -> dict[str, int]:
 # ----------------------------------------------------------------------------- PyTorch
 
 
-def _torch():
+def import_torch() -> ModuleType | None:
+    """The ``torch`` module, or None when PyTorch is not installed (or fails to load)."""
     try:
         import torch  # noqa: PLC0415 - optional, benchmark only
     except Exception:
@@ -241,7 +245,12 @@ def _alternate(ours, theirs, rounds: int, warmup: int, sync) -> dict[str, Any]:
 
 
 def run_workload(
-    w: Workload, backend_name, torch, rounds: int, warmup: int, peak_gflops: float | None
+    w: Workload,
+    backend_name: str | Backend,
+    torch: ModuleType | None,
+    rounds: int,
+    warmup: int,
+    peak_gflops: float | None,
 ) -> dict[str, Any]:
     """Time ``w`` on the backend (a name or a Backend) and, with ``torch``, PyTorch on the same
     device. Rows ``forward`` and ``train_step`` take and return host arrays on both sides; on a GPU
@@ -264,7 +273,6 @@ def run_workload(
         else:
             torch.backends.cudnn.benchmark = True  # PyTorch's fastest algorithm for these shapes
         tm = TorchModel(torch, w, g.layers[-1].get_weights(), device)
-        xt, yt = tm.tensor(x), tm.tensor(y_true)  # zero-copy views on CPU
     sync = lambda: _sync(backend, torch, device)  # noqa: E731
     res: dict[str, Any] = {
         "workload": w.name,
@@ -273,31 +281,7 @@ def run_workload(
         "y_shape": list(y_shape),
         "gflop": w.flops() / 1e9,
     }
-    rows: dict[str, tuple[Callable, Callable | None]] = {}
-    if device == "cpu":
-        rows["forward"] = (lambda: g.predict(x), tm and (lambda: tm.predict(xt)))
-        rows["train_step"] = (
-            lambda: g.train_step(x, y_true),
-            tm and (lambda: tm.train_step(xt, yt)),
-        )
-    else:  # host arrays in and out on both sides, then data kept on the device
-        xd, yd = backend.asarray(x), backend.asarray(y_true)
-        rows["forward"] = (
-            lambda: g.predict(x),
-            tm and (lambda: tm.predict(tm.tensor(x)).cpu()),
-        )
-        rows["train_step"] = (
-            lambda: g.train_step(x, y_true),
-            tm and (lambda: tm.train_step(tm.tensor(x), tm.tensor(y_true))),
-        )
-        rows["forward_on_device"] = (
-            lambda: g.layers[-1].forward(xd, False),
-            tm and (lambda: tm.predict(xt)),
-        )
-        rows["train_step_on_device"] = (
-            lambda: g.train_step(xd, yd),
-            tm and (lambda: tm.train_step(xt, yt)),
-        )
+    rows = _rows(g, tm, backend, x, y_true)
     for name, (ours, theirs) in rows.items():
         res[name] = _alternate(ours, theirs or None, rounds, warmup, sync)
     limit_ms = w.flops() / (peak_gflops * 1e9) * 1e3 if peak_gflops else None
@@ -313,46 +297,55 @@ def run_workload(
     return res
 
 
-# ----------------------------------------------------------------------------- report
+Timed = Callable[[], Any]
 
 
-def _mb(n: float) -> str:
-    return f"{n / 2**20:.1f} MiB"
-
-
-ROW_LABELS = {
-    "forward": "forward",
-    "train_step": "train step",
-    "forward_on_device": "forward, data on the GPU",
-    "train_step_on_device": "train step, data on the GPU",
-}
-
-
-def _row(name: str, r: dict[str, Any]) -> str:
-    s = f"  {ROW_LABELS[name]:<27} ours {r['ours_median_ms']:8.2f} ms"
-    if "torch_median_ms" in r:
-        s += f"   torch {r['torch_median_ms']:8.2f} ms   ratio ours/torch {r['ratio']:.2f}"
-    if "fraction_of_limit" in r:
-        s += f"   {100 * r['fraction_of_limit']:.1f}% of arithmetic limit"
-    return s
-
-
-def report(res: dict[str, Any]) -> str:
-    lines = [
-        f"{res['workload']}: {res['description']}  x{tuple(res['x_shape'])} "
-        f"({res['gflop']:.2f} GFLOP)"
-    ]
-    lines += [_row(name, res[name]) for name in ROW_LABELS if name in res]
-    m = res.get("memory")
-    if m:
-        lines.append(
-            f"  {'memory':<27} conv forward extra {_mb(m['extra_bytes'])} "
-            f"(output {_mb(m['output_bytes'])}, one sample's output {_mb(m['sample_output_bytes'])})"
+def _rows(
+    g: Graph, tm: TorchModel | None, backend: Backend, x: np.ndarray, y_true: np.ndarray
+) -> dict[str, tuple[Timed, Timed | None]]:
+    """Row name -> (ours, PyTorch's or None), each a call to time."""
+    xt, yt = (tm.tensor(x), tm.tensor(y_true)) if tm else (None, None)  # zero-copy views on CPU
+    rows: dict[str, tuple[Timed, Timed | None]] = {}
+    if backend.name != "cupy":
+        rows["forward"] = (lambda: g.predict(x), tm and (lambda: tm.predict(xt)))
+        rows["train_step"] = (
+            lambda: g.train_step(x, y_true),
+            tm and (lambda: tm.train_step(xt, yt)),
         )
-    return "\n".join(lines)
+        return rows
+    # host arrays in and out on both sides, then data kept on the device
+    xd, yd = backend.asarray(x), backend.asarray(y_true)
+    rows["forward"] = (
+        lambda: g.predict(x),
+        tm and (lambda: tm.predict(tm.tensor(x)).cpu()),
+    )
+    rows["train_step"] = (
+        lambda: g.train_step(x, y_true),
+        tm and (lambda: tm.train_step(tm.tensor(x), tm.tensor(y_true))),
+    )
+    rows["forward_on_device"] = (
+        lambda: g.layers[-1].forward(xd, False),
+        tm and (lambda: tm.predict(xt)),
+    )
+    rows["train_step_on_device"] = (
+        lambda: g.train_step(xd, yd),
+        tm and (lambda: tm.train_step(xt, yt)),
+    )
+    return rows
 
 
-def machine(backend_name: str, torch) -> dict[str, Any]:
+# ----------------------------------------------------------------------------- machine
+
+
+def default_peak_gflops(backend_name: str) -> float | None:
+    """The arithmetic limit reported against when none is given: the reference machine's on the
+    CPU (``numpy``); none on a GPU, whose peak varies too much to guess."""
+    return PEAK_GFLOPS if backend_name == "numpy" else None
+
+
+def machine(backend_name: str, torch: ModuleType | None) -> dict[str, Any]:
+    """Where the timings ran: Python, platform, CPU cores, NumPy, backend and device, the CPU
+    kernels, PyTorch's version (None without ``torch``)."""
     from . import cpu_kernels  # imports Numba: only when benchmarking
 
     b = get_backend(backend_name)
@@ -378,108 +371,3 @@ def _cpu_count() -> int:
         return len(os.sched_getaffinity(0))
     except AttributeError:  # pragma: no cover - not Linux
         return os.cpu_count() or 1
-
-
-def parser(parser_class: type[argparse.ArgumentParser] = argparse.ArgumentParser):
-    """The ``bench`` options; the CLI passes its own parser class (one-line usage errors)."""
-    p = parser_class(
-        prog="conv3dt-studio bench",
-        description="Time the compute core on reference workloads, side by side with PyTorch.",
-    )
-    p.add_argument("--workload", default="all", choices=[*WORKLOADS, "all"])
-    p.add_argument(
-        "--vs",
-        choices=["torch", "none"],
-        default="none",
-        help="also time PyTorch, alternately, in this process",
-    )
-    p.add_argument("--backend", default="auto", choices=["auto", "numpy", "cupy"])
-    p.add_argument("--rounds", type=int, default=7, help="timed rounds per measurement")
-    p.add_argument("--warmup", type=int, default=2, help="untimed rounds first")
-    p.add_argument(
-        "--peak-gflops",
-        type=float,
-        default=None,
-        help="the machine's arithmetic limit, for the fraction reported (default on the CPU: "
-        f"{PEAK_GFLOPS:g}, the 2-core reference machine; on a GPU, none unless given)",
-    )
-    p.add_argument("--json", metavar="FILE", help="write the results as JSON")
-    p.add_argument("--force", action="store_true", help="let --json replace an existing file")
-    return p
-
-
-def _json_problem(name: str, force: bool) -> str | None:
-    """Why ``--json name`` cannot be written, checked before any timing; None when it can."""
-    if not name.strip():
-        return "--json: give a file name. Received: an empty name"
-    path = Path(name)
-    folder = path.parent
-    if folder.exists() and not folder.is_dir():
-        return f"--json: `{folder}` is a file, not a folder"
-    if not folder.is_dir():
-        return f"--json: folder `{folder}` does not exist"
-    if path.is_dir():
-        return f"--json: `{name}` is a folder; give a file name"
-    if (path.exists() or path.is_symlink()) and not force:
-        return f"--json: `{name}` already exists: choose another file or add --force"
-    try:  # a trial file: permissions alone do not tell (root, read-only or virtual file systems)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as exc:
-        return f"--json: cannot write in folder `{folder}` ({exc.strerror or exc})"
-    return None
-
-
-def _write_text(path: str, text: str) -> None:
-    with open(path, "w", encoding="utf-8") as fh:
-        fh.write(text)
-
-
-def main(
-    argv: list[str] | None = None,
-    parser_class: type[argparse.ArgumentParser] = argparse.ArgumentParser,
-    write_text: Callable[[str, str], None] = _write_text,
-) -> int:
-    """Entry point; the CLI passes its parser class (one-line usage errors) and an atomic
-    ``write_text`` for ``--json``."""
-    args = parser(parser_class).parse_args(argv)
-    problem = None
-    if args.rounds < 1 or args.warmup < 0:
-        problem = "--rounds must be >= 1 and --warmup >= 0"
-    elif args.peak_gflops is not None and not 0 < args.peak_gflops < float("inf"):
-        problem = f"--peak-gflops must be a positive number. Received: {args.peak_gflops}"
-    elif args.json is not None:
-        problem = _json_problem(args.json, args.force)
-    else:
-        try:
-            get_backend(args.backend)
-        except BackendError as exc:
-            problem = str(exc)
-    if problem:
-        print(f"conv3dt-studio: error: {problem}", file=sys.stderr)
-        return 2
-    torch = _torch() if args.vs == "torch" else None
-    if args.vs == "torch" and torch is None:
-        print("PyTorch is not installed: timing ours only.")
-    info = machine(args.backend, torch)
-    peak = args.peak_gflops
-    if peak is None and info["backend"] == "numpy":
-        peak = PEAK_GFLOPS
-    print(
-        f"machine: {info['cpu_count']} CPU cores, backend {info['backend']} ({info['device']}), "
-        f"kernels {info['cpu_kernels']}, torch {info['torch'] or '-'}"
-    )
-    names = list(WORKLOADS) if args.workload == "all" else [args.workload]
-    results = []
-    for name in names:
-        r = run_workload(WORKLOADS[name], args.backend, torch, args.rounds, args.warmup, peak)
-        print(report(r), flush=True)
-        results.append(r)
-    if args.json:
-        write_text(args.json, json.dumps({"machine": info, "results": results}, indent=2))
-        print(f"wrote {args.json}")
-    return 0
-
-
-if __name__ == "__main__":  # pragma: no cover
-    sys.exit(main())

@@ -64,9 +64,10 @@ def test_a_layer_does_not_load_the_layers_above_it(layer):
     assert [m for m in modules if m.split(".")[:2] and ".".join(m.split(".")[:2]) in above] == []
 
 
-def _imports(path: Path) -> list[tuple[int, str]]:
+def _imports(path: Path, members_of: tuple[str, ...] = ()) -> list[tuple[int, str]]:
     """(line, absolute module name) of every import statement in a file (relative ones resolved
-    against the package the folder is mapped to)."""
+    against the package the folder is mapped to); ``from P import m`` also gives ``P.m`` for the
+    namespace, the layers and the packages ``members_of``."""
     tree = ast.parse(path.read_text(encoding="utf-8"), filename=str(path))
     parts = list(path.parent.relative_to(ROOT).parts)
     package = ".".join(["conv3dt_studio"] + [p for p in parts if p != "conv3dt_studio"])
@@ -81,7 +82,7 @@ def _imports(path: Path) -> list[tuple[int, str]]:
             else:
                 name = node.module or ""
             found.append((node.lineno, name))
-            if name in ("conv3dt_studio", *(f"conv3dt_studio.{f}" for f in LAYERS)):
+            if name in ("conv3dt_studio", *(f"conv3dt_studio.{f}" for f in LAYERS), *members_of):
                 found += [(node.lineno, f"{name}.{alias.name}") for alias in node.names]
     return found
 
@@ -131,13 +132,15 @@ def _type_id_comparisons(path: Path, type_ids: set[str]) -> list[str]:
 
     found = []
     for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
-        if isinstance(node, ast.Compare) and any(
-            is_type_id(n) for n in (node.left, *node.comparators)
-        ) or (
-            isinstance(node, ast.Call)
-            and isinstance(node.func, ast.Attribute)
-            and node.func.attr == "nodes_of_type"
-            and any(is_type_id(a) for a in node.args)
+        if (
+            isinstance(node, ast.Compare)
+            and any(is_type_id(n) for n in (node.left, *node.comparators))
+            or (
+                isinstance(node, ast.Call)
+                and isinstance(node.func, ast.Attribute)
+                and node.func.attr == "nodes_of_type"
+                and any(is_type_id(a) for a in node.args)
+            )
         ):
             found.append(f"{path.relative_to(ROOT)}:{node.lineno}")
     return found
@@ -170,3 +173,80 @@ def test_the_type_id_count_can_fail(tmp_path, monkeypatch):
     monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
     ids = {"conv3d_transpose", "data", "target", "prediction_6d"}
     assert _type_id_comparisons(bad, ids) == ["bad.py:1", "bad.py:2", "bad.py:3"]
+
+
+# ---------------------------------------------------------------------- the command line
+CLI = ("app", "cli")  # conv3dt_studio.app.cli, beside the editor in app/
+QT = ("PySide6", "shiboken6", "NodeGraphQt", "pyqtgraph")
+EDITOR = "conv3dt_studio.app.editor"
+
+
+def _cli_modules() -> list[str]:
+    folder = ROOT.joinpath(*CLI)
+    names = sorted(p.stem for p in folder.glob("*.py") if p.stem not in ("__init__", "__main__"))
+    return ["conv3dt_studio.app.cli"] + [f"conv3dt_studio.app.cli.{n}" for n in names]
+
+
+def test_the_command_line_imports_no_qt():
+    """Every module of the command-line package, imported in a fresh process, loads no Qt, no
+    CuPy and nothing of the editor."""
+    modules = _cli_modules()
+    assert len(modules) >= 8, modules
+    loaded = _loaded_after_import(", ".join(modules))
+    assert set(modules) <= set(loaded)
+    assert [m for m in loaded if m.split(".")[0] in QT] == []
+    assert _forbidden(loaded) == []
+    assert [m for m in loaded if m.startswith(EDITOR)] == []
+
+
+def _cli_violations() -> list[str]:
+    """Import statements under app/cli that load the editor or Qt (at module level or in a
+    function alike), and modules loaded by name anywhere but lazy_import.py: the editor's modules
+    reach the command line only as names given to ``lazy_import.optional_module``."""
+    bad = []
+    for path in sorted(ROOT.joinpath(*CLI).rglob("*.py")):
+        where = str(path.relative_to(ROOT))
+        for line, name in _imports(path, members_of=("conv3dt_studio.app",)):
+            if name.startswith(EDITOR) or name.split(".")[0] in QT:
+                bad.append(f"{where}:{line} imports {name}")
+        if path.name == "lazy_import.py":
+            continue
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.Call) and _called_name(node) in ("import_module", "__import__"):
+                bad.append(f"{where}:{node.lineno} imports by name outside lazy_import.py")
+    return bad
+
+
+def _called_name(call: ast.Call) -> str:
+    func = call.func
+    return func.attr if isinstance(func, ast.Attribute) else getattr(func, "id", "")
+
+
+def test_the_command_line_loads_the_editor_only_by_name():
+    assert _cli_violations() == []
+
+
+def test_the_command_line_check_can_fail(tmp_path, monkeypatch):
+    cli = tmp_path.joinpath(*CLI)
+    cli.mkdir(parents=True)
+    (cli / "lazy_import.py").write_text("import importlib\nimportlib.import_module('x')\n")
+    (cli / "bad.py").write_text(
+        "from conv3dt_studio.app.editor import main_window\nfrom ..editor import canvas\n"
+        "import PySide6.QtCore\nfrom conv3dt_studio.app import editor\n"
+        "def later():\n    import pyqtgraph\n    importlib.import_module('NodeGraphQt')\n"
+        "from conv3dt_studio.app import cli\nimport argparse\n"
+    )
+    monkeypatch.setattr(sys.modules[__name__], "ROOT", tmp_path)
+    found = _cli_violations()
+    assert [f.split(":")[1].split()[0] for f in found] == ["1", "2", "3", "4", "6", "7"], found
+
+
+def test_the_numerics_core_has_no_command_line():
+    """Options, their checks and printing live in app/cli (bench's included), not in compute/."""
+    found = [
+        f"{path.relative_to(ROOT)}:{line}"
+        for path in sorted((ROOT / "compute").rglob("*.py"))
+        for line, name in _imports(path)
+        if name.split(".")[0] in ("argparse", "tqdm")
+    ]
+    assert found == []

@@ -26,7 +26,7 @@ def test_quick_start_commands_are_the_ci_commands():
 
 
 def test_the_system_packages_line_is_the_one_the_editor_prints():
-    from conv3dt_studio.app.qt_platform import APT_LINE
+    from conv3dt_studio.app.cli.qt_platform import APT_LINE
 
     block = re.search(
         r"### System packages\n.*?```bash\n(.*?)\n```", README.read_text("utf-8"), re.S

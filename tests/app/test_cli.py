@@ -14,6 +14,7 @@ import pytest
 
 from conv3dt_studio import nodes  # noqa: E402
 from conv3dt_studio.app import cli  # noqa: E402
+from conv3dt_studio.app.cli import lazy_import  # noqa: E402
 from conv3dt_studio.nodes.examples import toolkit_example  # noqa: E402
 from conv3dt_studio.nodes.snippet import PNG_SIGNATURE, embed_graph_text  # noqa: E402
 from conv3dt_studio.nodes.weights import save_weights  # noqa: E402
@@ -238,16 +239,15 @@ def test_memory_limit(capsys, graph):
     assert run(capsys, "run", graph, "--memory-limit", "64")[0] == 0
 
 
-def test_progress_bar_for_multi_batch_runs(capsys, tmp_path):
+def test_progress_of_multi_batch_runs_is_plain_lines_off_a_terminal(capsys, tmp_path):
     doc = small_doc(batch=3)
     doc.set_param("prediction_6d", "batch_size", 1)
     path = tmp_path / "batched.json"
     doc.save(path)
     code, out, err = run(capsys, "run", path)
     assert code == 0
-    assert "batch 1/3" in err and "100% batch 3/3" in err and err.endswith("\n")
-    assert "[" + "#" * cli.BAR_WIDTH + "]" in err
-    assert "batch 1/3" not in out
+    assert err.splitlines() == [" 33% batch 1/3", " 67% batch 2/3", "100% batch 3/3"]
+    assert "\r" not in err and "batch 1/3" not in out
 
 
 def test_single_batch_runs_draw_no_bar(capsys, graph):
@@ -482,63 +482,6 @@ def _fake_module(monkeypatch, name: str, **functions):
     return module
 
 
-def test_bench_delegates_every_argument(capsys, monkeypatch):
-    seen = []
-    _fake_module(
-        monkeypatch,
-        "conv3dt_studio.compute.benchmark",
-        main=lambda argv, **_: seen.append(argv) or 0,
-    )
-    assert cli.main(["bench", "--sizes", "8,16", "--help"]) == 0
-    assert cli.main(["--debug", "bench"]) == 0
-    assert seen == [["--sizes", "8,16", "--help"], []]
-
-
-def test_bench_exit_status_and_system_exit(capsys, monkeypatch):
-    def main(argv, **_):
-        raise SystemExit(3)
-
-    _fake_module(monkeypatch, "conv3dt_studio.compute.benchmark", main=main)
-    assert cli.main(["bench"]) == 3
-
-
-@pytest.mark.parametrize(
-    ("argv", "expected"),
-    [
-        (["--workload", "W9"], "invalid choice: 'W9'"),
-        (["--frob"], "unrecognized option `--frob`: `conv3dt-studio bench` accepts --workload"),
-    ],
-)
-def test_bench_usage_errors_are_one_line(capsys, argv, expected):
-    assert cli.main(["bench", *argv]) == 2
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith("conv3dt-studio: error: ")
-    assert expected in err and err.rstrip().endswith("(see conv3dt-studio bench --help)")
-
-
-def test_bench_option_checks_come_before_any_timing(tmp_path, capsys, monkeypatch):
-    from conv3dt_studio.compute import benchmark
-
-    monkeypatch.setattr(benchmark, "run_workload", lambda *a: pytest.fail("timed before checking"))
-    cases = [
-        (["--json", ""], "--json: give a file name"),
-        (["--rounds", "0", "--debug"], "--rounds must be >= 1"),  # --debug after bench is taken
-    ]
-    for argv, expected in cases:
-        assert cli.main(["bench", *argv]) == 2
-        err = capsys.readouterr().err
-        assert expected in err and err.count("\n") == 1
-    # a folder nobody may write in, whoever runs the tests (root included): /proc
-    assert cli.main(["bench", "--json", "/proc/b.json"]) == 2
-    assert "cannot write in folder `/proc`" in capsys.readouterr().err
-    (tmp_path / "file").write_text("")
-    assert cli.main(["bench", "--json", str(tmp_path / "file" / "b.json")]) == 2
-    assert "is a file, not a folder" in capsys.readouterr().err
-    (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
-    assert cli.main(["bench", "--json", str(tmp_path / "dangling")]) == 2
-    assert "already exists" in capsys.readouterr().err
-
-
 @pytest.mark.parametrize(
     ("argv", "module", "what"),
     [
@@ -565,7 +508,7 @@ def test_qt_that_fails_to_load_is_a_one_line_error(capsys, monkeypatch):
     def failing_import(name, *args, **kwargs):
         raise ImportError("libEGL.so.1: cannot open shared object file", name="PySide6.QtGui")
 
-    monkeypatch.setattr(cli.importlib, "import_module", failing_import)
+    monkeypatch.setattr(lazy_import.importlib, "import_module", failing_import)
     code, _, err = run(capsys, "open")
     assert code == 2
     (line,) = error_lines(err)
@@ -753,9 +696,3 @@ def test_a_folder_as_graph_is_named_as_a_folder(capsys, tmp_path):
     code, _, err = run(capsys, "run", tmp_path)
     assert code == 2
     assert "is a folder, not a file" in error_lines(err)[0]
-
-
-def test_bench_refuses_a_zero_peak(capsys):
-    code, _, err = run(capsys, "bench", "--workload", "W1", "--peak-gflops", "0")
-    assert code == 2
-    assert error_lines(err)[0].endswith("--peak-gflops must be a positive number. Received: 0.0")

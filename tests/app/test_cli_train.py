@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -133,3 +134,14 @@ def test_existing_outputs_are_not_overwritten(tmp_path, capsys):
     assert main(["train", GRAPH, "--epochs", "1", "--weights-out", str(w)]) == 2
     assert "already exists" in capsys.readouterr().err
     assert w.read_bytes() == b"precious"
+
+
+def test_progress_off_a_terminal_is_plain_lines_beside_the_epoch_lines(capsys):
+    assert main(["train", GRAPH, "--epochs", "3", "--batch-size", "4"]) == 0
+    captured = capsys.readouterr()
+    progress = captured.err.splitlines()
+    assert "\r" not in captured.err and 1 <= len(progress) <= 10
+    assert all(re.fullmatch(r" *\d+% epoch [1-3]/3, batch \d+/\d+", line) for line in progress)
+    assert progress[-1].startswith("100% epoch 3/3")
+    epochs = [line for line in captured.out.splitlines() if line.startswith("epoch")]
+    assert [line.split(":")[0] for line in epochs] == ["epoch 1", "epoch 2", "epoch 3"]

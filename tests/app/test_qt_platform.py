@@ -8,8 +8,14 @@ import subprocess
 
 import pytest
 
-from conv3dt_studio.app import cli, qt_platform
-from conv3dt_studio.app.qt_platform import APT_LINE, SYSTEM_LIBRARIES, platform_problem, uses_xcb
+from conv3dt_studio.app import cli
+from conv3dt_studio.app.cli import qt_platform
+from conv3dt_studio.app.cli.qt_platform import (
+    APT_LINE,
+    SYSTEM_LIBRARIES,
+    platform_problem,
+    uses_xcb,
+)
 
 X11 = {"DISPLAY": ":0"}
 

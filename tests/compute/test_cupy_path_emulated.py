@@ -133,13 +133,14 @@ def test_fit_and_state_round_trip_on_the_cupy_path(fake_gpu):
 
 
 def test_benchmark_on_the_cupy_path_times_host_and_device_rows(fake_gpu):
+    from conv3dt_studio.app.cli.bench import report  # the table printed by `bench`
     from conv3dt_studio.compute import benchmark
 
     tiny = benchmark.Workload("T", "tiny", (1, 2, 2, 3, 2, 3), 2, 1, False)
     res = benchmark.run_workload(tiny, fake_gpu, None, rounds=1, warmup=0, peak_gflops=None)
     rows = ("forward", "train_step", "forward_on_device", "train_step_on_device")
     assert all(res[row]["ours_median_ms"] > 0 for row in rows)
-    text = benchmark.report(res)
+    text = report(res)
     assert "train step, data on the GPU" in text and "arithmetic limit" not in text
     assert "memory" not in res  # traced on the CPU path only
 

@@ -9,13 +9,11 @@ No timing assertions.
 
 from __future__ import annotations
 
-import json
-
 import numpy as np
 import pytest
 
-from conv3dt_studio.compute import benchmark, cpu_kernels
 from conv3dt_studio.compute import conv3d_transpose_ops as ops
+from conv3dt_studio.compute import cpu_kernels
 from conv3dt_studio.compute.backend import NUMPY, get_backend
 from conv3dt_studio.compute.conv3d_transpose import Conv3DTranspose
 from conv3dt_studio.compute.errors import BackendError
@@ -199,44 +197,6 @@ def test_layer_fast_path_equals_reference_path(rng, monkeypatch, case, data_form
         _close(g1[key], g0[key])
     for a, b in zip(w1, w0):
         _close(a, b)
-
-
-# ----------------------------------------------------------------------------- benchmark
-
-
-@pytest.mark.parametrize("vs", ["none", "torch"])
-def test_benchmark_runs_and_writes_json(tmp_path, capsys, vs):
-    if vs == "torch":
-        import torch  # noqa: F401 - a test dependency: its absence must fail, not skip
-    out = tmp_path / "bench.json"
-    argv = ["--workload", "W4", "--rounds", "1", "--warmup", "0", "--vs", vs, "--json", str(out)]
-    assert benchmark.main(argv) == 0
-    (result,) = json.loads(out.read_text())["results"]
-    assert result["workload"] == "W4"
-    assert ("ratio" in result["forward"]) == (vs == "torch")
-    assert result["memory"]["extra_bytes"] >= 0
-    assert "W4" in capsys.readouterr().out
-
-
-def test_benchmark_json_never_replaces_a_file_silently(tmp_path, capsys):
-    out = tmp_path / "bench.json"
-    out.write_text("earlier results")
-    argv = ["--workload", "W4", "--rounds", "1", "--warmup", "0", "--json", str(out)]
-    assert benchmark.main(argv) == 2
-    assert "already exists: choose another file or add --force" in capsys.readouterr().err
-    assert out.read_text() == "earlier results"
-    assert benchmark.main([*argv, "--force"]) == 0
-    assert json.loads(out.read_text())["results"][0]["workload"] == "W4"
-    assert benchmark.main([*argv[:-1], str(tmp_path)]) == 2  # a folder
-    assert "is a folder" in capsys.readouterr().err
-
-
-def test_benchmark_without_torch_times_ours_only(monkeypatch, capsys):
-    monkeypatch.setattr(benchmark, "_torch", lambda: None)
-    argv = ["--workload", "W4", "--rounds", "1", "--warmup", "0", "--vs", "torch"]
-    assert benchmark.main(argv) == 0
-    text = capsys.readouterr().out
-    assert "PyTorch is not installed" in text and "ratio" not in text
 
 
 # ----------------------------------------------------------------------------- PyTorch oracle

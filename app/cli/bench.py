@@ -1,0 +1,155 @@
+"""The ``bench`` command: its options, their checks, the results table and the JSON file.
+
+The measuring is :mod:`conv3dt_studio.compute.benchmark`'s (loaded when the command runs, so a
+build without it says so in one line); this module decides what to measure, checks every option
+before any timing (a bad ``--json`` must not cost minutes of benchmarking first), prints one table
+per workload and writes every timing as JSON (atomically; an existing file only with ``--force``).
+``bench`` parses its own options: everything after ``bench`` on the command line comes here.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from types import ModuleType
+from typing import Any
+
+from .errors import EXIT_ERROR, EXIT_OK, PROG, print_error
+from .lazy_import import optional_module
+from .output_files import output_problem
+from .parser import BACKENDS, CommandLineParser, parse
+
+ROW_LABELS = {
+    "forward": "forward",
+    "train_step": "train step",
+    "forward_on_device": "forward, data on the GPU",
+    "train_step_on_device": "train step, data on the GPU",
+}
+
+
+def cmd_bench(argv: list[str]) -> int:
+    """``bench ARGS...``: time the workloads, print their tables, write ``--json``."""
+    benchmark = optional_module("conv3dt_studio.compute.benchmark", "the `bench` command")
+    args = parse(bench_parser(benchmark), argv)
+    if isinstance(args, int):  # --help
+        return args
+    problem = option_problem(args)
+    if problem:  # one line, without a traceback even with --debug: nothing has run yet
+        print_error(problem)
+        return EXIT_ERROR
+    results = _run(args, benchmark)
+    if args.json:
+        _write_json(args.json, results)
+    return EXIT_OK
+
+
+def bench_parser(benchmark: ModuleType) -> argparse.ArgumentParser:
+    """The ``bench`` options (workload names and the default peak from ``benchmark``)."""
+    p = CommandLineParser(
+        prog=f"{PROG} bench",
+        description="Time the compute core on reference workloads, side by side with PyTorch.",
+    )
+    p.add_argument("--workload", default="all", choices=[*benchmark.WORKLOADS, "all"])
+    p.add_argument(
+        "--vs",
+        choices=["torch", "none"],
+        default="none",
+        help="also time PyTorch, alternately, in this process",
+    )
+    p.add_argument("--backend", default="auto", choices=BACKENDS)
+    p.add_argument("--rounds", type=int, default=7, help="timed rounds per measurement")
+    p.add_argument("--warmup", type=int, default=2, help="untimed rounds first")
+    p.add_argument(
+        "--peak-gflops",
+        type=float,
+        default=None,
+        help="the machine's arithmetic limit, for the fraction reported (default on the CPU: "
+        f"{benchmark.PEAK_GFLOPS:g}, the 2-core reference machine; on a GPU, none unless given)",
+    )
+    p.add_argument("--json", metavar="FILE", help="write the results as JSON")
+    p.add_argument("--force", action="store_true", help="let --json replace an existing file")
+    return p
+
+
+def option_problem(args: argparse.Namespace) -> str | None:
+    """Why the options cannot be run, as one line (checked before any timing); None when fine."""
+    if args.rounds < 1 or args.warmup < 0:
+        return "--rounds must be >= 1 and --warmup >= 0"
+    if args.peak_gflops is not None and not 0 < args.peak_gflops < float("inf"):
+        return f"--peak-gflops must be a positive number. Received: {args.peak_gflops}"
+    if args.json is not None:
+        problem = output_problem(args.json, args.force, "--json")
+        if problem:
+            return problem
+    return _backend_problem(args.backend)
+
+
+def _backend_problem(name: str) -> str | None:
+    from conv3dt_studio.compute.backend import get_backend
+    from conv3dt_studio.compute.errors import BackendError
+
+    try:
+        get_backend(name)
+    except BackendError as exc:
+        return str(exc)
+    return None
+
+
+def _run(args: argparse.Namespace, benchmark: ModuleType) -> dict[str, Any]:
+    """Time every chosen workload, printing each one's table as soon as it is done."""
+    torch = benchmark.import_torch() if args.vs == "torch" else None
+    if args.vs == "torch" and torch is None:
+        print("PyTorch is not installed: timing ours only.")
+    info = benchmark.machine(args.backend, torch)
+    peak = args.peak_gflops
+    if peak is None:
+        peak = benchmark.default_peak_gflops(info["backend"])
+    print(
+        f"machine: {info['cpu_count']} CPU cores, backend {info['backend']} ({info['device']}), "
+        f"kernels {info['cpu_kernels']}, torch {info['torch'] or '-'}"
+    )
+    names = list(benchmark.WORKLOADS) if args.workload == "all" else [args.workload]
+    results = []
+    for name in names:
+        workload = benchmark.WORKLOADS[name]
+        r = benchmark.run_workload(workload, args.backend, torch, args.rounds, args.warmup, peak)
+        print(report(r), flush=True)
+        results.append(r)
+    return {"machine": info, "results": results}
+
+
+def _write_json(path: str, results: dict[str, Any]) -> None:
+    from conv3dt_studio.nodes.files import atomic_write_text
+
+    atomic_write_text(path, json.dumps(results, indent=2))
+    print(f"wrote {path}")
+
+
+# ---------------------------------------------------------------------- the table
+def report(res: dict[str, Any]) -> str:
+    """One workload's result (:func:`~conv3dt_studio.compute.benchmark.run_workload`) as text."""
+    lines = [
+        f"{res['workload']}: {res['description']}  x{tuple(res['x_shape'])} "
+        f"({res['gflop']:.2f} GFLOP)"
+    ]
+    lines += [_row(name, res[name]) for name in ROW_LABELS if name in res]
+    m = res.get("memory")
+    if m:
+        lines.append(
+            f"  {'memory':<27} conv forward extra {_mb(m['extra_bytes'])} "
+            f"(output {_mb(m['output_bytes'])}, one sample's output {_mb(m['sample_output_bytes'])})"
+        )
+    return "\n".join(lines)
+
+
+def _row(name: str, r: dict[str, Any]) -> str:
+    s = f"  {ROW_LABELS[name]:<27} ours {r['ours_median_ms']:8.2f} ms"
+    if "torch_median_ms" in r:
+        s += f"   torch {r['torch_median_ms']:8.2f} ms   ratio ours/torch {r['ratio']:.2f}"
+    if "fraction_of_limit" in r:
+        s += f"   {100 * r['fraction_of_limit']:.1f}% of arithmetic limit"
+    return s
+
+
+def _mb(n: float) -> str:
+    return f"{n / 2**20:.1f} MiB"

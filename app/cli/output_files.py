@@ -1,0 +1,49 @@
+"""The check every output option makes before any work: ``run --out``, ``train --weights-out`` and
+``--history``, ``snippet -o`` and ``bench --json``.
+
+A command that would compute for minutes and then fail to save must fail first instead. An output
+is refused when its name is empty, names a folder, lies in a missing folder or under a file, already
+exists (a dangling link included) without ``--force``, or lies in a folder where no file can be
+created; writability is tried with a temporary file, because permissions alone do not tell (root,
+read-only or virtual file systems such as /proc). The file itself is written later, atomically.
+"""
+
+from __future__ import annotations
+
+import tempfile
+from pathlib import Path
+
+from .errors import UsageError
+
+
+def output_problem(name: str, force: bool, option: str) -> str | None:
+    """Why the output ``name`` of ``option`` cannot be written, as one line; None when it can."""
+    if not name.strip():
+        return f"{option}: give a file name. Received: an empty name"
+    path = Path(name)
+    folder = path.parent
+    if path.is_dir():
+        return f"{option} `{path}` is a folder, not a file"
+    if folder.exists() and not folder.is_dir():
+        return f"cannot save `{path}`: `{folder}` is a file, not a folder"
+    if not folder.is_dir():
+        return f"cannot save `{path}`: folder `{folder}` does not exist"
+    if (path.exists() or path.is_symlink()) and not force:
+        return f"`{path}` already exists: choose another {option} or add --force"
+    try:
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        return f"cannot save `{path}`: cannot write in folder `{folder}` ({exc.strerror or exc})"
+    return None
+
+
+def checked_output(name: str | None, force: bool, option: str) -> Path | None:
+    """The output path of ``option`` (None when not given); a :class:`UsageError` when it cannot
+    be written."""
+    if name is None:
+        return None
+    problem = output_problem(name, force, option)
+    if problem:
+        raise UsageError(problem)
+    return Path(name)

@@ -1,0 +1,240 @@
+"""The command line's grammar: every command, its arguments and their value types.
+
+:class:`CommandLineParser` turns argparse's usage errors into one :class:`UsageError` line naming
+what was wrong and what is allowed, ending with a pointer to the command's ``--help``. ``bench``
+appears here only by name: it parses its own options (:mod:`.bench`).
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import NoReturn
+
+from .errors import EXIT_ERROR, PROG, UsageError
+
+BACKENDS = ("auto", "numpy", "cupy")
+
+
+class CommandLineParser(argparse.ArgumentParser):
+    """An ArgumentParser whose usage errors are one line in the CLI's own form: a
+    :class:`UsageError` naming what was wrong and what is allowed, ending with a pointer to the
+    command's ``--help``. Subcommands reject unknown arguments themselves (argparse would leave
+    them to the top-level parser), so the message and the pointer name the right command."""
+
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(f"{message} (see {self.prog} --help)")
+
+    def parse_known_args(self, args=None, namespace=None):
+        namespace, extras = super().parse_known_args(args, namespace)
+        if extras:
+            self.error(self._unrecognized(extras))
+        return namespace, extras
+
+    def _unrecognized(self, extras: list[str]) -> str:
+        # argparse has no public way to list a parser's arguments
+        options = [a for a in extras if a.startswith("-")]
+        if options:
+            allowed = [
+                "/".join(a.option_strings)
+                for a in self._actions
+                if a.option_strings and "--help" not in a.option_strings
+            ]
+            return (
+                f"unrecognized {_listed('option', options)}: `{self.prog}` accepts "
+                f"{', '.join(allowed) or 'no options'}"
+            )
+        names = [a.metavar or a.dest for a in self._actions if not a.option_strings]
+        takes = f"takes only {', '.join(names)}" if names else "takes no arguments, only options"
+        return f"unexpected {_listed('argument', extras)}: `{self.prog}` {takes}"
+
+
+def _listed(noun: str, words: list[str]) -> str:
+    """'option `-x`' or 'options `-x`, `-y`'."""
+    return f"{noun}{'s' if len(words) > 1 else ''} " + ", ".join(f"`{w}`" for w in words)
+
+
+# ---------------------------------------------------------------------- value types
+def non_negative_int(text: str) -> int:
+    """An argparse type: an integer >= 0."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+    return value
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an integer >= 1."""
+    value = non_negative_int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
+    return value
+
+
+def positive_mib(text: str) -> float:
+    """An argparse type: a finite number of MiB > 0."""
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"expected a number of MiB, got {text!r}") from None
+    if not value > 0 or value == float("inf"):
+        raise argparse.ArgumentTypeError(f"expected a positive number of MiB, got {text!r}")
+    return value
+
+
+# ---------------------------------------------------------------------- the parser
+def build_parser() -> argparse.ArgumentParser:
+    """The ``conv3dt-studio`` parser; ``--debug`` is accepted before or after the command."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument(
+        "--debug",
+        action="store_true",
+        default=argparse.SUPPRESS,
+        help="show the traceback of an error",
+    )
+    parser = CommandLineParser(
+        prog=PROG,
+        parents=[common],
+        description="Build and run TimeDistributed(Conv3DTranspose) graphs. "
+        "With no command, the editor opens.",
+    )
+    parser.add_argument("--version", action="version", version=f"{PROG} {version()}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for add in (_add_run, _add_train, _add_validate_and_info, _add_bench, _add_qt_commands):
+        add(sub, common)
+    return parser
+
+
+def parse(parser: argparse.ArgumentParser, argv: list[str]) -> argparse.Namespace | int:
+    """``parser``'s arguments, or the exit status when it printed ``--help`` or ``--version``
+    (argparse's SystemExit); usage errors raise :class:`UsageError`."""
+    try:
+        return parser.parse_args(argv)
+    except SystemExit as exc:
+        return exc.code if isinstance(exc.code, int) else EXIT_ERROR
+
+
+def version() -> str:
+    """The installed version of Conv3DT Studio."""
+    from conv3dt_studio import __version__
+
+    return __version__
+
+
+def _add_run(sub, common: argparse.ArgumentParser) -> None:
+    run = sub.add_parser(
+        "run",
+        parents=[common],
+        help="run a graph and print its Prediction 6D",
+        description="Run a graph (.json, or a snippet .png with an embedded graph) headless and "
+        "print the Prediction 6D info cluster and statistics.",
+    )
+    run.add_argument(
+        "graph", nargs="?", metavar="GRAPH", help="graph file (default: the toolkit example)"
+    )
+    run.add_argument(
+        "--prediction",
+        metavar="NODE",
+        help="id of the Prediction 6D node to compute (default: the graph's first)",
+    )
+    run.add_argument("--data", metavar="FILE", help=".npy or .npz file replacing the Data node")
+    run.add_argument(
+        "--array", metavar="NAME", default="", help="array name inside a --data .npz file"
+    )
+    run.add_argument(
+        "--seed",
+        type=non_negative_int,
+        metavar="N",
+        help="seed for the data generator and the weights (same seed: identical output)",
+    )
+    run.add_argument(
+        "--backend",
+        choices=BACKENDS,
+        default="auto",
+        help="array backend (auto: CuPy when a GPU answers, else NumPy)",
+    )
+    run.add_argument("--weights", metavar="FILE.npz", help="weights saved by the editor or train")
+    run.add_argument("--out", metavar="FILE.npy", help="save the prediction as .npy")
+    run.add_argument("--force", action="store_true", help="let --out replace an existing file")
+    run.add_argument(
+        "--memory-limit",
+        type=positive_mib,
+        metavar="MiB",
+        help="refuse runs needing more (default: half the available memory)",
+    )
+
+
+def _add_train(sub, common: argparse.ArgumentParser) -> None:
+    train = sub.add_parser(
+        "train",
+        parents=[common],
+        help="train a graph that has a Target and a Loss node",
+        description="Fit a trainable graph (Data -> ... -> Prediction 6D -> Loss <- Target) and "
+        "print one loss line per epoch; the document's training settings apply unless overridden.",
+    )
+    train.add_argument("graph", metavar="GRAPH", help="graph file (.json or snippet .png)")
+    train.add_argument("--x", metavar="FILE", help=".npy/.npz samples replacing the Data node")
+    train.add_argument("--y", metavar="FILE", help=".npy/.npz targets replacing the Target node")
+    train.add_argument("--epochs", type=positive_int, metavar="N")
+    train.add_argument("--batch-size", type=positive_int, metavar="N")
+    train.add_argument("--loss", metavar="NAME", help="loss replacing the Loss node's")
+    train.add_argument("--seed", type=non_negative_int, metavar="N")
+    train.add_argument("--backend", choices=BACKENDS, default="auto")
+    train.add_argument(
+        "--weights-in",
+        metavar="FILE.npz",
+        help="start from these weights (and optimizer state, so training resumes exactly)",
+    )
+    train.add_argument(
+        "--initial-epoch",
+        type=non_negative_int,
+        default=0,
+        metavar="N",
+        help="epochs already done (with --weights-in: continue the same shuffles)",
+    )
+    train.add_argument(
+        "--weights-out", metavar="FILE.npz", help="save the trained weights and optimizer state"
+    )
+    train.add_argument("--history", metavar="FILE.json", help="save the per-epoch losses")
+    train.add_argument("--force", action="store_true", help="let outputs replace existing files")
+
+
+def _add_validate_and_info(sub, common: argparse.ArgumentParser) -> None:
+    validate = sub.add_parser(
+        "validate",
+        parents=[common],
+        help="check a graph and print every node's output shape",
+        description="Check a graph without running it: print each node's output shape, or every "
+        "problem (exit status 2).",
+    )
+    validate.add_argument("graph", metavar="GRAPH")
+    sub.add_parser(
+        "info",
+        parents=[common],
+        help="version, backends and node types",
+        description="Show the version, NumPy and CuPy availability and the node types.",
+    )
+
+
+def _add_bench(sub, common: argparse.ArgumentParser) -> None:
+    # listed for --help only: `bench` parses its own options (dispatch hands it the rest)
+    sub.add_parser(
+        "bench",
+        add_help=False,
+        help="benchmark the compute core (`bench --help` for its options)",
+    )
+
+
+def _add_qt_commands(sub, common: argparse.ArgumentParser) -> None:
+    snippet = sub.add_parser(
+        "snippet",
+        parents=[common],
+        help="render a graph as a snippet PNG with the graph embedded (needs Qt)",
+    )
+    snippet.add_argument("graph", metavar="GRAPH.json")
+    snippet.add_argument("-o", "--output", required=True, metavar="FILE.png")
+    snippet.add_argument("--force", action="store_true", help="replace an existing FILE.png")
+    open_ = sub.add_parser("open", parents=[common], help="open the editor (needs Qt)")
+    open_.add_argument("file", nargs="?", metavar="FILE", help="graph to open")

@@ -1,0 +1,82 @@
+"""The ``train`` command: fit a graph with a Target and a Loss node, headless.
+
+Prints one loss line per epoch (stdout) while the progress runs on stderr, then a summary; saves
+the trained weights with their optimizer state (``--weights-out``, so ``--weights-in`` resumes
+exactly) and the per-epoch losses (``--history``). Every output and the loss name are checked
+before any work.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+
+from .errors import EXIT_OK, with_source
+from .output_files import checked_output
+from .progress import Progress
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    """``train``: fit the graph, print the losses, save the requested outputs."""
+    from conv3dt_studio import nodes
+    from conv3dt_studio.compute.losses import get_loss
+    from conv3dt_studio.nodes.data_sources import load_file
+    from conv3dt_studio.nodes.training import train_document
+
+    weights_out = checked_output(args.weights_out, args.force, "--weights-out")
+    history_out = checked_output(args.history, args.force, "--history")
+    if args.loss is not None:
+        get_loss(args.loss)  # a bad name fails before any work
+    doc = nodes.load(args.graph)
+    x = load_file(args.x) if args.x else None
+    y = load_file(args.y) if args.y else None
+    progress = Progress(leave=False)
+    try:
+        result = train_document(
+            doc,
+            backend=args.backend,
+            seed=args.seed,
+            x=x,
+            y=y,
+            epochs=args.epochs,
+            batch_size=args.batch_size,
+            loss=args.loss,
+            weights_in=args.weights_in,
+            initial_epoch=args.initial_epoch,
+            progress=progress,
+            on_epoch_end=lambda epoch, logs: progress.write(_epoch_line(epoch, logs)),
+        )
+    except nodes.DocumentProblems as exc:
+        raise with_source(exc, args.graph) from None
+    finally:
+        progress.close()
+    print(_summary(result))
+    _save_outputs(result, weights_out, history_out)
+    return EXIT_OK
+
+
+def _epoch_line(epoch: int, logs: dict[str, float]) -> str:
+    extra = f"  val_loss: {logs['val_loss']:.6g}" if "val_loss" in logs else ""
+    return f"epoch {epoch + 1}: loss: {logs['loss']:.6g}{extra}"
+
+
+def _summary(result) -> str:
+    losses = result.history["loss"]
+    if not losses:
+        return "no epoch completed"
+    return (
+        f"trained {len(losses)} epochs in {result.seconds:.2f} s on "
+        f"{result.graph.backend.name}; final loss {losses[-1]:.6g}"
+    )
+
+
+def _save_outputs(result, weights_out, history_out) -> None:
+    from conv3dt_studio.nodes.files import atomic_write_text
+    from conv3dt_studio.nodes.weights import save_weights
+
+    if weights_out is not None:
+        save_weights(weights_out, result.graph.layers)
+        print(f"saved weights: {weights_out}")
+    if history_out is not None:
+        atomic_write_text(history_out, json.dumps(result.history, indent=2) + "\n")
+        print(f"saved history: {history_out}")

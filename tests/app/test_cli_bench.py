@@ -1,0 +1,195 @@
+"""`conv3dt-studio bench`: its options and their checks (before any timing), the table it prints
+and the JSON it writes. The measuring itself is `conv3dt_studio.compute.benchmark`'s; the runs here
+are W4 with one round, or a stand-in measurement."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from conv3dt_studio.app.cli import main
+from conv3dt_studio.app.cli.bench import report
+from conv3dt_studio.compute import benchmark
+
+ERR = "conv3dt-studio: error: "
+W4_ONCE = ["--workload", "W4", "--rounds", "1", "--warmup", "0"]
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    assert err.count("\n") == 1 and err.startswith(ERR) and "Traceback" not in err, err
+    return err[len(ERR) :].rstrip("\n")
+
+
+@pytest.fixture
+def measured(monkeypatch) -> list[tuple]:
+    """The workloads bench asks to measure, with a stand-in measurement (no timing)."""
+    seen: list[tuple] = []
+
+    def run_workload(w, backend, torch, rounds, warmup, peak):
+        seen.append((w.name, backend, torch, rounds, warmup, peak))
+        row = {"ours_ms": [1.0], "ours_median_ms": 1.0}
+        return {
+            "workload": w.name,
+            "description": w.description,
+            "x_shape": list(w.x_shape),
+            "y_shape": [1],
+            "gflop": 0.5,
+            "forward": dict(row),
+            "train_step": dict(row),
+        }
+
+    monkeypatch.setattr(benchmark, "run_workload", run_workload)
+    return seen
+
+
+# ---------------------------------------------------------------------- options
+
+
+@pytest.mark.parametrize("argv", [["bench", "--help"], ["--debug", "bench", "-h"]])
+def test_bench_help_exits_0(capsys, argv):
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert out.startswith("usage: conv3dt-studio bench")
+    for option in ("--workload", "--vs", "--backend", "--rounds", "--warmup", "--peak-gflops"):
+        assert option in out
+
+
+def test_bench_options_reach_the_measurement(capsys, measured):
+    argv = ["bench", "--workload", "W2", "--rounds", "3", "--debug", "--warmup", "1", "--backend"]
+    assert main([*argv, "numpy"]) == 0
+    assert measured == [("W2", "numpy", None, 3, 1, benchmark.PEAK_GFLOPS)]
+    out = capsys.readouterr().out
+    assert out.startswith("machine: ") and "\nW2: " in out
+
+
+def test_bench_all_measures_every_workload_in_order(capsys, measured):
+    assert main(["bench", "--peak-gflops", "50", "--backend", "numpy"]) == 0
+    assert [(name, peak) for name, *_, peak in measured] == [
+        (name, 50.0) for name in benchmark.WORKLOADS
+    ]
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--workload", "W9"], "invalid choice: 'W9'"),
+        (["--frob"], "unrecognized option `--frob`: `conv3dt-studio bench` accepts --workload"),
+    ],
+)
+def test_bench_usage_errors_are_one_line(capsys, argv, expected):
+    assert main(["bench", *argv]) == 2
+    line = one_error_line(capsys)
+    assert expected in line and line.endswith("(see conv3dt-studio bench --help)")
+
+
+@pytest.mark.parametrize(
+    ("argv", "expected"),
+    [
+        (["--json", ""], "--json: give a file name"),
+        (["--rounds", "0", "--debug"], "--rounds must be >= 1"),  # --debug after bench is taken
+        (["--warmup", "-1"], "--warmup >= 0"),
+        (["--peak-gflops", "0"], "--peak-gflops must be a positive number. Received: 0.0"),
+        (["--peak-gflops", "inf"], "--peak-gflops must be a positive number. Received: inf"),
+        # a folder nobody may write in, whoever runs the tests (root included): /proc
+        (["--json", "/proc/b.json"], "cannot write in folder `/proc`"),
+    ],
+)
+def test_bench_option_checks_come_before_any_timing(capsys, measured, argv, expected):
+    assert main(["bench", *argv]) == 2
+    assert expected in one_error_line(capsys)
+    assert measured == []
+
+
+def _json_target(tmp_path, kind: str):
+    """A --json name that cannot be written, of the given kind."""
+    if kind == "under-a-file":
+        (tmp_path / "file").write_text("")
+        return tmp_path / "file" / "b.json"
+    if kind == "dangling-link":
+        (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
+        return tmp_path / "dangling"
+    return {"missing-folder": tmp_path / "nodir" / "b.json", "a-folder": tmp_path}[kind]
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        ("under-a-file", "is a file, not a folder"),
+        ("missing-folder", "does not exist"),
+        ("a-folder", "is a folder, not a file"),
+        ("dangling-link", "already exists"),
+    ],
+)
+def test_bench_json_output_is_checked_before_any_timing(capsys, measured, tmp_path, kind, expected):
+    assert main(["bench", "--json", str(_json_target(tmp_path, kind))]) == 2
+    assert expected in one_error_line(capsys)
+    assert measured == []
+
+
+# ---------------------------------------------------------------------- real runs (W4, one round)
+
+
+@pytest.mark.parametrize("vs", ["none", "torch"])
+def test_bench_runs_and_writes_json(tmp_path, capsys, vs):
+    if vs == "torch":
+        import torch  # noqa: F401 - a test dependency: its absence must fail, not skip
+    out = tmp_path / "bench.json"
+    assert main(["bench", *W4_ONCE, "--vs", vs, "--json", str(out)]) == 0
+    written = json.loads(out.read_text())
+    (result,) = written["results"]
+    assert result["workload"] == "W4"
+    assert ("ratio" in result["forward"]) == (vs == "torch")
+    assert result["memory"]["extra_bytes"] >= 0
+    assert written["machine"]["backend"] == "numpy"
+    text = capsys.readouterr().out
+    assert "W4: " in text and text.rstrip().endswith(f"wrote {out}")
+
+
+def test_bench_json_never_replaces_a_file_silently(tmp_path, capsys):
+    out = tmp_path / "bench.json"
+    out.write_text("earlier results")
+    argv = ["bench", *W4_ONCE, "--json", str(out)]
+    assert main(argv) == 2
+    assert one_error_line(capsys) == (
+        f"`{out}` already exists: choose another --json or add --force"
+    )
+    assert out.read_text() == "earlier results"
+    assert main([*argv, "--force"]) == 0
+    assert json.loads(out.read_text())["results"][0]["workload"] == "W4"
+
+
+def test_bench_without_torch_times_ours_only(monkeypatch, capsys):
+    monkeypatch.setattr(benchmark, "import_torch", lambda: None)
+    assert main(["bench", *W4_ONCE, "--vs", "torch"]) == 0
+    text = capsys.readouterr().out
+    assert "PyTorch is not installed" in text and "ratio" not in text
+
+
+# ---------------------------------------------------------------------- the table
+
+
+def test_report_prints_every_measured_row_with_ratio_limit_and_memory():
+    res = {
+        "workload": "W1",
+        "description": "toolkit example",
+        "x_shape": [10, 6, 5, 64, 64, 3],
+        "gflop": 0.6,
+        "forward": {
+            "ours_median_ms": 17.1,
+            "torch_median_ms": 80.6,
+            "ratio": 0.23,
+            "fraction_of_limit": 0.117,
+        },
+        "train_step": {"ours_median_ms": 36.3},
+        "memory": {"extra_bytes": 2**20, "output_bytes": 15 * 2**20, "sample_output_bytes": 2**19},
+    }
+    assert report(res).splitlines() == [
+        "W1: toolkit example  x(10, 6, 5, 64, 64, 3) (0.60 GFLOP)",
+        "  forward                     ours    17.10 ms   torch    80.60 ms   ratio ours/torch 0.23"
+        "   11.7% of arithmetic limit",
+        "  train step                  ours    36.30 ms",
+        "  memory                      conv forward extra 1.0 MiB (output 15.0 MiB, one sample's "
+        "output 0.5 MiB)",
+    ]

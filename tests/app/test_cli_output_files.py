@@ -1,0 +1,99 @@
+"""Every output option is checked by one function before any work, with the same messages:
+`run --out`, `train --weights-out` and `--history`, `snippet -o`, `bench --json`."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conv3dt_studio.app.cli import main
+from conv3dt_studio.app.cli.output_files import checked_output, output_problem
+from conv3dt_studio.nodes import EXAMPLES
+
+GRAPH = str(EXAMPLES / "teacher_student.json")
+ERR = "conv3dt-studio: error: "
+
+# option -> the command line writing NAME there
+COMMANDS = {
+    "--out": ["run", GRAPH, "--out"],
+    "--weights-out": ["train", GRAPH, "--weights-out"],
+    "--history": ["train", GRAPH, "--history"],
+    "-o": ["snippet", GRAPH, "-o"],
+    "--json": ["bench", "--json"],
+}
+
+# kind -> what its message says
+KINDS = {
+    "empty": "give a file name",
+    "folder": "is a folder, not a file",
+    "under-a-file": "is a file, not a folder",
+    "missing-folder": "does not exist",
+    "existing": "already exists",
+    "dangling-link": "already exists",
+    "unwritable": "cannot write in folder `/proc`",  # whoever runs the tests, root included
+}
+
+
+def bad_output(tmp_path: Path, kind: str) -> str:
+    """An output name of the given kind (ending in .png, which every command accepts)."""
+    if kind == "folder":
+        (tmp_path / "d.png").mkdir()
+    elif kind == "under-a-file":
+        (tmp_path / "file").write_text("")
+    elif kind == "existing":
+        (tmp_path / "old.png").write_bytes(b"precious")
+    elif kind == "dangling-link":
+        (tmp_path / "link.png").symlink_to(tmp_path / "nowhere")
+    names = {
+        "empty": "",
+        "folder": tmp_path / "d.png",
+        "under-a-file": tmp_path / "file" / "x.png",
+        "missing-folder": tmp_path / "nodir" / "x.png",
+        "existing": tmp_path / "old.png",
+        "dangling-link": tmp_path / "link.png",
+        "unwritable": "/proc/x.png",
+    }
+    return str(names[kind])
+
+
+# an empty `snippet -o` is not empty: like the editor, snippet adds .png to a name without one
+CASES = [(o, k) for o in sorted(COMMANDS) for k in sorted(KINDS) if (o, k) != ("-o", "empty")]
+
+
+@pytest.mark.parametrize(("option", "kind"), CASES)
+def test_every_output_option_is_refused_alike(capsys, tmp_path, option, kind):
+    name = bad_output(tmp_path, kind)
+    assert main([*COMMANDS[option], name]) == 2
+    err = capsys.readouterr().err
+    assert err == f"{ERR}{output_problem(name, False, option)}\n"
+    assert KINDS[kind] in err
+
+
+def test_existing_outputs_are_kept(capsys, tmp_path):
+    name = bad_output(tmp_path, "existing")
+    for option in COMMANDS:
+        assert main([*COMMANDS[option], name]) == 2
+    assert Path(name).read_bytes() == b"precious"
+
+
+@pytest.mark.parametrize("kind", ["existing", "dangling-link"])
+def test_force_lets_an_existing_name_be_replaced(tmp_path, kind):
+    assert output_problem(bad_output(tmp_path, kind), True, "--out") is None
+
+
+def test_a_writable_new_file_passes(tmp_path):
+    assert output_problem(str(tmp_path / "new.npy"), False, "--out") is None
+    assert checked_output(str(tmp_path / "new.npy"), False, "--out") == tmp_path / "new.npy"
+    assert checked_output(None, False, "--out") is None
+
+
+def test_the_messages_name_the_option_and_the_path(tmp_path):
+    existing = bad_output(tmp_path, "existing")
+    assert output_problem(existing, False, "--history") == (
+        f"`{existing}` already exists: choose another --history or add --force"
+    )
+    missing = tmp_path / "nodir" / "x.npy"
+    assert output_problem(str(missing), False, "--out") == (
+        f"cannot save `{missing}`: folder `{missing.parent}` does not exist"
+    )
