@@ -186,7 +186,7 @@ def _infer_passthrough(ctx: InferContext) -> Shape | None:
 def _infer_loss(ctx: InferContext) -> Shape | None:
     a, b, target = ctx.input("prediction"), ctx.input("target"), ctx.upstream("target")
     teacher = target is not None and ctx.all_params.get(target, {}).get("source") == "teacher"
-    if teacher and a is not None:  # a teacher target has the prediction's shape
+    if teacher and target is not None and a is not None:  # it has the prediction's shape
         ctx.shapes[target] = b = a
     if a is not None and b is not None and tuple(a) != tuple(b):
         ctx.problem(

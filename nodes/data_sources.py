@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import zipfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
@@ -94,7 +94,7 @@ def peek_shape(path: str, array_name: str = "") -> tuple[int, ...]:
         raise FileError(f"File `{p}` is not a readable .npy/.npz file: {exc}") from exc
 
 
-def _header_shape(fh, path: str) -> tuple[int, ...]:
+def _header_shape(fh: IO[bytes], path: str) -> tuple[int, ...]:
     fmt = np.lib.format
     version = fmt.read_magic(fh)
     read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0

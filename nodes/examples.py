@@ -7,7 +7,9 @@ from .graph_document import GraphDocument
 
 
 def toolkit_example(
-    conv: dict | None = None, data: dict | None = None, input_shape=(6, 5, 64, 64, 3)
+    conv: dict | None = None,
+    data: dict | None = None,
+    input_shape: tuple[int, ...] = (6, 5, 64, 64, 3),
 ) -> GraphDocument:
     """Data (10, 6, 5, 64, 64, 3) normal seed 0 -> Input -> TimeDistributed <- Conv3DTranspose
     -> Prediction 6D, laid out left to right as in the toolkit's snippet."""

@@ -7,6 +7,7 @@ import io
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -70,7 +71,8 @@ def save_npy(path: str | os.PathLike, array: np.ndarray) -> None:
 def save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
     """Atomically save named arrays as .npz (no pickle)."""
     buf = io.BytesIO()
-    np.savez(buf, **{k: np.asarray(v) for k, v in arrays.items()})
+    named: dict[str, Any] = {k: np.asarray(v) for k, v in arrays.items()}
+    np.savez(buf, **named)
     atomic_write_bytes(path, buf.getvalue())
 
 

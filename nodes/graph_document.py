@@ -19,7 +19,7 @@ import copy
 import json
 import os
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -196,7 +196,7 @@ class GraphDocument:
         values = nt.schema.validate(params, where=f"node `{node_id}`")  # constraints included
         return Node(node_id, type_id, nt.schema.to_json(values), _pos(pos))
 
-    def insert_nodes(self, new_nodes: list[Node], links: list[Link] = ()) -> Change:
+    def insert_nodes(self, new_nodes: list[Node], links: Iterable[Link] = ()) -> Change:
         """Add nodes (ids must be free) and links among them or to existing nodes."""
         taken = [n.id for n in new_nodes if n.id in self.nodes]
         if taken:
@@ -339,9 +339,9 @@ class GraphDocument:
                 f"Cannot connect `{src}.{src_port}` ({out.kind}) to `{dst}.{dst_port}` "
                 f"({inp.kind}): a {inp.kind} port accepts only a {inp.kind}"
             )
-        if not replace and self.upstream(dst, dst_port) is not None:
-            s = self.upstream(dst, dst_port)
-            return f"Cannot connect: `{dst}.{dst_port}` is already fed by `{s[0]}.{s[1]}`"
+        fed_by = self.upstream(dst, dst_port)
+        if not replace and fed_by is not None:
+            return f"Cannot connect: `{dst}.{dst_port}` is already fed by `{fed_by[0]}.{fed_by[1]}`"
         if out.kind == LAYER and any(ln.src == (src, src_port) for ln in self.links):
             return (
                 f"Cannot connect: the layer of `{src}` already feeds a TimeDistributed node "
@@ -386,6 +386,14 @@ class GraphDocument:
     def upstream(self, node_id: str, port: str) -> tuple[str, str] | None:
         return next((ln.src for ln in self.links if ln.dst == (node_id, port)), None)
 
+    def feeder(self, node_id: str, port: str) -> str:
+        """The node feeding ``port`` of ``node_id``, in a graph known to be wired (validated);
+        raises :class:`LinkError` when the port is not connected."""
+        src = self.upstream(node_id, port)
+        if src is None:
+            raise LinkError(f"node `{node_id}`: input `{port}` is not connected")
+        return src[0]
+
     def downstream(self, node_id: str) -> list[Link]:
         return [ln for ln in self.links if ln.src[0] == node_id]
 
@@ -400,7 +408,7 @@ class GraphDocument:
         )
 
     @staticmethod
-    def _reachable(start: str, neighbours) -> set[str]:
+    def _reachable(start: str, neighbours: Callable[[str], list[str]]) -> set[str]:
         seen: set[str] = set()
         stack = [start]
         while stack:
@@ -465,7 +473,7 @@ class GraphDocument:
         return doc
 
 
-def _pos(pos) -> tuple[float, float] | None:
+def _pos(pos: Any) -> tuple[float, float] | None:
     if pos is None:
         return None
     return (float(pos[0]), float(pos[1]))

@@ -105,10 +105,10 @@ def plan(doc: GraphDocument, prediction_node: str | None = None) -> Plan:
     if problems:
         raise DocumentProblems(problems)
     chain: list[str] = []
-    cur = doc.upstream(pid, "x")[0]
+    cur = doc.feeder(pid, "x")
     while doc.role(cur) == WRAPPER:
         chain.append(cur)
-        cur = doc.upstream(cur, "x")[0]
+        cur = doc.feeder(cur, "x")
     if doc.role(cur) != INPUT:
         raise DocumentProblems(
             [
@@ -120,17 +120,20 @@ def plan(doc: GraphDocument, prediction_node: str | None = None) -> Plan:
             ]
         )
     input_node = cur
-    data_node = doc.upstream(input_node, "x")[0]
+    data_node = doc.feeder(input_node, "x")
     if doc.role(data_node) != DATA_SOURCE:
         raise DocumentProblems([Problem(input_node, "x", "an Input must be fed by a Data node")])
     chain.reverse()
+    input_shape, output_shape = report.shapes[data_node], report.shapes[pid]
+    if input_shape is None or output_shape is None:  # a valid chain has both; never silently
+        raise DocumentProblems([Problem(pid, None, "the shapes of this chain are unknown")])
     return Plan(
         data_node,
         input_node,
         chain,
         pid,
-        report.shapes[data_node],
-        report.shapes[pid],
+        input_shape,
+        output_shape,
         report.shapes,
         int(doc.settings.get("seed", 0)),
     )
@@ -222,12 +225,13 @@ def build_graph(
 
     def build(node_id: str, inner: Any = None) -> Any:
         params = doc.params(node_id)
-        return NODE_TYPES[doc.nodes[node_id].type].build(
-            params, params.get("name") or node_id, inner
-        )
+        make = NODE_TYPES[doc.nodes[node_id].type].build
+        if make is None:
+            raise DocumentProblems([Problem(node_id, None, "this node builds no layer")])
+        return make(params, params.get("name") or node_id, inner)
 
     layers = [build(p.input_node)]
-    layers += [build(td, build(doc.upstream(td, "layer")[0])) for td in p.chain]
+    layers += [build(td, build(doc.feeder(td, "layer"))) for td in p.chain]
     return Graph(layers, backend=backend, seed=p.seed if seed is None else seed)
 
 

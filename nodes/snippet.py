@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import struct
 import zlib
+from collections.abc import Iterator
 
 from .files import FileError
 
@@ -17,7 +18,7 @@ KEYWORD = "conv3dt-studio/graph"
 _MAX_TEXT = 64 * 2**20  # refuse decompressing more than this (zip bombs)
 
 
-def _chunks(data: bytes, source: str):
+def _chunks(data: bytes, source: str) -> Iterator[tuple[bytes, bytes]]:
     if not data.startswith(PNG_SIGNATURE):
         raise FileError(f"`{source}` is not a PNG file (bad signature)")
     pos = len(PNG_SIGNATURE)

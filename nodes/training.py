@@ -98,12 +98,12 @@ def train_plan(doc: GraphDocument) -> TrainPlan:
     if problems:
         raise DocumentProblems(problems)
     loss_node = losses[0]
-    pred = doc.upstream(loss_node, "prediction")[0]
+    pred = doc.feeder(loss_node, "prediction")
     lp = doc.params(loss_node)
     return TrainPlan(
         plan(doc, pred),
         loss_node,
-        doc.upstream(loss_node, "target")[0],
+        doc.feeder(loss_node, "target"),
         lp.pop("loss"),
         lp,
         training_settings(doc),

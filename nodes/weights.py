@@ -11,6 +11,7 @@ import base64
 import binascii
 import os
 from collections.abc import Iterable
+from typing import Any, TypeAlias
 
 import numpy as np
 
@@ -72,9 +73,10 @@ def apply_weights(
             raise FileError(f"`{source}`: {exc}") from exc
         prefix = f"{layer.name}/optimizer/"
         state = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
-        if state:
+        optimizer = layer.optimizer  # built by set_weights
+        if state and optimizer is not None:
             try:
-                layer.optimizer.set_state(
+                optimizer.set_state(
                     {
                         **state,
                         "iterations": int(state["iterations"]),
@@ -85,7 +87,7 @@ def apply_weights(
             except (KeyError, ValueError, TypeError):
                 # saved by another algorithm (or damaged): the weights load, the optimizer starts
                 # afresh - as Keras does when the optimizer differs
-                layer.optimizer.set_state({"iterations": 0, "u_product": 1.0}, layer._weights())
+                optimizer.set_state({"iterations": 0, "u_product": 1.0}, layer._weights())
 
 
 def load_weights(path: str | os.PathLike, layers: Iterable) -> None:
@@ -135,7 +137,11 @@ def decode_weights(data: object, source: str = "embedded weights") -> dict[str, 
     return out
 
 
-def weights_source(weights) -> str:
+# what a run or training takes as weights: a .npz path, named arrays, or None (embedded / seeded)
+WeightsSource: TypeAlias = "str | os.PathLike[str] | dict[str, np.ndarray] | None"
+
+
+def weights_source(weights: WeightsSource) -> str:
     """How to name ``weights`` in a message: the file, or what kind of arrays they are."""
     if weights is None:
         return "embedded weights"
@@ -144,7 +150,7 @@ def weights_source(weights) -> str:
     return str(weights)
 
 
-def resolve_weights(weights, doc=None) -> dict[str, np.ndarray] | None:
+def resolve_weights(weights: WeightsSource, doc: Any = None) -> dict[str, np.ndarray] | None:
     """Weights from a .npz path, a dict of arrays, or else the document's embedded weights."""
     if weights is None:
         embedded = doc.extras.get("weights") if doc is not None else None
@@ -154,7 +160,7 @@ def resolve_weights(weights, doc=None) -> dict[str, np.ndarray] | None:
     return load_arrays(weights)
 
 
-def apply_run_weights(weights, doc, layers: Iterable) -> None:
+def apply_run_weights(weights: WeightsSource, doc: Any, layers: Iterable) -> None:
     """Give a run's or a training's layers their weights: ``weights`` (a .npz path, which must
     cover the graph, or named arrays - the editor's trained weights - which may cover one branch:
     the layers they do not name keep their seeded weights), else the document's embedded weights,
