@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import zipfile
-from pathlib import Path
 from typing import IO, Any
 
 import numpy as np
 
-from .files import FileError, load_arrays
+from .files import FileError, load_arrays, require_file
 
 
 def generated_shape(params: dict[str, Any]) -> tuple[int, ...]:
@@ -59,13 +58,9 @@ def load_file(path: str, array_name: str = "") -> np.ndarray:
 
 def peek_shape(path: str, array_name: str = "") -> tuple[int, ...]:
     """The array's shape from its header only (no data read), for live shape inference."""
-    p = Path(path)
     if not path:
         raise FileError("No data file given: set `path` (a .npy or .npz file)")
-    if not p.is_file():
-        raise FileError(
-            f"`{p}` is a folder, not a file" if p.is_dir() else f"File `{p}` does not exist"
-        )
+    p = require_file(path)
     try:
         if zipfile.is_zipfile(p):
             with zipfile.ZipFile(p) as zf:

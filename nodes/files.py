@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import contextlib
+import errno
 import io
 import os
+import stat
 import tempfile
 from pathlib import Path
 from typing import Any
@@ -76,13 +78,42 @@ def save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
     atomic_write_bytes(path, buf.getvalue())
 
 
+def require_file(path: str | os.PathLike) -> Path:
+    """``path`` as a Path when it is a regular file (or a link to one) to read; otherwise a
+    :class:`FileError` saying what it is instead: missing, a folder, a broken link, a link loop,
+    a FIFO, a device or a socket."""
+    p = Path(path)
+    try:
+        mode = p.stat().st_mode
+    except OSError as exc:
+        if exc.errno == errno.ELOOP:
+            raise FileError(f"`{p}` is a symbolic link loop; a regular file is needed") from exc
+        if p.is_symlink():
+            raise FileError(f"`{p}` is a broken symbolic link (its target does not exist)") from exc
+        if exc.errno in (errno.ENOENT, errno.ENOTDIR):
+            raise FileError(f"File `{p}` does not exist") from exc
+        raise FileError(f"Cannot read `{p}`: {exc.strerror or exc}") from exc
+    if stat.S_ISREG(mode):
+        return p
+    kind = (
+        "a folder"
+        if stat.S_ISDIR(mode)
+        else "a FIFO (named pipe)"
+        if stat.S_ISFIFO(mode)
+        else "a character device"
+        if stat.S_ISCHR(mode)
+        else "a block device"
+        if stat.S_ISBLK(mode)
+        else "a socket"
+        if stat.S_ISSOCK(mode)
+        else "not a regular file"
+    )
+    raise FileError(f"`{p}` is {kind}, not a file; a regular file is needed")
+
+
 def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
     """Every array of a .npz file (or ``{"": array}`` for a .npy file), never unpickling."""
-    p = Path(path)
-    if not p.is_file():
-        raise FileError(
-            f"`{p}` is a folder, not a file" if p.is_dir() else f"File `{p}` does not exist"
-        )
+    p = require_file(path)
     pickled = (
         f"File `{p}` holds Python objects (pickled data), which are never loaded; only "
         "numeric arrays are accepted"

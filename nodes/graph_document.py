@@ -28,7 +28,7 @@ from conv3dt_studio.compute import Conv3DTStudioError, ParameterError
 from conv3dt_studio.resources import DEFAULT_EXAMPLE, SCHEMA_PATH
 
 from .catalogue import LAYER, NODE_TYPE_IDS, NODE_TYPES, node_type, role_of
-from .files import FileError, atomic_write_text
+from .files import FileError, atomic_write_text, require_file
 
 FORMAT = "conv3dt-studio/graph"
 VERSION = 1
@@ -637,11 +637,7 @@ def _depth(data: Any) -> int:
 
 def load(path: str | os.PathLike) -> GraphDocument:
     """Load a graph from a .json file or a snippet .png with an embedded graph."""
-    p = Path(path)
-    if not p.is_file():
-        raise FileError(
-            f"`{p}` is a folder, not a file" if p.is_dir() else f"File `{p}` does not exist"
-        )
+    p = require_file(path)
     try:
         raw = p.read_bytes()
     except OSError as exc:

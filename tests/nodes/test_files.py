@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -113,3 +114,31 @@ def test_atomic_write_keeps_permissions_follows_links_and_refuses_devices(tmp_pa
     with pytest.raises(FileError, match="not a regular file"):
         atomic_write_bytes("/dev/null", b"x")
     assert not os.path.isfile("/dev/null")
+
+
+def _special_files(tmp_path):
+    fifo = tmp_path / "pipe"
+    os.mkfifo(fifo)
+    loop = tmp_path / "loop"
+    loop.symlink_to(loop)
+    broken = tmp_path / "broken"
+    broken.symlink_to(tmp_path / "nowhere")
+    return [
+        (tmp_path / "missing.npy", "does not exist"),
+        (tmp_path, "is a folder, not a file"),
+        (fifo, "is a FIFO (named pipe), not a file"),
+        (Path("/dev/zero"), "is a character device, not a file"),
+        (loop, "is a symbolic link loop"),
+        (broken, "is a broken symbolic link"),
+    ]
+
+
+@pytest.mark.parametrize("reader", ["graph", "arrays", "peek"])
+def test_what_is_not_a_regular_file_is_named_as_what_it_is(tmp_path, reader):
+    from conv3dt_studio import nodes
+
+    read = {"graph": nodes.load, "arrays": load_arrays, "peek": peek_shape}[reader]
+    for path, expected in _special_files(tmp_path):
+        with pytest.raises(FileError) as err:
+            read(path if reader != "peek" else str(path))
+        assert expected in str(err.value) and str(path) in str(err.value)
