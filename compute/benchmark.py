@@ -38,6 +38,7 @@ from .layers import Input, TimeDistributed
 # issue's "about 2 ms for W1's 0.6 GFLOP". `bench --peak-gflops` overrides it.
 PEAK_GFLOPS = 300.0
 TORCH_CPU_THREADS = 2
+Timed = Callable[[], Any]  # one call to time
 
 
 @dataclass(frozen=True)
@@ -61,7 +62,8 @@ class Workload:
 
     @property
     def spatial(self) -> tuple[int, int, int]:
-        return self.x_shape[3:] if self.channels_first else self.x_shape[2:5]
+        d, h, w = self.x_shape[3:6] if self.channels_first else self.x_shape[2:5]
+        return d, h, w
 
     @property
     def channels(self) -> int:
@@ -127,7 +129,9 @@ def build_graph(w: Workload, backend: str | Backend, seed: int = 0) -> Graph:
 
 
 def _conv_layer(g: Graph) -> Conv3DTranspose:
-    return g.layers[-1].layer
+    wrapper = g.layers[-1]
+    assert isinstance(wrapper, TimeDistributed) and isinstance(wrapper.layer, Conv3DTranspose)
+    return wrapper.layer
 
 
 def peak_extra_bytes(w: Workload, x: np.ndarray, g: Graph) -> dict[str, int]:
@@ -166,7 +170,9 @@ def import_torch() -> ModuleType | None:
 class TorchModel:
     """The same layer in PyTorch, same weights, for CPU or CUDA."""
 
-    def __init__(self, torch, w: Workload, weights: list[np.ndarray], device: str) -> None:
+    def __init__(
+        self, torch: ModuleType, w: Workload, weights: list[np.ndarray], device: str
+    ) -> None:
         self.t, self.w, self.device = torch, w, device
         k, b = weights
         # Keras (kd, kh, kw, F, C) -> PyTorch conv_transpose weight (C, F, kd, kh, kw).
@@ -180,10 +186,10 @@ class TorchModel:
             if a.crop_start + a.out_len > a.full_len:
                 raise ValueError("workload needs zero padding beyond the full result")
 
-    def tensor(self, a: np.ndarray):
+    def tensor(self, a: np.ndarray) -> Any:
         return self.t.from_numpy(np.ascontiguousarray(a)).to(self.device)
 
-    def forward(self, x):
+    def forward(self, x: Any) -> Any:
         """``x``: (batch, time, ...) tensor in the workload's data format."""
         t, w = self.t, self.w
         b, tt = x.shape[:2]
@@ -191,17 +197,17 @@ class TorchModel:
         if not w.channels_first:
             xf = xf.permute(0, 4, 1, 2, 3)  # a channels_last_3d view, no copy
         z = t.nn.functional.conv_transpose3d(xf, self.kernel, stride=w.stride)
-        z = z[(slice(None), slice(None), *self.crop)]
+        z = z[(slice(None), slice(None)) + self.crop]
         z = t.relu(z + self.bias.view(-1, 1, 1, 1))
         if not w.channels_first:
             z = z.permute(0, 2, 3, 4, 1)
         return z.reshape((b, tt, *z.shape[1:]))
 
-    def predict(self, x):
+    def predict(self, x: Any) -> Any:
         with self.t.inference_mode():
             return self.forward(x)
 
-    def train_step(self, x, y_true) -> float:
+    def train_step(self, x: Any, y_true: Any) -> Any:
         self.opt.zero_grad(set_to_none=True)
         loss = self.t.nn.functional.mse_loss(self.forward(x), y_true)
         loss.backward()
@@ -212,13 +218,13 @@ class TorchModel:
 # ----------------------------------------------------------------------------- timing
 
 
-def _sync(backend, torch, device: str) -> None:
+def _sync(backend: Backend, torch: ModuleType | None, device: str) -> None:
     backend.synchronize()
     if torch is not None and device == "cuda":
         torch.cuda.synchronize()
 
 
-def _time(fn: Callable[[], Any], sync: Callable[[], None]) -> float:
+def _time(fn: Timed, sync: Callable[[], None]) -> float:
     sync()
     t0 = time.perf_counter()
     fn()
@@ -226,7 +232,9 @@ def _time(fn: Callable[[], Any], sync: Callable[[], None]) -> float:
     return (time.perf_counter() - t0) * 1e3
 
 
-def _alternate(ours, theirs, rounds: int, warmup: int, sync) -> dict[str, Any]:
+def _alternate(
+    ours: Timed, theirs: Timed | None, rounds: int, warmup: int, sync: Callable[[], None]
+) -> dict[str, Any]:
     for _ in range(warmup):
         ours()
         if theirs is not None:
@@ -283,7 +291,7 @@ def run_workload(
     }
     rows = _rows(g, tm, backend, x, y_true)
     for name, (ours, theirs) in rows.items():
-        res[name] = _alternate(ours, theirs or None, rounds, warmup, sync)
+        res[name] = _alternate(ours, theirs, rounds, warmup, sync)
     limit_ms = w.flops() / (peak_gflops * 1e9) * 1e3 if peak_gflops else None
     res["arithmetic_limit_ms"] = limit_ms
     for name in rows:
@@ -297,41 +305,38 @@ def run_workload(
     return res
 
 
-Timed = Callable[[], Any]
-
-
 def _rows(
     g: Graph, tm: TorchModel | None, backend: Backend, x: np.ndarray, y_true: np.ndarray
 ) -> dict[str, tuple[Timed, Timed | None]]:
-    """Row name -> (ours, PyTorch's or None), each a call to time."""
-    xt, yt = (tm.tensor(x), tm.tensor(y_true)) if tm else (None, None)  # zero-copy views on CPU
-    rows: dict[str, tuple[Timed, Timed | None]] = {}
-    if backend.name != "cupy":
-        rows["forward"] = (lambda: g.predict(x), tm and (lambda: tm.predict(xt)))
-        rows["train_step"] = (
-            lambda: g.train_step(x, y_true),
-            tm and (lambda: tm.train_step(xt, yt)),
-        )
-        return rows
-    # host arrays in and out on both sides, then data kept on the device
-    xd, yd = backend.asarray(x), backend.asarray(y_true)
-    rows["forward"] = (
-        lambda: g.predict(x),
-        tm and (lambda: tm.predict(tm.tensor(x)).cpu()),
-    )
-    rows["train_step"] = (
-        lambda: g.train_step(x, y_true),
-        tm and (lambda: tm.train_step(tm.tensor(x), tm.tensor(y_true))),
-    )
-    rows["forward_on_device"] = (
-        lambda: g.layers[-1].forward(xd, False),
-        tm and (lambda: tm.predict(xt)),
-    )
-    rows["train_step_on_device"] = (
-        lambda: g.train_step(xd, yd),
-        tm and (lambda: tm.train_step(xt, yt)),
-    )
-    return rows
+    """Row name -> (ours, PyTorch's or None), each a call to time. On a GPU, ``forward`` and
+    ``train_step`` take and return host arrays on both sides; the ``*_on_device`` rows keep the
+    data on the device."""
+    ours: dict[str, Timed] = {
+        "forward": lambda: g.predict(x),
+        "train_step": lambda: g.train_step(x, y_true),
+    }
+    on_gpu = backend.name == "cupy"
+    if on_gpu:
+        xd, yd = backend.asarray(x), backend.asarray(y_true)
+        ours["forward_on_device"] = lambda: g.layers[-1].forward(xd, False)
+        ours["train_step_on_device"] = lambda: g.train_step(xd, yd)
+    theirs = {} if tm is None else _torch_rows(tm, x, y_true, on_gpu)
+    return {name: (fn, theirs.get(name)) for name, fn in ours.items()}
+
+
+def _torch_rows(
+    tm: TorchModel, x: np.ndarray, y_true: np.ndarray, on_gpu: bool
+) -> dict[str, Timed]:
+    """PyTorch's calls for the rows of :func:`_rows`."""
+    xt, yt = tm.tensor(x), tm.tensor(y_true)  # zero-copy views on CPU
+    if not on_gpu:
+        return {"forward": lambda: tm.predict(xt), "train_step": lambda: tm.train_step(xt, yt)}
+    return {
+        "forward": lambda: tm.predict(tm.tensor(x)).cpu(),
+        "train_step": lambda: tm.train_step(tm.tensor(x), tm.tensor(y_true)),
+        "forward_on_device": lambda: tm.predict(xt),
+        "train_step_on_device": lambda: tm.train_step(xt, yt),
+    }
 
 
 # ----------------------------------------------------------------------------- machine

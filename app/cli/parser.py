@@ -13,6 +13,7 @@ from typing import NoReturn
 from .errors import EXIT_ERROR, PROG, UsageError
 
 BACKENDS = ("auto", "numpy", "cupy")
+Subparsers = argparse._SubParsersAction  # argparse names no public type for it
 
 
 class CommandLineParser(argparse.ArgumentParser):
@@ -43,7 +44,7 @@ class CommandLineParser(argparse.ArgumentParser):
                 f"unrecognized {_listed('option', options)}: `{self.prog}` accepts "
                 f"{', '.join(allowed) or 'no options'}"
             )
-        names = [a.metavar or a.dest for a in self._actions if not a.option_strings]
+        names = [str(a.metavar or a.dest) for a in self._actions if not a.option_strings]
         takes = f"takes only {', '.join(names)}" if names else "takes no arguments, only options"
         return f"unexpected {_listed('argument', extras)}: `{self.prog}` {takes}"
 
@@ -123,7 +124,7 @@ def version() -> str:
     return __version__
 
 
-def _add_run(sub, common: argparse.ArgumentParser) -> None:
+def _add_run(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     run = sub.add_parser(
         "run",
         parents=[common],
@@ -166,7 +167,7 @@ def _add_run(sub, common: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_train(sub, common: argparse.ArgumentParser) -> None:
+def _add_train(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     train = sub.add_parser(
         "train",
         parents=[common],
@@ -201,7 +202,7 @@ def _add_train(sub, common: argparse.ArgumentParser) -> None:
     train.add_argument("--force", action="store_true", help="let outputs replace existing files")
 
 
-def _add_validate_and_info(sub, common: argparse.ArgumentParser) -> None:
+def _add_validate_and_info(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     validate = sub.add_parser(
         "validate",
         parents=[common],
@@ -218,7 +219,7 @@ def _add_validate_and_info(sub, common: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_bench(sub, common: argparse.ArgumentParser) -> None:
+def _add_bench(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     # listed for --help only: `bench` parses its own options (dispatch hands it the rest)
     sub.add_parser(
         "bench",
@@ -227,7 +228,7 @@ def _add_bench(sub, common: argparse.ArgumentParser) -> None:
     )
 
 
-def _add_qt_commands(sub, common: argparse.ArgumentParser) -> None:
+def _add_qt_commands(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     snippet = sub.add_parser(
         "snippet",
         parents=[common],

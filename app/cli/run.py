@@ -9,12 +9,17 @@ from __future__ import annotations
 
 import argparse
 import platform
+from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import EXIT_OK, PROG, UsageError, with_source
 from .output_files import checked_output
 from .parser import version
 from .progress import Progress
+
+if TYPE_CHECKING:
+    from conv3dt_studio.nodes import GraphDocument, RunResult
 
 
 def cmd_run(args: argparse.Namespace) -> int:
@@ -59,7 +64,7 @@ def _batches_only(progress: Progress, fraction: float, message: str) -> None:
         progress(fraction, message)
 
 
-def _print_prediction(result, graph: Path) -> None:
+def _print_prediction(result: RunResult, graph: Path) -> None:
     info, stats = result.info, result.stats()
     backend = result.graph.backend
     print(f"Prediction 6D `{result.prediction_node}` ({graph.name})")
@@ -75,7 +80,7 @@ def _print_prediction(result, graph: Path) -> None:
     print(f"elapsed: {result.seconds:.3f} s")
 
 
-def _check_prediction(doc, node_id: str | None, graph: Path) -> None:
+def _check_prediction(doc: GraphDocument, node_id: str | None, graph: Path) -> None:
     """``--prediction`` must name one of the graph's Prediction 6D nodes."""
     if node_id is None:
         return
@@ -110,13 +115,13 @@ def cmd_validate(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _fmt_shape(shape) -> str:
+def _fmt_shape(shape: Sequence[int | None]) -> str:
     from conv3dt_studio.compute.layers import fmt_shape
 
     return fmt_shape(shape)
 
 
-def _shape_cell(type_id: str, shape) -> str:
+def _shape_cell(type_id: str, shape: Sequence[int | None] | None) -> str:
     """A node's output shape for the validate table; layer outputs are not tensors."""
     from conv3dt_studio import nodes
 

@@ -10,10 +10,15 @@ from __future__ import annotations
 
 import argparse
 import json
+from pathlib import Path
+from typing import TYPE_CHECKING
 
 from .errors import EXIT_OK, with_source
 from .output_files import checked_output
 from .progress import Progress
+
+if TYPE_CHECKING:
+    from conv3dt_studio.nodes.training import TrainResult
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -60,7 +65,7 @@ def _epoch_line(epoch: int, logs: dict[str, float]) -> str:
     return f"epoch {epoch + 1}: loss: {logs['loss']:.6g}{extra}"
 
 
-def _summary(result) -> str:
+def _summary(result: TrainResult) -> str:
     losses = result.history["loss"]
     if not losses:
         return "no epoch completed"
@@ -70,7 +75,7 @@ def _summary(result) -> str:
     )
 
 
-def _save_outputs(result, weights_out, history_out) -> None:
+def _save_outputs(result: TrainResult, weights_out: Path | None, history_out: Path | None) -> None:
     from conv3dt_studio.nodes.files import atomic_write_text
     from conv3dt_studio.nodes.weights import save_weights
 
