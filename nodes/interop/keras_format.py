@@ -10,7 +10,9 @@ our activation's constants differ from the Keras function of that name: ``LeakyR
 ``Softmax(axis=2)`` for softmax over a channels_first layer's channels. Keras's Conv3DTranspose
 has the same output length, crop and output_padding as ours (ours follows Keras 3); it refuses
 stride > 1 together with dilation > 1, so such a graph is refused with the node named.
-``keras.saving.load_model(path)`` opens the file without custom objects.
+``keras.saving.load_model(path)`` opens the file without custom objects. The file holds the
+weights; its layers' initializers are "zeros" (a random one costs JAX an XLA compilation per
+kernel shape at every load, seconds on a small CPU).
 
 Import: any Keras 3 model that is one chain Input -> TimeDistributed(Conv3DTranspose)... with,
 optionally, after each, one of the activation layers above (``Activation``, ``LeakyReLU``,
@@ -103,6 +105,10 @@ def build_model(spec: ModelSpec):
             dilation_rate=tuple(p["dilation_rate"]),
             activation=inner,
             use_bias=p["use_bias"],
+            # the weights are set below; a random initializer would cost JAX a compilation per
+            # kernel shape, here and in every load_model
+            kernel_initializer="zeros",
+            bias_initializer="zeros",
             name=layer.conv_name,
         )
         x = layers.TimeDistributed(conv, name=layer.name)(x)
@@ -165,7 +171,7 @@ def import_keras(path: Path):
         )
     layers, bad = _read_layers(keras, model)
     if not bad:
-        _check_chain(model, path.name)
+        _check_chain(keras, model, path.name)
     if bad:
         raise InteropError(
             f"`{path.name}`: cannot import layers {', '.join(bad)}: only "
@@ -215,8 +221,11 @@ def _read_layers(keras, model) -> tuple[list[ImportedLayer], list[str]]:
     return out, bad
 
 
-def _check_chain(model, source: str) -> None:
-    """Each layer takes the previous one's output: one chain, no branches."""
+def _check_chain(keras, model, source: str) -> None:
+    """Each layer takes the previous one's output: one chain, no branches (a Sequential model
+    is one by construction)."""
+    if isinstance(model, keras.Sequential):
+        return
     previous = model.inputs[0]
     for layer in model.layers:
         if type(layer).__name__ == "InputLayer":
