@@ -67,6 +67,7 @@ class InferContext:
     teacher Target the prediction's shape)."""
 
     doc: Any  # the GraphDocument
+    links: Any  # its LinkIndex
     node_id: str
     params: dict[str, Any]
     shapes: dict[str, Shape | None]
@@ -74,7 +75,7 @@ class InferContext:
     problems: list[Problem]
 
     def upstream(self, port: str) -> str | None:
-        src = self.doc.upstream(self.node_id, port)
+        src = self.links.upstream(self.node_id, port)
         return src[0] if src else None
 
     def input(self, port: str) -> Shape | None:

@@ -57,7 +57,8 @@ def _inflate(blob: bytes, source: str) -> bytes:
 
 
 def read_text_chunks(data: bytes, source: str = "PNG") -> dict[str, str]:
-    """All text chunks of a PNG as ``{keyword: text}``."""
+    """All text chunks of a PNG as ``{keyword: text}``; a keyword of ours found twice is refused
+    (which one is meant cannot be known)."""
     out: dict[str, str] = {}
     for ctype, body in _chunks(data, source):
         if ctype not in (b"tEXt", b"zTXt", b"iTXt"):
@@ -66,6 +67,11 @@ def read_text_chunks(data: bytes, source: str = "PNG") -> dict[str, str]:
         if not sep:
             continue
         keyword = key.decode("latin-1")
+        if keyword == KEYWORD and keyword in out:
+            raise FileError(
+                f"`{source}` holds two embedded graphs (`{KEYWORD}` text chunks); a snippet holds "
+                "one"
+            )
         if ctype == b"tEXt":
             out[keyword] = rest.decode("latin-1")
         elif ctype == b"zTXt":

@@ -8,12 +8,13 @@ show them live. ``Problem`` and ``DocumentProblems`` live in :mod:`.problems` an
 
 from __future__ import annotations
 
+from collections import deque
 from dataclasses import dataclass
 
 from conv3dt_studio.compute import Conv3DTStudioError
 
 from .catalogue import LAYER, NODE_TYPE_IDS, NODE_TYPES, OUTPUT, InferContext, type_with_role
-from .graph_document import GraphDocument
+from .graph_document import GraphDocument, LinkIndex
 from .problems import DocumentProblems, Problem  # noqa: F401 - re-exported
 from .settings import TRAINING_SCHEMA
 
@@ -34,22 +35,42 @@ class Report:
         return [p for p in self.problems if p.node == node_id]
 
 
-def _topological_order(doc: GraphDocument) -> tuple[list[str], set[str]]:
+def _topological_order(doc: GraphDocument, index: LinkIndex) -> tuple[list[str], set[str]]:
     indeg = {nid: 0 for nid in doc.nodes}
     for ln in doc.links:
         if ln.src[0] in indeg and ln.dst[0] in indeg:
             indeg[ln.dst[0]] += 1
-    ready = [nid for nid, d in indeg.items() if d == 0]
+    ready = deque(nid for nid, d in indeg.items() if d == 0)
     order = []
     while ready:
-        nid = ready.pop(0)
+        nid = ready.popleft()
         order.append(nid)
-        for ln in doc.downstream(nid):
+        for ln in index.leaving.get(nid, ()):
             if ln.dst[0] in indeg:
                 indeg[ln.dst[0]] -= 1
                 if indeg[ln.dst[0]] == 0:
                     ready.append(ln.dst[0])
     return order, set(doc.nodes) - set(order)
+
+
+def _on_cycles(left: set[str], index: LinkIndex) -> set[str]:
+    """Of the nodes a topological sort left over (on a cycle or downstream of one), those that
+    lead back into the leftovers: peel off, linearly, every node with no link to another."""
+    out = {n: {ln.dst[0] for ln in index.leaving.get(n, ()) if ln.dst[0] in left} for n in left}
+    into: dict[str, set[str]] = {n: set() for n in left}
+    for n, targets in out.items():
+        for t in targets:
+            into[t].add(n)
+    sinks = deque(n for n, targets in out.items() if not targets)
+    remaining = set(left)
+    while sinks:
+        n = sinks.popleft()
+        remaining.discard(n)
+        for m in into[n]:
+            out[m].discard(n)
+            if not out[m] and m in remaining:
+                sinks.append(m)
+    return remaining
 
 
 def _check_links(doc: GraphDocument, problems: list[Problem]) -> None:
@@ -128,10 +149,11 @@ def validate(doc: GraphDocument) -> Report:
         if not errs:
             params[nid] = nt.schema.validate(node.params)
     _check_links(doc, problems)
-    order, cyclic = _topological_order(doc)
+    index = doc.link_index()
+    order, cyclic = _topological_order(doc, index)
     if cyclic:
         # nodes merely downstream of a cycle are left over too; name only those on one
-        on_cycle = sorted(n for n in cyclic if n in doc.descendants(n)) or sorted(cyclic)
+        on_cycle = sorted(_on_cycles(cyclic, index)) or sorted(cyclic)
         problems.append(
             Problem(
                 None,
@@ -142,7 +164,7 @@ def validate(doc: GraphDocument) -> Report:
     for nid, node in doc.nodes.items():
         nt = NODE_TYPES.get(node.type)
         for port in nt.inputs if nt else ():
-            if doc.upstream(nid, port.name) is None:
+            if index.upstream(nid, port.name) is None:
                 problems.append(
                     Problem(
                         nid,
@@ -155,7 +177,7 @@ def validate(doc: GraphDocument) -> Report:
         problems.append(Problem(None, None, f"no {title} node: add one to run the graph"))
     problems.extend(_duplicate_layer_names(doc, params))
     problems.extend(_extras_problems(doc))
-    shapes = _infer(doc, order, params, problems)
+    shapes = _infer(doc, index, order, params, problems)
     return Report(problems, shapes, order)
 
 
@@ -210,7 +232,11 @@ def _extras_problems(doc: GraphDocument) -> list[Problem]:
 
 
 def _infer(
-    doc: GraphDocument, order: list[str], params: dict[str, dict], problems: list[Problem]
+    doc: GraphDocument,
+    index: LinkIndex,
+    order: list[str],
+    params: dict[str, dict],
+    problems: list[Problem],
 ) -> dict[str, Shape | None]:
     """Every node's output shape, each from its node type's own inference, in topological order."""
     shapes: dict[str, Shape | None] = {nid: None for nid in doc.nodes}
@@ -218,7 +244,7 @@ def _infer(
         if nid not in params:  # unknown type or invalid parameters: reported already
             continue
         nt = NODE_TYPES[doc.nodes[nid].type]
-        ctx = InferContext(doc, nid, params[nid], shapes, params, problems)
+        ctx = InferContext(doc, index, nid, params[nid], shapes, params, problems)
         try:
             shape = nt.infer(ctx)
         except Conv3DTStudioError as e:  # e.g. a data file that cannot be read

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import math
 import os
 from collections.abc import Iterable
 from typing import Any, TypeAlias
@@ -67,6 +68,13 @@ def apply_weights(
             if f"{layer.name}/bias" not in arrays:
                 raise FileError(f"`{source}` has no bias for layer `{layer.name}`")
             ws.append(arrays[f"{layer.name}/bias"])
+        for name, w in zip(("kernel", "bias"), ws):
+            kind = np.asarray(w).dtype
+            if kind.kind not in "biuf":
+                raise FileError(
+                    f"`{source}`: the {name} of layer `{layer.name}` holds {kind} values; "
+                    "expected numbers"
+                )
         try:
             layer.set_weights(ws)
         except (ShapeError, ParameterError) as exc:
@@ -79,15 +87,23 @@ def apply_weights(
                 optimizer.set_state(
                     {
                         **state,
-                        "iterations": int(state["iterations"]),
+                        "iterations": _iterations(state["iterations"]),
                         "u_product": float(state["u_product"]),
                     },
                     layer._weights(),
                 )
-            except (KeyError, ValueError, TypeError):
+            except (KeyError, ValueError, TypeError, OverflowError):
                 # saved by another algorithm (or damaged): the weights load, the optimizer starts
                 # afresh - as Keras does when the optimizer differs
                 optimizer.set_state({"iterations": 0, "u_product": 1.0}, layer._weights())
+
+
+def _iterations(value: object) -> int:
+    """An optimizer's step count from a file: a finite, non-negative whole number."""
+    number = float(np.asarray(value).reshape(-1)[0]) if np.size(value) == 1 else math.nan
+    if not math.isfinite(number) or number < 0 or number != int(number) or number >= 2**53:
+        raise ValueError(f"iterations must be a whole number >= 0, not {value!r}")
+    return int(number)
 
 
 def load_weights(path: str | os.PathLike, layers: Iterable) -> None:
@@ -125,16 +141,23 @@ def decode_weights(data: object, source: str = "embedded weights") -> dict[str, 
                 out[key] = np.asarray(raw.decode("utf-8"))
                 continue
             dtype = np.dtype({"<f4": "<f4", "<i8": "<i8"}[item["dtype"]])
-            shape = tuple(int(s) for s in item["shape"])
+            shape = tuple(_dimension(s) for s in item["shape"])
             raw = base64.b64decode(item["data"], validate=True)
             out[key] = (
                 np.frombuffer(raw, dtype=dtype)
                 .reshape(shape)
                 .astype(np.float32 if dtype.kind == "f" else np.int64)
             )
-        except (KeyError, TypeError, ValueError, binascii.Error) as exc:
+        except (KeyError, TypeError, ValueError, OverflowError, binascii.Error) as exc:
             raise FileError(f"{source}: array `{key}` is malformed ({exc})") from exc
     return out
+
+
+def _dimension(value: object) -> int:
+    """One axis length of an embedded array: a non-negative integer that fits in 32 bits."""
+    if isinstance(value, bool) or not isinstance(value, int) or not 0 <= value < 2**31:
+        raise ValueError(f"shape entries must be integers 0..2**31-1, not {value!r}")
+    return value
 
 
 # what a run or training takes as weights: a .npz path, named arrays, or None (embedded / seeded)
