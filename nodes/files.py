@@ -8,6 +8,7 @@ import io
 import os
 import stat
 import tempfile
+import time
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,52 @@ def _current_umask() -> int:
     return mask
 
 
+TMP_SUFFIX = ".tmp"
+STALE_AFTER_S = 24 * 3600  # a temporary whose writer cannot be told is removed after a day
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # someone else's live process
+        return True
+    except OverflowError:
+        return False
+    return True
+
+
+def remove_stale_temporaries(target: Path) -> list[Path]:
+    """Remove the temporaries that saves of ``target`` left behind when killed: named
+    ``.<name>.<pid>.<random>.tmp`` by :func:`atomic_write_bytes`, they are stale once their
+    writer's process is gone (or, without a pid, after a day). Returns what was removed."""
+    removed = []
+    prefix = f".{target.name}."
+    directory = target.parent if str(target.parent) else Path(".")
+    try:
+        candidates = [p for p in directory.iterdir() if p.name.startswith(prefix)]
+    except OSError:
+        return removed
+    for path in candidates:
+        if not path.name.endswith(TMP_SUFFIX) or path.is_symlink() or not path.is_file():
+            continue
+        middle = path.name[len(prefix) : -len(TMP_SUFFIX)]
+        pid_text = middle.split(".", 1)[0]
+        try:
+            stale = (
+                not _alive(int(pid_text))
+                if pid_text.isdigit() and "." in middle
+                else time.time() - path.stat().st_mtime > STALE_AFTER_S
+            )
+            if stale:
+                path.unlink()
+                removed.append(path)
+        except OSError:
+            continue
+    return removed
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to a temporary file beside ``path``, flush it to disk, then rename it over
     ``path``. On any error the previous file, if any, is untouched. A symbolic link is followed
@@ -40,8 +87,11 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     if not directory.is_dir():
         raise FileError(f"Cannot save `{given}`: folder `{directory}` does not exist")
     mode = target.stat().st_mode & 0o7777 if target.exists() else 0o666 & ~_current_umask()
+    remove_stale_temporaries(target)
     try:
-        fd, tmp = tempfile.mkstemp(prefix=f".{target.name}.", suffix=".tmp", dir=directory)
+        fd, tmp = tempfile.mkstemp(
+            prefix=f".{target.name}.{os.getpid()}.", suffix=TMP_SUFFIX, dir=directory
+        )
     except OSError as exc:
         raise FileError(f"Cannot save `{given}`: {exc.strerror or exc}") from exc
     try:

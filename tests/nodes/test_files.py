@@ -142,3 +142,33 @@ def test_what_is_not_a_regular_file_is_named_as_what_it_is(tmp_path, reader):
         with pytest.raises(FileError) as err:
             read(path if reader != "peek" else str(path))
         assert expected in str(err.value) and str(path) in str(err.value)
+
+
+def test_a_save_removes_the_temporaries_a_killed_save_left(tmp_path):
+    """A kill between writing the temporary and renaming it leaves `.NAME.<pid>.<x>.tmp`; the
+    next save of NAME removes those of dead processes and keeps a live writer's."""
+    import subprocess
+    import sys
+
+    from conv3dt_studio.nodes.files import atomic_write_text
+
+    target = tmp_path / "g.json"
+    dead = subprocess.run(
+        [sys.executable, "-c", "import os; print(os.getpid())"],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    dead_pid = int(dead.stdout)
+    orphan = tmp_path / f".g.json.{dead_pid}.abc123.tmp"
+    orphan.write_text("half a graph")
+    live = tmp_path / f".g.json.{os.getpid()}.def456.tmp"
+    live.write_text("being written")
+    other = tmp_path / f".h.json.{dead_pid}.abc123.tmp"
+    other.write_text("another file's")
+    atomic_write_text(target, "{}")
+    assert target.read_text() == "{}"
+    assert not orphan.exists() and live.exists() and other.exists()
+    assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".g.json.")) == [
+        live.name
+    ]
