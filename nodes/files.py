@@ -47,7 +47,7 @@ def remove_stale_temporaries(target: Path) -> list[Path]:
     """Remove the temporaries that saves of ``target`` left behind when killed: named
     ``.<name>.<pid>.<random>.tmp`` by :func:`atomic_write_bytes`, they are stale once their
     writer's process is gone (or, without a pid, after a day). Returns what was removed."""
-    removed = []
+    removed: list[Path] = []
     prefix = f".{target.name}."
     directory = target.parent if str(target.parent) else Path(".")
     try:

@@ -18,17 +18,14 @@ from conv3dt_studio.compute import Graph, PredictionInfo
 from conv3dt_studio.compute.conv3d_transpose_ops import CHUNK_BYTES
 from conv3dt_studio.compute.layers import fmt_shape
 
-from . import data_sources
+from . import data_sources, memory
 from .catalogue import DATA_SOURCE, INPUT, NODE_TYPES, OUTPUT, WRAPPER
 from .graph_document import GraphDocument
+from .memory import MemoryLimitError, available_memory  # noqa: F401 - re-exported
 from .validation import DocumentProblems, Problem, relevant_problems, validate
 from .weights import apply_run_weights
 
 Progress = Callable[[float, str], None]
-
-
-class MemoryLimitError(DocumentProblems):
-    pass
 
 
 @dataclass
@@ -43,6 +40,7 @@ class Plan:
     output_shape: tuple
     shapes: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
+    weights: int = 0  # elements of every layer's kernel and bias
 
 
 @dataclass
@@ -70,21 +68,6 @@ def prediction_stats(y: np.ndarray) -> dict[str, float]:
         "nan": int(np.isnan(y).sum()),
         "inf": int(np.isinf(y).sum()),
     }
-
-
-def available_memory() -> int:
-    """Bytes of memory available now (Linux MemAvailable, else total physical memory)."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return 8 * 2**30
 
 
 def plan(doc: GraphDocument, prediction_node: str | None = None) -> Plan:
@@ -136,7 +119,19 @@ def plan(doc: GraphDocument, prediction_node: str | None = None) -> Plan:
         output_shape,
         report.shapes,
         int(doc.settings.get("seed", 0)),
+        sum(_weight_count(doc, td, report.shapes) for td in chain),
     )
+
+
+def _weight_count(doc: GraphDocument, wrapper: str, shapes: dict[str, Any]) -> int:
+    """Elements of the kernel (k0*k1*k2*filters*channels) and bias of the layer in ``wrapper``,
+    from its parameters and the channels of the wrapper's input."""
+    params = doc.params(doc.feeder(wrapper, "layer"))
+    x: tuple[int, ...] = shapes.get(doc.feeder(wrapper, "x")) or ()
+    cf = params["data_format"] == "channels_first"
+    channels = (x[2] if cf else x[-1]) if len(x) == 6 else 1
+    kernel = math.prod(params["size"]) * params["n_filters"] * channels
+    return kernel + (params["n_filters"] if params["use_bias"] else 0)
 
 
 def feeding_data_node(doc: GraphDocument, prediction_node: str | None = None) -> str | None:
@@ -192,11 +187,12 @@ def with_data(
 
 
 def estimate_bytes(p: Plan, batch_size: int = 0) -> int:
-    """Bytes a prediction run allocates: the data, every layer output of one batch, the result,
-    and the transposed convolution's bounded working buffers."""
+    """Bytes a prediction run allocates: the data, the weights (initialised in float32), every
+    layer output of one batch, the result, and the transposed convolution's bounded working
+    buffers."""
     n = p.input_shape[0]
     per = batch_size if batch_size and batch_size < n else n
-    total = 4 * math.prod(p.input_shape) + 4 * math.prod(p.output_shape)
+    total = 4 * math.prod(p.input_shape) + 4 * math.prod(p.output_shape) + 4 * p.weights
     largest = 0
     for nid in p.chain:
         batch_out = 4 * math.prod(p.shapes[nid]) * per // max(n, 1)
@@ -204,6 +200,23 @@ def estimate_bytes(p: Plan, batch_size: int = 0) -> int:
         largest = max(largest, batch_out)
     # the transposed convolution's working buffers: bounded per chunk, never above a batch output
     return total + min(2 * CHUNK_BYTES, 2 * largest)
+
+
+def estimate_train_bytes(p: Plan, batch_size: int) -> int:
+    """Bytes a training allocates: the data and the target (whole), the weights with their
+    gradients and up to three optimizer slots each, and per batch every layer's output,
+    pre-activation and input gradient, plus the working buffers."""
+    n = p.input_shape[0]
+    per = min(batch_size, n) if batch_size else n
+    total = 4 * math.prod(p.input_shape) + 4 * math.prod(p.output_shape) + 5 * 4 * p.weights
+    largest = 0
+    for nid in p.chain:
+        batch_out = 4 * math.prod(p.shapes[nid]) * per // max(n, 1)
+        total += 3 * batch_out
+        largest = max(largest, batch_out)
+    return (
+        total + 4 * math.prod(p.input_shape) * per // max(n, 1) + min(2 * CHUNK_BYTES, 2 * largest)
+    )
 
 
 def estimate_device_bytes(p: Plan, batch_size: int = 0) -> int:
@@ -263,20 +276,7 @@ def run_document(
         doc = with_data(doc, data, prediction_node)
     p = plan(doc, prediction_node)
     batch_size = doc.params(p.prediction_node)["batch_size"]
-    limit = memory_limit if memory_limit is not None else available_memory() // 2
-    need = estimate_bytes(p, batch_size)
-    if need > limit:
-        raise MemoryLimitError(
-            [
-                Problem(
-                    p.prediction_node,
-                    None,
-                    f"this run needs about "
-                    f"{need / 2**20:,.1f} MiB, above the memory limit of "
-                    f"{limit / 2**20:,.1f} MiB; lower the batch size or the shapes",
-                )
-            ]
-        )
+    memory.check(estimate_bytes(p, batch_size), memory_limit, "this run", p.prediction_node)
     if progress:
         progress(0.0, "preparing data")
     x = load_data(doc, p.data_node, seed) if data is None else data.astype(np.float32)

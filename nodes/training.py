@@ -9,7 +9,7 @@ import math
 import os
 import time
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from typing import Any
 
 import numpy as np
@@ -17,9 +17,10 @@ import numpy as np
 from conv3dt_studio.compute import Graph
 from conv3dt_studio.compute.layers import fmt_shape
 
+from . import memory
 from .catalogue import LOSS, OUTPUT, TARGET
 from .graph_document import GraphDocument
-from .runner import Plan, build_graph, load_data, plan
+from .runner import Plan, build_graph, estimate_train_bytes, load_data, plan
 from .settings import TRAINING_SCHEMA
 from .validation import DocumentProblems, Problem, relevant_problems, validate
 from .weights import apply_run_weights, conv_layers
@@ -137,14 +138,19 @@ def train_document(
     should_stop: Callable[[], bool] | None = None,
     on_epoch_end: Callable[[int, dict[str, float]], None] | None = None,
     on_step: Callable[[int, dict[str, Any]], None] | None = None,
+    memory_limit: int | None = None,
 ) -> TrainResult:
     """Train the document's graph; arguments override the document's settings. Pass ``graph`` to
-    continue training an already built graph (its weights and optimizer state)."""
+    continue training an already built graph (its weights and optimizer state). A training that
+    would need more than ``memory_limit`` bytes (default: half the available memory) is refused
+    before anything is allocated."""
     tp = train_plan(doc)
     s = dict(tp.settings)
     s["epochs"] = epochs or s["epochs"]
     s["batch_size"] = batch_size or s["batch_size"]
     loss_name = loss or tp.loss
+    run = tp.run if x is None else replace(tp.run, input_shape=np.shape(x))
+    memory.check(estimate_train_bytes(run, s["batch_size"]), memory_limit, "this training")
     xa = load_data(doc, tp.run.data_node, seed) if x is None else np.asarray(x, np.float32)
     g = graph or build_graph(doc, tp.run, backend, seed)
     expected = g.compute_output_shape(xa.shape)

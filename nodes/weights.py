@@ -98,9 +98,10 @@ def apply_weights(
                 optimizer.set_state({"iterations": 0, "u_product": 1.0}, layer._weights())
 
 
-def _iterations(value: object) -> int:
+def _iterations(value: Any) -> int:
     """An optimizer's step count from a file: a finite, non-negative whole number."""
-    number = float(np.asarray(value).reshape(-1)[0]) if np.size(value) == 1 else math.nan
+    array = np.asarray(value)
+    number = float(array.reshape(-1)[0]) if array.size == 1 else math.nan
     if not math.isfinite(number) or number < 0 or number != int(number) or number >= 2**53:
         raise ValueError(f"iterations must be a whole number >= 0, not {value!r}")
     return int(number)

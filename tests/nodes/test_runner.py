@@ -291,3 +291,45 @@ def test_two_layers_may_not_share_a_name(doc):
         "layer name `conv3d_transpose` is also node `conv3d_transpose`'s"
         in problems[(conv2, "name")]
     )
+
+
+def test_the_run_estimate_counts_the_kernel_before_it_is_initialised(make_doc):
+    """A huge kernel on tiny data is refused before the initializer allocates it."""
+    doc = make_doc({"size": 350, "padding": True})
+    p = nodes.plan(doc)
+    assert p.weights == 350**3 * 3 * 2 + 3  # k^3 * filters * channels + bias
+    with pytest.raises(nodes.MemoryLimitError, match="this run needs about") as info:
+        nodes.run_document(doc, backend="numpy", memory_limit=4 * p.weights)
+    (problem,) = info.value.problems
+    assert problem.node == "prediction_6d"
+
+
+def test_training_is_refused_before_anything_is_allocated(monkeypatch):
+    from conv3dt_studio.nodes import memory
+    from conv3dt_studio.nodes.examples import teacher_student
+    from conv3dt_studio.nodes.runner import estimate_train_bytes
+    from conv3dt_studio.nodes.training import train_document, train_plan
+
+    doc = teacher_student()
+    tp = train_plan(doc)
+    need = estimate_train_bytes(tp.run, 8)
+    allocated = []
+    monkeypatch.setattr(
+        "conv3dt_studio.nodes.training.load_data", lambda *a, **k: allocated.append(1)
+    )
+    with pytest.raises(memory.MemoryLimitError) as info:
+        train_document(doc, backend="numpy", epochs=1, memory_limit=need - 1)
+    assert allocated == []
+    assert f"this training needs about {memory.mib(need)}" in str(info.value)
+    assert f"above the memory limit of {memory.mib(need - 1)}" in str(info.value)
+
+
+def test_the_training_estimate_grows_with_the_weights_and_the_batch():
+    from conv3dt_studio.nodes.examples import teacher_student
+    from conv3dt_studio.nodes.runner import estimate_train_bytes
+    from conv3dt_studio.nodes.training import train_plan
+
+    p = train_plan(teacher_student()).run
+    assert estimate_train_bytes(p, 16) > estimate_train_bytes(p, 8) > estimate_bytes(p, 8)
+    bigger = type(p)(**{**p.__dict__, "weights": p.weights * 10})
+    assert estimate_train_bytes(bigger, 8) - estimate_train_bytes(p, 8) == 5 * 4 * 9 * p.weights
