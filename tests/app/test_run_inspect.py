@@ -10,7 +10,7 @@ import pytest
 from PySide6.QtCore import QTimer
 
 from conv3dt_studio import nodes
-from conv3dt_studio.app.editor.run_worker import prediction_to_run, weights_text
+from conv3dt_studio.app.editor.run_job import prediction_to_run, weights_text
 
 RUN_TIMEOUT_MS = 30_000
 
@@ -59,10 +59,9 @@ def test_stop_cancels_a_long_run(make_window, qtbot):
     doc = nodes.default_document()  # 10 samples of the toolkit's size
     doc.set_param("prediction_6d", "batch_size", 1)  # Stop acts between batches
     w = make_window(doc)
-    w.worker_progress = []
+    w.activity.progress.connect(lambda f, m: w.stop() if "batch" in m else None)
     with qtbot.waitSignal(w.run_stopped, timeout=RUN_TIMEOUT_MS):
         w.run()
-        w.worker.signals.progress.connect(lambda f, m: w.stop() if "batch" in m else None)
     assert "Run stopped" in w.log.text()
     assert w.inspector.result is None
     assert w.action_run.isEnabled()
@@ -94,23 +93,23 @@ def test_graph_with_problems_does_not_run(window, qtbot):
     with qtbot.waitSignal(window.run_failed, timeout=1000):
         assert not window.run()
     assert "Cannot run" in window.log.text()
-    assert window.worker is None
+    assert not window.is_running()
 
 
 def _unexpected_exception(window, monkeypatch):
-    from conv3dt_studio.app.editor import run_worker
+    from conv3dt_studio.app.editor import run_job
 
     def broken(*_args, **_kwargs):
         raise RuntimeError("the kernel caught fire")
 
-    monkeypatch.setattr(run_worker, "run_document", broken)
+    monkeypatch.setattr(run_job, "run_document", broken)
     return "RuntimeError: the kernel caught fire"
 
 
 def _memory_refusal(window, monkeypatch):
-    from conv3dt_studio.nodes import runner
+    from conv3dt_studio.nodes import memory
 
-    monkeypatch.setattr(runner, "available_memory", lambda: 1024)
+    monkeypatch.setattr(memory, "available_memory", lambda: 1024)
     return "above the memory limit of 0.0 MiB"
 
 
@@ -140,12 +139,12 @@ def test_a_failure_that_is_no_nodes_fault_goes_to_the_log_and_status_bar(
 
 
 def test_a_node_problem_found_by_the_run_goes_on_its_node(window, qtbot, monkeypatch):
-    from conv3dt_studio.app.editor import run_worker
+    from conv3dt_studio.app.editor import run_job
 
     def refuse(*_args, **_kwargs):
         raise nodes.DocumentProblems([nodes.Problem("data", "path", "file `x.npy` is gone")])
 
-    monkeypatch.setattr(run_worker, "run_document", refuse)
+    monkeypatch.setattr(run_job, "run_document", refuse)
     with qtbot.waitSignal(window.run_failed, timeout=RUN_TIMEOUT_MS):
         window.run()
     assert window.canvas.run_errors == {"data": "file `x.npy` is gone"}
@@ -247,7 +246,7 @@ def test_the_unfinished_branch_itself_does_not_run(make_window, make_doc, qtbot)
     w.canvas.select("prediction_6d_2")
     with qtbot.waitSignal(w.run_failed, timeout=1000) as blocker:
         assert not w.run()
-    assert "time_distributed_2" in blocker.args[0] and w.worker is None
+    assert "time_distributed_2" in blocker.args[0] and not w.is_running()
     assert "Cannot run Prediction 6D 2 (`prediction_6d_2`): 1 problem(s)" in w.log.text()
 
 
@@ -257,7 +256,7 @@ def test_a_document_wide_problem_blocks_every_chain(make_window, make_doc, qtbot
     w = make_window(doc)
     with qtbot.waitSignal(w.run_failed, timeout=1000) as blocker:
         assert not w.run()
-    assert "epochs" in blocker.args[0] and w.worker is None
+    assert "epochs" in blocker.args[0] and not w.is_running()
 
 
 CHAIN_1_WEIGHTS = {"conv3d_transpose/kernel": np.zeros(1), "conv3d_transpose/bias": np.zeros(1)}
