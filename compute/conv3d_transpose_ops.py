@@ -208,6 +208,23 @@ def _flat_backward_kernel(xp, x, dy, geom: Geometry, kernel_shape):
 
 # ----------------------------------------------------------------------------- phase plan
 
+# Columns of PhasePlan.dims and PhasePlan.ph, axes in plan order (what each holds:
+# :mod:`compute.cpu_kernels`, which reads them). A per-axis triple takes consecutive columns. The
+# compiled kernels hold these values as constants, and Numba's disk cache does not notice a change
+# made here: edit cpu_kernels.py with them (any change there recompiles it).
+D_C, D_F = 0, 1
+D_IN0, D_IN1, D_IN2 = 2, 3, 4
+D_OUT0, D_OUT1, D_OUT2 = 5, 6, 7
+D_G2, D_PLANE, D_LEAD = 8, 9, 10
+D_S0, D_S1, D_S2 = 11, 12, 13
+D_XQ, D_M0 = 14, 15
+DIMS_LEN = 16
+PH_FIRST, PH_COUNT = 0, 1
+PH_R0, PH_R1, PH_R2 = 2, 3, 4
+PH_MLO0, PH_MLO1, PH_MLO2 = 5, 6, 7
+PH_N0, PH_N1, PH_N2 = 8, 9, 10
+PH_LEN = 11
+
 
 @dataclass(frozen=True)
 class PhasePlan:
@@ -282,7 +299,11 @@ def phase_plan(geom: Geometry, c: int, f: int) -> PhasePlan:
                 j = [0, 0, 0]
                 j[perm[0]], j[perm[1]], j[perm[2]] = j0, j1, j2
                 kidx.append((j[0] * ks[1] + j[1]) * ks[2] + j[2])
-        ph.append([first, len(toff) - first, *r, *mlo, *counts])
+        row = [0] * PH_LEN
+        row[PH_FIRST], row[PH_COUNT] = first, len(toff) - first
+        row[PH_R0 : PH_R0 + 3], row[PH_MLO0 : PH_MLO0 + 3] = r, mlo
+        row[PH_N0 : PH_N0 + 3] = counts
+        ph.append(row)
         lo = mlo[1] * g2 + mlo[2]
         qlo.append(lo)
         qlen.append((mlo[1] + counts[1] - 1) * g2 + mlo[2] + counts[2] - lo if min(counts) else 0)
@@ -290,14 +311,17 @@ def phase_plan(geom: Geometry, c: int, f: int) -> PhasePlan:
     outs = [a.out_len for a in axes]
     xq = (ins[1] - 1) * g2 + ins[2]
     lead = max(toff, default=0)
-    m0 = max((row[8] for row in ph), default=0)
-    dims = [c, f, *ins, *outs, g2, plane, lead, *(a.stride for a in axes), xq, m0]
+    dims = [0] * DIMS_LEN
+    dims[D_C], dims[D_F], dims[D_G2], dims[D_PLANE], dims[D_LEAD] = c, f, g2, plane, lead
+    dims[D_IN0 : D_IN0 + 3], dims[D_OUT0 : D_OUT0 + 3] = ins, outs
+    dims[D_S0 : D_S0 + 3] = [a.stride for a in axes]
+    dims[D_XQ], dims[D_M0] = xq, max((row[PH_N0] for row in ph), default=0)
     i64 = np.int64
     return PhasePlan(
         perm,
         np.array(dims, i64),
         np.array([a.crop_start for a in axes], i64),
-        np.array(ph, i64).reshape(-1, 11),
+        np.array(ph, i64).reshape(-1, PH_LEN),
         np.array(qlo, i64),
         np.array(qlen, i64),
         np.array(toff, i64),

@@ -17,13 +17,15 @@ run over long contiguous ranges whatever the volume's shape (W1's last axis is 3
 multiply few padding zeros. Work is split over samples (parallel); every temporary is per sample, so
 the extra memory is a few samples' planes, never the batch.
 
-Plan arrays (``p`` a phase, ``t`` a tap sorted by phase), axes in plan order:
-    dims    int64[16]: C, F, in0, in1, in2, out0, out1, out2, g2 (plane row length), plane size,
-            lead (largest in-plane tap offset), s0, s1, s2 (strides), xq (flat length covering
-            the input in a plane), m0 (most output planes of a phase)
+Plan arrays (``p`` a phase, ``t`` a tap sorted by phase), axes in plan order; the columns of
+``dims`` and ``ph`` are read through the names :mod:`compute.conv3d_transpose_ops` defines:
+    dims    int64[DIMS_LEN]: D_C, D_F (channels, filters), D_IN0..2, D_OUT0..2 (input and output
+            lengths), D_G2 (plane row length), D_PLANE (plane size), D_LEAD (largest in-plane tap
+            offset), D_S0..2 (strides), D_XQ (flat length covering the input in a plane), D_M0
+            (most output planes of a phase)
     crop    int64[3]: the Keras crop start per axis
-    ph      int64[P, 11]: first tap, tap count, r0, r1, r2, mlo0, mlo1, mlo2, n0, n1, n2
-            (residues, first phase index and count of output positions per axis)
+    ph      int64[P, PH_LEN]: PH_FIRST (first tap), PH_COUNT (tap count), PH_R0..2 (residues),
+            PH_MLO0..2 (first phase index), PH_N0..2 (count of output positions) per axis
     qlo     int64[P]: flat in-plane index of the phase's first output position
     qlen    int64[P]: flat length covering the phase's output positions in a plane
     toff    int64[T]: in-plane flat offset of each tap
@@ -38,6 +40,33 @@ import os
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+
+from .conv3d_transpose_ops import (
+    D_C,
+    D_F,
+    D_G2,
+    D_IN0,
+    D_IN1,
+    D_IN2,
+    D_LEAD,
+    D_M0,
+    D_PLANE,
+    D_S0,
+    D_S1,
+    D_S2,
+    D_XQ,
+    PH_COUNT,
+    PH_FIRST,
+    PH_MLO0,
+    PH_MLO1,
+    PH_MLO2,
+    PH_N0,
+    PH_N1,
+    PH_N2,
+    PH_R0,
+    PH_R1,
+    PH_R2,
+)
 
 try:  # optional dependency
     import numba
@@ -148,7 +177,8 @@ def _copy(src, dst):
 def _embed_input(xf, xs, n, xe, dims):
     """Sample ``n`` of ``x`` (flat ``xf``, element strides ``xs`` of (N, C, *in)) onto the zeroed
     planes ``xe`` (in0, C, lead + plane)."""
-    c_n, i0, i1, i2, g2, lead = dims[0], dims[2], dims[3], dims[4], dims[8], dims[10]
+    c_n, i0, i1, i2 = dims[D_C], dims[D_IN0], dims[D_IN1], dims[D_IN2]
+    g2, lead = dims[D_G2], dims[D_LEAD]
     step = xs[4]
     if xs[2] < xs[3]:
         for c in range(c_n):
@@ -172,21 +202,21 @@ def _embed_input(xf, xs, n, xe, dims):
 def _embed_output(df, ds, n, dye, dims, crop, ph):
     """Sample ``n`` of ``dy`` (flat ``df``, strides ``ds`` of (N, F, *out)) split into phase planes
     ``dye`` (P*m0, F, plane + lead)."""
-    f_n, g2, m0 = dims[1], dims[8], dims[15]
-    st0, st1, st2 = dims[11], dims[12], dims[13]
+    f_n, g2, m0 = dims[D_F], dims[D_G2], dims[D_M0]
+    st0, st1, st2 = dims[D_S0], dims[D_S1], dims[D_S2]
     step, step_a = st2 * ds[4], st0 * ds[2]
     for p in range(ph.shape[0]):
-        if ph[p, 1] == 0:
+        if ph[p, PH_COUNT] == 0:
             continue
-        n0, n1, n2 = ph[p, 8], ph[p, 9], ph[p, 10]
-        src_p = n * ds[0] + (st0 * ph[p, 5] + ph[p, 2] - crop[0]) * ds[2]
-        src_p += (st2 * ph[p, 7] + ph[p, 4] - crop[2]) * ds[4]
+        n0, n1, n2 = ph[p, PH_N0], ph[p, PH_N1], ph[p, PH_N2]
+        src_p = n * ds[0] + (st0 * ph[p, PH_MLO0] + ph[p, PH_R0] - crop[0]) * ds[2]
+        src_p += (st2 * ph[p, PH_MLO2] + ph[p, PH_R2] - crop[2]) * ds[4]
         if ds[2] < ds[3]:
             for f in range(f_n):
                 for b in range(n1):
-                    mb = ph[p, 6] + b
-                    base = mb * g2 + ph[p, 7]
-                    src0 = src_p + f * ds[1] + (st1 * mb + ph[p, 3] - crop[1]) * ds[3]
+                    mb = ph[p, PH_MLO1] + b
+                    base = mb * g2 + ph[p, PH_MLO2]
+                    src0 = src_p + f * ds[1] + (st1 * mb + ph[p, PH_R1] - crop[1]) * ds[3]
                     for a in range(n0):
                         src = src0 + a * step_a
                         _copy(
@@ -196,10 +226,10 @@ def _embed_output(df, ds, n, dye, dims, crop, ph):
             for a in range(n0):
                 for f in range(f_n):
                     for b in range(n1):
-                        mb = ph[p, 6] + b
-                        base = mb * g2 + ph[p, 7]
+                        mb = ph[p, PH_MLO1] + b
+                        base = mb * g2 + ph[p, PH_MLO2]
                         src = src_p + a * step_a + f * ds[1]
-                        src += (st1 * mb + ph[p, 3] - crop[1]) * ds[3]
+                        src += (st1 * mb + ph[p, PH_R1] - crop[1]) * ds[3]
                         _copy(
                             df[src : src + n2 * step : step], dye[p * m0 + a, f, base : base + n2]
                         )
@@ -209,18 +239,18 @@ def _embed_output(df, ds, n, dye, dims, crop, ph):
 def _scatter_phase(buf, yf, ys, n, p, dims, crop, ph, qlo):
     """Phase ``p``'s planes ``buf`` (n0, F, qlen) to their output positions in ``y`` (flat ``yf``,
     strides ``ys`` of (N, F, *out))."""
-    f_n, g2 = dims[1], dims[8]
-    st0, st1, st2 = dims[11], dims[12], dims[13]
-    n0, n1, n2 = ph[p, 8], ph[p, 9], ph[p, 10]
+    f_n, g2 = dims[D_F], dims[D_G2]
+    st0, st1, st2 = dims[D_S0], dims[D_S1], dims[D_S2]
+    n0, n1, n2 = ph[p, PH_N0], ph[p, PH_N1], ph[p, PH_N2]
     step_a, step_w = st0 * ys[2], st2 * ys[4]
-    dst_p = n * ys[0] + (st0 * ph[p, 5] + ph[p, 2] - crop[0]) * ys[2]
-    dst_p += (st2 * ph[p, 7] + ph[p, 4] - crop[2]) * ys[4]
+    dst_p = n * ys[0] + (st0 * ph[p, PH_MLO0] + ph[p, PH_R0] - crop[0]) * ys[2]
+    dst_p += (st2 * ph[p, PH_MLO2] + ph[p, PH_R2] - crop[2]) * ys[4]
     if ys[2] < ys[3]:
         for f in range(f_n):
             for b in range(n1):
-                mb = ph[p, 6] + b
-                base = mb * g2 + ph[p, 7] - qlo[p]
-                dst = dst_p + f * ys[1] + (st1 * mb + ph[p, 3] - crop[1]) * ys[3]
+                mb = ph[p, PH_MLO1] + b
+                base = mb * g2 + ph[p, PH_MLO2] - qlo[p]
+                dst = dst_p + f * ys[1] + (st1 * mb + ph[p, PH_R1] - crop[1]) * ys[3]
                 for a in range(n0):
                     d = dst + a * step_a
                     _copy(buf[a, f, base : base + n2], yf[d : d + n2 * step_w : step_w])
@@ -228,17 +258,33 @@ def _scatter_phase(buf, yf, ys, n, p, dims, crop, ph, qlo):
         for a in range(n0):
             for f in range(f_n):
                 for b in range(n1):
-                    mb = ph[p, 6] + b
-                    base = mb * g2 + ph[p, 7] - qlo[p]
-                    d = dst_p + a * step_a + f * ys[1] + (st1 * mb + ph[p, 3] - crop[1]) * ys[3]
+                    mb = ph[p, PH_MLO1] + b
+                    base = mb * g2 + ph[p, PH_MLO2] - qlo[p]
+                    d = dst_p + a * step_a + f * ys[1]
+                    d += (st1 * mb + ph[p, PH_R1] - crop[1]) * ys[3]
                     _copy(buf[a, f, base : base + n2], yf[d : d + n2 * step_w : step_w])
+
+
+@njit(**_JIT)
+def _select_taps(ph, p, m, tout, i0, tsel, tsrc):
+    """The taps of phase ``p`` that reach its output plane ``m`` from an input plane
+    ``i = m - tout[t]`` in ``[0, i0)``: ``t`` in ``tsel``, ``i`` in ``tsrc``; returns how many."""
+    nsel = 0
+    for t in range(ph[p, PH_FIRST], ph[p, PH_FIRST] + ph[p, PH_COUNT]):
+        i = m - tout[t]
+        if 0 <= i < i0:
+            tsel[nsel] = t
+            tsrc[nsel] = i
+            nsel += 1
+    return nsel
 
 
 @njit(**_JIT)
 def forward(xf, xs, wt, yf, ys, n_from, n_to, dims, crop, ph, qlo, qlen, toff, tout):
     """Samples ``[n_from, n_to)`` of ``y`` (N, F, *out) = transposed convolution of ``x``
     (N, C, *in); ``wt`` (T, F, C) the plan's tap weights."""
-    c_n, f_n, i0, plane, lead = dims[0], dims[1], dims[2], dims[9], dims[10]
+    c_n, f_n, i0 = dims[D_C], dims[D_F], dims[D_IN0]
+    plane, lead = dims[D_PLANE], dims[D_LEAD]
     ntoff = -toff
     xe = np.zeros((i0, c_n, lead + plane), np.float32)
     tsel = np.empty(toff.shape[0], np.int64)
@@ -247,21 +293,15 @@ def forward(xf, xs, wt, yf, ys, n_from, n_to, dims, crop, ph, qlo, qlen, toff, t
     # faults, which serialize the threads.
     most = 0
     for p in range(ph.shape[0]):
-        most = max(most, ph[p, 8] * f_n * qlen[p])
+        most = max(most, ph[p, PH_N0] * f_n * qlen[p])
     scratch = np.empty(most, np.float32)
     for n in range(n_from, n_to):
         _embed_input(xf, xs, n, xe, dims)
         for p in range(ph.shape[0]):
-            buf = scratch[: ph[p, 8] * f_n * qlen[p]].reshape((ph[p, 8], f_n, qlen[p]))
-            for a in range(ph[p, 8]):
-                m = ph[p, 5] + a
-                nsel = 0
-                for t in range(ph[p, 0], ph[p, 0] + ph[p, 1]):
-                    i = m - tout[t]
-                    if 0 <= i < i0:
-                        tsel[nsel] = t
-                        tsrc[nsel] = i
-                        nsel += 1
+            n0 = ph[p, PH_N0]
+            buf = scratch[: n0 * f_n * qlen[p]].reshape((n0, f_n, qlen[p]))
+            for a in range(n0):
+                nsel = _select_taps(ph, p, ph[p, PH_MLO0] + a, tout, i0, tsel, tsrc)
                 _gather(buf[a], qlen[p], xe, tsel, tsrc, nsel, ntoff, wt, lead + qlo[p])
             _scatter_phase(buf, yf, ys, n, p, dims, crop, ph, qlo)
 
@@ -270,8 +310,8 @@ def forward(xf, xs, wt, yf, ys, n_from, n_to, dims, crop, ph, qlo, qlen, toff, t
 def backward_input(df, ds, wt, dxf, dxs, n_from, n_to, dims, crop, ph, toff, tout, tph):
     """Samples ``[n_from, n_to)`` of ``dx`` (N, C, *in) = input gradient from ``dy``
     (N, F, *out); ``wt`` (T, C, F) the plan's tap weights, transposed."""
-    c_n, f_n, i0, i1, i2 = dims[0], dims[1], dims[2], dims[3], dims[4]
-    g2, plane, lead, xq, m0 = dims[8], dims[9], dims[10], dims[14], dims[15]
+    c_n, f_n, i0, i1, i2 = dims[D_C], dims[D_F], dims[D_IN0], dims[D_IN1], dims[D_IN2]
+    g2, plane, lead, xq, m0 = dims[D_G2], dims[D_PLANE], dims[D_LEAD], dims[D_XQ], dims[D_M0]
     dye = np.zeros((ph.shape[0] * m0, f_n, plane + lead), np.float32)
     buf = np.empty((i0, c_n, xq), np.float32)
     tsel = np.empty(toff.shape[0], np.int64)
@@ -282,8 +322,8 @@ def backward_input(df, ds, wt, dxf, dxs, n_from, n_to, dims, crop, ph, toff, tou
             nsel = 0
             for t in range(toff.shape[0]):
                 p = tph[t]
-                a = i + tout[t] - ph[p, 5]
-                if 0 <= a < ph[p, 8]:
+                a = i + tout[t] - ph[p, PH_MLO0]
+                if 0 <= a < ph[p, PH_N0]:
                     tsel[nsel] = t
                     tsrc[nsel] = p * m0 + a
                     nsel += 1
@@ -346,7 +386,8 @@ def _tap_dots(g, xs, tsel, tsrc, nsel, toff, q_from, q_to, lead, acc):
 @njit(**_JIT)
 def backward_kernel(xf, xs, df, ds, acc, n_from, n_to, dims, crop, ph, qlo, qlen, toff, tout):
     """``acc[t, f, c]`` (float64) += kernel gradient of samples ``[n_from, n_to)``."""
-    c_n, f_n, i0, plane, lead, m0 = dims[0], dims[1], dims[2], dims[9], dims[10], dims[15]
+    c_n, f_n, i0 = dims[D_C], dims[D_F], dims[D_IN0]
+    plane, lead, m0 = dims[D_PLANE], dims[D_LEAD], dims[D_M0]
     xe = np.zeros((i0, c_n, lead + plane), np.float32)
     dye = np.zeros((ph.shape[0] * m0, f_n, plane + lead), np.float32)
     tsel = np.empty(toff.shape[0], np.int64)
@@ -355,15 +396,8 @@ def backward_kernel(xf, xs, df, ds, acc, n_from, n_to, dims, crop, ph, qlo, qlen
         _embed_input(xf, xs, n, xe, dims)
         _embed_output(df, ds, n, dye, dims, crop, ph)
         for p in range(ph.shape[0]):
-            for a in range(ph[p, 8]):
-                m = ph[p, 5] + a
-                nsel = 0
-                for t in range(ph[p, 0], ph[p, 0] + ph[p, 1]):
-                    i = m - tout[t]
-                    if 0 <= i < i0:
-                        tsel[nsel] = t
-                        tsrc[nsel] = i
-                        nsel += 1
+            for a in range(ph[p, PH_N0]):
+                nsel = _select_taps(ph, p, ph[p, PH_MLO0] + a, tout, i0, tsel, tsrc)
                 _tap_dots(
                     dye[p * m0 + a], xe, tsel, tsrc, nsel, toff, qlo[p], qlo[p] + qlen[p], lead, acc
                 )

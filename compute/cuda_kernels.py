@@ -25,26 +25,22 @@ import numpy as np
 THREADS = 256  # threads per block
 _CACHE: dict[tuple, object] = {}  # compiled kernels
 
-_COMMON = r"""
-#define I0 g[0]
-#define I1 g[1]
-#define I2 g[2]
-#define O0 g[3]
-#define O1 g[4]
-#define O2 g[5]
-#define K0 g[6]
-#define K1 g[7]
-#define K2 g[8]
-#define S0 g[9]
-#define S1 g[10]
-#define S2 g[11]
-#define D0 g[12]
-#define D1 g[13]
-#define D2 g[14]
-#define P0 g[15]
-#define P1 g[16]
-#define P2 g[17]
-"""
+# The geometry table ``g`` every convolution kernel reads: per field, one int32 per axis. The C
+# source names its entries (I0 = g[0], ..., P2 = g[17]) with #defines generated from this table,
+# and :func:`_geometry_array` fills it from the same one, so the two cannot disagree.
+_GEOMETRY_FIELDS = (
+    ("I", "in_len"),
+    ("O", "out_len"),
+    ("K", "size"),
+    ("S", "stride"),
+    ("D", "dilation"),
+    ("P", "crop_start"),
+)
+_COMMON = "\n" + "".join(
+    f"#define {letter}{axis} g[{3 * i + axis}]\n"
+    for i, (letter, _) in enumerate(_GEOMETRY_FIELDS)
+    for axis in range(3)
+)
 
 _FORWARD = r"""
 extern "C" __global__ void conv3dt_forward(
@@ -234,9 +230,7 @@ def _kernel(xp, name: str, nf: int, nc: int):
 
 
 def _geometry_array(xp, geom):
-    a = geom.axes
-    values = [x.in_len for x in a] + [x.out_len for x in a] + [x.size for x in a]
-    values += [x.stride for x in a] + [x.dilation for x in a] + [x.crop_start for x in a]
+    values = [getattr(a, name) for _, name in _GEOMETRY_FIELDS for a in geom.axes]
     return xp.asarray(np.array(values, dtype=np.int32))
 
 
