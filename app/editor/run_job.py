@@ -1,24 +1,67 @@
-"""Running a document off the GUI thread (QThreadPool + QRunnable, signals on a QObject).
+"""A prediction run as a :class:`~.jobs.Job`, and what to run and what its outcome means.
 
-The worker runs :func:`nodes.run_document` on its own copy of the document, for the Prediction 6D
-node that :func:`prediction_to_run` picks from the canvas selection. Stop sets a flag that
-``should_stop`` reads between batches. Every outcome is a signal: ``finished(RunResult)``,
-``failed(exception)`` or ``cancelled(message)``; nothing escapes the thread. :func:`node_errors` and
-:func:`failure_text` say what a failure means for the nodes and for the user.
+:func:`prediction_job` gives the job's function: :func:`nodes.run_document` on its own copy of the
+document, for the Prediction 6D node that :func:`prediction_to_run` picks from the canvas selection,
+then the summary the inspector shows (both off the GUI thread). Stop is checked between batches; a
+stopped run ends as a cancellation. The other helpers are pure: which weights a run uses
+(:func:`weights_text`), and what a failure means for the nodes (:func:`node_errors`) and for the
+user (:func:`failure_text`).
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Iterable
-
-from PySide6.QtCore import QObject, QRunnable, Signal
+from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
 from conv3dt_studio.compute import BackendError, Conv3DTStudioError, StateError
-from conv3dt_studio.nodes import DocumentProblems, GraphDocument, MemoryLimitError, run_document
+from conv3dt_studio.nodes import (
+    DocumentProblems,
+    GraphDocument,
+    MemoryLimitError,
+    RunResult,
+    run_document,
+)
 from conv3dt_studio.nodes.catalogue import LAYER_ROLE, OUTPUT
 
-from .prediction_inspector import summarize
+from .jobs import Cancelled, JobControl
+from .prediction_inspector import Summary, summarize
+
+
+class Prediction(NamedTuple):
+    """A finished run: the result and the inspector's summary of its prediction."""
+
+    result: RunResult
+    summary: Summary
+
+
+def prediction_job(
+    doc: GraphDocument,
+    backend: str = "auto",
+    weights: dict | None = None,
+    prediction_node: str | None = None,
+) -> Callable[[JobControl], Prediction]:
+    """The function of a job that runs ``prediction_node`` (None: the first Prediction 6D) of a
+    copy of ``doc`` (taken now, on the caller's thread) with the trained ``weights``, or the
+    document's embedded or seeded weights when None."""
+    doc = doc.copy()
+
+    def predict(control: JobControl) -> Prediction:
+        try:
+            result = run_document(
+                doc,
+                backend=backend,
+                weights=weights,
+                progress=control.progress,
+                should_stop=control.should_stop,
+                prediction_node=prediction_node,
+            )
+        except StateError as exc:
+            if control.should_stop():
+                raise Cancelled(str(exc)) from exc
+            raise
+        return Prediction(result, summarize(result.prediction))  # even when Stop came too late
+
+    return predict
 
 
 def prediction_to_run(doc: GraphDocument, selected: Iterable[str] = ()) -> str | None:
@@ -73,62 +116,3 @@ def failure_text(exc: BaseException) -> str:
     if isinstance(exc, Conv3DTStudioError):  # already worded for the user
         return " ".join(str(exc).split())
     return f"{type(exc).__name__}: {exc}"
-
-
-class RunSignals(QObject):
-    progress = Signal(float, str)
-    finished = Signal(object, object)  # nodes.RunResult, prediction_inspector.Summary
-    failed = Signal(object)  # the exception
-    cancelled = Signal(str)
-
-
-class RunWorker(QRunnable):
-    """One prediction run; create it on the GUI thread, start it on a QThreadPool."""
-
-    def __init__(
-        self,
-        doc: GraphDocument,
-        backend: str = "auto",
-        weights=None,
-        prediction_node: str | None = None,
-    ) -> None:
-        super().__init__()
-        self.setAutoDelete(False)  # the window keeps it until a final signal arrives
-        self.doc = doc.copy()
-        self.backend = backend
-        self.weights = weights  # trained weights (named arrays) or None: the document's/seeded
-        self.prediction_node = prediction_node  # None: the document's first Prediction 6D
-        self.signals = RunSignals()
-        self._stop = threading.Event()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    @property
-    def stopping(self) -> bool:
-        return self._stop.is_set()
-
-    def run(self) -> None:
-        try:
-            result = run_document(
-                self.doc,
-                backend=self.backend,
-                weights=self.weights,
-                progress=lambda f, msg: self.signals.progress.emit(float(f), str(msg)),
-                should_stop=self._stop.is_set,
-                prediction_node=self.prediction_node,
-            )
-        except StateError as exc:
-            if self._stop.is_set():
-                self.signals.cancelled.emit(str(exc))
-            else:
-                self.signals.failed.emit(exc)
-        except BaseException as exc:  # noqa: BLE001 - every failure becomes a message
-            self.signals.failed.emit(exc)
-        else:
-            try:
-                summary = summarize(result.prediction)
-            except BaseException as exc:  # noqa: BLE001
-                self.signals.failed.emit(exc)
-                return
-            self.signals.finished.emit(result, summary)  # even when Stop came too late

@@ -1,69 +1,72 @@
-"""Training a document off the GUI thread (QThreadPool + QRunnable, signals on a QObject).
+"""A training as a :class:`~.jobs.Job`: :func:`training_job` gives the job's function.
 
-The worker runs :func:`nodes.training.train_document` on its own copy of the document, starting from
-the given weights (and optimizer state) when training continues. Stop sets a flag read between
-batches; the history so far still arrives with ``finished``. Every outcome is a signal.
+It runs :func:`nodes.training.train_document` on its own copy of the document, starting from the
+given weights (and optimizer state) when training continues, and reports each epoch
+(``report("epoch_end", (epoch, logs))``) and each step (``report("step", (step, info))``). Stop is
+checked between batches; the history so far still arrives as the result. The last gradients of the
+layers that store them are read there too, off the GUI thread.
 """
 
 from __future__ import annotations
 
-import threading
+from collections.abc import Callable, Iterable
+from typing import NamedTuple
 
 import numpy as np
-from PySide6.QtCore import QObject, QRunnable, Signal
 
+from conv3dt_studio.compute import StateError
 from conv3dt_studio.nodes import GraphDocument
-from conv3dt_studio.nodes.training import train_document
+from conv3dt_studio.nodes.training import TrainResult, train_document, training_settings
+from conv3dt_studio.nodes.weights import conv_layers
+
+from .jobs import JobControl
+
+Gradients = dict[str, dict[str, np.ndarray | None]]  # layer name -> {"kernel", "bias", "input"}
 
 
-class TrainSignals(QObject):
-    progress = Signal(float, str)
-    epoch_end = Signal(int, object)  # epoch index, {"loss", "val_loss"?}
-    step = Signal(int, object)  # step index, {"loss", <layer>: {kernel, bias, input norms}}
-    finished = Signal(object)  # nodes.training.TrainResult
-    failed = Signal(object)  # the exception
+class Training(NamedTuple):
+    """A finished (or stopped) training: the result and the stored gradients of its layers."""
+
+    result: TrainResult
+    gradients: Gradients
 
 
-class TrainWorker(QRunnable):
-    """One training run; create it on the GUI thread, start it on a QThreadPool."""
-
-    def __init__(
-        self,
-        doc: GraphDocument,
-        backend: str = "auto",
-        weights: dict[str, np.ndarray] | None = None,
-        initial_epoch: int = 0,
-    ) -> None:
-        super().__init__()
-        self.setAutoDelete(False)
-        self.doc = doc.copy()
-        self.backend = backend
-        self.weights = weights
-        self.initial_epoch = initial_epoch
-        self.signals = TrainSignals()
-        self._stop = threading.Event()
-
-    def stop(self) -> None:
-        self._stop.set()
-
-    def run(self) -> None:
-        s = self.signals
+def stored_gradients(layers: Iterable) -> Gradients:
+    """The last gradients of the Conv3DTranspose layers with ``store`` on that have some (none
+    before a first training step)."""
+    out = {}
+    for layer in conv_layers(layers):
+        if not layer.config["store"]:
+            continue
         try:
-            from conv3dt_studio.nodes.training import training_settings
+            out[layer.name] = layer.get_gradients()
+        except StateError:  # stopped before its first backward step
+            continue
+    return out
 
-            epochs = training_settings(self.doc)["epochs"] + self.initial_epoch
-            result = train_document(
-                self.doc,
-                backend=self.backend,
-                weights_in=self.weights,
-                epochs=epochs,
-                initial_epoch=self.initial_epoch,
-                progress=lambda f, msg: s.progress.emit(float(f), str(msg)),
-                should_stop=self._stop.is_set,
-                on_epoch_end=lambda e, logs: s.epoch_end.emit(int(e), dict(logs)),
-                on_step=lambda i, info: s.step.emit(int(i), dict(info)),
-            )
-        except BaseException as exc:  # noqa: BLE001 - every failure becomes a message
-            s.failed.emit(exc)
-        else:
-            s.finished.emit(result)
+
+def training_job(
+    doc: GraphDocument,
+    backend: str = "auto",
+    weights: dict[str, np.ndarray] | None = None,
+    initial_epoch: int = 0,
+) -> Callable[[JobControl], Training]:
+    """The function of a job that trains a copy of ``doc`` (taken now, on the caller's thread) for
+    its settings' epochs, counting on from ``initial_epoch``."""
+    doc = doc.copy()
+
+    def train(control: JobControl) -> Training:
+        result = train_document(
+            doc,
+            backend=backend,
+            weights_in=weights,
+            epochs=training_settings(doc)["epochs"] + initial_epoch,
+            initial_epoch=initial_epoch,
+            progress=control.progress,
+            should_stop=control.should_stop,
+            on_epoch_end=lambda e, logs: control.report("epoch_end", (int(e), dict(logs))),
+            on_step=lambda i, info: control.report("step", (int(i), dict(info))),
+        )
+        return Training(result, stored_gradients(result.graph.layers))
+
+    return train

@@ -1,18 +1,23 @@
 """Training in the editor: the Train action, the training panel, trained weights.
 
-Trained weights (with their optimizer state) live here, not in the document: Run predicts with them,
-Train continues from them (so a second Train click resumes exactly), and they are saved to .npz or
-embedded in the saved graph on request. Changing the architecture of a layer makes them unusable;
-that is reported, and "Reset Weights" forgets them.
+Train runs a :class:`~.jobs.Job` (:func:`.train_job.training_job`) through the window's
+:class:`~.activity.Activity`; its epochs and steps feed the panel, and the outcome is a signal:
+``train_finished(TrainResult)`` or ``train_failed(text)``. Trained weights (with their optimizer
+state) live here, not in the document: Run predicts with them, Train continues from them (so a
+second Train click resumes exactly), and they are saved to .npz or embedded in the saved graph on
+request. Changing the architecture of a layer makes them unusable; that is reported, and "Reset
+Weights" forgets them.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from collections.abc import Callable
+from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, QThreadPool, Signal
-from PySide6.QtGui import QAction, QKeySequence
+from PySide6.QtCore import QObject, Signal
+from PySide6.QtGui import QAction
+from PySide6.QtWidgets import QWidget
 
 from conv3dt_studio import nodes
 from conv3dt_studio.nodes import DocumentProblems
@@ -26,13 +31,13 @@ from conv3dt_studio.nodes.weights import (
     weights_dict,
 )
 
-from .dialogs import NPZ_FILTER
-from .train_worker import TrainWorker
+from .actions import make_action
+from .activity import Activity, JobController
+from .canvas import Canvas
+from .dialogs import NPZ_FILTER, Dialogs
+from .train_job import Training, training_job
 from .training_panel import TrainingPanel
 from .undo import SetTrainingSettingCmd
-
-if TYPE_CHECKING:
-    from .main_window import MainWindow
 
 
 def merged_weights(
@@ -45,29 +50,43 @@ def merged_weights(
     return {**kept, **new}
 
 
-class TrainingController(QObject):
+class TrainingController(JobController):
+    """Trains one window's document and keeps its trained weights."""
+
+    train_started = Signal()
     train_finished = Signal(object)  # nodes.training.TrainResult
     train_failed = Signal(str)
 
-    def __init__(self, window: MainWindow) -> None:
-        super().__init__(window)
-        self.window = window
+    def __init__(
+        self,
+        canvas: Canvas,
+        dialogs: Dialogs,
+        activity: Activity,
+        backend: Callable[[], str],
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(activity, parent)
+        self.canvas = canvas
+        self.dialogs = dialogs
+        self.backend = backend  # the backend chosen in the toolbar
         self.panel = TrainingPanel()
-        self.worker: TrainWorker | None = None
         self.weights: dict[str, np.ndarray] | None = None
         self.epochs_done = 0
-        self.pool = QThreadPool.globalInstance()
         self.panel.setting_edited.connect(self._setting_edited)
-        window.canvas.document_changed.connect(self.show_settings)
-        window.canvas.document_changed.connect(self._drop_stale_weights)
+        canvas.document_changed.connect(self.show_settings)
+        canvas.document_changed.connect(self._drop_stale_weights)
 
-    def make_actions(self) -> list[QAction]:
-        a = self.window._action
+    def make_actions(self, owner: QWidget) -> list[QAction]:
+        """The Train menu's actions, owned by ``owner`` (the window)."""
+
+        def a(*args) -> QAction:
+            return make_action(owner, *args)
+
         self.action_train = a(
             "action_train",
             "&Train",
             self.train,
-            QKeySequence("F6"),
+            "F6",
             "Fit the graph to its Target (needs a Target and a Loss node)",
         )
         self.action_save_weights = a(
@@ -91,9 +110,9 @@ class TrainingController(QObject):
             None,
             "Forget trained weights: start again from the seed",
         )
-        self.action_embed_weights = QAction("Embed Weights When Saving", self.window)
-        self.action_embed_weights.setObjectName("action_embed_weights")
-        self.action_embed_weights.setCheckable(True)
+        self.action_embed_weights = make_action(
+            owner, "action_embed_weights", "Embed Weights When Saving", checkable=True
+        )
         return [
             self.action_train,
             self.action_save_weights,
@@ -105,7 +124,7 @@ class TrainingController(QObject):
     # ------------------------------------------------------------------ settings
     def show_settings(self) -> None:
         try:
-            values = training_settings(self.window.canvas.doc)
+            values = training_settings(self.canvas.doc)
         except Exception:  # noqa: BLE001 - a damaged file: the defaults, the error in the log
             values = TRAINING_SCHEMA.defaults()
         self.panel.set_settings(values)
@@ -113,108 +132,96 @@ class TrainingController(QObject):
     def _drop_stale_weights(self) -> None:
         """After an edit of the architecture (filters, size, a layer's name...) the trained weights
         no longer fit: forget them, saying so, rather than failing every later Run."""
-        if self.weights is None or self.worker is not None or not self.window.canvas.report.ok:
+        if self.weights is None or self.job is not None or not self.canvas.report.ok:
             return
         try:
             self.check_weights(self.weights, "the trained weights")
         except nodes.FileError as exc:
             self.reset_weights()
-            self.window.log.log(
+            self.activity.log(
                 f"Trained weights dropped: they no longer fit the graph ({exc})", "warning"
             )
         except DocumentProblems:
             pass  # not runnable right now: decide when it is
 
     def _setting_edited(self, name: str, value: Any) -> None:
-        doc = self.window.canvas.doc
+        doc = self.canvas.doc
         old = doc.extras.get("training", {}).get(name, TRAINING_SCHEMA.defaults()[name])
         if old == value:
             return
-        self.window.canvas.undo_stack.push(SetTrainingSettingCmd(doc, name, old, value))
+        self.canvas.undo_stack.push(SetTrainingSettingCmd(doc, name, old, value))
 
     # ------------------------------------------------------------------ training
     @property
     def is_training(self) -> bool:
-        return self.worker is not None
+        return self.job is not None
 
     def train(self) -> bool:
-        w = self.window
-        if self.worker is not None or w.is_running():
+        """Start training, in the worker pool; False when a job runs already or the Loss's chain
+        has problems (the training's own check: other branches do not block)."""
+        if self.activity.busy:
             return False
-        doc = w.canvas.doc
-        try:  # the training's own check: only the Loss's chain must be valid
+        doc = self.canvas.doc
+        try:
             train_plan(doc)
-            problems = []
         except DocumentProblems as exc:
-            problems = exc.problems
-        if problems:
-            header = f"Cannot train: {len(problems)} problem(s)"
-            self.train_failed.emit(w.report_problems(header, problems, "Cannot train: see the log"))
+            header = f"Cannot train: {len(exc.problems)} problem(s)"
+            self.train_failed.emit(
+                self.activity.refuse(header, exc.problems, "Cannot train: see the log")
+            )
             return False
         if self.weights is None:
             self.panel.reset()
             self.epochs_done = 0
-        self.worker = TrainWorker(doc, w.backend(), self.weights, self.epochs_done)
-        s = self.worker.signals
-        s.progress.connect(w._on_progress)
-        s.epoch_end.connect(self._on_epoch)
-        s.step.connect(lambda step, info: self.panel.add_step(step, info))
-        s.finished.connect(self._on_finished)
-        s.failed.connect(self._on_failed)
-        w._set_busy(True)
-        w.docks["training_panel"].raise_()
+        job = training_job(doc, self.backend(), self.weights, self.epochs_done)
+        self.start_job(job, self._on_finished, self._on_failed, report=self._on_report)
+        self.train_started.emit()
         start = "continuing from the trained weights" if self.weights else "from seeded weights"
-        w.log.log(f"Training started on backend {w.backend()}, {start}")
-        self.pool.start(self.worker)
+        self.activity.log(f"Training started on backend {self.backend()}, {start}")
         return True
 
-    def stop(self) -> None:
-        if self.worker is not None:
-            self.worker.stop()
-            self.window.log.log("Stopping training after the current batch…", "warning")
+    def stop(self) -> bool:
+        if not super().stop():
+            return False
+        self.activity.log("Stopping training after the current batch…", "warning")
+        return True
+
+    def _on_report(self, kind: str, payload: tuple) -> None:
+        if kind == "epoch_end":
+            self._on_epoch(*payload)
+        elif kind == "step":
+            self.panel.add_step(*payload)
 
     def _on_epoch(self, epoch: int, logs: dict) -> None:
         self.panel.add_epoch(epoch, logs)
         val = f", val_loss {logs['val_loss']:.6g}" if "val_loss" in logs else ""
-        self.window.log.log(f"epoch {epoch + 1}: loss {logs['loss']:.6g}{val}")
+        self.activity.log(f"epoch {epoch + 1}: loss {logs['loss']:.6g}{val}")
 
-    def _done(self) -> None:
-        self.worker = None
-        self.window._set_busy(False)
-
-    def _on_finished(self, result) -> None:
-        self._done()
-        w = self.window
+    def _on_finished(self, done: Training) -> None:
+        result = done.result
         losses = result.history["loss"]
         self.epochs_done += len(losses)
         self.weights = merged_weights(self.weights, weights_dict(result.graph.layers))
-        grads = {
-            layer.name: layer.get_gradients()
-            for layer in conv_layers(result.graph.layers)
-            if layer.config["store"] and layer._grads is not None
-        }
-        self.panel.show_gradients(grads)
+        self.panel.show_gradients(done.gradients)
         final = f"final loss {losses[-1]:.6g}" if losses else "no epoch completed"
         if result.history.get("val_loss"):
             final += f", validation loss {result.history['val_loss'][-1]:.6g}"
         word = "stopped" if result.stopped else "finished"
-        w.log.log(
+        self.activity.log(
             f"Training {word}: {len(losses)} epochs in {result.seconds:.2f} s, {final}",
             "warning" if result.stopped else "ok",
         )
-        w.statusBar().showMessage(f"Training {word}: {final}", 8000)
+        self.activity.show_status(f"Training {word}: {final}", 8000)
         self.train_finished.emit(result)
 
     def _on_failed(self, exc: BaseException) -> None:
-        self._done()
-        w = self.window
         if isinstance(exc, DocumentProblems):
-            w.canvas.set_run_errors({p.node: p.message for p in exc.problems if p.node})
+            self.canvas.set_run_errors({p.node: p.message for p in exc.problems if p.node})
             text = "; ".join(str(p) for p in exc.problems)
         else:
             text = f"{type(exc).__name__}: {exc}"
-        w.log.log(f"Training failed: {text}", "error")
-        w.statusBar().showMessage("Training failed: see the log", 8000)
+        self.activity.log(f"Training failed: {text}", "error")
+        self.activity.show_status("Training failed: see the log", 8000)
         self.train_failed.emit(text)
 
     # ------------------------------------------------------------------ weights
@@ -224,7 +231,7 @@ class TrainingController(QObject):
         branch (training one Loss's chain gives weights for that chain only)."""
         from conv3dt_studio.nodes.runner import build_graph
 
-        doc = self.window.canvas.doc
+        doc = self.canvas.doc
         plans, refusal = [], None
         for pred in doc.ids_with_role(nodes.OUTPUT):
             try:
@@ -244,11 +251,10 @@ class TrainingController(QObject):
         apply_weights(arrays, layers, source=source, partial=True)
 
     def save_weights(self, path: str | None = None) -> bool:
-        w = self.window
         if self.weights is None:
-            w.dialogs.message("No trained weights", "Train the graph (or load weights) first.")
+            self.dialogs.message("No trained weights", "Train the graph (or load weights) first.")
             return False
-        path = path or w.dialogs.save_path("Save weights", NPZ_FILTER, "weights.npz")
+        path = path or self.dialogs.save_path("Save weights", NPZ_FILTER, "weights.npz")
         if not path:
             return False
         from conv3dt_studio.nodes.files import save_npz
@@ -256,14 +262,13 @@ class TrainingController(QObject):
         try:
             save_npz(path if path.endswith(".npz") else path + ".npz", self.weights)
         except nodes.FileError as exc:
-            w.dialogs.message("Cannot save weights", str(exc))
+            self.dialogs.message("Cannot save weights", str(exc))
             return False
-        w.log.log(f"Saved weights and optimizer state to {path}", "ok")
+        self.activity.log(f"Saved weights and optimizer state to {path}", "ok")
         return True
 
     def load_weights(self, path: str | None = None) -> bool:
-        w = self.window
-        path = path or w.dialogs.open_path("Load weights", NPZ_FILTER)
+        path = path or self.dialogs.open_path("Load weights", NPZ_FILTER)
         if not path:
             return False
         from conv3dt_studio.nodes.files import load_arrays
@@ -272,19 +277,19 @@ class TrainingController(QObject):
             arrays = load_arrays(path)
             self.check_weights(arrays, path)
         except (nodes.FileError, DocumentProblems) as exc:
-            w.dialogs.message("Cannot load weights", str(exc))
-            w.log.log(f"Cannot load weights: {exc}", "error")
+            self.dialogs.message("Cannot load weights", str(exc))
+            self.activity.log(f"Cannot load weights: {exc}", "error")
             return False
         self.weights = arrays
         self.epochs_done = 0
-        w.log.log(f"Loaded weights from {path}; Run and Train use them", "ok")
+        self.activity.log(f"Loaded weights from {path}; Run and Train use them", "ok")
         return True
 
     def reset_weights(self) -> None:
         self.weights = None
         self.epochs_done = 0
         self.panel.reset()
-        self.window.log.log("Weights reset: Run and Train start from seeded weights again")
+        self.activity.log("Weights reset: Run and Train start from seeded weights again")
 
     def document_opened(self, doc: nodes.GraphDocument) -> None:
         """A new document: its embedded weights (if any) become the trained weights."""
@@ -298,9 +303,9 @@ class TrainingController(QObject):
                 self.check_weights(self.weights, "embedded weights")
             except (nodes.FileError, DocumentProblems) as exc:
                 self.weights = None
-                self.window.log.log(f"Embedded weights not used: {exc}", "warning")
+                self.activity.log(f"Embedded weights not used: {exc}", "warning")
             else:
-                self.window.log.log("Using the weights embedded in the graph", "ok")
+                self.activity.log("Using the weights embedded in the graph", "ok")
         self.show_settings()
 
     def document_for_saving(self, doc: nodes.GraphDocument) -> nodes.GraphDocument:

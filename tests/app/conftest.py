@@ -120,8 +120,7 @@ def dispose_windows(windows) -> None:
     QThreadPool.globalInstance().waitForDone(20_000)
     for w in every:
         w.autosaver.close()
-        w.canvas.undo_stack.setClean()
-        w._dirty_without_undo = False
+        w.files.forget_changes()
         w.close()
     for w in windows:
         dispose(w)

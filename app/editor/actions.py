@@ -1,0 +1,107 @@
+"""Actions, declared once: :func:`make_action` gives each its objectName, text, slot, shortcut and
+tip in one call; menus and toolbars place the same QAction objects. :func:`stack_actions` and
+:func:`canvas_actions` declare the actions that come with the undo stack and the canvas.
+
+An action belongs to (is a child of) the window, so ``window.findChild(QAction, name)`` finds it,
+and is added to the widget whose focus its shortcut needs: the window, or the canvas for keys that
+must not act while a text field has the focus (Delete, Tab, F).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, NamedTuple
+
+from PySide6.QtCore import Qt
+from PySide6.QtGui import QAction, QKeySequence, QUndoStack
+from PySide6.QtWidgets import QWidget
+
+if TYPE_CHECKING:
+    from .canvas import Canvas
+
+Shortcut = QKeySequence | QKeySequence.StandardKey | Qt.Key | str
+
+
+def make_action(
+    owner: QWidget,
+    name: str,
+    text: str,
+    slot: Callable[[], object] | None = None,
+    shortcut: Shortcut | Sequence[Shortcut] | None = None,
+    tip: str = "",
+    *,
+    widget: QWidget | None = None,
+    context: Qt.ShortcutContext | None = None,
+    checkable: bool = False,
+) -> QAction:
+    """A QAction owned by ``owner`` and added to ``widget`` (default ``owner``); the tip is the
+    text without '…' and '&' unless given. Several shortcuts may be given as a list."""
+    action = QAction(text, owner)
+    action.setObjectName(name)
+    if shortcut is not None:
+        keys = shortcut if isinstance(shortcut, (list, tuple)) else [shortcut]
+        action.setShortcuts([QKeySequence(k) for k in keys])
+    if context is not None:
+        action.setShortcutContext(context)
+    action.setCheckable(checkable)
+    action.setToolTip(tip or text.replace("…", "").replace("&", ""))
+    action.setStatusTip(action.toolTip())
+    if slot is not None:
+        action.triggered.connect(lambda _checked=False: slot())
+    (widget or owner).addAction(action)
+    return action
+
+
+def stack_actions(owner: QWidget, stack: QUndoStack) -> tuple[QAction, QAction]:
+    """The undo stack's own Undo and Redo actions (their text names the command), named
+    action_undo and action_redo, with their standard shortcuts, added to ``owner``."""
+    undo, redo = stack.createUndoAction(owner, "&Undo"), stack.createRedoAction(owner, "&Redo")
+    for action, name, key in (
+        (undo, "action_undo", QKeySequence.StandardKey.Undo),
+        (redo, "action_redo", QKeySequence.StandardKey.Redo),
+    ):
+        action.setObjectName(name)
+        action.setShortcut(QKeySequence(key))
+        owner.addAction(action)
+    return undo, redo
+
+
+class CanvasActions(NamedTuple):
+    delete: QAction
+    select_all: QAction
+    node_search: QAction
+    fit: QAction
+
+
+def canvas_actions(owner: QWidget, canvas: Canvas) -> CanvasActions:
+    """The canvas's own keys: on the canvas only, so Delete or Tab in a text field do not act on
+    nodes (Delete and Select All also in the canvas's child widgets)."""
+    keys, area = Qt.ShortcutContext.WidgetShortcut, Qt.ShortcutContext.WidgetWithChildrenShortcut
+
+    def on_canvas(*args, context: Qt.ShortcutContext = keys) -> QAction:
+        return make_action(owner, *args, widget=canvas.viewer, context=context)
+
+    return CanvasActions(
+        on_canvas(
+            "action_delete",
+            "&Delete",
+            lambda: canvas.delete_nodes(canvas.selected_ids()),
+            [Qt.Key.Key_Delete, Qt.Key.Key_Backspace],
+            context=area,
+        ),
+        on_canvas(
+            "action_select_all",
+            "Select &All",
+            canvas.graph.select_all,
+            QKeySequence.StandardKey.SelectAll,
+            context=area,
+        ),
+        on_canvas(
+            "action_node_search",
+            "Node &Search",
+            canvas.graph.toggle_node_search,
+            Qt.Key.Key_Tab,
+            "Search node types (Tab, with the mouse over the canvas)",
+        ),
+        on_canvas("action_fit", "&Fit Graph", canvas.fit, "F"),
+    )

@@ -1,0 +1,246 @@
+"""The window's document as a file: its path, modified state and autosave, and the file
+operations: New, Open (a file, an example, a recent file), Import, Save, Save As, Export JSON,
+Export snippet PNG, and saving a prediction.
+
+Every question goes through the window's :class:`~.dialogs.Dialogs`; every message to the log
+through its :class:`~.activity.Activity`. The window follows by signals: ``document_opened(doc)``
+when another document is shown, ``title_changed(name, modified)``, ``file_used(path)`` for the
+recent files. A file that cannot be read or written is a message, never an exception.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from pathlib import Path
+
+from PySide6.QtCore import QObject, Signal
+
+from conv3dt_studio import nodes
+from conv3dt_studio.nodes import GraphDocument, RunResult
+from conv3dt_studio.nodes.files import save_npy
+
+from . import autosave
+from .activity import Activity
+from .canvas import Canvas
+from .dialogs import GRAPH_FILTER, JSON_FILTER, NPY_FILTER, PNG_FILTER, Dialogs
+from .snippet_export import export_snippet
+
+
+def with_suffix(path: str, suffix: str) -> str:
+    """``path``, with ``suffix`` added when it has no extension."""
+    return path if Path(path).suffix else path + suffix
+
+
+class FilesController(QObject):
+    """Opens, saves and autosaves one window's document."""
+
+    document_opened = Signal(object)  # the GraphDocument now shown
+    title_changed = Signal(str, bool)  # file name (or 'Untitled'), modified
+    file_used = Signal(str)  # a file opened or saved
+
+    def __init__(
+        self,
+        canvas: Canvas,
+        dialogs: Dialogs,
+        activity: Activity,
+        for_saving: Callable[[GraphDocument], GraphDocument],
+        autosave_delay_ms: int = autosave.DEFAULT_DELAY_MS,
+        parent: QObject | None = None,
+    ) -> None:
+        super().__init__(parent)
+        self.canvas = canvas
+        self.dialogs = dialogs
+        self.activity = activity
+        self.for_saving = for_saving  # the document as written (trained weights embedded or not)
+        self.path: str | None = None
+        self.dirty_without_undo = False  # restored work not yet saved
+        self.autosaver = autosave.Autosaver(
+            lambda: canvas.doc.to_json(), lambda: self.path, autosave_delay_ms, self
+        )
+        canvas.document_changed.connect(self._on_document_changed)
+        stack = canvas.undo_stack
+        stack.cleanChanged.connect(self._update_title)
+        # a command's redo runs inside push(), before the stack moves: re-check after it
+        stack.indexChanged.connect(self._on_document_changed)
+        # deleted with the canvas, the stack empties itself: nothing to follow then
+        canvas.destroyed.connect(lambda: stack.blockSignals(True))
+
+    # ------------------------------------------------------------------ document and state
+    def set_document(self, doc: GraphDocument, path: str | os.PathLike | None) -> None:
+        """Show ``doc`` as the file ``path`` (None: not saved yet), unmodified."""
+        self.canvas.set_document(doc)
+        self.path = str(path) if path else None
+        self.dirty_without_undo = False
+        self.canvas.undo_stack.setClean()
+        self.document_opened.emit(doc)
+        self.canvas.fit()
+        self.canvas.select(None)
+        self.autosaver.discard()
+        self._update_title()
+
+    def adopt_recovery(self, recovery: autosave.Recovery, doc: GraphDocument) -> None:
+        """Show restored work as unsaved, autosaved under this window's own file."""
+        self.set_document(doc, recovery.path)
+        self.dirty_without_undo = True
+        self._update_title()
+        if self.autosaver.save_now():  # its copy is safe in this window's autosave
+            recovery.discard()
+        self.activity.log(f"Restored {recovery.describe()}", "ok")
+
+    def is_modified(self) -> bool:
+        return self.dirty_without_undo or not self.canvas.undo_stack.isClean()
+
+    def forget_changes(self) -> None:
+        """Treat the document as saved (closing without a question: tests, scripts)."""
+        self.canvas.undo_stack.setClean()
+        self.dirty_without_undo = False
+        self._update_title()
+
+    def display_name(self) -> str:
+        return Path(self.path).name if self.path else "Untitled"
+
+    def _update_title(self, *_args) -> None:
+        self.title_changed.emit(self.display_name(), self.is_modified())
+
+    def _on_document_changed(self, *_args) -> None:
+        self._update_title()
+        if self.is_modified():
+            self.autosaver.schedule()
+        else:
+            self.autosaver.discard()
+
+    # ------------------------------------------------------------------ opening
+    def ok_to_replace(self) -> bool:
+        """Ask about unsaved changes; False when the user cancels."""
+        if not self.is_modified():
+            return True
+        answer = self.dialogs.save_changes(self.display_name())
+        if answer == "save":
+            return self.save()
+        return answer == "discard"
+
+    def new_document(self) -> None:
+        if self.ok_to_replace():
+            self.set_document(GraphDocument(), None)
+            self.activity.log("New empty graph: drag nodes from the palette (or press Tab).")
+
+    def open_dialog(self) -> None:
+        if not self.ok_to_replace():
+            return
+        path = self.dialogs.open_path("Open graph", GRAPH_FILTER)
+        if path:
+            self.open_path(path)
+
+    def open_path(self, path: str | os.PathLike) -> bool:
+        doc = self._load(path, "Cannot open")
+        if doc is None:
+            return False
+        is_png = str(path).lower().endswith(".png")
+        self.set_document(doc, None if is_png else str(path))  # never overwrite a snippet PNG
+        self.file_used.emit(str(path))
+        self.activity.log(f"Opened {path} ({len(doc.nodes)} nodes)", "ok")
+        return True
+
+    def open_example(self, path: Path) -> None:
+        if self.ok_to_replace() and self.open_path(path):
+            self.path = None  # keep the bundled example intact: Save asks for a file
+            self._update_title()
+
+    def open_recent(self, path: str) -> None:
+        if self.ok_to_replace():
+            self.open_path(path)
+
+    def import_dialog(self) -> None:
+        path = self.dialogs.open_path("Import graph", GRAPH_FILTER)
+        if path:
+            self.import_path(path)
+
+    def import_path(self, path: str | os.PathLike) -> list[str]:
+        """Add a file's nodes to this graph at the view centre (undoable)."""
+        other = self._load(path, "Cannot import")
+        return (
+            [] if other is None else self.canvas.insert_document(other, self.canvas.view_center())
+        )
+
+    def _load(self, path: str | os.PathLike, title: str) -> GraphDocument | None:
+        try:
+            return nodes.load(path)
+        except (nodes.FileError, nodes.DocumentError) as exc:
+            self.activity.log(str(exc), "error")
+            self.dialogs.message(title, str(exc))
+            return None
+
+    # ------------------------------------------------------------------ saving
+    def save(self) -> bool:
+        if self.path is None:
+            return self.save_as()
+        return self._save_to(self.path)
+
+    def save_as(self) -> bool:
+        path = self.dialogs.save_path("Save graph", JSON_FILTER, self.path or "graph.json")
+        if not path or not self._save_to(with_suffix(path, ".json")):
+            return False
+        self.path = with_suffix(path, ".json")
+        self._update_title()
+        return True
+
+    def _save_to(self, path: str) -> bool:
+        if not self._write(
+            "Cannot save", lambda: self.for_saving(self.canvas.doc).save(path), True
+        ):
+            return False
+        self.forget_changes()
+        self.autosaver.discard()
+        self.file_used.emit(path)
+        self.activity.log(f"Saved {path}", "ok")
+        return True
+
+    def export_json(self, path: str | None = None) -> bool:
+        path = path or self.dialogs.save_path("Export graph JSON", JSON_FILTER, "graph.json")
+        if not path:
+            return False
+        doc = self.for_saving(self.canvas.doc)
+        if not self._write("Cannot export", lambda: doc.save(with_suffix(path, ".json"))):
+            return False
+        self.activity.log(f"Exported graph JSON to {path}", "ok")
+        return True
+
+    def export_snippet_dialog(self) -> bool:
+        path = self.dialogs.save_path("Export snippet PNG", PNG_FILTER, "snippet.png")
+        return bool(path) and self.export_snippet(path)
+
+    def export_snippet(self, path: str, selection_only: bool | None = None) -> bool:
+        """The selection when nodes are selected (or ``selection_only``), else the whole graph."""
+        selected = self.canvas.selected_ids()
+        use_selection = bool(selected) if selection_only is None else selection_only
+        ids = selected if use_selection else None
+        out = with_suffix(path, ".png")
+        if not self._write("Cannot export", lambda: export_snippet(self.canvas, out, ids)):
+            return False
+        what = f"{len(selected)} selected nodes" if use_selection else "the graph"
+        self.activity.log(f"Exported a snippet PNG of {what} to {path}", "ok")
+        return True
+
+    def save_prediction(self, result: RunResult | None, path: str | None = None) -> bool:
+        if result is None:
+            return False
+        path = path or self.dialogs.save_path("Save prediction", NPY_FILTER, "prediction.npy")
+        if not path:
+            return False
+        out = with_suffix(path, ".npy")
+        if not self._write("Cannot save", lambda: save_npy(out, result.prediction)):
+            return False
+        self.activity.log(f"Saved prediction {result.prediction.shape} to {path}", "ok")
+        return True
+
+    def _write(self, title: str, write: Callable[[], object], log: bool = False) -> bool:
+        """Run ``write``; a file error becomes a message (and a log line with ``log``)."""
+        try:
+            write()
+        except nodes.FileError as exc:
+            if log:
+                self.activity.log(str(exc), "error")
+            self.dialogs.message(title, str(exc))
+            return False
+        return True
