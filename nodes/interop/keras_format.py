@@ -64,8 +64,8 @@ FROM_KERAS = {**{v: k for k, v in SAME_NAME.items()}, "swish": "swish", "silu": 
 
 def keras_module(what: str):
     """Keras, on JAX unless KERAS_BACKEND says otherwise."""
-    os.environ.setdefault("KERAS_BACKEND", "jax")
-    require("jax", what)
+    if os.environ.setdefault("KERAS_BACKEND", "jax") == "jax":
+        require("jax", what)
     return require("keras", what)
 
 
@@ -89,6 +89,15 @@ def build_model(spec: ModelSpec):
     if reasons:
         raise InteropError("; ".join(reasons))
     keras = keras_module("Export to Keras")
+    try:
+        return _build(keras, spec)
+    except (ValueError, TypeError) as exc:  # e.g. a layer name Keras does not accept
+        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+        raise InteropError(f"Keras refuses the model: {first}") from exc
+
+
+def _build(keras, spec: ModelSpec):
+    """Input -> TimeDistributed(Conv3DTranspose) [-> activation layer] per layer."""
     layers = keras.layers
     x = inputs = keras.Input(shape=(None, *spec.input_shape[1:]), name=spec.input_name)
     convs = []

@@ -8,6 +8,7 @@ import os
 import socket
 import subprocess
 import sys
+from pathlib import Path
 
 import numpy as np
 import safetensors.numpy
@@ -16,6 +17,8 @@ from interop_helpers import chain_doc
 from conv3dt_studio.nodes import run_document
 from conv3dt_studio.nodes.interop import export_document, import_model
 from conv3dt_studio.nodes.weights import decode_weights
+
+DOC = Path(__file__).resolve().parents[2] / "docs" / "interop.md"
 
 
 def _free_port() -> int:
@@ -72,3 +75,12 @@ def test_two_gloo_processes_train_and_the_weights_come_back(tmp_path):
     assert all(np.array_equal(back[k], trained[k]) for k in trained)
     initial = decode_weights(import_model(folder).extras["weights"])
     assert not np.array_equal(back["conv_0/kernel"], initial["conv_0/kernel"])
+
+
+def test_the_doc_shows_the_script_the_export_writes(tmp_path):
+    doc = chain_doc((1, 1, 2, 2, 2), [{}])
+    written = (export_document(doc, "pytorch", tmp_path / "m").path / "train_ddp.py").read_text()
+    text = DOC.read_text(encoding="utf-8")
+    start = text.index("```python\n", text.index("`train_ddp.py`, as the export writes it:"))
+    block = text[start + len("```python\n") : text.index("```\n", start + 10)]
+    assert block == written
