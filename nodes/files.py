@@ -5,16 +5,20 @@ from __future__ import annotations
 import contextlib
 import errno
 import io
+import math
 import os
 import stat
 import tempfile
 import time
+import zipfile
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 import numpy as np
 
 from conv3dt_studio.compute import Conv3DTStudioError
+
+from . import memory
 
 
 class FileError(Conv3DTStudioError, OSError):
@@ -161,30 +165,80 @@ def require_file(path: str | os.PathLike) -> Path:
     raise FileError(f"`{p}` is {kind}, not a file; a regular file is needed")
 
 
-def load_arrays(path: str | os.PathLike) -> dict[str, np.ndarray]:
-    """Every array of a .npz file (or ``{"": array}`` for a .npy file), never unpickling."""
-    p = require_file(path)
-    pickled = (
-        f"File `{p}` holds Python objects (pickled data), which are never loaded; only "
-        "numeric arrays are accepted"
+def _pickled(p: Path) -> FileError:
+    return FileError(
+        f"File `{p}` holds Python objects (pickled data), which are never loaded; only numeric "
+        "arrays are accepted"
     )
+
+
+def _read_header(fh: IO[bytes], p: Path) -> tuple[tuple[int, ...], np.dtype]:
+    fmt = np.lib.format
+    version = fmt.read_magic(fh)
+    read = fmt.read_array_header_1_0 if version == (1, 0) else fmt.read_array_header_2_0
+    shape, _fortran, dtype = read(fh)
+    if dtype.hasobject:
+        raise _pickled(p)
+    return tuple(int(s) for s in shape), dtype
+
+
+def array_headers(path: str | os.PathLike) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
+    """Shape and dtype of every array of a .npz file (``""`` for a .npy file), read from the
+    headers only: nothing is inflated or loaded."""
+    p = require_file(path)
     try:
         with open(p, "rb") as fh:
             magic = fh.read(6)
-    except OSError as exc:
-        raise FileError(f"Cannot read `{p}`: {exc.strerror or exc}") from exc
-    if magic != b"\x93NUMPY" and not magic.startswith(b"PK"):
-        # np.load would take any other bytes for a pickle and blame pickling
-        raise FileError(f"File `{p}` is not a readable .npy/.npz file (no NumPy or zip header)")
+            if magic == b"\x93NUMPY":
+                fh.seek(0)
+                return {"": _read_header(fh, p)}
+        if not magic.startswith(b"PK"):
+            # np.load would take any other bytes for a pickle and blame pickling
+            raise FileError(f"File `{p}` is not a readable .npy/.npz file (no NumPy or zip header)")
+        with zipfile.ZipFile(p) as zf:
+            out = {}
+            for member in zf.namelist():
+                if member.endswith(".npy"):
+                    with zf.open(member) as fh:
+                        out[member[:-4]] = _read_header(fh, p)
+            return out
+    except FileError:
+        raise
+    except Exception as exc:  # a damaged header or zip directory, whatever the library says
+        raise FileError(f"File `{p}` is not a readable .npy/.npz file: {exc}") from exc
+
+
+def loaded_bytes(header: tuple[tuple[int, ...], np.dtype]) -> int:
+    """Bytes an array takes once loaded and made float32 (at least 4 per element)."""
+    shape, dtype = header
+    return math.prod(shape) * max(dtype.itemsize, 4)
+
+
+def load_arrays(
+    path: str | os.PathLike, names: list[str] | None = None, limit: int | None = None
+) -> dict[str, np.ndarray]:
+    """The arrays of a .npz file (all, or ``names``), or ``{"": array}`` for a .npy file, never
+    unpickling. Their declared sizes are read first: arrays that would need more than ``limit``
+    bytes (default: half the available memory) are refused before anything is inflated."""
+    p = require_file(path)
+    headers = array_headers(p)
+    chosen = list(headers) if names is None else [n for n in names if n in headers]
+    need = sum(loaded_bytes(headers[n]) for n in chosen)
+    limit = memory.default_limit() if limit is None else limit
+    if need > limit:
+        raise FileError(
+            f"File `{p}` would take about {memory.mib(need)} once loaded, above the memory "
+            f"limit of {memory.mib(limit)}"
+        )
     try:
         data = np.load(p, allow_pickle=False)
         if not isinstance(data, np.lib.npyio.NpzFile):
             return {"": data}
         with data:
-            return {k: data[k] for k in data.files}
+            return {k: data[k] for k in chosen}
     except ValueError as exc:
         if "pickle" in str(exc).lower():
-            raise FileError(pickled) from exc
+            raise _pickled(p) from exc
         raise FileError(f"File `{p}` is not a readable .npy/.npz file: {exc}") from exc
     except Exception as exc:
         raise FileError(f"File `{p}` is not a readable .npy/.npz file: {exc}") from exc

@@ -172,3 +172,25 @@ def test_a_save_removes_the_temporaries_a_killed_save_left(tmp_path):
     assert sorted(p.name for p in tmp_path.iterdir() if p.name.startswith(".g.json.")) == [
         live.name
     ]
+
+
+def test_an_npz_that_inflates_beyond_the_limit_is_refused_from_its_header(tmp_path, monkeypatch):
+    """A small .npz of zeros declares a large array: its size is read from the member's header
+    and refused before NumPy inflates it."""
+    big = tmp_path / "bomb.npz"
+    np.savez_compressed(big, x=np.zeros((256, 1024, 1024), np.uint8))  # 256 MiB, ~250 KiB on disk
+    assert big.stat().st_size < 2**20
+    inflated = []
+    monkeypatch.setattr(np, "load", lambda *a, **k: inflated.append(a))
+    with pytest.raises(FileError) as err:
+        load_arrays(big, limit=2**28)
+    assert "would take about 1,024.0 MiB once loaded" in str(err.value)  # as float32
+    assert "above the memory limit of 256.0 MiB" in str(err.value) and inflated == []
+    with pytest.raises(FileError, match="once loaded"):
+        load_file(str(big), limit=2**28)
+
+
+def test_data_files_read_only_the_array_they_use(tmp_path):
+    path = tmp_path / "two.npz"
+    np.savez(path, small=np.ones((2, 3), np.float32), large=np.zeros((1000, 1000), np.float32))
+    assert load_file(str(path), "small", limit=100).shape == (2, 3)  # 24 bytes: under 100
