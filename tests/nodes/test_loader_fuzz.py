@@ -1,12 +1,17 @@
-"""Property-based fuzzing of the JSON loader: no input crashes it with anything but DocumentError,
-and validation of whatever loads reports problems instead of raising."""
+"""Property-based fuzzing of the loaders of files from strangers - graph JSON, snippet PNG, .npy and
+.npz arrays: no input crashes them with anything but their one-line errors (DocumentError,
+FileError), and validation of whatever loads reports problems instead of raising. The main
+property of each loader runs 1000 examples (THOROUGH)."""
 
 from __future__ import annotations
 
+import contextlib
+import io
 import json
 import struct
 import zlib
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -30,6 +35,7 @@ json_values = st.recursive(
     max_leaves=12,
 )
 FUZZ = settings(max_examples=150, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+THOROUGH = settings(max_examples=1000, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
 
 def _load_or_document_error(payload):
@@ -72,7 +78,7 @@ def _paths(value, prefix=()):
 PATHS = [p for p in _paths(SMALL) if p]
 
 
-@FUZZ
+@THOROUGH
 @given(st.lists(st.tuples(st.sampled_from(PATHS), json_values), min_size=1, max_size=3))
 def test_mutated_documents_load_or_fail_cleanly_and_validate_without_raising(mutations):
     data = json.loads(json.dumps(SMALL))
@@ -137,7 +143,7 @@ TEXT_BODY = st.tuples(
 ).map(lambda t: t[0] + b"\0" + t[1] + b"\0" + t[2])
 
 
-@FUZZ
+@THOROUGH
 @given(
     st.lists(
         st.tuples(st.sampled_from([b"tEXt", b"zTXt", b"iTXt", b"IDAT"]), TEXT_BODY), max_size=4
@@ -147,3 +153,58 @@ TEXT_BODY = st.tuples(
 def test_png_with_any_well_formed_chunks(chunks, end):
     body = b"".join(_chunk(ctype, data) for ctype, data in chunks)
     _read_png(PNG_SIGNATURE + body + (_chunk(b"IEND", b"") if end else b""))
+
+
+# ---------------------------------------------------------------------- .npy / .npz
+def _npy_bytes(array: np.ndarray) -> bytes:
+    buf = io.BytesIO()
+    np.save(buf, array, allow_pickle=False)
+    return buf.getvalue()
+
+
+def _npz_bytes(arrays: dict[str, np.ndarray], compressed: bool) -> bytes:
+    buf = io.BytesIO()
+    (np.savez_compressed if compressed else np.savez)(buf, **arrays)
+    return buf.getvalue()
+
+
+VALID_ARRAYS = [
+    _npy_bytes(np.arange(24, dtype=np.float32).reshape(2, 3, 4)),
+    _npy_bytes(np.ones((1, 2, 2, 4, 4, 3), np.int16)),
+    _npz_bytes({"x": np.zeros((2, 2), np.float32), "y": np.ones(3)}, compressed=False),
+    _npz_bytes({"x": np.zeros((4, 4), np.float64)}, compressed=True),
+]
+
+
+@st.composite
+def damaged_array_files(draw):
+    """A valid .npy/.npz with bytes replaced, cut or inserted (headers included)."""
+    data = bytearray(draw(st.sampled_from(VALID_ARRAYS)))
+    for _ in range(draw(st.integers(1, 4))):
+        where = draw(st.integers(0, len(data)))
+        action = draw(st.sampled_from(["replace", "cut", "insert"]))
+        chunk = draw(st.binary(min_size=1, max_size=8))
+        if action == "replace":
+            data[where : where + len(chunk)] = chunk
+        elif action == "cut":
+            del data[where:]
+        else:
+            data[where:where] = chunk
+    return bytes(data)
+
+
+@THOROUGH
+@given(damaged_array_files(), st.sampled_from(["", "x", "y"]))
+def test_damaged_array_files_load_or_fail_with_a_file_error(tmp_path_factory, data, name):
+    from conv3dt_studio.nodes.data_sources import load_file, peek_shape
+    from conv3dt_studio.nodes.files import load_arrays
+
+    path = tmp_path_factory.mktemp("fuzz") / "a.npz"
+    path.write_bytes(data)
+    for read in (
+        lambda: load_arrays(path),
+        lambda: peek_shape(str(path), name),
+        lambda: load_file(str(path), name),
+    ):
+        with contextlib.suppress(nodes.FileError):
+            read()
