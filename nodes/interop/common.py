@@ -27,13 +27,12 @@ from typing import Any
 
 import numpy as np
 
-from conv3dt_studio.compute import ACTIVATION_NAMES, Conv3DTStudioError, ParameterError
-from conv3dt_studio.compute.conv3d_transpose import DATA_FORMATS
+from conv3dt_studio.compute import Conv3DTStudioError, ParameterError
 from conv3dt_studio.compute.conv3d_transpose_ops import AxisGeometry, Geometry
 from conv3dt_studio.compute.layers import fmt_shape
 from conv3dt_studio.nodes.graph_document import GraphDocument
 from conv3dt_studio.nodes.runner import Plan, build_graph, plan
-from conv3dt_studio.nodes.validation import DocumentProblems, validate
+from conv3dt_studio.nodes.validation import validate
 from conv3dt_studio.nodes.weights import (
     apply_weights,
     encode_weights,
@@ -243,7 +242,8 @@ def read_architecture(data: Any, source: str) -> dict[str, Any]:
         shape = [int(s) for s in data["input"]["shape"]]
         layers = list(data["layers"])
         for layer in layers:
-            missing = [k for k in ("name", "conv_name", *ARCH_PARAMS) if k not in layer]
+            required = ("name", "conv_name", "in_channels", *ARCH_PARAMS)
+            missing = [k for k in required if k not in layer]
             if missing:
                 raise InteropError(
                     f"`{source}`: layer {layer.get('name', '?')!r} lacks {', '.join(missing)}"
@@ -343,16 +343,6 @@ def _unique(name: str, taken: set[str]) -> str:
     while out in taken:
         out, n = f"{name}_{n}", n + 1
     taken.add(out)
-    return out
-
-
-def check_layer_params(params: dict[str, Any], where: str) -> list[str]:
-    """Why these parameters are outside what the studio runs (empty: fine)."""
-    out = []
-    if params["activation"] not in ACTIVATION_NAMES:
-        out.append(f"{where}: activation {params['activation']!r}")
-    if params["data_format"] not in DATA_FORMATS:
-        out.append(f"{where}: data_format {params['data_format']!r}")
     return out
 
 
@@ -470,7 +460,6 @@ __all__ = [
     "ARCHITECTURE_FILE",
     "ARCHITECTURE_KEY",
     "FORMATS",
-    "DocumentProblems",
     "ExportResult",
     "ImportedLayer",
     "InteropError",
