@@ -79,6 +79,12 @@ class FilesController(QObject):
         self.autosaver.discard()
         self._update_title()
 
+    def open_first(self, path: str | os.PathLike | None, doc: GraphDocument | None) -> None:
+        """A new window's document: the file ``path``, else ``doc``, else (also when the file
+        cannot be opened) the toolkit example."""
+        if path is None or not self.open_path(path):
+            self.set_document(nodes.default_document() if doc is None else doc, None)
+
     def adopt_recovery(self, recovery: autosave.Recovery, doc: GraphDocument) -> None:
         """Show restored work as unsaved, autosaved under this window's own file."""
         self.set_document(doc, recovery.path)

@@ -1,14 +1,9 @@
-"""The main window, the editor's composition root: it builds the widgets, declares the actions and
-wires the controllers; the work itself is theirs.
-
-Widgets: the canvas, the docks (palette, properties, inspector, log, training), the menus, the
-toolbar with the backend selector, the status bar with the progress bar. Actions are declared once
-(:func:`.actions.make_action`) and placed in menus and the toolbar. Controllers:
-:class:`.files_controller.FilesController` (the document's file, autosave),
-:class:`.run_controller.RunController`, :class:`.training_controller.TrainingController` and
-:class:`.recovery.RecoveryController`; they talk to the window through their signals and the one
-shared :class:`.activity.Activity` (busy, progress, status bar, log). Every modal question goes
-through :class:`.dialogs.Dialogs` (replaceable in tests). The few methods here only delegate.
+"""The main window, the editor's composition root: it builds the canvas, the docks, the actions
+(declared once with :func:`.actions.make_action`), menus, toolbar and status bar, and wires the
+controllers (files, run, training, recovery), which do the work. They talk to the window through
+their signals and one shared :class:`.activity.Activity` (busy, progress, status bar, log). Every
+modal question goes through :class:`.dialogs.Dialogs` (replaceable in tests). The window's own
+methods (run, save, open_path, ...) only delegate.
 """
 
 from __future__ import annotations
@@ -17,7 +12,7 @@ import os
 from functools import partial
 
 from PySide6.QtCore import Qt, Signal
-from PySide6.QtGui import QCloseEvent, QKeySequence
+from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
 from PySide6.QtWidgets import QDockWidget, QMainWindow, QMenu, QToolBar
 
 from conv3dt_studio import nodes
@@ -90,11 +85,7 @@ class MainWindow(QMainWindow):
         self._wire()
         self.resize(1500, 950)
         a.log(f"{APP_TITLE} ready. Compute backend: {backend_text()}", "info")
-        if path is None:
-            doc = document if document is not None else nodes.default_document()
-            self.files.set_document(doc, None)
-        elif not self.open_path(path):
-            self.files.set_document(nodes.default_document(), None)
+        self.files.open_first(path, document)
         if offer_recovery:
             self.offer_recovery()
 
@@ -184,13 +175,13 @@ class MainWindow(QMainWindow):
         edit.addActions([self.action_undo, self.action_redo])
         edit.addSeparator()
         edit.addActions([self.action_delete, self.action_select_all, self.action_node_search])
-        bar.addMenu("&Run").addActions(self.run_actions())
+        bar.addMenu("&Run").addActions(self._run_actions())
         bar.addMenu("T&rain").addActions(self.training_actions)
         view = bar.addMenu("&View")
         view.addAction(self.action_fit)
         view.addActions([dock.toggleViewAction() for dock in self.docks.values()])
 
-    def run_actions(self) -> list:
+    def _run_actions(self) -> list[QAction]:
         return [self.action_run, self.training.action_train, self.action_stop]
 
     def _make_toolbar(self) -> None:
@@ -200,7 +191,7 @@ class MainWindow(QMainWindow):
         for group in (
             [self.action_new, self.action_open, self.action_save],
             [self.action_undo, self.action_redo],
-            self.run_actions(),
+            self._run_actions(),
         ):
             tb.addActions(group)
             tb.addSeparator()
@@ -226,7 +217,6 @@ class MainWindow(QMainWindow):
         self.palette.add_requested.connect(lambda t: canvas.add_node(t, canvas.view_center()))
         self.inspector.save_requested.connect(lambda: files.save_prediction(self.inspector.result))
 
-    # ------------------------------------------------------------------ following the controllers
     def _log(self, level: str, text: str) -> None:
         self.log.log(text, level)
 

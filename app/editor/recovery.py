@@ -63,6 +63,7 @@ class RecoveryController(QObject):
                 f"{len(unreadable)} autosave file(s) cannot be read: see the log", 15000
             )
         restored: list[EditorWindow] = []
+        # a file opened here, or changes of the user's own, stay in this window
         keep_this = self.host.files.path is not None or self.host.files.is_modified()
         for number, recovery in enumerate(found, 1):
             count = f" (autosave {number} of {len(found)})" if len(found) > 1 else ""
