@@ -3,13 +3,15 @@
 
 A command that would compute for minutes and then fail to save must fail first instead. An output
 is refused when its name is empty, names a folder, lies in a missing folder or under a file, already
-exists (a dangling link included) without ``--force``, or lies in a folder where no file can be
-created; writability is tried with a temporary file, because permissions alone do not tell (root,
+exists (a dangling link included) without ``--force``, is a device, FIFO or socket, lies in a
+folder where no file can be created, or is named by two options of one command; writability is tried with a temporary file, because permissions alone do not tell (root,
 read-only or virtual file systems such as /proc). The file itself is written later, atomically.
 """
 
 from __future__ import annotations
 
+import os
+import stat
 import tempfile
 from pathlib import Path
 
@@ -24,6 +26,9 @@ def output_problem(name: str, force: bool, option: str) -> str | None:
     folder = path.parent
     if path.is_dir():
         return f"{option} `{path}` is a folder, not a file"
+    special = _special_kind(path)
+    if special:
+        return f"{option} `{path}` is {special}, not a regular file; give a file to write"
     if folder.exists() and not folder.is_dir():
         return f"cannot save `{path}`: `{folder}` is a file, not a folder"
     if not folder.is_dir():
@@ -36,6 +41,36 @@ def output_problem(name: str, force: bool, option: str) -> str | None:
     except OSError as exc:
         return f"cannot save `{path}`: cannot write in folder `{folder}` ({exc.strerror or exc})"
     return None
+
+
+def _special_kind(path: Path) -> str | None:
+    """What ``path`` is when it exists as something a file cannot replace (device, FIFO...)."""
+    try:
+        mode = path.stat().st_mode
+    except OSError:
+        return None  # missing, or a dangling link: handled as an existing name
+    kinds = (
+        (stat.S_ISCHR, "a character device"),
+        (stat.S_ISBLK, "a block device"),
+        (stat.S_ISFIFO, "a FIFO (named pipe)"),
+        (stat.S_ISSOCK, "a socket"),
+    )
+    return next((kind for test, kind in kinds if test(mode)), None)
+
+
+def distinct_outputs(outputs: dict[str, str | None]) -> None:
+    """Refuse two output options naming one file (the second would silently replace the
+    first): ``outputs`` maps an option to its file name, or None when not given."""
+    seen: dict[str, str] = {}
+    for option, name in outputs.items():
+        if not name:
+            continue
+        key = os.path.realpath(name)
+        if key in seen:
+            raise UsageError(
+                f"{seen[key]} and {option} name the same file `{name}`: give each its own file"
+            )
+        seen[key] = option
 
 
 def checked_output(name: str | None, force: bool, option: str) -> Path | None:

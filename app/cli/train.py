@@ -14,7 +14,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import EXIT_OK, with_source
-from .output_files import checked_output
+from .output_files import checked_output, distinct_outputs
 from .progress import Progress
 
 if TYPE_CHECKING:
@@ -28,6 +28,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from conv3dt_studio.nodes.data_sources import load_file
     from conv3dt_studio.nodes.training import train_document
 
+    distinct_outputs({"--weights-out": args.weights_out, "--history": args.history})
     weights_out = checked_output(args.weights_out, args.force, "--weights-out")
     history_out = checked_output(args.history, args.force, "--history")
     if args.loss is not None:

@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import pytest
@@ -32,6 +33,8 @@ KINDS = {
     "existing": "already exists",
     "dangling-link": "already exists",
     "unwritable": "cannot write in folder `/proc`",  # whoever runs the tests, root included
+    "device": "is a character device, not a regular file",
+    "fifo": "is a FIFO (named pipe), not a regular file",
 }
 
 
@@ -45,6 +48,8 @@ def bad_output(tmp_path: Path, kind: str) -> str:
         (tmp_path / "old.png").write_bytes(b"precious")
     elif kind == "dangling-link":
         (tmp_path / "link.png").symlink_to(tmp_path / "nowhere")
+    elif kind == "fifo":
+        os.mkfifo(tmp_path / "pipe.png")
     names = {
         "empty": "",
         "folder": tmp_path / "d.png",
@@ -53,12 +58,20 @@ def bad_output(tmp_path: Path, kind: str) -> str:
         "existing": tmp_path / "old.png",
         "dangling-link": tmp_path / "link.png",
         "unwritable": "/proc/x.png",
+        "device": "/dev/null",
+        "fifo": tmp_path / "pipe.png",
     }
     return str(names[kind])
 
 
 # an empty `snippet -o` is not empty: like the editor, snippet adds .png to a name without one
-CASES = [(o, k) for o in sorted(COMMANDS) for k in sorted(KINDS) if (o, k) != ("-o", "empty")]
+# (and so `-o /dev/null` names /dev/null.png, an ordinary new file)
+CASES = [
+    (o, k)
+    for o in sorted(COMMANDS)
+    for k in sorted(KINDS)
+    if (o, k) not in (("-o", "empty"), ("-o", "device"))
+]
 
 
 @pytest.mark.parametrize(("option", "kind"), CASES)
@@ -97,3 +110,22 @@ def test_the_messages_name_the_option_and_the_path(tmp_path):
     assert output_problem(str(missing), False, "--out") == (
         f"cannot save `{missing}`: folder `{missing.parent}` does not exist"
     )
+
+
+@pytest.mark.parametrize("kind", ["device", "fifo"])
+def test_force_does_not_make_a_device_or_fifo_writable(tmp_path, kind):
+    assert KINDS[kind] in output_problem(bad_output(tmp_path, kind), True, "--out")
+
+
+@pytest.mark.parametrize("second", ["same.out", "./same.out", "link.out"])
+def test_two_outputs_naming_one_file_are_refused_before_training(capsys, tmp_path, second):
+    (tmp_path / "link.out").symlink_to(tmp_path / "same.out")
+    first = str(tmp_path / "same.out")
+    second = str(tmp_path / second) if second != "./same.out" else str(tmp_path) + "/./same.out"
+    assert main(["train", GRAPH, "--weights-out", first, "--history", second]) == 2
+    out, err = capsys.readouterr()
+    assert (
+        err == f"{ERR}--weights-out and --history name the same file `{second}`: give each "
+        "its own file\n"
+    )
+    assert "epoch" not in out and not (tmp_path / "same.out").exists()
