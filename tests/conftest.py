@@ -6,6 +6,7 @@ import sys
 from pathlib import Path
 
 import pytest
+from small_graphs import small_doc
 
 
 def pytest_addoption(parser):
@@ -37,3 +38,9 @@ def _emulated_gpu(request, tmp_path_factory):
             yield
         finally:
             backend._cupy_backend = real
+
+
+@pytest.fixture
+def make_doc():
+    """``make_doc(conv=None, batch=2, **data_params)`` -> a small toolkit graph."""
+    return small_doc

@@ -19,14 +19,6 @@ ATTR_FUNCTIONS = ("getattr", "setattr", "hasattr", "delattr")
 
 # (module path from the repository root, the access as ast.unparse writes it)
 ALLOWED = {
-    # canvas.py: StudioGraph is the Canvas's own NodeGraph subclass, defined beside it in the same
-    # module. NodeGraphQt calls StudioGraph's overridden private handlers for the user's gestures
-    # (connect, slice, move, rename); they hand each gesture to the Canvas's handlers, which are
-    # private to that module: no other module calls them, and NodeGraphQt's handler names (pinned
-    # in pyproject.toml) are what forces the split into two classes.
-    ("app/editor/canvas.py", "self._canvas._user_relink"),
-    ("app/editor/canvas.py", "self._canvas._user_moved"),
-    ("app/editor/canvas.py", "self._canvas._sync_view"),
     # argparse offers no public name for the type of add_subparsers()'s result; the command line
     # uses it only as a type alias for annotations
     ("app/cli/parser.py", "argparse._SubParsersAction"),

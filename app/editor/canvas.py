@@ -114,17 +114,17 @@ class StudioGraph(NodeGraph):
 
     def _on_connection_changed(self, disconnected, connected) -> None:
         if disconnected or connected:
-            self._canvas._user_relink(disconnected, connected)
+            self._canvas.user_relinked(disconnected, connected)
 
     def _on_connection_sliced(self, ports) -> None:
         if ports:
-            self._canvas._user_relink(ports, [])
+            self._canvas.user_relinked(ports, [])
 
     def _on_nodes_moved(self, node_data) -> None:
-        self._canvas._user_moved(node_data)
+        self._canvas.user_moved(node_data)
 
     def _on_insert_node(self, pipe, node_id, prev_node_pos) -> None:
-        self._canvas._user_moved(prev_node_pos)  # dropping a node on a pipe only moves it
+        self._canvas.user_moved(prev_node_pos)  # dropping a node on a pipe only moves it
 
     def _on_node_data_dropped(self, mimedata, pos) -> None:
         self._canvas.drop(mimedata, pos)
@@ -142,7 +142,7 @@ class StudioGraph(NodeGraph):
             self._viewer.tab_search_toggle()
 
     def _on_node_name_changed(self, node_id, name) -> None:
-        self._canvas._sync_view()  # names are derived from ids: undo the in-place rename
+        self._canvas.sync_view()  # names are derived from ids: undo the in-place rename
 
 
 # ---------------------------------------------------------------------- the canvas
@@ -191,7 +191,7 @@ class Canvas(QObject):
         self.run_errors.clear()
         self._logged_problems.clear()
         self.undo_stack.clear()
-        self._sync_view()
+        self.sync_view()
         self._changed()
 
     def set_message_dialog(self, show) -> None:
@@ -278,13 +278,13 @@ class Canvas(QObject):
         return [n.id for n in new_nodes]
 
     # ------------------------------------------------------------------ gestures from the view
-    def _user_relink(self, disconnected, connected) -> None:
+    def user_relinked(self, disconnected, connected) -> None:
         removed = [self._link_of(a, b) for a, b in disconnected]
         added = [self._link_of(a, b) for a, b in connected]
         if not self._apply_links([ln for ln in removed if ln in self.doc.links], added):
-            self._sync_view()  # put back any pipe the gesture detached
+            self.sync_view()  # put back any pipe the gesture detached
 
-    def _user_moved(self, node_data) -> None:
+    def user_moved(self, node_data) -> None:
         moves = {}
         for view, prev in node_data.items():
             nid = self.node_id_of_view(view.id)
@@ -331,11 +331,11 @@ class Canvas(QObject):
     def _on_document_change(self, change: Change) -> None:
         for node in change.nodes if change.kind == REMOVED else ():
             self.run_errors.pop(node.id, None)
-        self._sync_view()
+        self.sync_view()
         self._changed()
 
     # ------------------------------------------------------------------ view reconciliation
-    def _sync_view(self) -> None:
+    def sync_view(self) -> None:
         """Make the NodeGraphQt view show exactly the document."""
         for nid in [i for i in self.views if i not in self.doc.nodes]:
             view = self.views.pop(nid)

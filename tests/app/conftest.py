@@ -9,19 +9,7 @@ os.environ["QT_QPA_PLATFORM"] = "offscreen"  # before any Qt import
 os.environ.setdefault("QT_PREFERRED_BINDING", "PySide6")
 
 import pytest  # noqa: E402
-
-from conv3dt_studio.nodes.examples import toolkit_example  # noqa: E402
-
-SMALL_SAMPLE = (2, 2, 8, 8, 3)
-
-
-def small_doc(batch: int = 2, conv: dict | None = None):
-    """The toolkit graph with tiny shapes: Data (batch, 2, 2, 8, 8, 3)."""
-    return toolkit_example(
-        conv,
-        data={"batch_size": batch, "sample_shape": list(SMALL_SAMPLE)},
-        input_shape=SMALL_SAMPLE,
-    )
+from small_graphs import small_doc  # noqa: E402
 
 
 class FakeDialogs:

@@ -11,23 +11,17 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from small_graphs import SMALL_SAMPLE as SAMPLE  # noqa: E402
+from small_graphs import small_doc  # noqa: E402
 
 from conv3dt_studio import nodes  # noqa: E402
 from conv3dt_studio.app import cli  # noqa: E402
 from conv3dt_studio.app.cli import lazy_import  # noqa: E402
-from conv3dt_studio.nodes.examples import toolkit_example  # noqa: E402
 from conv3dt_studio.nodes.snippet import PNG_SIGNATURE, embed_graph_text  # noqa: E402
 from conv3dt_studio.nodes.weights import save_weights  # noqa: E402
 
-SAMPLE = (2, 2, 8, 8, 3)
 SMALL_SHAPE = "(2, 2, 3, 10, 10, 5)"
 ERR = "conv3dt-studio: error: "
-
-
-def small_doc(batch: int = 2, **conv):
-    return toolkit_example(
-        conv, data={"batch_size": batch, "sample_shape": list(SAMPLE)}, input_shape=SAMPLE
-    )
 
 
 @pytest.fixture
@@ -301,7 +295,7 @@ def test_debug_shows_the_traceback(capsys, tmp_path):
 
 
 def _doc_json(**conv) -> dict:
-    return small_doc(**conv).to_json()
+    return small_doc(conv).to_json()
 
 
 def _bad_graphs(tmp_path: Path) -> dict[str, tuple[Path, list[str]]]:
