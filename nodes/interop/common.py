@@ -35,6 +35,7 @@ from conv3dt_studio.nodes.runner import Plan, build_graph, plan
 from conv3dt_studio.nodes.validation import validate
 from conv3dt_studio.nodes.weights import (
     apply_weights,
+    conv_layers,
     encode_weights,
     resolve_weights,
     weights_source,
@@ -179,13 +180,13 @@ def model_spec(
         apply_weights(arrays, graph.layers, source=weights_source(weights), partial=partial)
     shape = tuple(p.input_shape[1:])
     layers = []
-    for td_node, td in zip(p.chain, graph.layers[1:]):
-        conv = td.layer
+    for td_node, td, conv in zip(p.chain, graph.layers[1:], conv_layers(graph.layers)):
         out = tuple(p.shapes[td_node][1:])
         w = conv.get_weights()
         params = {k: _json(conv.config[k]) for k in ARCH_PARAMS}
         c = shape[1] if params["data_format"] == "channels_first" else shape[-1]
-        conv_node = doc.upstream(td_node, "layer")[0]
+        src = doc.upstream(td_node, "layer")
+        conv_node = src[0] if src else conv.name
         bias = w[1] if len(w) > 1 else None
         layers.append(LayerSpec(td.name, conv.name, params, c, shape, out, w[0], bias, conv_node))
         shape = out
@@ -306,7 +307,9 @@ def document_from_layers(
         doc.add_node("input", {"shape": list(input_shape)}, pos=(260, 0), node_id=inp)
         _set_name(doc, inp, input_name)
         doc.connect("data", "data", inp, "x")
-        prev, arrays, taken = inp, {}, set()
+        prev = inp
+        arrays: dict[str, np.ndarray] = {}
+        taken: set[str] = set()
         for i, layer in enumerate(layers):
             conv_name = _unique(layer.conv_name, taken)
             conv = _node_id(doc, conv_name, "conv3d_transpose")

@@ -31,6 +31,7 @@ from typing import Any
 import numpy as np
 
 from conv3dt_studio.compute.activations import ELU_ALPHA, LEAKY_RELU_ALPHA, THRESHOLDED_RELU_THETA
+from conv3dt_studio.nodes.graph_document import GraphDocument
 
 from .common import (
     ImportedLayer,
@@ -62,7 +63,7 @@ SAME_NAME = {
 FROM_KERAS = {**{v: k for k, v in SAME_NAME.items()}, "swish": "swish", "silu": "swish"}
 
 
-def keras_module(what: str):
+def keras_module(what: str) -> Any:
     """Keras, on JAX unless KERAS_BACKEND says otherwise."""
     if os.environ.setdefault("KERAS_BACKEND", "jax") == "jax":
         require("jax", what)
@@ -83,7 +84,7 @@ def refusal(layer: LayerSpec) -> str | None:
     return None
 
 
-def build_model(spec: ModelSpec):
+def build_model(spec: ModelSpec) -> Any:
     """The Keras model of ``spec`` with its weights set."""
     reasons = [r for r in map(refusal, spec.layers) if r]
     if reasons:
@@ -96,7 +97,7 @@ def build_model(spec: ModelSpec):
         raise InteropError(f"Keras refuses the model: {first}") from exc
 
 
-def _build(keras, spec: ModelSpec):
+def _build(keras: Any, spec: ModelSpec) -> Any:
     """Input -> TimeDistributed(Conv3DTranspose) [-> activation layer] per layer."""
     layers = keras.layers
     x = inputs = keras.Input(shape=(None, *spec.input_shape[1:]), name=spec.input_name)
@@ -130,7 +131,7 @@ def _build(keras, spec: ModelSpec):
     return model
 
 
-def _activation_layers(keras, layer: LayerSpec):
+def _activation_layers(keras: Any, layer: LayerSpec) -> tuple[str, Any]:
     """(activation string for the Conv3DTranspose, layer applied after it or None)."""
     act = layer.params["activation"]
     name = f"{layer.name}_{act}"
@@ -157,7 +158,7 @@ def export_keras(spec: ModelSpec, path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------- import
-def import_keras(path: Path):
+def import_keras(path: Path) -> GraphDocument:
     """A graph document from a .keras file (see the module docstring)."""
     keras = keras_module("Import from Keras")
     try:
@@ -195,14 +196,14 @@ def import_keras(path: Path):
     return document_from_layers(input_name, (time_steps, *shape[2:]), layers, path.name)
 
 
-def _input_name(model) -> str:
+def _input_name(model: Any) -> str:
     for layer in model.layers:
         if type(layer).__name__ == "InputLayer":
             return layer.name
     return "input"
 
 
-def _read_layers(keras, model) -> tuple[list[ImportedLayer], list[str]]:
+def _read_layers(keras: Any, model: Any) -> tuple[list[ImportedLayer], list[str]]:
     """The chain's layers and the description of every layer that cannot be imported."""
     out: list[ImportedLayer] = []
     bad: list[str] = []
@@ -213,9 +214,10 @@ def _read_layers(keras, model) -> tuple[list[ImportedLayer], list[str]]:
             continue
         inner = layer.layer if kind == "TimeDistributed" else None
         if inner is not None and type(inner).__name__ == "Conv3DTranspose":
-            previous, why = _conv_layer(layer, inner)
-            if why:
-                bad.append(f"{layer.name} ({why})")
+            imported = _conv_layer(layer, inner)
+            previous = imported if isinstance(imported, ImportedLayer) else None
+            if previous is None:
+                bad.append(f"{layer.name} ({imported})")
             else:
                 out.append(previous)
             continue
@@ -230,7 +232,7 @@ def _read_layers(keras, model) -> tuple[list[ImportedLayer], list[str]]:
     return out, bad
 
 
-def _check_chain(keras, model, source: str) -> None:
+def _check_chain(keras: Any, model: Any, source: str) -> None:
     """Each layer takes the previous one's output: one chain, no branches (a Sequential model
     is one by construction)."""
     if isinstance(model, keras.Sequential):
@@ -256,7 +258,8 @@ def _check_chain(keras, model, source: str) -> None:
         raise InteropError(f"`{source}`: the model's output is not its last layer's")
 
 
-def _conv_layer(td, conv) -> tuple[ImportedLayer | None, str | None]:
+def _conv_layer(td: Any, conv: Any) -> ImportedLayer | str:
+    """The layer, or why it cannot be imported."""
     cfg = conv.get_config()
     act = cfg.get("activation")
     act = act if isinstance(act, str) else getattr(act, "__name__", str(act))
@@ -264,9 +267,9 @@ def _conv_layer(td, conv) -> tuple[ImportedLayer | None, str | None]:
     if act == "softmax" and cfg["data_format"] == "channels_last":
         ours = "softmax"
     if ours is None:
-        return None, f"TimeDistributed(Conv3DTranspose) with activation {act!r}"
+        return f"TimeDistributed(Conv3DTranspose) with activation {act!r}"
     if getattr(conv, "groups", 1) != 1:
-        return None, f"TimeDistributed(Conv3DTranspose) with groups={conv.groups}"
+        return f"TimeDistributed(Conv3DTranspose) with groups={conv.groups}"
     weights = conv.get_weights()
     op = cfg.get("output_padding")
     params = {
@@ -282,14 +285,14 @@ def _conv_layer(td, conv) -> tuple[ImportedLayer | None, str | None]:
     }
     bias = np.asarray(weights[1], np.float32) if params["use_bias"] else None
     kernel = np.asarray(weights[0], np.float32)
-    return ImportedLayer(td.name, conv.name, params, kernel, bias), None
+    return ImportedLayer(td.name, conv.name, params, kernel, bias)
 
 
-def _triple(value) -> tuple:
+def _triple(value: Any) -> tuple:
     return tuple(value) if isinstance(value, (list, tuple)) else (value,) * 3
 
 
-def _activation_of(layer) -> dict[str, Any] | None:
+def _activation_of(layer: Any) -> dict[str, Any] | None:
     """What an activation layer computes, as {"name", ...constants}; None for other layers."""
     if layer is None:
         return None

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import json
 import math
+from collections.abc import Iterable
 from pathlib import Path
 from typing import Any
 
@@ -37,6 +38,7 @@ from conv3dt_studio.compute.activations import (
     SELU_SCALE,
     THRESHOLDED_RELU_THETA,
 )
+from conv3dt_studio.compute.conv3d_transpose_ops import Geometry
 from conv3dt_studio.nodes.files import atomic_write_bytes
 
 from .common import (
@@ -73,7 +75,7 @@ SINGLE_OPS: dict[str, tuple[str, dict[str, Any]]] = {
 class _Builder:
     """Nodes and initializers with unique value names."""
 
-    def __init__(self, onnx) -> None:
+    def __init__(self, onnx: Any) -> None:
         self.helper = onnx.helper
         self.numpy_helper = onnx.numpy_helper
         self.nodes: list = []
@@ -92,11 +94,11 @@ class _Builder:
         self.initializers.append(self.numpy_helper.from_array(np.asarray(array), name))
         return name
 
-    def ints(self, hint: str, values) -> str:
+    def ints(self, hint: str, values: Iterable[int]) -> str:
         return self.const(hint, np.asarray(list(values), dtype=np.int64))
 
     def op(
-        self, op_type: str, inputs: list[str], hint: str, out: str | None = None, **attrs
+        self, op_type: str, inputs: list[str], hint: str, out: str | None = None, **attrs: Any
     ) -> str:
         out = out or self.name(hint)
         self.nodes.append(
@@ -105,7 +107,7 @@ class _Builder:
         return out
 
 
-def build_model(spec: ModelSpec, decompose: bool = True):
+def build_model(spec: ModelSpec, decompose: bool = True) -> Any:
     """The ONNX ModelProto of ``spec`` (checked)."""
     onnx = require("onnx", "Export to ONNX")
     b = _Builder(onnx)
@@ -195,7 +197,7 @@ def _layer(b: _Builder, x: str, layer: LayerSpec, decompose: bool) -> str:
     return z
 
 
-def _zero_insert(b: _Builder, x: str, layer: LayerSpec, geom) -> str:
+def _zero_insert(b: _Builder, x: str, layer: LayerSpec, geom: Geometry) -> str:
     """``x`` (N, C, D, H, W) spread on a grid ``stride`` apart, zeros between:
     (N, C, (D-1)*s0+1, ...). Exact (data movement only)."""
     n = layer.name

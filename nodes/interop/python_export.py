@@ -15,9 +15,10 @@ from typing import Any
 
 from conv3dt_studio.compute import CONV3D_TRANSPOSE_SCHEMA
 from conv3dt_studio.nodes.files import atomic_write_text, save_npz
+from conv3dt_studio.nodes.graph_document import GraphDocument
 from conv3dt_studio.nodes.runner import Plan
 
-from .common import ARCH_PARAMS, ModelSpec
+from .common import ARCH_PARAMS, InteropError, ModelSpec
 
 HEADER = '''"""Graph `{output}` exported by Conv3DT Studio {version}: rebuilds it with the Python API,
 sets the weights from `{weights}` beside this file and runs its Prediction 6D.
@@ -85,8 +86,15 @@ def _conv_args(params: dict[str, Any]) -> str:
     return ", ".join(out)
 
 
+def _source(spec: ModelSpec) -> tuple[GraphDocument, Plan]:
+    """The document and plan an export was made from (a script needs its Data node)."""
+    if spec.doc is None or spec.plan is None:
+        raise InteropError("A Python script is exported from a graph document only")
+    return spec.doc, spec.plan
+
+
 def _layers_source(spec: ModelSpec) -> str:
-    doc = spec.doc
+    doc, _ = _source(spec)
     lines = [f"            Input({tuple(spec.input_shape)!r}, name={spec.input_name!r}),"]
     for layer in spec.layers:
         params = {k: v for k, v in doc.params(layer.node).items() if k != "name"}
@@ -100,11 +108,11 @@ def _layers_source(spec: ModelSpec) -> str:
 
 
 def _data_source(spec: ModelSpec) -> str:
-    p: Plan = spec.plan
-    params = spec.doc.params(p.data_node)
+    doc, p = _source(spec)
+    params = doc.params(p.data_node)
     head = '\n\ndef input_data() -> np.ndarray:\n    """The Data node\'s samples."""\n'
     if params["source"] != "generator":
-        path = spec.doc.resolve_path(params["path"])
+        path = doc.resolve_path(params["path"])
         return (
             head + "    from conv3dt_studio.nodes.data_sources import load_file\n\n"
             f"    return load_file({str(Path(path).resolve())!r}, {params['array_name']!r})\n"
@@ -124,9 +132,9 @@ def _data_source(spec: ModelSpec) -> str:
 def script_source(spec: ModelSpec, script: Path, weights: Path) -> str:
     from conv3dt_studio import __version__
 
-    p: Plan = spec.plan
+    doc, p = _source(spec)
     seed = p.seed if spec.seed is None else spec.seed
-    batch = spec.doc.params(p.prediction_node)["batch_size"] or None
+    batch = doc.params(p.prediction_node)["batch_size"] or None
     return (
         HEADER.format(
             output=spec.output_name, version=__version__, weights=weights.name, script=script.name

@@ -27,6 +27,8 @@ from typing import Any
 
 import numpy as np
 
+from conv3dt_studio.nodes.graph_document import GraphDocument
+
 from .common import (
     ARCHITECTURE_FILE,
     ARCHITECTURE_KEY,
@@ -88,7 +90,7 @@ def export_pytorch(spec: ModelSpec, path: Path) -> None:
 
 
 # ---------------------------------------------------------------------------- import
-def import_pytorch(path: Path):
+def import_pytorch(path: Path) -> GraphDocument:
     """A graph document from an export folder, a .safetensors file or a .pt/.pth state dict."""
     weights_file = path / WEIGHTS_FILE if path.is_dir() else path
     if not weights_file.is_file():
@@ -169,10 +171,12 @@ def _architecture(weights_file: Path, meta: dict | None) -> dict[str, Any]:
     )
 
 
-def _layers(arch: dict[str, Any], state: dict[str, np.ndarray], source: str):
+def _layers(arch: dict[str, Any], state: dict[str, np.ndarray], source: str) -> list[ImportedLayer]:
     read_architecture(arch, source)
     state = {k.removeprefix("module."): v for k, v in state.items()}
-    expected, layers, problems = set(), [], []
+    expected: set[str] = set()
+    layers: list[ImportedLayer] = []
+    problems: list[str] = []
     for i, spec in enumerate(arch["layers"]):
         wkey, bkey = f"layers.{i}.conv.weight", f"layers.{i}.conv.bias"
         want = (spec["in_channels"], spec["n_filters"], *spec["size"])

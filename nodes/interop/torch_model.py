@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+from collections.abc import Callable
 from pathlib import Path
 
 import torch
@@ -55,7 +56,7 @@ def activation(name: str, z: torch.Tensor, dim: int) -> torch.Tensor:
         return torch.softmax(z, dim=dim)
     if name == "swish":
         return F.silu(z)
-    functions = {
+    functions: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
         "exponential": torch.exp,
         "sigmoid": torch.sigmoid,
         "softplus": F.softplus,

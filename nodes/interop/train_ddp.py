@@ -29,7 +29,7 @@ from torch.nn.parallel import DistributedDataParallel
 from torch.utils.data import DataLoader, Dataset, DistributedSampler
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from model import load_model, save_weights  # noqa: E402
+from model import load_model, save_weights  # type: ignore[import-not-found]  # noqa: E402
 
 
 class MemmapPairs(Dataset):
@@ -44,12 +44,12 @@ class MemmapPairs(Dataset):
     def __len__(self) -> int:
         return len(self.x)
 
-    def __getitem__(self, i: int):
+    def __getitem__(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
         x = torch.from_numpy(np.array(self.x[i], dtype=np.float32))
         return x, torch.from_numpy(np.array(self.y[i], dtype=np.float32))
 
 
-def parse(argv=None) -> argparse.Namespace:
+def parse(argv: list[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--x", required=True, help="samples, .npy (memory-mapped)")
     p.add_argument("--y", required=True, help="targets, .npy (memory-mapped)")
@@ -64,7 +64,7 @@ def parse(argv=None) -> argparse.Namespace:
     return p.parse_args(argv)
 
 
-def main(argv=None) -> None:
+def main(argv: list[str] | None = None) -> None:
     args = parse(argv)
     dist.init_process_group(args.backend)
     rank, world = dist.get_rank(), dist.get_world_size()
@@ -74,7 +74,9 @@ def main(argv=None) -> None:
     model = load_model(args.weights).to(device).train()
     ddp = DistributedDataParallel(model, device_ids=[device.index] if gpu else None)
     data = MemmapPairs(args.x, args.y)
-    sampler = DistributedSampler(data, num_replicas=world, rank=rank, shuffle=True, seed=args.seed)
+    sampler: DistributedSampler = DistributedSampler(
+        data, num_replicas=world, rank=rank, shuffle=True, seed=args.seed
+    )
     loader = DataLoader(data, batch_size=args.batch_size, sampler=sampler)
     optimizer = torch.optim.Adam(ddp.parameters(), lr=args.lr)
     step = 0
