@@ -77,3 +77,16 @@ def test_python_m_conv3dt_studio_is_the_command_line():
         check=True,
     )
     assert out.stdout.strip() == f"conv3dt-studio {conv3dt_studio.__version__}"
+
+
+def test_every_package_folder_of_the_checkout_is_in_the_wheel(wheel):
+    """A new subpackage (e.g. nodes/interop) must be listed in pyproject.toml's packages."""
+    names = set(wheel.namelist())
+    folders = {"compute": "compute", "nodes": "nodes", "app": "app", "resources": "resources"}
+    missing = []
+    for layer, folder in folders.items():
+        for init in (ROOT / folder).rglob("__init__.py"):
+            rel = init.relative_to(ROOT / folder).as_posix()
+            if f"conv3dt_studio/{layer}/{rel}" not in names:
+                missing.append(f"{folder}/{rel}")
+    assert missing == []

@@ -4,7 +4,7 @@ beside PyTorch weights, safe output paths, and building a document back from a d
 
 Contract: :func:`model_spec` picks weights exactly as :func:`conv3dt_studio.nodes.run_document`
 does (``weights`` a .npz path or named arrays, else the document's embedded weights, else seeded)
-by calling the same functions (``plan``, ``build_graph``, ``resolve_weights``, ``apply_weights``);
+by calling the same functions (``plan``, ``build_graph``, ``apply_run_weights``);
 an invalid graph raises :class:`~conv3dt_studio.nodes.DocumentProblems` as validation reports it.
 Imports of optional libraries go through :func:`require`, which turns a missing one into
 :class:`MissingExtraError` naming the pip command. Nothing here imports onnx, keras, jax or torch.
@@ -33,13 +33,7 @@ from conv3dt_studio.compute.layers import fmt_shape
 from conv3dt_studio.nodes.graph_document import GraphDocument
 from conv3dt_studio.nodes.runner import Plan, build_graph, plan
 from conv3dt_studio.nodes.validation import validate
-from conv3dt_studio.nodes.weights import (
-    apply_weights,
-    conv_layers,
-    encode_weights,
-    resolve_weights,
-    weights_source,
-)
+from conv3dt_studio.nodes.weights import apply_run_weights, conv_layers, encode_weights
 
 FORMATS = ("onnx", "keras", "pytorch", "python")
 FORMAT_TITLES = {"onnx": "ONNX", "keras": "Keras", "pytorch": "PyTorch", "python": "Python"}
@@ -174,10 +168,7 @@ def model_spec(
     studio would run it with. Raises DocumentProblems for an invalid chain."""
     p = plan(doc, prediction)
     graph = build_graph(doc, p, "numpy", seed)
-    arrays = resolve_weights(weights, doc)
-    if arrays is not None:
-        partial = isinstance(weights, dict)
-        apply_weights(arrays, graph.layers, source=weights_source(weights), partial=partial)
+    apply_run_weights(weights, doc, graph.layers)
     shape = tuple(p.input_shape[1:])
     layers = []
     for td_node, td, conv in zip(p.chain, graph.layers[1:], conv_layers(graph.layers)):
