@@ -12,6 +12,7 @@ from collections.abc import Callable, Sequence
 
 from .bench import cmd_bench
 from .errors import UsageError, guarded, report
+from .interop import cmd_export, cmd_import
 from .parser import build_parser, parse
 from .qt_commands import cmd_open, cmd_snippet
 from .run import cmd_info, cmd_run, cmd_validate
@@ -22,6 +23,8 @@ COMMANDS: dict[str | None, Callable[[argparse.Namespace], int]] = {
     "train": cmd_train,
     "validate": cmd_validate,
     "info": cmd_info,
+    "export": cmd_export,
+    "import": cmd_import,
     "snippet": cmd_snippet,
     "open": lambda args: cmd_open(args.file),
     None: lambda args: cmd_open(None),
@@ -41,7 +44,10 @@ def main(argv: list[str] | None = None) -> int:
         return report(exc, "--debug" in argv)
     if isinstance(args, int):  # --help or --version, already printed
         return args
-    return guarded(lambda: COMMANDS[args.command](args), getattr(args, "debug", False))
+    subject = next(
+        (getattr(args, k) for k in ("graph", "model", "file") if getattr(args, k, None)), None
+    )
+    return guarded(lambda: COMMANDS[args.command](args), getattr(args, "debug", False), subject)
 
 
 def split_bench(argv: Sequence[str]) -> tuple[bool, list[str]] | None:

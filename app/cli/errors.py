@@ -2,8 +2,9 @@
 
 Every user error is one line on stderr, ``conv3dt-studio: error: MESSAGE`` (one line per problem
 when a graph has several, each naming the file, node and parameter), and exit status 2; ``--debug``
-adds the traceback. Ctrl+C exits 130 and a closed stdout 141, both silently. Anything else is a bug
-and keeps its traceback.
+adds the traceback. Ctrl+C exits 130 and a closed stdout 141, both silently. An unexpected
+exception (a bug, or a file that defeats every check) is one line too, naming the file being
+worked on and what failed, and exit status 2; ``--debug`` shows its traceback.
 """
 
 from __future__ import annotations
@@ -54,8 +55,9 @@ def report(exc: BaseException, debug: bool) -> int:
     return EXIT_ERROR
 
 
-def guarded(action: Callable[[], int], debug: bool) -> int:
-    """Run a command; user errors, Ctrl+C and a closed stdout become exit statuses."""
+def guarded(action: Callable[[], int], debug: bool, subject: object = None) -> int:
+    """Run a command; user errors, Ctrl+C, a closed stdout and unexpected exceptions become exit
+    statuses (``subject``: the file the command works on, named in an unexpected error)."""
     from conv3dt_studio.compute import Conv3DTStudioError
 
     try:
@@ -67,6 +69,16 @@ def guarded(action: Callable[[], int], debug: bool) -> int:
         return EXIT_BROKEN_PIPE
     except (Conv3DTStudioError, UsageError, OSError) as exc:
         return report(exc, debug)
+    except Exception as exc:  # noqa: BLE001 - one line, not a crash
+        where = f"`{subject}`: " if subject else ""
+        text = " ".join((str(exc) or "").split())[:300]
+        return report(
+            UsageError(
+                f"{where}unexpected {type(exc).__name__}{': ' + text if text else ''} "
+                "(please report it; --debug shows the traceback)"
+            ),
+            debug,
+        )
 
 
 def _silence_stdout() -> None:

@@ -103,7 +103,14 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"{PROG} {version()}")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for add in (_add_run, _add_train, _add_validate_and_info, _add_bench, _add_qt_commands):
+    for add in (
+        _add_run,
+        _add_train,
+        _add_validate_and_info,
+        _add_interop,
+        _add_bench,
+        _add_qt_commands,
+    ):
         add(sub, common)
     return parser
 
@@ -217,6 +224,37 @@ def _add_validate_and_info(sub: Subparsers, common: argparse.ArgumentParser) -> 
         help="version, backends and node types",
         description="Show the version, NumPy and CuPy availability and the node types.",
     )
+
+
+def _add_interop(sub: Subparsers, common: argparse.ArgumentParser) -> None:
+    from conv3dt_studio.nodes.interop.common import FORMATS  # light: no format library
+
+    export = sub.add_parser(
+        "export",
+        parents=[common],
+        help="export a graph to ONNX, Keras, PyTorch or a Python script",
+        description="Write the chain of one Prediction 6D with the weights `run` would use "
+        "(--weights, else the graph's embedded weights, else seeded): an .onnx file, a .keras "
+        "file, a PyTorch folder (model.py, weights.safetensors) or a Python script with its "
+        ".npz. See docs/interop.md.",
+    )
+    export.add_argument("graph", metavar="GRAPH")
+    export.add_argument("--format", required=True, choices=FORMATS)
+    export.add_argument("-o", "--output", required=True, metavar="PATH")
+    export.add_argument("--weights", metavar="FILE.npz", help="weights to export")
+    export.add_argument("--prediction", metavar="NODE", help="the Prediction 6D to export")
+    export.add_argument("--seed", type=non_negative_int, help="override the graph's seed")
+    export.add_argument("--force", action="store_true", help="replace an existing PATH")
+    import_ = sub.add_parser(
+        "import",
+        parents=[common],
+        help="turn a Keras or PyTorch model into a graph (weights embedded)",
+        description="Read a .keras model made of TimeDistributed(Conv3DTranspose) layers, an "
+        "exported PyTorch folder, or its .safetensors / .pt weights, and save it as a graph.",
+    )
+    import_.add_argument("model", metavar="MODEL")
+    import_.add_argument("-o", "--output", required=True, metavar="GRAPH.json")
+    import_.add_argument("--force", action="store_true", help="replace an existing GRAPH.json")
 
 
 def _add_bench(sub: Subparsers, common: argparse.ArgumentParser) -> None:

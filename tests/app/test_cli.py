@@ -690,3 +690,20 @@ def test_a_folder_as_graph_is_named_as_a_folder(capsys, tmp_path):
     code, _, err = run(capsys, "run", tmp_path)
     assert code == 2
     assert "is a folder, not a file" in error_lines(err)[0]
+
+
+@pytest.mark.parametrize("debug", [False, True])
+def test_an_unexpected_exception_is_one_line_naming_the_file(capsys, graph, monkeypatch, debug):
+    def broken(path):
+        raise ZeroDivisionError("the reader divided by zero")
+
+    monkeypatch.setattr(nodes, "load", broken)
+    argv = ["validate", str(graph)] + (["--debug"] if debug else [])
+    assert cli.main(argv) == 2
+    err = capsys.readouterr().err
+    last = err.strip().splitlines()[-1]
+    assert last == (
+        f"{ERR}`{graph}`: unexpected ZeroDivisionError: the reader divided by zero (please "
+        "report it; --debug shows the traceback)"
+    )
+    assert ("Traceback" in err) is debug
