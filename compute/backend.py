@@ -18,16 +18,21 @@ from .errors import BackendError, ParameterError
 BACKEND_NAMES = ("auto", "numpy", "cupy")
 DTYPE = np.float32
 
+# CuPy ships no type information, so to mypy a backend's arrays and its array module are Any; these
+# names say in signatures which one is meant.
+Array = Any  # an array of the backend's module: numpy.ndarray, or cupy.ndarray on ``cupy``
+ArrayModule = Any  # numpy, or cupy
+
 
 @dataclass(frozen=True)
 class Backend:
     """An array module plus the few operations NumPy and CuPy spell differently."""
 
     name: str
-    xp: Any
+    xp: ArrayModule
     device_name: str = "CPU"
 
-    def asarray(self, a: Any) -> Any:
+    def asarray(self, a: Any) -> Array:
         """Host or device array -> this backend's float32 array."""
         return self.xp.asarray(a, dtype=DTYPE)
 
@@ -35,12 +40,12 @@ class Backend:
         """Whether ``a`` already lives on this backend's GPU (a CuPy array on ``cupy``)."""
         return self.name == "cupy" and isinstance(a, self.xp.ndarray)
 
-    def to_numpy(self, a: Any) -> np.ndarray:
+    def to_numpy(self, a: Array) -> np.ndarray:
         if self.name == "cupy":
             return self.xp.asnumpy(a)
         return np.asarray(a)
 
-    def erf(self, a: Any) -> Any:
+    def erf(self, a: Array) -> Array:
         if self.name == "cupy":
             import cupyx.scipy.special as special  # noqa: PLC0415 - lazy by design
 

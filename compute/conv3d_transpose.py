@@ -14,7 +14,7 @@ import numpy as np
 
 from . import conv3d_transpose_ops as ops
 from .activations import ACTIVATION_NAMES, ACTIVATIONS
-from .backend import Backend
+from .backend import Array, Backend
 from .errors import ParameterError, ShapeError, StateError
 from .initializers import BIAS_INITIALIZER_NAMES, INITIALIZER_NAMES, initialize
 from .layers import Layer, Shape, fmt_shape
@@ -191,11 +191,12 @@ class Conv3DTranspose(Layer):
 
     def __init__(self, **params: Any) -> None:
         super().__init__(**params)  # validated by the schema, its constraints included
-        self.kernel = None
-        self.bias = None
+        self.kernel: Array | None = None  # on the backend, Keras layout
+        self.bias: Array | None = None
         self.optimizer: Optimizer | None = None
-        self._cache: tuple | None = None
-        self._grads: dict | None = None
+        # what backward needs: (x channels-first, z or None, y, geometry) of the last forward
+        self._cache: tuple[Array, Array | None, Array, ops.Geometry] | None = None
+        self._grads: dict[str, Array | None] | None = None
 
     # ------------------------------------------------------------------ shapes
     @property
@@ -206,8 +207,8 @@ class Conv3DTranspose(Layer):
     def channel_axis(self) -> int:
         return 1 if self.channels_first else -1
 
-    def _check_input(self, shape: Shape) -> int:
-        """Validate a 5-D shape (batch included); return its channel count."""
+    def _check_input(self, shape: Shape) -> int | None:
+        """Validate a 5-D shape (batch included); return its channel count (None: unknown)."""
         if len(shape) != 5:
             layout = (
                 "(batch, channels, d1, d2, d3)"
@@ -263,14 +264,14 @@ class Conv3DTranspose(Layer):
         self._assign(old)
         self.built = True
 
-    def _assign(self, weights: Sequence) -> None:
+    def _assign(self, weights: Sequence[np.ndarray]) -> None:
         b = self.backend
         self.kernel = b.asarray(weights[0]).copy()
         self.bias = b.asarray(weights[1]).copy() if self.config["use_bias"] else None
         self.optimizer = Optimizer(self.config["optimizer"], b)
         self._cache = None
 
-    def _weights(self) -> list:
+    def _weights(self) -> list[Array]:
         return [self.kernel] if self.bias is None else [self.kernel, self.bias]
 
     @property
@@ -283,7 +284,7 @@ class Conv3DTranspose(Layer):
             return []
         return [self.backend.to_numpy(w).copy() for w in self._weights()]
 
-    def set_weights(self, weights: Sequence) -> None:
+    def set_weights(self, weights: Sequence[Any]) -> None:
         """Set ``[kernel]`` or ``[kernel, bias]``; a fresh optimizer state starts."""
         expected = 2 if self.config["use_bias"] else 1
         if not isinstance(weights, (list, tuple)):
@@ -332,7 +333,7 @@ class Conv3DTranspose(Layer):
             spatial, c["size"], c["stride"], c["dilation_rate"], c["padding"], c["output_padding"]
         )
 
-    def forward(self, x, training: bool = False):
+    def forward(self, x: Array, training: bool = False) -> Array:
         """``x`` on this layer's backend, 5-D; returns the activated output."""
         self._check_input(tuple(x.shape))
         if self.kernel is None:
@@ -354,7 +355,7 @@ class Conv3DTranspose(Layer):
         self._cache = (xcf, z if act.needs_input else None, y, geom) if keep else None
         return y
 
-    def backward(self, dy, input_grad: bool = True):
+    def backward(self, dy: Array, input_grad: bool = True) -> Array | None:
         """Gradient for the previous layer (times ``lda_coeff``); updates weights if ``update``.
         ``input_grad=False`` (nothing before this layer learns): returns None and skips computing
         it, unless ``store`` keeps it."""
@@ -366,6 +367,8 @@ class Conv3DTranspose(Layer):
             )
             raise StateError(f"Layer `{self.name}` cannot run backward: {why}.")
         xcf, z, y, geom = self._cache
+        # a training-mode forward ran: it built the kernel and the optimizer
+        assert self.kernel is not None and self.optimizer is not None
         if tuple(dy.shape) != tuple(y.shape):
             raise ShapeError(
                 f"Layer `{self.name}` expected an output gradient of shape "

@@ -22,12 +22,15 @@ Three paths, chosen by the array module, numerically equal within float32 roundi
 from __future__ import annotations
 
 import itertools
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
+from types import ModuleType
 
 import numpy as np
 
 from . import cuda_kernels
+from .backend import Array, ArrayModule
 
 # Independent partial sums of the kernel gradient (fixed, so results do not depend on threads).
 KERNEL_GRAD_CHUNKS = 8
@@ -88,22 +91,31 @@ class Geometry:
     axes: tuple[AxisGeometry, AxisGeometry, AxisGeometry]
 
     @classmethod
-    def of(cls, spatial_in, size, stride, dilation, same, output_padding=None) -> Geometry:
+    def of(
+        cls,
+        spatial_in: Sequence[int],
+        size: Sequence[int],
+        stride: Sequence[int],
+        dilation: Sequence[int],
+        same: bool,
+        output_padding: Sequence[int | None] | None = None,
+    ) -> Geometry:
         op = output_padding if output_padding is not None else (None, None, None)
-        return cls(
-            tuple(
-                axis_geometry(int(n), k, s, d, same, p)
-                for n, k, s, d, p in zip(spatial_in, size, stride, dilation, op)
-            )
+        a0, a1, a2 = (
+            axis_geometry(int(n), k, s, d, same, p)
+            for n, k, s, d, p in zip(spatial_in, size, stride, dilation, op)
         )
+        return cls((a0, a1, a2))
 
     @property
     def out_shape(self) -> tuple[int, int, int]:
-        return tuple(a.out_len for a in self.axes)
+        a0, a1, a2 = self.axes
+        return a0.out_len, a1.out_len, a2.out_len
 
     @property
     def grid_shape(self) -> tuple[int, int, int]:
-        return tuple(a.grid_len for a in self.axes)
+        a0, a1, a2 = self.axes
+        return a0.grid_len, a1.grid_len, a2.grid_len
 
     @property
     def grid_size(self) -> int:
@@ -119,7 +131,7 @@ class Geometry:
         st = self.grid_strides()
         return 1 + sum((a.in_len - 1) * a.stride * s for a, s in zip(self.axes, st))
 
-    def taps(self):
+    def taps(self) -> Iterator[tuple[tuple[int, int, int], int]]:
         """(kd, kh, kw) index and flat offset of every kernel tap."""
         st = self.grid_strides()
         a0, a1, a2 = self.axes
@@ -131,11 +143,11 @@ class Geometry:
                     )
                     yield (i, j, k), off
 
-    def input_slices(self):
+    def input_slices(self) -> tuple[slice, ...]:
         """Where the input samples sit on the grid."""
         return tuple(slice(0, (a.in_len - 1) * a.stride + 1, a.stride) for a in self.axes)
 
-    def output_slices(self):
+    def output_slices(self) -> tuple[slice, ...]:
         """Where the layer's output window sits on the grid."""
         return tuple(slice(a.crop_start, a.crop_start + a.out_len) for a in self.axes)
 
@@ -144,7 +156,7 @@ def _chunk(n: int, per_sample_bytes: int) -> int:
     return max(1, min(n, CHUNK_BYTES // max(per_sample_bytes, 1)))
 
 
-def _embed(xp, x, geom: Geometry, where):
+def _embed(xp: ArrayModule, x: Array, geom: Geometry, where: tuple[slice, ...]) -> Array:
     """Place ``x`` (n, c, *spatial) on zero grids (n, c, *grid) at ``where`` slices; flat view."""
     n, c = x.shape[:2]
     grid = xp.zeros((n, c) + geom.grid_shape, dtype=x.dtype)
@@ -152,7 +164,7 @@ def _embed(xp, x, geom: Geometry, where):
     return grid.reshape(n, c, geom.grid_size)
 
 
-def _flat_forward(xp, x, kernel, geom: Geometry):
+def _flat_forward(xp: ArrayModule, x: Array, kernel: Array, geom: Geometry) -> Array:
     """Array-module path of :func:`forward` (NumPy without Numba; the tests' reference)."""
     n = x.shape[0]
     f = kernel.shape[3]
@@ -170,7 +182,7 @@ def _flat_forward(xp, x, kernel, geom: Geometry):
     return y
 
 
-def _flat_backward_input(xp, dy, kernel, geom: Geometry):
+def _flat_backward_input(xp: ArrayModule, dy: Array, kernel: Array, geom: Geometry) -> Array:
     """Array-module path of :func:`backward_input`."""
     n = dy.shape[0]
     c = kernel.shape[4]
@@ -189,7 +201,9 @@ def _flat_backward_input(xp, dy, kernel, geom: Geometry):
     return dx
 
 
-def _flat_backward_kernel(xp, x, dy, geom: Geometry, kernel_shape):
+def _flat_backward_kernel(
+    xp: ArrayModule, x: Array, dy: Array, geom: Geometry, kernel_shape: tuple[int, ...]
+) -> Array:
     """Array-module path of :func:`backward_kernel`."""
     n = x.shape[0]
     dk = xp.zeros(kernel_shape, dtype=x.dtype)
@@ -249,8 +263,12 @@ class PhasePlan:
     kidx: np.ndarray  # flat kernel tap (kd, kh, kw) of each plan tap
 
 
-def _axis_phases(a: AxisGeometry):
-    """Per residue ``r``: (taps [(j, offset)], first phase index m, count of output positions)."""
+# One residue of one axis: its taps [(j, offset)], first phase index m, count of output positions.
+_AxisPhase = tuple[list[tuple[int, int]], int, int]
+
+
+def _axis_phases(a: AxisGeometry) -> list[_AxisPhase]:
+    """The :data:`_AxisPhase` of each residue ``r``."""
     out = []
     for r in range(a.stride):
         taps = [
@@ -264,7 +282,7 @@ def _axis_phases(a: AxisGeometry):
     return out
 
 
-def _grid_len(a: AxisGeometry, phases) -> int:
+def _grid_len(a: AxisGeometry, phases: list[_AxisPhase]) -> int:
     """Phase-grid length of one axis: room for the input plus the largest tap offset (so flat
     offsets never wrap into the next row) and for every output position."""
     tmax = max(t for taps, _, _ in phases for _, t in taps)
@@ -279,13 +297,20 @@ def phase_plan(geom: Geometry, c: int, f: int) -> PhasePlan:
     grid = [_grid_len(a, ph) for a, ph in zip(geom.axes, per_axis)]
     waste = [g / a.in_len for g, a in zip(grid, geom.axes)]
     outer = max(range(3), key=lambda i: (waste[i], -i))
-    perm = (outer, *[i for i in range(3) if i != outer])
+    inner = [i for i in range(3) if i != outer]
+    perm = (outer, inner[0], inner[1])
     axes = [geom.axes[i] for i in perm]
     per_axis = [per_axis[i] for i in perm]
     g2 = grid[perm[2]]
     plane = grid[perm[1]] * g2
     ks = [a.size for a in geom.axes]
-    ph, qlo, qlen, toff, tout, tph, kidx = [], [], [], [], [], [], []
+    ph: list[list[int]] = []
+    qlo: list[int] = []
+    qlen: list[int] = []
+    toff: list[int] = []
+    tout: list[int] = []
+    tph: list[int] = []
+    kidx: list[int] = []
     residues = itertools.product(*(range(a.stride) for a in axes))
     for p, (r, entries) in enumerate(zip(residues, itertools.product(*per_axis))):
         counts = [e[2] for e in entries]
@@ -334,7 +359,7 @@ def phase_plan(geom: Geometry, c: int, f: int) -> PhasePlan:
 # ----------------------------------------------------------------------------- dispatch
 
 
-def _cpu():
+def _cpu() -> ModuleType:
     """:mod:`compute.cpu_kernels`, imported on first use: importing Numba takes a while, and
     ``import compute`` should not pay for it."""
     from . import cpu_kernels
@@ -342,7 +367,7 @@ def _cpu():
     return cpu_kernels
 
 
-def _path(xp) -> str:
+def _path(xp: ArrayModule) -> str:
     """'numba', 'cuda' or 'flat' (the array-module path) for the array module ``xp``."""
     if xp is np:
         return "numba" if _cpu().AVAILABLE else "flat"
@@ -351,7 +376,7 @@ def _path(xp) -> str:
     return "flat"
 
 
-def _taps_weights(kernel, plan: PhasePlan):
+def _taps_weights(kernel: np.ndarray, plan: PhasePlan) -> np.ndarray:
     """Kernel (kd, kh, kw, F, C) -> (T, F, C) in plan tap order."""
     k = kernel.reshape((-1,) + tuple(kernel.shape[3:]))
     return np.ascontiguousarray(k[plan.kidx], dtype=np.float32)
@@ -362,12 +387,12 @@ def _chunks(n: int) -> int:
     return min(n, 4 * _cpu().THREADS)
 
 
-def _flat(a, plan: PhasePlan):
+def _flat(a: np.ndarray, plan: PhasePlan) -> tuple[np.ndarray, np.ndarray]:
     """Flat view and element strides of a (N, C, *spatial) array, spatial axes in plan order."""
     return _cpu().flat(a.transpose(0, 1, *(2 + i for i in plan.perm)))
 
 
-def forward(xp, x, kernel, geom: Geometry):
+def forward(xp: ArrayModule, x: Array, kernel: Array, geom: Geometry) -> Array:
     """Transposed convolution without bias: ``x`` (N, C, D, H, W) -> (N, F, *geom.out_shape)."""
     path = _path(xp)
     if path == "cuda":
@@ -377,7 +402,7 @@ def forward(xp, x, kernel, geom: Geometry):
     return _compiled_forward(x, kernel, geom)
 
 
-def _compiled_forward(x, kernel, geom: Geometry):
+def _compiled_forward(x: np.ndarray, kernel: np.ndarray, geom: Geometry) -> np.ndarray:
     """The :mod:`compute.cpu_kernels` path of :func:`forward` (interpreted without Numba)."""
     n, f = x.shape[0], kernel.shape[3]
     plan = phase_plan(geom, x.shape[1], f)
@@ -409,7 +434,7 @@ def _compiled_forward(x, kernel, geom: Geometry):
     return y
 
 
-def backward_input(xp, dy, kernel, geom: Geometry):
+def backward_input(xp: ArrayModule, dy: Array, kernel: Array, geom: Geometry) -> Array:
     """Gradient w.r.t. the input: ``dy`` (N, F, *out) -> (N, C, *in)."""
     path = _path(xp)
     if path == "cuda":
@@ -419,7 +444,7 @@ def backward_input(xp, dy, kernel, geom: Geometry):
     return _compiled_backward_input(dy, kernel, geom)
 
 
-def _compiled_backward_input(dy, kernel, geom: Geometry):
+def _compiled_backward_input(dy: np.ndarray, kernel: np.ndarray, geom: Geometry) -> np.ndarray:
     n, c = dy.shape[0], kernel.shape[4]
     plan = phase_plan(geom, c, kernel.shape[3])
     wt = np.ascontiguousarray(_taps_weights(kernel, plan).transpose(0, 2, 1))
@@ -435,7 +460,9 @@ def _compiled_backward_input(dy, kernel, geom: Geometry):
     return dx
 
 
-def backward_kernel(xp, x, dy, geom: Geometry, kernel_shape):
+def backward_kernel(
+    xp: ArrayModule, x: Array, dy: Array, geom: Geometry, kernel_shape: tuple[int, ...]
+) -> Array:
     """Gradient w.r.t. the kernel (Keras layout), summed over the batch."""
     path = _path(xp)
     if path == "cuda":
@@ -445,7 +472,9 @@ def backward_kernel(xp, x, dy, geom: Geometry, kernel_shape):
     return _compiled_backward_kernel(x, dy, geom, kernel_shape)
 
 
-def _compiled_backward_kernel(x, dy, geom: Geometry, kernel_shape):
+def _compiled_backward_kernel(
+    x: np.ndarray, dy: np.ndarray, geom: Geometry, kernel_shape: tuple[int, ...]
+) -> np.ndarray:
     n, f, c = x.shape[0], kernel_shape[3], kernel_shape[4]
     plan = phase_plan(geom, c, f)
     # Fixed chunks, each with its own float64 sums, added in order: deterministic for any threads.
@@ -494,7 +523,14 @@ def warm_up() -> bool:
     return True
 
 
-def output_shape(spatial_in, size, stride, dilation, same, output_padding=None):
+def output_shape(
+    spatial_in: Sequence[int],
+    size: Sequence[int],
+    stride: Sequence[int],
+    dilation: Sequence[int],
+    same: bool,
+    output_padding: Sequence[int | None] | None = None,
+) -> tuple[int, int, int]:
     """Pure output-shape function of the spatial axes (no arrays touched)."""
     return Geometry.of(spatial_in, size, stride, dilation, same, output_padding).out_shape
 

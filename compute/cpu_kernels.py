@@ -37,7 +37,9 @@ from __future__ import annotations
 
 import math
 import os
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
 
 import numpy as np
 
@@ -68,29 +70,44 @@ from .conv3d_transpose_ops import (
     PH_R2,
 )
 
-try:  # optional dependency
-    import numba
-    from numba import njit
 
-    AVAILABLE = os.environ.get("CONV3DT_NO_NUMBA", "") in ("", "0")
-except Exception:  # pragma: no cover - Numba absent, or failing to import with this NumPy
-    numba = None
-    AVAILABLE = False
+def _import_numba() -> Any:
+    """The ``numba`` module, or None when it is absent or fails to import (with this NumPy, say)."""
+    try:
+        import numba
+    except Exception:  # pragma: no cover - Numba absent, or failing to import with this NumPy
+        return None
+    return numba
 
-    def njit(*args, **kwargs):  # noqa: ARG001 - same call shape as numba.njit
-        def wrap(fn):
-            return fn
 
-        return wrap
-
+numba = _import_numba()
+AVAILABLE = numba is not None and os.environ.get("CONV3DT_NO_NUMBA", "") in ("", "0")
 
 # Flat positions computed per block: the block's accumulators plus the input rows it reads stay in L1.
 BLOCK = 512
-_JIT = {"cache": True, "fastmath": True, "boundscheck": False, "nogil": True}
+_F = TypeVar("_F", bound=Callable[..., Any])
 
 
-@njit(**_JIT)
-def _gather(dst, qlen, src, tsel, tsrc, nsel, toff, wt, base):
+def _jit(fn: _F) -> _F:
+    """``fn`` compiled by Numba on its first call (cached on disk, fast maths, no bounds checks,
+    the GIL released), or ``fn`` itself, interpreted, without Numba."""
+    if numba is None:
+        return fn
+    return numba.njit(cache=True, fastmath=True, boundscheck=False, nogil=True)(fn)
+
+
+@_jit
+def _gather(
+    dst: np.ndarray,
+    qlen: int,
+    src: np.ndarray,
+    tsel: np.ndarray,
+    tsrc: np.ndarray,
+    nsel: int,
+    toff: np.ndarray,
+    wt: np.ndarray,
+    base: int,
+) -> None:
     """``dst[k, q] = sum_u sum_j wt[t,k,j] * src[tsrc[u], j, base+q+toff[t]]``, ``t = tsel[u]``,
     over the ``nsel`` selected taps and ``q`` in ``[0, qlen)``.
 
@@ -166,15 +183,15 @@ def _gather(dst, qlen, src, tsel, tsrc, nsel, toff, wt, base):
 # while every plane takes its part; otherwise planes are walked one after the other.
 
 
-@njit(**_JIT)
-def _copy(src, dst):
+@_jit
+def _copy(src: np.ndarray, dst: np.ndarray) -> None:
     """``dst[:] = src`` for 1-D views (indexed from 0: no negative-index checks)."""
     for i in range(dst.shape[0]):
         dst[i] = src[i]
 
 
-@njit(**_JIT)
-def _embed_input(xf, xs, n, xe, dims):
+@_jit
+def _embed_input(xf: np.ndarray, xs: np.ndarray, n: int, xe: np.ndarray, dims: np.ndarray) -> None:
     """Sample ``n`` of ``x`` (flat ``xf``, element strides ``xs`` of (N, C, *in)) onto the zeroed
     planes ``xe`` (in0, C, lead + plane)."""
     c_n, i0, i1, i2 = dims[D_C], dims[D_IN0], dims[D_IN1], dims[D_IN2]
@@ -198,8 +215,16 @@ def _embed_input(xf, xs, n, xe, dims):
                     _copy(xf[src : src + i2 * step : step], xe[a, c, base : base + i2])
 
 
-@njit(**_JIT)
-def _embed_output(df, ds, n, dye, dims, crop, ph):
+@_jit
+def _embed_output(
+    df: np.ndarray,
+    ds: np.ndarray,
+    n: int,
+    dye: np.ndarray,
+    dims: np.ndarray,
+    crop: np.ndarray,
+    ph: np.ndarray,
+) -> None:
     """Sample ``n`` of ``dy`` (flat ``df``, strides ``ds`` of (N, F, *out)) split into phase planes
     ``dye`` (P*m0, F, plane + lead)."""
     f_n, g2, m0 = dims[D_F], dims[D_G2], dims[D_M0]
@@ -235,8 +260,18 @@ def _embed_output(df, ds, n, dye, dims, crop, ph):
                         )
 
 
-@njit(**_JIT)
-def _scatter_phase(buf, yf, ys, n, p, dims, crop, ph, qlo):
+@_jit
+def _scatter_phase(
+    buf: np.ndarray,
+    yf: np.ndarray,
+    ys: np.ndarray,
+    n: int,
+    p: int,
+    dims: np.ndarray,
+    crop: np.ndarray,
+    ph: np.ndarray,
+    qlo: np.ndarray,
+) -> None:
     """Phase ``p``'s planes ``buf`` (n0, F, qlen) to their output positions in ``y`` (flat ``yf``,
     strides ``ys`` of (N, F, *out))."""
     f_n, g2 = dims[D_F], dims[D_G2]
@@ -265,8 +300,10 @@ def _scatter_phase(buf, yf, ys, n, p, dims, crop, ph, qlo):
                     _copy(buf[a, f, base : base + n2], yf[d : d + n2 * step_w : step_w])
 
 
-@njit(**_JIT)
-def _select_taps(ph, p, m, tout, i0, tsel, tsrc):
+@_jit
+def _select_taps(
+    ph: np.ndarray, p: int, m: int, tout: np.ndarray, i0: int, tsel: np.ndarray, tsrc: np.ndarray
+) -> int:
     """The taps of phase ``p`` that reach its output plane ``m`` from an input plane
     ``i = m - tout[t]`` in ``[0, i0)``: ``t`` in ``tsel``, ``i`` in ``tsrc``; returns how many."""
     nsel = 0
@@ -279,8 +316,23 @@ def _select_taps(ph, p, m, tout, i0, tsel, tsrc):
     return nsel
 
 
-@njit(**_JIT)
-def forward(xf, xs, wt, yf, ys, n_from, n_to, dims, crop, ph, qlo, qlen, toff, tout):
+@_jit
+def forward(
+    xf: np.ndarray,
+    xs: np.ndarray,
+    wt: np.ndarray,
+    yf: np.ndarray,
+    ys: np.ndarray,
+    n_from: int,
+    n_to: int,
+    dims: np.ndarray,
+    crop: np.ndarray,
+    ph: np.ndarray,
+    qlo: np.ndarray,
+    qlen: np.ndarray,
+    toff: np.ndarray,
+    tout: np.ndarray,
+) -> None:
     """Samples ``[n_from, n_to)`` of ``y`` (N, F, *out) = transposed convolution of ``x``
     (N, C, *in); ``wt`` (T, F, C) the plan's tap weights."""
     c_n, f_n, i0 = dims[D_C], dims[D_F], dims[D_IN0]
@@ -306,8 +358,22 @@ def forward(xf, xs, wt, yf, ys, n_from, n_to, dims, crop, ph, qlo, qlen, toff, t
             _scatter_phase(buf, yf, ys, n, p, dims, crop, ph, qlo)
 
 
-@njit(**_JIT)
-def backward_input(df, ds, wt, dxf, dxs, n_from, n_to, dims, crop, ph, toff, tout, tph):
+@_jit
+def backward_input(
+    df: np.ndarray,
+    ds: np.ndarray,
+    wt: np.ndarray,
+    dxf: np.ndarray,
+    dxs: np.ndarray,
+    n_from: int,
+    n_to: int,
+    dims: np.ndarray,
+    crop: np.ndarray,
+    ph: np.ndarray,
+    toff: np.ndarray,
+    tout: np.ndarray,
+    tph: np.ndarray,
+) -> None:
     """Samples ``[n_from, n_to)`` of ``dx`` (N, C, *in) = input gradient from ``dy``
     (N, F, *out); ``wt`` (T, C, F) the plan's tap weights, transposed."""
     c_n, f_n, i0, i1, i2 = dims[D_C], dims[D_F], dims[D_IN0], dims[D_IN1], dims[D_IN2]
@@ -337,8 +403,19 @@ def backward_input(df, ds, wt, dxf, dxs, n_from, n_to, dims, crop, ph, toff, tou
                     _copy(buf[i, c, base : base + i2], dxf[d : d + i2 * dxs[4] : dxs[4]])
 
 
-@njit(**_JIT)
-def _tap_dots(g, xs, tsel, tsrc, nsel, toff, q_from, q_to, lead, acc):
+@_jit
+def _tap_dots(
+    g: np.ndarray,
+    xs: np.ndarray,
+    tsel: np.ndarray,
+    tsrc: np.ndarray,
+    nsel: int,
+    toff: np.ndarray,
+    q_from: int,
+    q_to: int,
+    lead: int,
+    acc: np.ndarray,
+) -> None:
     """``acc[t, f, c] += sum_q g[f, q] * xs[tsrc[u], c, lead + q - toff[t]]`` over ``[q_from,
     q_to)`` for the ``nsel`` selected taps ``t = tsel[u]``.
 
@@ -383,8 +460,23 @@ def _tap_dots(g, xs, tsel, tsrc, nsel, toff, q_from, q_to, lead, acc):
                         acc[t2, f + i, c2] += sums[i][2]
 
 
-@njit(**_JIT)
-def backward_kernel(xf, xs, df, ds, acc, n_from, n_to, dims, crop, ph, qlo, qlen, toff, tout):
+@_jit
+def backward_kernel(
+    xf: np.ndarray,
+    xs: np.ndarray,
+    df: np.ndarray,
+    ds: np.ndarray,
+    acc: np.ndarray,
+    n_from: int,
+    n_to: int,
+    dims: np.ndarray,
+    crop: np.ndarray,
+    ph: np.ndarray,
+    qlo: np.ndarray,
+    qlen: np.ndarray,
+    toff: np.ndarray,
+    tout: np.ndarray,
+) -> None:
     """``acc[t, f, c]`` (float64) += kernel gradient of samples ``[n_from, n_to)``."""
     c_n, f_n, i0 = dims[D_C], dims[D_F], dims[D_IN0]
     plane, lead, m0 = dims[D_PLANE], dims[D_LEAD], dims[D_M0]
@@ -453,11 +545,16 @@ if hasattr(os, "register_at_fork"):
 if AVAILABLE:
 
     @numba.vectorize(["float32(float32)"], cache=True)
-    def erf(x):  # the C library's erf, element-wise (the exact GELU)
+    def erf(x: float) -> float:  # the C library's erf, element-wise (the exact GELU)
         return math.erf(x)
 
 
-def run_chunks(fn, n: int, chunks: int, make_args) -> None:
+def run_chunks(
+    fn: Callable[..., None],
+    n: int,
+    chunks: int,
+    make_args: Callable[[int, int, int], tuple[Any, ...]],
+) -> None:
     """Run ``fn(*make_args(k, n_from, n_to))`` over ``chunks`` contiguous sample ranges, on
     :data:`THREADS` threads (the kernels release the GIL)."""
     global _pool

@@ -20,10 +20,18 @@ Layouts: data (N, C, D, H, W) contiguous, kernel Keras (kd, kh, kw, F, C) contig
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING, Any
+
 import numpy as np
 
+from .backend import Array, ArrayModule
+
+if TYPE_CHECKING:  # conv3d_transpose_ops imports this module
+    from .conv3d_transpose_ops import Geometry
+
 THREADS = 256  # threads per block
-_CACHE: dict[tuple, object] = {}  # compiled kernels
+_CACHE: dict[tuple[Any, ...], Any] = {}  # compiled kernels (CuPy RawKernel)
 
 # The geometry table ``g`` every convolution kernel reads: per field, one int32 per axis. The C
 # source names its entries (I0 = g[0], ..., P2 = g[17]) with #defines generated from this table,
@@ -222,29 +230,29 @@ def conv_source(name: str, nf: int, nc: int) -> str:
     return defines + f"#define THREADS {THREADS}\n" + _COMMON + _SOURCES[name]
 
 
-def _kernel(xp, name: str, nf: int, nc: int):
+def _kernel(xp: ArrayModule, name: str, nf: int, nc: int) -> Any:
     key = (name, nf, nc)
     if key not in _CACHE:
         _CACHE[key] = xp.RawKernel(conv_source(name, nf, nc), name)
     return _CACHE[key]
 
 
-def _geometry_array(xp, geom):
+def _geometry_array(xp: ArrayModule, geom: Geometry) -> Array:
     values = [getattr(a, name) for _, name in _GEOMETRY_FIELDS for a in geom.axes]
     return xp.asarray(np.array(values, dtype=np.int32))
 
 
-def _contiguous(xp, a):
+def _contiguous(xp: ArrayModule, a: Array) -> Array:
     return xp.ascontiguousarray(a, dtype=xp.float32)
 
 
-def _launch(kern, total: int, args) -> None:
+def _launch(kern: Any, total: int, args: tuple[Any, ...]) -> None:
     if total > 0:
         blocks = (total + THREADS - 1) // THREADS
         kern((blocks,), (THREADS,), (*args, np.int64(total)))
 
 
-def forward(xp, x, kernel, geom):
+def forward(xp: ArrayModule, x: Array, kernel: Array, geom: Geometry) -> Array:
     """``x`` (N, C, *in) -> (N, F, *out), no bias."""
     x, kernel = _contiguous(xp, x), _contiguous(xp, kernel)
     n, c = x.shape[:2]
@@ -255,7 +263,7 @@ def forward(xp, x, kernel, geom):
     return y
 
 
-def backward_input(xp, dy, kernel, geom):
+def backward_input(xp: ArrayModule, dy: Array, kernel: Array, geom: Geometry) -> Array:
     """``dy`` (N, F, *out) -> (N, C, *in)."""
     dy, kernel = _contiguous(xp, dy), _contiguous(xp, kernel)
     n, f = dy.shape[:2]
@@ -282,7 +290,9 @@ def kernel_grad_grid(total: int, taps: int, nf: int, nc: int) -> tuple[tuple[int
     return (chunks, taps, tiles), chunk
 
 
-def backward_kernel(xp, x, dy, geom, kernel_shape):
+def backward_kernel(
+    xp: ArrayModule, x: Array, dy: Array, geom: Geometry, kernel_shape: tuple[int, ...]
+) -> Array:
     """Kernel gradient (Keras layout), summed over the batch; deterministic: per-chunk block sums
     in a fixed tree, then the chunks added in order."""
     x, dy = _contiguous(xp, x), _contiguous(xp, dy)
@@ -341,7 +351,9 @@ def update_source(name: str, rule: str, slots: tuple[str, ...], constants: tuple
     return f"#define NP {2 + len(slots)}\n" + src.replace("RULE", rule)
 
 
-def update_tables(tensors, ptr) -> tuple[np.ndarray, np.ndarray, int]:
+def update_tables(
+    tensors: Sequence[Sequence[Any]], ptr: Callable[[Any], int]
+) -> tuple[np.ndarray, np.ndarray, int]:
     """Pointer table (tensors x NP, uint64), element starts (tensors + 1, int64) and element count
     for ``tensors``, a list of (weight, gradient, *slots); ``ptr`` gives an array's address."""
     ptrs = np.array([[ptr(a) for a in group] for group in tensors], dtype=np.uint64)
@@ -350,7 +362,14 @@ def update_tables(tensors, ptr) -> tuple[np.ndarray, np.ndarray, int]:
     return ptrs, starts, int(starts[-1])
 
 
-def fused_update(xp, name: str, rule: str, slots, constants: dict[str, float], tensors) -> None:
+def fused_update(
+    xp: ArrayModule,
+    name: str,
+    rule: str,
+    slots: Sequence[str],
+    constants: dict[str, float],
+    tensors: Sequence[Sequence[Array]],
+) -> None:
     """Apply an optimizer rule to every (weight, gradient, *slots) group of ``tensors`` in one
     kernel launch. Weights and slots are updated in place and must be contiguous float32."""
     for group in tensors:

@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from .backend import Backend, get_backend
+from .backend import Array, Backend, get_backend
 from .errors import ParameterError, ShapeError, StateError
-from .layers import Input, Layer, call_backward, fmt_shape
+from .layers import Input, Layer, Shape, call_backward, fmt_shape
 from .losses import loss_value_and_grad
 
 ProgressCallback = Callable[[float, str], None]
@@ -120,7 +120,7 @@ class Graph:
             self._build((None, *a.shape[1:]))
         return self.backend.asarray(a)
 
-    def _run(self, xd, training: bool):
+    def _run(self, xd: Array, training: bool) -> Array:
         for layer in self.layers:
             xd = layer.forward(xd, training)
         return xd
@@ -158,7 +158,7 @@ class Graph:
             )
         batches = max(1, math.ceil(n / step)) if n else 0
         # one batch: the last layer's fresh output is the result (no copy of the whole prediction)
-        y = np.empty(out_shape, dtype=np.float32) if batches != 1 else None
+        y: np.ndarray | None = np.empty(out_shape, dtype=np.float32) if batches != 1 else None
         for b, s0 in enumerate(range(0, n, step)):
             if should_stop is not None and should_stop():
                 raise StateError(f"Prediction cancelled after {b} of {batches} batches")
@@ -172,6 +172,7 @@ class Graph:
                 y[s0 : s0 + step] = out
             if progress is not None:
                 progress((b + 1) / batches, f"batch {b + 1}/{batches}")
+        assert y is not None  # n >= 1: the loop ran
         info = PredictionInfo(self.output_layer.name, len(self.layers) - 1, tuple(y.shape))
         return info, y
 
@@ -334,8 +335,9 @@ class Graph:
                 on_epoch_end(epoch, logs)
         return history
 
-    def summary(self) -> list[tuple[int, str, str, tuple]]:
-        """(index, name, class, output shape) of every layer, for display."""
+    def summary(self) -> list[tuple[int, str, str, Shape | None]]:
+        """(index, name, class, output shape) of every layer, for display (None before the input
+        shape is known)."""
         rows = []
         shape = self._input_shape
         for i, layer in enumerate(self.layers):

@@ -57,7 +57,9 @@ def compute_fans(shape: tuple[int, ...]) -> tuple[float, float]:
     return float(shape[-2] * rf), float(shape[-1] * rf)
 
 
-def _truncated_normal(rng: np.random.Generator, shape, stddev: float) -> np.ndarray:
+def _truncated_normal(
+    rng: np.random.Generator, shape: tuple[int, ...], stddev: float
+) -> np.ndarray:
     """Normal(0, stddev) redrawn outside two standard deviations."""
     out = rng.standard_normal(shape)
     bad = np.abs(out) > 2
@@ -67,7 +69,9 @@ def _truncated_normal(rng: np.random.Generator, shape, stddev: float) -> np.ndar
     return out * stddev
 
 
-def _variance_scaling(rng, shape, scale: float, mode: str, distribution: str) -> np.ndarray:
+def _variance_scaling(
+    rng: np.random.Generator, shape: tuple[int, ...], scale: float, mode: str, distribution: str
+) -> np.ndarray:
     fan_in, fan_out = compute_fans(shape)
     n = {"fan_in": fan_in, "fan_out": fan_out, "fan_avg": (fan_in + fan_out) / 2}[mode]
     variance = scale / max(1.0, n)
@@ -77,7 +81,7 @@ def _variance_scaling(rng, shape, scale: float, mode: str, distribution: str) ->
     return rng.uniform(-limit, limit, shape)
 
 
-def _orthogonal(rng, shape) -> np.ndarray:
+def _orthogonal(rng: np.random.Generator, shape: tuple[int, ...]) -> np.ndarray:
     rows = math.prod(shape[:-1])
     cols = shape[-1]
     a = rng.standard_normal((max(rows, cols), min(rows, cols)))
@@ -88,7 +92,7 @@ def _orthogonal(rng, shape) -> np.ndarray:
     return q.reshape(shape)
 
 
-def _identity(shape) -> np.ndarray:
+def _identity(shape: tuple[int, ...]) -> np.ndarray:
     if len(shape) == 2:
         return np.eye(*shape)
     out = np.zeros(shape)

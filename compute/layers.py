@@ -13,11 +13,13 @@ import itertools
 from collections.abc import Sequence
 from typing import Any
 
-from .backend import NUMPY, Backend
+import numpy as np
+
+from .backend import NUMPY, Array, Backend
 from .errors import ParameterError, ShapeError
 from .params import Param, Schema
 
-Shape = tuple
+Shape = tuple  # batch first; any length may be None (not known yet)
 
 _name_counters: dict[str, itertools.count] = {}
 
@@ -28,7 +30,7 @@ def unique_name(base: str) -> str:
     return base if n == 0 else f"{base}_{n}"
 
 
-def fmt_shape(shape: Sequence) -> str:
+def fmt_shape(shape: Sequence[int | None]) -> str:
     return (
         "("
         + ", ".join("None" if s is None else str(s) for s in shape)
@@ -36,7 +38,7 @@ def fmt_shape(shape: Sequence) -> str:
     )
 
 
-def call_backward(layer: Layer, dy, input_grad: bool = True):
+def call_backward(layer: Layer, dy: Array, input_grad: bool = True) -> Array | None:
     """``layer.backward(dy, input_grad)``, or ``layer.backward(dy)`` for a layer written without
     the ``input_grad`` argument (it then computes the gradient, which is ignored if not needed)."""
     if input_grad or not _takes_input_grad(type(layer)):
@@ -44,10 +46,10 @@ def call_backward(layer: Layer, dy, input_grad: bool = True):
     return layer.backward(dy, input_grad=False)
 
 
-_TAKES_INPUT_GRAD: dict[type, bool] = {}
+_TAKES_INPUT_GRAD: dict[type[Layer], bool] = {}
 
 
-def _takes_input_grad(cls: type) -> bool:
+def _takes_input_grad(cls: type[Layer]) -> bool:
     if cls not in _TAKES_INPUT_GRAD:
         params = inspect.signature(cls.backward).parameters
         _TAKES_INPUT_GRAD[cls] = "input_grad" in params or any(
@@ -65,11 +67,12 @@ class Layer:
     def __init__(self, **params: Any) -> None:
         name = params.pop("name", None)
         self.config = self.schema.validate(params, where=type(self).__name__)
-        self.name = name if name else unique_name(self.base_name)
-        if not isinstance(self.name, str):
+        name = name if name else unique_name(self.base_name)
+        if not isinstance(name, str):
             raise ParameterError(
-                f"Invalid value for `name`: expected a string. Received: name={self.name!r}"
+                f"Invalid value for `name`: expected a string. Received: name={name!r}"
             )
+        self.name: str = name
         self.backend: Backend = NUMPY
         self.built = False
 
@@ -81,10 +84,10 @@ class Layer:
         self.backend = backend
         self.built = True
 
-    def forward(self, x, training: bool = False):
+    def forward(self, x: Array, training: bool = False) -> Array:
         return x
 
-    def backward(self, dy, input_grad: bool = True):
+    def backward(self, dy: Array, input_grad: bool = True) -> Array | None:
         """Gradient for the previous layer; ``input_grad=False``: nobody before this layer learns
         (a training step), so a layer may skip computing it and return None. Subclasses may keep
         the older ``backward(self, dy)``: :func:`call_backward` then always asks for it."""
@@ -97,14 +100,14 @@ class Layer:
         layer that does not say is assumed to learn."""
         return True
 
-    def get_weights(self) -> list:
+    def get_weights(self) -> list[np.ndarray]:
         return []
 
-    def set_weights(self, weights: Sequence) -> None:
+    def set_weights(self, weights: Sequence[Any]) -> None:
         if len(weights):
             raise ShapeError(f"Layer `{self.name}` has no weights. Received: {len(weights)} arrays")
 
-    def get_gradients(self) -> dict:
+    def get_gradients(self) -> dict[str, np.ndarray | None]:
         return {}
 
     def get_config(self) -> dict[str, Any]:
@@ -147,7 +150,7 @@ class Input(Layer):
     def uses_gradients(self) -> bool:
         return False  # data: nothing to learn
 
-    def forward(self, x, training: bool = False):
+    def forward(self, x: Array, training: bool = False) -> Array:
         self.check_shape(x.shape)
         return x
 
@@ -189,13 +192,13 @@ class TimeDistributed(Layer):
     def built_inner(self) -> bool:
         return self.layer.built
 
-    def forward(self, x, training: bool = False):
+    def forward(self, x: Array, training: bool = False) -> Array:
         self._check(x.shape)
         b, t = x.shape[:2]
         y = self.layer.forward(x.reshape((b * t, *x.shape[2:])), training)
         return y.reshape((b, t, *y.shape[1:]))
 
-    def backward(self, dy, input_grad: bool = True):
+    def backward(self, dy: Array, input_grad: bool = True) -> Array | None:
         b, t = dy.shape[:2]
         self._folded = (b, t)
         dx = call_backward(self.layer, dy.reshape((b * t, *dy.shape[2:])), input_grad)
@@ -205,17 +208,18 @@ class TimeDistributed(Layer):
     def uses_gradients(self) -> bool:
         return self.layer.uses_gradients
 
-    def get_weights(self) -> list:
+    def get_weights(self) -> list[np.ndarray]:
         return self.layer.get_weights()
 
-    def set_weights(self, weights: Sequence) -> None:
+    def set_weights(self, weights: Sequence[Any]) -> None:
         self.layer.set_weights(weights)
 
-    def get_gradients(self) -> dict:
+    def get_gradients(self) -> dict[str, np.ndarray | None]:
         grads = dict(self.layer.get_gradients())
-        if "input" in grads and self._folded is not None:
+        folded = grads.get("input")
+        if folded is not None and self._folded is not None:
             b, t = self._folded
-            grads["input"] = grads["input"].reshape((b, t, *grads["input"].shape[1:]))
+            grads["input"] = folded.reshape((b, t, *folded.shape[1:]))
         return grads
 
     @property

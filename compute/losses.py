@@ -16,6 +16,7 @@ import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+from .backend import Array, ArrayModule
 from .errors import ParameterError, ShapeError
 from .params import Param, Schema
 
@@ -23,8 +24,8 @@ EPSILON = 1e-7
 
 
 class Loss(NamedTuple):
-    value: Callable
-    grad: Callable
+    value: Callable[..., Array]  # (xp, y_true, y_pred, axis, **params) -> scalar array
+    grad: Callable[..., Array]  # the same arguments -> dLoss/dy_pred
     per_class: bool  # reduced by a sum over the class axis (else a mean over all elements)
 
 
@@ -43,151 +44,153 @@ LOSS_PARAMS = Schema(
 )
 
 
-def _n_rest(y, axis):
+def _n_rest(y: Array, axis: int) -> int:
     return y.size // y.shape[axis]
 
 
 # ---------------------------------------------------------------- element-wise (mean over all)
-def _mse(xp, t, p, axis, **k):
+def _mse(xp: ArrayModule, t: Array, p: Array, axis: int, **k: float) -> Array:
     return ((p - t) ** 2).mean()
 
 
-def _d_mse(xp, t, p, axis, **k):
+def _d_mse(xp: ArrayModule, t: Array, p: Array, axis: int, **k: float) -> Array:
     return 2 * (p - t) / p.size
 
 
-def _mae(xp, t, p, axis, **k):
+def _mae(xp: ArrayModule, t: Array, p: Array, axis: int, **k: float) -> Array:
     return xp.abs(p - t).mean()
 
 
-def _d_mae(xp, t, p, axis, **k):
+def _d_mae(xp: ArrayModule, t: Array, p: Array, axis: int, **k: float) -> Array:
     return xp.sign(p - t) / p.size
 
 
-def _mape(xp, t, p, axis, **k):
+def _mape(xp: ArrayModule, t: Array, p: Array, axis: int, **k: float) -> Array:
     return 100 * (xp.abs(t - p) / xp.maximum(xp.abs(t), EPSILON)).mean()
 
 
-def _d_mape(xp, t, p, axis, **k):
+def _d_mape(xp: ArrayModule, t: Array, p: Array, axis: int, **k: float) -> Array:
     return 100 * xp.sign(p - t) / xp.maximum(xp.abs(t), EPSILON) / p.size
 
 
-def _msle_logs(xp, t, p):
+def _msle_logs(xp: ArrayModule, t: Array, p: Array) -> tuple[Array, Array]:
     return xp.log(xp.maximum(p, EPSILON) + 1), xp.log(xp.maximum(t, EPSILON) + 1)
 
 
-def _msle(xp, t, p, axis, **k):
+def _msle(xp: ArrayModule, t: Array, p: Array, axis: int, **k: float) -> Array:
     a, b = _msle_logs(xp, t, p)
     return ((a - b) ** 2).mean()
 
 
-def _d_msle(xp, t, p, axis, **k):
+def _d_msle(xp: ArrayModule, t: Array, p: Array, axis: int, **k: float) -> Array:
     a, b = _msle_logs(xp, t, p)
     return 2 * (a - b) / (xp.maximum(p, EPSILON) + 1) * (p > EPSILON) / p.size
 
 
-def _huber(xp, t, p, axis, delta=1.0, **k):
+def _huber(xp: ArrayModule, t: Array, p: Array, axis: int, delta: float = 1.0, **k: float) -> Array:
     e = xp.abs(p - t)
     return xp.where(e <= delta, 0.5 * e * e, delta * e - 0.5 * delta * delta).mean()
 
 
-def _d_huber(xp, t, p, axis, delta=1.0, **k):
+def _d_huber(
+    xp: ArrayModule, t: Array, p: Array, axis: int, delta: float = 1.0, **k: float
+) -> Array:
     return xp.clip(p - t, -delta, delta) / p.size
 
 
-def _log_cosh(xp, t, p, axis, **k):
+def _log_cosh(xp: ArrayModule, t: Array, p: Array, axis: int, **k: float) -> Array:
     x = p - t
     return (x + xp.logaddexp(-2 * x, 0) - math.log(2)).mean()
 
 
-def _d_log_cosh(xp, t, p, axis, **k):
+def _d_log_cosh(xp: ArrayModule, t: Array, p: Array, axis: int, **k: float) -> Array:
     return xp.tanh(p - t) / p.size
 
 
-def _bce(xp, t, p, axis, **k):
+def _bce(xp: ArrayModule, t: Array, p: Array, axis: int, **k: float) -> Array:
     pc = xp.clip(p, EPSILON, 1 - EPSILON)
     return -(t * xp.log(pc) + (1 - t) * xp.log(1 - pc)).mean()
 
 
-def _d_bce(xp, t, p, axis, **k):
+def _d_bce(xp: ArrayModule, t: Array, p: Array, axis: int, **k: float) -> Array:
     pc = xp.clip(p, EPSILON, 1 - EPSILON)
     inside = (p > EPSILON) & (p < 1 - EPSILON)
     return -(t / pc - (1 - t) / (1 - pc)) * inside / p.size
 
 
-def _poisson(xp, t, p, axis, **k):
+def _poisson(xp: ArrayModule, t: Array, p: Array, axis: int, **k: float) -> Array:
     return (p - t * xp.log(p + EPSILON)).mean()
 
 
-def _d_poisson(xp, t, p, axis, **k):
+def _d_poisson(xp: ArrayModule, t: Array, p: Array, axis: int, **k: float) -> Array:
     return (1 - t / (p + EPSILON)) / p.size
 
 
-def _hinge_labels(xp, t):
+def _hinge_labels(xp: ArrayModule, t: Array) -> Array:
     if bool(((t == 0) | (t == 1)).all()):
         return 2 * t - 1
     return t
 
 
-def _hinge(xp, t, p, axis, **k):
+def _hinge(xp: ArrayModule, t: Array, p: Array, axis: int, **k: float) -> Array:
     return xp.maximum(1 - _hinge_labels(xp, t) * p, 0).mean()
 
 
-def _d_hinge(xp, t, p, axis, **k):
+def _d_hinge(xp: ArrayModule, t: Array, p: Array, axis: int, **k: float) -> Array:
     y = _hinge_labels(xp, t)
     return -y * (1 - y * p > 0) / p.size
 
 
-def _squared_hinge(xp, t, p, axis, **k):
+def _squared_hinge(xp: ArrayModule, t: Array, p: Array, axis: int, **k: float) -> Array:
     return (xp.maximum(1 - _hinge_labels(xp, t) * p, 0) ** 2).mean()
 
 
-def _d_squared_hinge(xp, t, p, axis, **k):
+def _d_squared_hinge(xp: ArrayModule, t: Array, p: Array, axis: int, **k: float) -> Array:
     y = _hinge_labels(xp, t)
     return -2 * y * xp.maximum(1 - y * p, 0) / p.size
 
 
 # ---------------------------------------------------------------- per class axis (sum, then mean)
-def _cce_parts(xp, p, axis):
+def _cce_parts(xp: ArrayModule, p: Array, axis: int) -> tuple[Array, Array, Array]:
     s = p.sum(axis=axis, keepdims=True)
     q = p / s
     return s, q, xp.clip(q, EPSILON, 1 - EPSILON)
 
 
-def _cce(xp, t, p, axis, **k):
+def _cce(xp: ArrayModule, t: Array, p: Array, axis: int, **k: float) -> Array:
     _, _, qc = _cce_parts(xp, p, axis)
     return -(t * xp.log(qc)).sum() / _n_rest(p, axis)
 
 
-def _d_cce(xp, t, p, axis, **k):
+def _d_cce(xp: ArrayModule, t: Array, p: Array, axis: int, **k: float) -> Array:
     s, q, qc = _cce_parts(xp, p, axis)
     g = -t / qc * ((q > EPSILON) & (q < 1 - EPSILON))
     return (g - (g * q).sum(axis=axis, keepdims=True)) / s / _n_rest(p, axis)
 
 
-def _kl(xp, t, p, axis, **k):
+def _kl(xp: ArrayModule, t: Array, p: Array, axis: int, **k: float) -> Array:
     tc, pc = xp.clip(t, EPSILON, 1), xp.clip(p, EPSILON, 1)
     return (tc * xp.log(tc / pc)).sum() / _n_rest(p, axis)
 
 
-def _d_kl(xp, t, p, axis, **k):
+def _d_kl(xp: ArrayModule, t: Array, p: Array, axis: int, **k: float) -> Array:
     tc, pc = xp.clip(t, EPSILON, 1), xp.clip(p, EPSILON, 1)
     return -tc / pc * ((p > EPSILON) & (p < 1)) / _n_rest(p, axis)
 
 
-def _cat_hinge_parts(xp, t, p, axis):
+def _cat_hinge_parts(xp: ArrayModule, t: Array, p: Array, axis: int) -> tuple[Array, Array, Array]:
     pos = (t * p).sum(axis=axis, keepdims=True)
     negs = (1 - t) * p
     neg = negs.max(axis=axis, keepdims=True)
     return pos, negs, neg
 
 
-def _cat_hinge(xp, t, p, axis, **k):
+def _cat_hinge(xp: ArrayModule, t: Array, p: Array, axis: int, **k: float) -> Array:
     pos, _, neg = _cat_hinge_parts(xp, t, p, axis)
     return xp.maximum(neg - pos + 1, 0).sum() / _n_rest(p, axis)
 
 
-def _d_cat_hinge(xp, t, p, axis, **k):
+def _d_cat_hinge(xp: ArrayModule, t: Array, p: Array, axis: int, **k: float) -> Array:
     pos, negs, neg = _cat_hinge_parts(xp, t, p, axis)
     active = (neg - pos + 1) > 0
     idx = xp.expand_dims(negs.argmax(axis=axis), axis)
@@ -198,18 +201,18 @@ def _d_cat_hinge(xp, t, p, axis, **k):
     return active * (onehot * (1 - t) - t) / _n_rest(p, axis)
 
 
-def _cos_parts(xp, t, p, axis):
+def _cos_parts(xp: ArrayModule, t: Array, p: Array, axis: int) -> tuple[Array, Array, Array]:
     nt = xp.sqrt((t * t).sum(axis=axis, keepdims=True))
     np_ = xp.sqrt((p * p).sum(axis=axis, keepdims=True))
     return t / xp.maximum(nt, EPSILON), np_, p / xp.maximum(np_, EPSILON)
 
 
-def _cosine(xp, t, p, axis, **k):
+def _cosine(xp: ArrayModule, t: Array, p: Array, axis: int, **k: float) -> Array:
     tn, _, pn = _cos_parts(xp, t, p, axis)
     return -(tn * pn).sum() / _n_rest(p, axis)
 
 
-def _d_cosine(xp, t, p, axis, **k):
+def _d_cosine(xp: ArrayModule, t: Array, p: Array, axis: int, **k: float) -> Array:
     tn, n, pn = _cos_parts(xp, t, p, axis)
     big = n > EPSILON
     d = xp.where(
@@ -249,8 +252,13 @@ def get_loss(name: str) -> Loss:
 
 
 def loss_value_and_grad(
-    xp, name: str, y_true, y_pred, axis: int = -1, params: dict[str, Any] | None = None
-):
+    xp: ArrayModule,
+    name: str,
+    y_true: Array,
+    y_pred: Array,
+    axis: int = -1,
+    params: dict[str, Any] | None = None,
+) -> tuple[float, Array]:
     """``(loss as float, dLoss/dy_pred)`` for arrays of the same shape."""
     loss = get_loss(name)
     if tuple(y_true.shape) != tuple(y_pred.shape):

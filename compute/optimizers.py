@@ -19,11 +19,13 @@ Rules, with ``t`` the 1-based step, ``g`` the gradient, ``lr`` the learning rate
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from . import cuda_kernels
+from .backend import Array, Backend
 from .params import Param, Schema
 
 ALGORITHMS = (
@@ -145,18 +147,19 @@ class Optimizer:
     On the ``cupy`` backend a step is one fused kernel launch over all the weights; elsewhere the
     NumPy rules below run per weight. Both read the step's scalars from :meth:`constants`."""
 
-    def __init__(self, config: dict[str, Any] | None, backend) -> None:
+    def __init__(self, config: dict[str, Any] | None, backend: Backend) -> None:
         self.config = OPTIMIZER_SCHEMA.validate(config, where="optimizer")
         self.backend = backend
         self.iterations = 0
         self.u_product = 1.0  # nadam's running product of momentum coefficients
-        self.slots: list[dict[str, Any]] | None = None
+        self.slots: list[dict[str, Array]] | None = None  # per weight, made on the first step
 
     @property
     def algorithm(self) -> str:
         return self.config["algorithm"]
 
-    def _ensure_slots(self, weights) -> None:
+    def _ensure_slots(self, weights: Sequence[Array]) -> list[dict[str, Array]]:
+        """The slots, made now (at their initial values) for ``weights`` if there are none."""
         if self.slots is None:
             xp = self.backend.xp
             self.slots = [
@@ -166,6 +169,7 @@ class Optimizer:
                 }
                 for w in weights
             ]
+        return self.slots
 
     def constants(self, t: int) -> dict[str, float]:
         """The scalars of step ``t`` (1-based), in float64; nadam's also need ``u_product`` (the
@@ -195,47 +199,47 @@ class Optimizer:
             "prod_t": prod_t,
         }
 
-    def apply(self, weights: list, grads: list) -> None:
+    def apply(self, weights: Sequence[Array], grads: Sequence[Array]) -> None:
         """Update ``weights`` in place from ``grads`` (same order every call)."""
-        self._ensure_slots(weights)
+        slots = self._ensure_slots(weights)
         t = self.iterations + 1
         algo = self.algorithm
         k = self.constants(t)
         if self.backend.name == "cupy":
-            groups = [(w, g, *s.values()) for w, g, s in zip(weights, grads, self.slots)]
+            groups = [(w, g, *s.values()) for w, g, s in zip(weights, grads, slots)]
             names = tuple(name for name, _ in _SLOTS[algo])
             cuda_kernels.fused_update(
                 self.backend.xp, f"update_{algo}", CUDA_RULES[algo], names, k, groups
             )
         else:
-            for w, g, slots in zip(weights, grads, self.slots):
-                getattr(self, "_" + algo)(w, g, slots, k)
+            for w, g, s in zip(weights, grads, slots):
+                getattr(self, "_" + algo)(w, g, s, k)
         if algo == "nadam":
             self.u_product = k["prod_t"]
         self.iterations = t
 
     # Each rule updates w and its slots in place; k holds the step's constants.
-    def _sgd(self, w, g, s, k):
+    def _sgd(self, w: Array, g: Array, s: dict[str, Array], k: dict[str, float]) -> None:
         w -= k["lr"] * g
 
-    def _inertia(self, w, g, s, k):
+    def _inertia(self, w: Array, g: Array, s: dict[str, Array], k: dict[str, float]) -> None:
         v = s["velocity"]
         v *= k["momentum"]
         v -= k["lr"] * g
         w += v
 
-    def _nesterov(self, w, g, s, k):
+    def _nesterov(self, w: Array, g: Array, s: dict[str, Array], k: dict[str, float]) -> None:
         v = s["velocity"]
         v *= k["momentum"]
         v -= k["lr"] * g
         w += k["momentum"] * v - k["lr"] * g
 
-    def _adagrad(self, w, g, s, k):
+    def _adagrad(self, w: Array, g: Array, s: dict[str, Array], k: dict[str, float]) -> None:
         a = s["accumulator"]
         a += g * g
         w -= k["lr"] * g / self.backend.xp.sqrt(a + k["epsilon"])
 
-    def _adadelta(self, w, g, s, k):
+    def _adadelta(self, w: Array, g: Array, s: dict[str, Array], k: dict[str, float]) -> None:
         xp, eps = self.backend.xp, k["epsilon"]
         a, u = s["accumulated_grad"], s["accumulated_delta"]
         a *= k["rho"]
@@ -245,26 +249,26 @@ class Optimizer:
         u += k["one_minus_rho"] * delta * delta
         w += k["lr"] * delta
 
-    def _rmsprop(self, w, g, s, k):
+    def _rmsprop(self, w: Array, g: Array, s: dict[str, Array], k: dict[str, float]) -> None:
         v = s["velocity"]
         v *= k["rho"]
         v += k["one_minus_rho"] * g * g
         w -= k["lr"] * g / self.backend.xp.sqrt(v + k["epsilon"])
 
-    def _adam(self, w, g, s, k):
+    def _adam(self, w: Array, g: Array, s: dict[str, Array], k: dict[str, float]) -> None:
         m, v = s["m"], s["v"]
         m += (g - m) * k["one_minus_beta_1"]
         v += (g * g - v) * k["one_minus_beta_2"]
         w -= k["alpha"] * m / (self.backend.xp.sqrt(v) + k["epsilon"])
 
-    def _adamax(self, w, g, s, k):
+    def _adamax(self, w: Array, g: Array, s: dict[str, Array], k: dict[str, float]) -> None:
         xp = self.backend.xp
         m, u = s["m"], s["u"]
         m += (g - m) * k["one_minus_beta_1"]
         xp.maximum(k["beta_2"] * u, xp.abs(g), out=u)
         w -= k["lr"] * m / (k["bias_1"] * (u + k["epsilon"]))
 
-    def _nadam(self, w, g, s, k):
+    def _nadam(self, w: Array, g: Array, s: dict[str, Array], k: dict[str, float]) -> None:
         m, v = s["m"], s["v"]
         m += (g - m) * k["one_minus_beta_1"]
         v += (g * g - v) * k["one_minus_beta_2"]
@@ -300,7 +304,7 @@ class Optimizer:
                 state[f"{i}/{name}"] = self.backend.to_numpy(arr).copy()
         return state
 
-    def set_state(self, state: dict[str, Any], weights: list) -> None:
+    def set_state(self, state: dict[str, Any], weights: Sequence[Array]) -> None:
         """Resume from :meth:`get_state`; a state saved by another algorithm (``algorithm``
         differs, even where slot names agree: momentum's velocity is no mean square) raises
         ValueError. States saved before the algorithm was recorded are checked by slot names."""
@@ -313,7 +317,6 @@ class Optimizer:
         self.u_product = float(state["u_product"])
         self.slots = None
         if any(k for k in state if "/" in k):
-            self._ensure_slots(weights)
-            for i, slots in enumerate(self.slots):
+            for i, slots in enumerate(self._ensure_slots(weights)):
                 for name in slots:
                     slots[name][...] = self.backend.asarray(state[f"{i}/{name}"])

@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import math
 import numbers
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -60,6 +60,13 @@ class Param:
         if self.kind == "cluster" and self.fields is None:
             raise ValueError(f"Param {self.name!r}: a cluster needs fields")
 
+    @property
+    def nested(self) -> Schema:
+        """The fields of a ``cluster`` (every cluster has them: see ``__post_init__``)."""
+        if self.fields is None:
+            raise TypeError(f"Param {self.name!r} of kind {self.kind!r} has no fields")
+        return self.fields
+
     # ------------------------------------------------------------------ validation
     def _fail(self, expected: str, value: Any) -> ParameterError:
         return ParameterError(
@@ -76,7 +83,7 @@ class Param:
         if self.kind == "int3":
             return f"1 or 3 integers {self._bounds_text() or ''}".rstrip()
         if self.kind == "cluster":
-            return "a dict with keys " + ", ".join(self.fields.names())
+            return "a dict with keys " + ", ".join(self.nested.names())
         if self.kind == "str":
             return "a string"
         if self.kind == "shape":
@@ -136,7 +143,7 @@ class Param:
             if not items or not all(_is_int(v) and v >= 1 for v in items):
                 raise self._fail("a sequence of one or more positive integers", _plain(value))
             return tuple(int(v) for v in items)
-        return self.fields.validate(value, where=self.name)
+        return self.nested.validate(value, where=self.name)
 
     def _validate_int3(self, value: Any) -> tuple[int, int, int]:
         expected = "1 or 3 " + ("positive integers" if self.minimum == 1 else "integers")
@@ -155,22 +162,23 @@ class Param:
             raise self._fail(expected, value)
         if not all(self._in_bounds(v) for v in items):
             raise self._fail(expected, _plain(value))
-        return tuple(items)
+        return items[0], items[1], items[2]
 
     # ------------------------------------------------------------------ JSON
     def to_json(self, value: Any) -> Any:
         if self.kind in ("int3", "shape") and value is not None:
             return list(value)
         if self.kind == "cluster":
-            return self.fields.to_json(value)
+            return self.nested.to_json(value)
         return value
 
-    def json_schema(self) -> dict:
+    def json_schema(self) -> dict[str, Any]:
         """A JSON Schema fragment for this parameter (draft 2020-12)."""
+        out: dict[str, Any]
         if self.kind == "cluster":
-            out = self.fields.json_schema()
+            out = self.nested.json_schema()
         elif self.kind == "int3":
-            item: dict = {"type": "integer"}
+            item: dict[str, Any] = {"type": "integer"}
             if self.minimum is not None:
                 item["minimum"] = self.minimum
             out = {
@@ -213,7 +221,7 @@ class Schema:
     def __post_init__(self) -> None:
         object.__setattr__(self, "by_name", {p.name: p for p in self.params})
 
-    def __iter__(self):
+    def __iter__(self) -> Iterator[Param]:
         return iter(self.params)
 
     def __getitem__(self, name: str) -> Param:
@@ -233,7 +241,7 @@ class Schema:
 
     def defaults(self) -> dict[str, Any]:
         return {
-            p.name: (p.fields.defaults() if p.kind == "cluster" else p.validate(p.default))
+            p.name: (p.nested.defaults() if p.kind == "cluster" else p.validate(p.default))
             for p in self.params
         }
 
@@ -297,7 +305,7 @@ class Schema:
     def to_json(self, values: Mapping[str, Any]) -> dict[str, Any]:
         return {p.name: p.to_json(values[p.name]) for p in self.params if p.name in values}
 
-    def json_schema(self) -> dict:
+    def json_schema(self) -> dict[str, Any]:
         return {
             "type": "object",
             "properties": {p.name: p.json_schema() for p in self.params},
@@ -305,7 +313,7 @@ class Schema:
         }
 
 
-def _np_bool():
+def _np_bool() -> type:
     import numpy as np
 
     return np.bool_
