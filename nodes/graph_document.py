@@ -710,7 +710,13 @@ def _depth(data: Any) -> int:
 
 
 def load(path: str | os.PathLike) -> GraphDocument:
-    """Load a graph from a .json file or a snippet .png with an embedded graph."""
+    """Load a graph from a .json file, a snippet .png with an embedded graph, or a model from
+    another framework that :mod:`.interop` imports (a .keras file, an exported PyTorch folder or
+    its weights file, weights embedded)."""
+    from .interop import import_model, importable  # noqa: PLC0415 - interop imports this module
+
+    if importable(path):
+        return import_model(path)
     p = require_file(path)
     try:
         raw = p.read_bytes()

@@ -23,7 +23,7 @@ from PySide6.QtGui import QBrush, QColor, QFont, QUndoStack  # noqa: E402
 from PySide6.QtWidgets import QGraphicsSimpleTextItem  # noqa: E402
 
 from conv3dt_studio import nodes  # noqa: E402
-from conv3dt_studio.compute import ParameterError  # noqa: E402
+from conv3dt_studio.compute import Conv3DTStudioError, ParameterError  # noqa: E402
 from conv3dt_studio.nodes import LAYER, NODE_TYPES, GraphDocument, Link, LinkError, Node, NodeType  # noqa: E402
 from conv3dt_studio.nodes.graph_document import MISSING, REMOVED, Change  # noqa: E402
 
@@ -320,8 +320,8 @@ class Canvas(QObject):
             if not path:
                 continue
             try:
-                other = nodes.load(path)
-            except (nodes.FileError, nodes.DocumentError) as exc:
+                other = nodes.load(path)  # a graph, or a Keras / PyTorch model
+            except Conv3DTStudioError as exc:
                 self._warn(str(exc), dialog=True)
                 continue
             self.insert_document(other, at)

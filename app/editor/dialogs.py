@@ -8,7 +8,11 @@ from __future__ import annotations
 
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
-GRAPH_FILTER = "Graphs (*.json *.png);;Graph JSON (*.json);;Snippet PNG (*.png)"
+GRAPH_FILTER = (
+    "Graphs and models (*.json *.png *.keras *.safetensors *.pt *.pth *.py);;Graph JSON (*.json);;"
+    "Snippet PNG (*.png);;Keras model (*.keras);;PyTorch weights (*.safetensors *.pt *.pth);;"
+    "Exported PyTorch model (model.py)"
+)
 JSON_FILTER = "Graph JSON (*.json)"
 PNG_FILTER = "Snippet PNG (*.png)"
 NPY_FILTER = "NumPy array (*.npy)"

@@ -17,6 +17,7 @@ from pathlib import Path
 from PySide6.QtCore import QObject, Signal
 
 from conv3dt_studio import nodes
+from conv3dt_studio.compute import Conv3DTStudioError
 from conv3dt_studio.nodes import GraphDocument, RunResult
 from conv3dt_studio.nodes.files import save_npy
 
@@ -142,8 +143,12 @@ class FilesController(QObject):
         doc = self._load(path, "Cannot open")
         if doc is None:
             return False
-        is_png = str(path).lower().endswith(".png")
-        self.set_document(doc, None if is_png else str(path))  # never overwrite a snippet PNG
+        is_graph_json = str(path).lower().endswith(".json")
+        # never overwrite a snippet PNG or another framework's model: Save asks for a .json
+        self.set_document(doc, str(path) if is_graph_json else None)
+        if not is_graph_json and not str(path).lower().endswith(".png"):
+            self.dirty_without_undo = True  # an imported model is work to save
+            self._update_title()
         self.file_used.emit(str(path))
         self.activity.log(f"Opened {path} ({len(doc.nodes)} nodes)", "ok")
         return True
@@ -170,9 +175,11 @@ class FilesController(QObject):
         )
 
     def _load(self, path: str | os.PathLike, title: str) -> GraphDocument | None:
+        """A graph (JSON, snippet PNG) or a model from Keras or PyTorch (``nodes.load`` imports
+        it, weights embedded); a file that cannot be read is a message."""
         try:
             return nodes.load(path)
-        except (nodes.FileError, nodes.DocumentError) as exc:
+        except Conv3DTStudioError as exc:
             self.activity.log(str(exc), "error")
             self.dialogs.message(title, str(exc))
             return None

@@ -25,6 +25,7 @@ from .activity import Activity, ActivityBar
 from .backend_selector import add_backend_selector, backend_text
 from .canvas import Canvas
 from .dialogs import Dialogs
+from .export_controller import ExportController
 from .files_controller import FilesController
 from .launcher import APP_TITLE, apply_style, dispose, run_editor
 from .log_panel import LogPanel
@@ -72,6 +73,8 @@ class MainWindow(QMainWindow):
             canvas, self.dialogs, a, self.training.document_for_saving, autosave_delay_ms, self
         )
         self.runs = RunController(canvas, a, self.backend, lambda: self.training.weights, self)
+        trained = lambda: self.training.weights  # noqa: E731
+        self.exports = ExportController(canvas, self.dialogs, a, trained, self)
         # windows for restored work share injected dialogs (tests); real ones are each window's
         again = partial(MainWindow, dialogs=dialogs, autosave_delay_ms=autosave_delay_ms)
         self.recovery = RecoveryController(
@@ -153,6 +156,7 @@ class MainWindow(QMainWindow):
         self.action_stop = a("action_stop", "S&top", self.stop, key.Key_Escape, "Stop the run")
         self.action_stop.setEnabled(False)
         self.training_actions = self.training.make_actions(self)
+        self.export_actions = self.exports.make_actions(self)
 
     def _make_menus(self) -> None:
         bar = self.menuBar()
@@ -167,10 +171,14 @@ class MainWindow(QMainWindow):
         for group in (
             [self.action_save, self.action_save_as],
             [self.action_import, self.action_export_json, self.action_export_snippet],
-            [self.action_quit],
         ):
             file_menu.addSeparator()
             file_menu.addActions(group)
+        export = file_menu.addMenu("E&xport")
+        export.setObjectName("menu_export")
+        export.addActions(self.export_actions)
+        file_menu.addSeparator()
+        file_menu.addAction(self.action_quit)
         edit = bar.addMenu("&Edit")
         edit.addActions([self.action_undo, self.action_redo])
         edit.addSeparator()

@@ -92,8 +92,20 @@ def export_document(
     return export_result(spec, fmt, target, files)
 
 
+def _model_folder(path: Path) -> Path:
+    """An exported PyTorch folder chosen through its ``model.py`` (file dialogs pick files)."""
+    if (
+        path.name == "model.py"
+        and path.is_file()
+        and (path.parent / "weights.safetensors").is_file()
+    ):
+        return path.parent
+    return path
+
+
 def _kind(path: Path) -> str | None:
     """The importer of ``path`` ("keras", "pytorch") by its form, or None."""
+    path = _model_folder(path)
     suffix = path.suffix.lower()
     if path.is_dir():
         has_weights = (path / "weights.safetensors").is_file()
@@ -119,7 +131,7 @@ def importable(path: str | os.PathLike) -> bool:
 def import_model(path: str | os.PathLike) -> GraphDocument:
     """A graph document (Data -> Input -> TimeDistributed(Conv3DTranspose)... -> Prediction 6D,
     weights embedded) from a Keras or PyTorch model; see docs/interop.md."""
-    p = Path(path)
+    p = _model_folder(Path(path))
     if not p.exists():
         raise InteropError(f"File `{p}` does not exist")
     kind = _kind(p)
