@@ -7,12 +7,14 @@ validation, defaults, JSON and the editor's property widgets. Meant to be wrappe
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
 import numpy as np
 
 from . import conv3d_transpose_ops as ops
+from . import memory
 from .activations import ACTIVATION_NAMES, ACTIVATIONS
 from .backend import Array, Backend
 from .errors import ParameterError, ShapeError, StateError
@@ -179,6 +181,25 @@ def conv3d_transpose_output_shape(config: dict[str, Any], input_shape: Shape) ->
     return (input_shape[0], f, *out) if cf else (input_shape[0], *out, f)
 
 
+def conv3d_transpose_working_bytes(
+    config: dict[str, Any], input_shape: Shape, training: bool = False
+) -> int:
+    """Upper bound of the temporary bytes the layer's kernels need beside input and output, for
+    ``(batch, *per-sample)`` data (see :func:`conv3d_transpose_ops.working_bytes`)."""
+    cf = config["data_format"] == "channels_first"
+    spatial = input_shape[2:] if cf else input_shape[1:4]
+    channels = input_shape[1] if cf else input_shape[4]
+    geom = ops.Geometry.of(
+        spatial,
+        config["size"],
+        config["stride"],
+        config["dilation_rate"],
+        config["padding"],
+        config["output_padding"],
+    )
+    return ops.working_bytes(geom, int(channels), int(config["n_filters"]), training)
+
+
 class Conv3DTranspose(Layer):
     """Transposed 3-D convolution: ``activation(conv_transpose(x, kernel) + bias)``.
 
@@ -245,6 +266,7 @@ class Conv3DTranspose(Layer):
         self.backend = backend
         if old is None:
             kshape = (*self.config["size"], self.config["n_filters"], c)
+            memory.check(4 * math.prod(kshape), f"the kernel of layer `{self.name}`")
             seeds = (
                 np.random.SeedSequence(seed).generate_state(2) if seed is not None else (None, None)
             )
@@ -333,13 +355,24 @@ class Conv3DTranspose(Layer):
             spatial, c["size"], c["stride"], c["dilation_rate"], c["padding"], c["output_padding"]
         )
 
+    def _check_memory(self, geom: ops.Geometry, in_shape: Shape, training: bool) -> None:
+        """Refuse a call whose output and kernel temporaries would not fit (e.g. a huge
+        dilation with "same" padding: a small output, but huge padded planes)."""
+        n, f = int(in_shape[0]), self.config["n_filters"]
+        c = in_shape[1] if self.channels_first else in_shape[-1]
+        out = 4 * n * f * math.prod(geom.out_shape) * (2 if training else 1)
+        work = ops.working_bytes(geom, int(c), f, training)
+        kernel = 4 * math.prod(self.config["size"]) * f * int(c) if self.kernel is None else 0
+        memory.check(out + work + kernel, f"layer `{self.name}` on {n} sample(s)")
+
     def forward(self, x: Array, training: bool = False) -> Array:
         """``x`` on this layer's backend, 5-D; returns the activated output."""
         self._check_input(tuple(x.shape))
+        geom = self._geometry(x.shape)
+        self._check_memory(geom, tuple(x.shape), training)
         if self.kernel is None:
             self.build(tuple(x.shape), self.backend, None)
         xp = self.backend.xp
-        geom = self._geometry(x.shape)
         xcf = x if self.channels_first else xp.moveaxis(x, -1, 1)
         z = ops.forward(xp, xcf, self.kernel, geom)
         if not self.channels_first:

@@ -22,6 +22,7 @@ Three paths, chosen by the array module, numerically equal within float32 roundi
 from __future__ import annotations
 
 import itertools
+import math
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -288,6 +289,32 @@ def _grid_len(a: AxisGeometry, phases: list[_AxisPhase]) -> int:
     tmax = max(t for taps, _, _ in phases for _, t in taps)
     top = max((mlo + cnt for _, mlo, cnt in phases if cnt), default=1)
     return max(a.in_len + tmax, top, 1)
+
+
+def working_bytes(geom: Geometry, c: int, f: int, training: bool = False) -> int:
+    """An upper bound of the bytes the compiled kernels allocate beside their inputs and outputs
+    (per-thread padded planes, scratch, float64 kernel-gradient sums), from the geometry alone,
+    in Python integers (no overflow, no enumeration of taps). A huge dilation makes the padded
+    planes huge even when the output is small: the memory guard adds this to its estimates."""
+    grids, outs = [], []
+    for a in geom.axes:
+        tmax = ((a.size - 1) * a.dilation) // a.stride  # the largest tap offset of any phase
+        top = -(-(a.crop_start + a.out_len) // a.stride) + 1  # the last output position, + 1
+        grids.append(max(a.in_len + tmax, top, 1))
+        outs.append(-(-a.out_len // a.stride) + 1)
+    order = sorted(range(3), key=lambda i: grids[i])
+    plane = grids[order[1]] * grids[order[2]]  # the two inner axes (at most the largest two)
+    in0 = max(a.in_len for a in geom.axes)
+    input_planes = in0 * c * 2 * plane  # xe: (i0, C, lead + plane), lead < plane
+    phases = math.prod(a.stride for a in geom.axes)
+    scratch = max(outs) * f * max(outs) * grids[order[2]]  # the forward's (n0, F, qlen)
+    per_thread = input_planes + scratch
+    if training:
+        output_planes = phases * max(outs) * f * 2 * plane  # dye: (P*m0, F, plane + lead)
+        per_thread = input_planes + output_planes + in0 * c * plane
+    threads = _cpu().THREADS if _path(np) != "flat" else 1
+    kernel_sums = 2 * 4 * threads * math.prod(a.size for a in geom.axes) * f * c  # float64
+    return 4 * threads * per_thread + (kernel_sums if training else 0)
 
 
 @lru_cache(maxsize=64)

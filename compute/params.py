@@ -23,9 +23,14 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from .errors import ParameterError
 
 INT32_MAX = 2**31 - 1
+FLOAT32_MAX = float(np.finfo(np.float32).max)  # a float parameter must be finite as float32
+MAX_SHAPE_AXES = 32  # NumPy's array rank limit (32 in NumPy 1, 64 in NumPy 2): portable
+SHAPE_TEXT = f"a sequence of 1 to {MAX_SHAPE_AXES} positive integers (each < 2**31)"
 # a check between parameters: takes the validated values, raises ParameterError(..., param=...)
 Constraint = Callable[[dict[str, Any]], None]
 KINDS = ("int", "float", "bool", "str", "choice", "int3", "shape", "cluster")
@@ -87,7 +92,7 @@ class Param:
         if self.kind == "str":
             return "a string"
         if self.kind == "shape":
-            return "a sequence of one or more positive integers"
+            return SHAPE_TEXT
         noun = "an integer" if self.kind == "int" else "a number"
         bounds = self._bounds_text()
         return f"{noun} {bounds}" if bounds else noun
@@ -124,6 +129,8 @@ class Param:
         if kind == "float":
             if not _is_real(value) or not math.isfinite(float(value)):
                 raise self._fail(self.describe(), value)
+            if abs(float(value)) > FLOAT32_MAX:  # finite in JSON, infinite as float32
+                raise self._fail(f"{self.describe()} that float32 holds (|x| <= 3.4e38)", value)
             if not self._in_bounds(float(value)):
                 raise self._fail(self.describe(), value)
             return float(value)
@@ -140,8 +147,10 @@ class Param:
         if kind == "shape":
             ok = isinstance(value, Iterable) and not isinstance(value, (str, bytes, Mapping))
             items = list(value) if ok else []
-            if not items or not all(_is_int(v) and v >= 1 for v in items):
-                raise self._fail("a sequence of one or more positive integers", _plain(value))
+            if not 1 <= len(items) <= MAX_SHAPE_AXES or not all(
+                _is_int(v) and 1 <= v <= INT32_MAX for v in items
+            ):
+                raise self._fail(SHAPE_TEXT, _plain(value))
             return tuple(int(v) for v in items)
         return self.nested.validate(value, where=self.name)
 
@@ -189,7 +198,12 @@ class Param:
                 ]
             }
         elif self.kind == "shape":
-            out = {"type": "array", "items": {"type": "integer", "minimum": 1}, "minItems": 1}
+            out = {
+                "type": "array",
+                "items": {"type": "integer", "minimum": 1, "maximum": INT32_MAX},
+                "minItems": 1,
+                "maxItems": MAX_SHAPE_AXES,
+            }
         elif self.kind == "choice":
             out = {"enum": list(self.choices)}
         else:

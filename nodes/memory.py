@@ -1,9 +1,10 @@
-"""The memory guard: what this machine can give, and the one-line refusal of an allocation that
-would not fit - made before anything is allocated (runs, trainings and files read)."""
+"""The memory guard of whole runs, trainings and files: the one-line refusal, on the node at
+fault, of work that would not fit - made before anything is allocated. What the machine can give
+comes from :mod:`conv3dt_studio.compute.memory` (which also guards the Python API's layers)."""
 
 from __future__ import annotations
 
-import os
+from conv3dt_studio.compute.memory import available_memory, mib
 
 from .problems import DocumentProblems, Problem
 
@@ -12,28 +13,10 @@ class MemoryLimitError(DocumentProblems):
     """A run, a training or a file would need more memory than the limit allows."""
 
 
-def available_memory() -> int:
-    """Bytes of memory available now (Linux MemAvailable, else total physical memory)."""
-    try:
-        with open("/proc/meminfo") as fh:
-            for line in fh:
-                if line.startswith("MemAvailable:"):
-                    return int(line.split()[1]) * 1024
-    except OSError:
-        pass
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return 8 * 2**30
-
-
 def default_limit() -> int:
-    """Half of what is available now: the rest is for everything else the machine runs."""
+    """Half of what is available now (the module attribute is read at call time, so tests may
+    replace :func:`available_memory`)."""
     return available_memory() // 2
-
-
-def mib(n: int) -> str:
-    return f"{n / 2**20:,.1f} MiB"
 
 
 def check(need: int, limit: int | None, what: str, node: str | None = None) -> None:

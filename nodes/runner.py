@@ -15,6 +15,7 @@ from typing import Any
 import numpy as np
 
 from conv3dt_studio.compute import Graph, PredictionInfo
+from conv3dt_studio.compute.conv3d_transpose import conv3d_transpose_working_bytes
 from conv3dt_studio.compute.conv3d_transpose_ops import CHUNK_BYTES
 from conv3dt_studio.compute.layers import fmt_shape
 
@@ -41,6 +42,8 @@ class Plan:
     shapes: dict[str, Any] = field(default_factory=dict)
     seed: int = 0
     weights: int = 0  # elements of every layer's kernel and bias
+    working: int = 0  # bytes of the largest layer's kernel temporaries when predicting
+    working_train: int = 0  # ... when training (forward and both gradients)
 
 
 @dataclass
@@ -120,7 +123,21 @@ def plan(doc: GraphDocument, prediction_node: str | None = None) -> Plan:
         report.shapes,
         int(doc.settings.get("seed", 0)),
         sum(_weight_count(doc, td, report.shapes) for td in chain),
+        max((_working_bytes(doc, td, report.shapes, False) for td in chain), default=0),
+        max((_working_bytes(doc, td, report.shapes, True) for td in chain), default=0),
     )
+
+
+def _working_bytes(
+    doc: GraphDocument, wrapper: str, shapes: dict[str, Any], training: bool
+) -> int:
+    """The kernels' temporaries for the layer in ``wrapper`` (one time step of one sample's
+    planes per thread; huge dilations make them huge)."""
+    params = doc.params(doc.feeder(wrapper, "layer"))
+    x: tuple[int, ...] = shapes.get(doc.feeder(wrapper, "x")) or ()
+    if len(x) != 6:
+        return 0
+    return conv3d_transpose_working_bytes(params, (None, *x[2:]), training)
 
 
 def _weight_count(doc: GraphDocument, wrapper: str, shapes: dict[str, Any]) -> int:
@@ -193,6 +210,7 @@ def estimate_bytes(p: Plan, batch_size: int = 0) -> int:
     n = p.input_shape[0]
     per = batch_size if batch_size and batch_size < n else n
     total = 4 * math.prod(p.input_shape) + 4 * math.prod(p.output_shape) + 4 * p.weights
+    total += p.working
     largest = 0
     for nid in p.chain:
         batch_out = 4 * math.prod(p.shapes[nid]) * per // max(n, 1)
@@ -209,6 +227,7 @@ def estimate_train_bytes(p: Plan, batch_size: int) -> int:
     n = p.input_shape[0]
     per = min(batch_size, n) if batch_size else n
     total = 4 * math.prod(p.input_shape) + 4 * math.prod(p.output_shape) + 5 * 4 * p.weights
+    total += p.working_train
     largest = 0
     for nid in p.chain:
         batch_out = 4 * math.prod(p.shapes[nid]) * per // max(n, 1)

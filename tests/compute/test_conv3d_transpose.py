@@ -715,3 +715,27 @@ def test_derivative_at_kinks_takes_the_left_piece(name, z, expected):
     y = act.forward(NUMPY, zz, 1)
     dz = act.backward(NUMPY, zz, y, np.ones_like(zz), 1)
     np.testing.assert_allclose(dz, expected, rtol=1e-6)
+
+
+def test_the_python_api_refuses_what_would_not_fit_before_allocating():
+    """A huge dilation with "same" padding: a 4^3 output, but kernel temporaries of exabytes.
+    Refused in one line with the estimate and the limit, before any allocation."""
+    from conv3dt_studio.compute.memory import MemoryLimitExceeded
+
+    layer = Conv3DTranspose(dilation_rate=2**31 - 1, padding=True)
+    with pytest.raises(MemoryLimitExceeded) as err:
+        layer.forward(np.ones((1, 1, 4, 4, 4), np.float32))
+    text = str(err.value)
+    assert "layer `" in text and "needs about" in text and "above the memory limit" in text
+    assert layer.kernel is None  # nothing was built
+
+
+def test_the_kernels_temporaries_grow_with_the_dilation():
+    from conv3dt_studio.compute import conv3d_transpose_ops as ops
+
+    def work(d: int) -> int:
+        geom = ops.Geometry.of((4, 4, 4), (3, 3, 3), (1, 1, 1), (d, d, d), True)
+        return ops.working_bytes(geom, 1, 3, training=True)
+
+    assert work(1) < work(10) < work(100) < work(1000)
+    assert work(1000) > 100 * work(10)  # planes grow with the square of the dilation

@@ -201,3 +201,23 @@ def test_unknown_initializer_names_parameter_and_value():
     msg = str(err.value)
     assert "`filter_initializer`" in msg
     assert "Received: filter_initializer='glorot'" in msg
+
+
+@pytest.mark.parametrize(
+    "name", ["glorot_uniform", "he_normal", "random_normal", "random_uniform", "orthogonal"]
+)
+def test_initializers_draw_in_float32_without_a_float64_copy(name):
+    """The memory guard counts 4 bytes per weight: drawing must not need 8 (plus 4). The
+    orthogonal initializer's QR factorisation needs a few copies of its (small) matrix."""
+    import tracemalloc
+
+    shape = (16, 16, 16, 8, 64) if name != "orthogonal" else (4, 4, 4, 64, 64)
+    nbytes = 4 * int(np.prod(shape))
+    tracemalloc.start()
+    try:
+        out = initialize(name, shape, seed=0)
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert out.dtype == np.float32 and out.shape == shape
+    assert peak < (7 if name == "orthogonal" else 1.6) * nbytes, (peak, nbytes)

@@ -333,3 +333,10 @@ def test_the_training_estimate_grows_with_the_weights_and_the_batch():
     assert estimate_train_bytes(p, 16) > estimate_train_bytes(p, 8) > estimate_bytes(p, 8)
     bigger = type(p)(**{**p.__dict__, "weights": p.weights * 10})
     assert estimate_train_bytes(bigger, 8) - estimate_train_bytes(p, 8) == 5 * 4 * 9 * p.weights
+
+
+def test_a_huge_dilation_is_refused_by_the_run_estimate(make_doc):
+    doc = make_doc({"dilation_rate": 2**31 - 1, "padding": True})
+    assert nodes.validate(doc).ok  # a valid graph: "same" keeps the output small
+    with pytest.raises(nodes.MemoryLimitError, match="this run needs about"):
+        nodes.run_document(doc, backend="numpy")
