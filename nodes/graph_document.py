@@ -500,6 +500,15 @@ class GraphDocument:
         doc.base_dir = self.base_dir
         return doc
 
+    def sub_document(self, node_ids: Iterable[str]) -> GraphDocument:
+        """A copy holding the nodes ``node_ids`` with the links among them (settings kept): a
+        snippet, the clipboard."""
+        ids = set(node_ids)
+        out = self.copy()
+        out.nodes = {k: v for k, v in out.nodes.items() if k in ids}
+        out.links = [ln for ln in out.links if ln.src[0] in ids and ln.dst[0] in ids]
+        return out
+
 
 def _pos(pos: Any) -> tuple[float, float] | None:
     if pos is None:
@@ -669,7 +678,16 @@ def _no_constant(source: str) -> Callable[[str], Any]:
 def loads(text: str | bytes, source: str = "document") -> GraphDocument:
     """Parse graph JSON strictly: duplicate keys, NaN/Infinity and integers beyond 64 bits are
     refused with a message (Python's parser would keep the last key, accept NaN, and fail on
-    very long integers with an error of its own)."""
+    very long integers with an error of its own). Any failure is one :class:`DocumentError`."""
+    try:
+        return _loads(text, source)
+    except Conv3DTStudioError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - one line, whatever the text holds
+        raise DocumentError(f"{source}: cannot be read as a graph: {_what(exc)}") from exc
+
+
+def _loads(text: str | bytes, source: str) -> GraphDocument:
     try:
         data = json.loads(
             text,
@@ -712,7 +730,22 @@ def _depth(data: Any) -> int:
 def load(path: str | os.PathLike) -> GraphDocument:
     """Load a graph from a .json file, a snippet .png with an embedded graph, or a model from
     another framework that :mod:`.interop` imports (a .keras file, an exported PyTorch folder or
-    its weights file, weights embedded)."""
+    its weights file, weights embedded). Whatever goes wrong is one :class:`DocumentError` or
+    :class:`FileError` naming the file - an unexpected failure of a library included."""
+    try:
+        return _load(path)
+    except Conv3DTStudioError:
+        raise
+    except Exception as exc:  # noqa: BLE001 - a file from a stranger defeated a check: one line
+        raise DocumentError(f"`{path}` cannot be read as a graph: {_what(exc)}") from exc
+
+
+def _what(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())[:200]
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def _load(path: str | os.PathLike) -> GraphDocument:
     from .interop import import_model, importable  # noqa: PLC0415 - interop imports this module
 
     if importable(path):

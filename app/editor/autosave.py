@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import sys
 import tempfile
 import time
@@ -48,6 +49,30 @@ def data_dir() -> Path:
         path = Path(tempfile.gettempdir()) / APP_NAME
         path.mkdir(parents=True, exist_ok=True)
     return path
+
+
+def process_start(pid: int) -> int | None:
+    """When process ``pid`` started (clock ticks since boot, Linux's /proc/<pid>/stat field 22),
+    or None where that cannot be read. With the pid it names one process: a pid reused by an
+    unrelated process later has another start time."""
+    try:
+        with open(f"/proc/{int(pid)}/stat", "rb") as fh:
+            stat = fh.read().decode("ascii", "replace")
+        # the command name (field 2) is in parentheses and may hold spaces or parentheses
+        return int(stat[stat.rindex(")") + 2 :].split()[19])
+    except (OSError, ValueError, IndexError):
+        return None
+
+
+def _owner_alive(pid: int, started: int | None, host: str | None) -> bool:
+    """Whether the process that wrote an autosave still runs: its pid is alive and, where the
+    file and the system tell, it is the same process (same host, same start time)."""
+    if host is not None and host != socket.gethostname():
+        return True  # another machine's session (a shared home folder): never ours to take
+    if not _pid_alive(pid):
+        return False
+    now = process_start(pid) if started is not None else None
+    return now is None or now == started
 
 
 def _pid_alive(pid: int) -> bool:
@@ -106,8 +131,12 @@ def scan() -> tuple[list[Recovery], list[Unreadable]]:
         except ValueError as exc:
             unreadable.append(Unreadable(file, str(exc)))
             continue
+        except Exception as exc:  # noqa: BLE001 - a damaged file must never stop the editor
+            unreadable.append(Unreadable(file, f"{type(exc).__name__}: {exc}"))
+            continue
         pid, token = data["pid"], data["token"]
-        if _pid_alive(pid) and (pid != os.getpid() or token in _LIVE_TOKENS):
+        alive = _owner_alive(pid, data.get("started"), data.get("host"))
+        if alive and (pid != os.getpid() or token in _LIVE_TOKENS):
             continue
         found.append(Recovery(file, data["document"], data.get("path"), float(data["time"])))
     return sorted(found, key=lambda r: r.saved_at, reverse=True), unreadable
@@ -128,6 +157,8 @@ def _read(file: Path) -> dict[str, Any]:
         raise ValueError(exc.strerror or str(exc)) from None
     except UnicodeDecodeError:
         raise ValueError("not UTF-8 text") from None
+    except RecursionError:
+        raise ValueError("not an autosave: JSON nested too deeply") from None
     except ValueError as exc:
         raise ValueError(f"not valid JSON: {exc}") from None
     if not isinstance(data, dict):
@@ -152,6 +183,11 @@ def _read(file: Path) -> dict[str, Any]:
         raise ValueError(
             f"field `pid` must be a process id from 1 to {PID_MAX}. Received: pid={pid!r:.40}"
         )
+    for key in ("started", "host"):  # optional: autosaves of older versions lack them
+        kind = int if key == "started" else str
+        value = data.get(key)
+        if value is not None and (isinstance(value, bool) or not isinstance(value, kind)):
+            raise ValueError(f"field `{key}` is damaged. Received: {key}={value!r:.40}")
     try:  # what Recovery.describe() will do with it; refuses NaN, infinities, years out of range
         time.localtime(saved_at)
     except (OverflowError, OSError, ValueError):
@@ -204,6 +240,8 @@ class Autosaver(QObject):
         data = {
             "format": FORMAT,
             "pid": os.getpid(),
+            "started": process_start(os.getpid()),
+            "host": socket.gethostname(),
             "token": self.token,
             "time": time.time(),
             "path": self._path(),

@@ -102,6 +102,9 @@ def _autosave_json(**fields) -> bytes:
         (_autosave_json(pid=True), "Received: pid=True"),
         (_autosave_json(path="/w/a\x00b.json"), "field `path` must be a file path the system"),
         (_autosave_json(path="/w/\ud800.json"), "Received: path='/w/\\ud800.json'"),
+        (b"[" * 100_000 + b"]" * 100_000, "nested too deeply"),
+        (_autosave_json(started="yesterday"), "field `started` is damaged"),
+        (_autosave_json(host=5), "field `host` is damaged"),
     ],
 )
 def test_an_unreadable_autosave_is_listed_with_its_reason(data_dir, content, reason):
@@ -244,3 +247,39 @@ def test_a_window_with_changes_of_its_own_restores_into_a_new_window(window, mak
     restored = window.offer_recovery()
     assert _data_x(window) == -9.0 and restored == window.recovered_windows
     assert [_data_x(r) for r in restored] == [1.0]
+
+
+def test_an_autosave_whose_pid_now_belongs_to_another_process_is_offered(data_dir):
+    """The pid lives, but it is not the process that wrote the file (its start time differs):
+    the writer crashed and the pid was reused, so the work is offered."""
+    import subprocess
+
+    data_dir.mkdir(parents=True, exist_ok=True)
+    other = subprocess.Popen(["sleep", "60"])
+    try:
+        started = autosave.process_start(other.pid)
+        assert started is not None  # Linux: /proc/<pid>/stat
+        for token, when in (("reused", started - 1), ("same", started)):
+            content = _autosave_json(token=token, pid=other.pid, started=when)
+            (data_dir / f"autosave-{token}.json").write_bytes(content)
+        found, unreadable = autosave.scan()
+    finally:
+        other.kill()
+        other.wait()
+    assert unreadable == []
+    assert [r.file.name for r in found] == ["autosave-reused.json"]
+
+
+def test_another_hosts_autosave_is_never_taken(data_dir):
+    _autosave_file(data_dir, _autosave_json(token="far", pid=1, host="another-machine"))
+    assert autosave.scan() == ([], [])
+
+
+def test_autosaves_record_their_process_and_host(window, qtbot, data_dir):
+    import socket
+
+    window.canvas.add_node("data", (0, 0))
+    assert window.autosaver.save_now()
+    data = json.loads(window.autosaver.file.read_text())
+    assert data["started"] == autosave.process_start(os.getpid())
+    assert data["host"] == socket.gethostname()

@@ -350,3 +350,18 @@ def test_the_documented_example_is_a_valid_graph():
     block = re.search(r"```json\n(.*?)```", doc_md.read_text(encoding="utf-8"), re.S).group(1)
     report = nodes.validate(nodes.loads(block, source="docs/cli.md"))
     assert report.ok and report.shapes["prediction_6d"] == (10, 6, 3, 66, 66, 5)
+
+
+def test_an_unexpected_failure_while_loading_is_one_document_error(tmp_path, monkeypatch):
+    path = tmp_path / "g.json"
+    nodes.default_document().save(path)
+
+    def broken(*_args, **_kwargs):
+        raise KeyError("a library's own failure")
+
+    monkeypatch.setattr(gd, "from_json", broken)
+    with pytest.raises(nodes.DocumentError) as err:
+        nodes.load(path)
+    assert str(err.value) == (
+        f"{path}: cannot be read as a graph: KeyError: \"a library's own failure\""
+    )
