@@ -6,8 +6,11 @@ and the editor are (they check whole runs first: :mod:`conv3dt_studio.nodes.memo
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from .errors import Conv3DTStudioError
+
+UNLIMITED = 2**62
 
 
 class MemoryLimitExceeded(Conv3DTStudioError, MemoryError):
@@ -15,18 +18,58 @@ class MemoryLimitExceeded(Conv3DTStudioError, MemoryError):
 
 
 def available_memory() -> int:
-    """Bytes of memory available now (Linux MemAvailable, else total physical memory)."""
+    """Bytes this process can still allocate: the least of the machine's available memory
+    (Linux MemAvailable, else the physical memory), the room left under its address-space limit
+    (``ulimit -v``, RLIMIT_AS) and the room left in its control group (containers)."""
+    return min(_machine_available(), _address_space_left(), _cgroup_left())
+
+
+def _machine_available() -> int:
     try:
         with open("/proc/meminfo") as fh:
             for line in fh:
                 if line.startswith("MemAvailable:"):
                     return int(line.split()[1]) * 1024
-    except OSError:
+    except (OSError, ValueError, IndexError):
         pass
     try:
         return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
     except (ValueError, OSError, AttributeError):
         return 8 * 2**30
+
+
+def _status_bytes(field: str) -> int | None:
+    try:
+        with open("/proc/self/status") as fh:
+            for line in fh:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        pass
+    return None
+
+
+def _address_space_left() -> int:
+    try:
+        import resource  # noqa: PLC0415 - POSIX only
+
+        soft, _hard = resource.getrlimit(resource.RLIMIT_AS)
+    except (ImportError, OSError, ValueError):
+        return UNLIMITED
+    if soft == resource.RLIM_INFINITY or soft < 0:
+        return UNLIMITED
+    return max(0, soft - (_status_bytes("VmSize") or 0))
+
+
+def _cgroup_left() -> int:
+    try:
+        limit = Path("/sys/fs/cgroup/memory.max").read_text().strip()
+        if limit == "max":
+            return UNLIMITED
+        used = int(Path("/sys/fs/cgroup/memory.current").read_text().strip())
+        return max(0, int(limit) - used)
+    except (OSError, ValueError):
+        return UNLIMITED
 
 
 def default_limit() -> int:

@@ -491,3 +491,21 @@ def test_a_user_layer_before_the_convolution_still_learns(wrapped):
     target = np.zeros(graph.compute_output_shape(x.shape), np.float32)
     graph.fit(x, target, epochs=2, batch_size=2)
     assert scale.calls == 4 and scale.w != np.float32(1.0)
+
+
+def test_available_memory_honours_the_address_space_limit():
+    """Under `ulimit -v`, the memory guard plans with what the process may still map."""
+    import resource
+    import subprocess
+    import sys
+
+    limit = 3 * 2**30
+
+    def cap():
+        resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
+
+    code = "from conv3dt_studio.compute.memory import available_memory as a; print(a())"
+    out = subprocess.run(
+        [sys.executable, "-c", code], preexec_fn=cap, capture_output=True, text=True, check=True
+    )
+    assert 0 < int(out.stdout) < limit
