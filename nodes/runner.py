@@ -20,7 +20,7 @@ from conv3dt_studio.compute.conv3d_transpose_ops import CHUNK_BYTES
 from conv3dt_studio.compute.layers import fmt_shape
 
 from . import data_sources, memory
-from .catalogue import DATA_SOURCE, INPUT, NODE_TYPES, OUTPUT, WRAPPER
+from .catalogue import DATA_SOURCE, INPUT, NODE_TYPES, OUTPUT, TRANSFORM, WRAPPER
 from .graph_document import GraphDocument
 from .memory import MemoryLimitError, available_memory  # noqa: F401 - re-exported
 from .validation import DocumentProblems, Problem, relevant_problems, validate
@@ -44,6 +44,13 @@ class Plan:
     weights: int = 0  # elements of every layer's kernel and bias
     working: int = 0  # bytes of the largest layer's kernel temporaries when predicting
     working_train: int = 0  # ... when training (forward and both gradients)
+    transforms: list[str] = field(default_factory=list)  # Data -> these -> Input, in order
+    source_shape: tuple = ()  # the Data node's samples, before the transforms
+
+    @property
+    def input_feed(self) -> str:
+        """The node whose samples the Input receives (the last transform, else the Data)."""
+        return self.transforms[-1] if self.transforms else self.data_node
 
 
 @dataclass
@@ -106,11 +113,14 @@ def plan(doc: GraphDocument, prediction_node: str | None = None) -> Plan:
             ]
         )
     input_node = cur
-    data_node = doc.feeder(input_node, "x")
+    data_node, transforms = data_path(doc, doc.feeder(input_node, "x"))
     if doc.role(data_node) != DATA_SOURCE:
-        raise DocumentProblems([Problem(input_node, "x", "an Input must be fed by a Data node")])
+        raise DocumentProblems(
+            [Problem(input_node, "x", "an Input must be fed by a Data node (or a Resample of one)")]
+        )
     chain.reverse()
-    input_shape, output_shape = report.shapes[data_node], report.shapes[pid]
+    feed = transforms[-1] if transforms else data_node
+    input_shape, output_shape = report.shapes[feed], report.shapes[pid]
     if input_shape is None or output_shape is None:  # a valid chain has both; never silently
         raise DocumentProblems([Problem(pid, None, "the shapes of this chain are unknown")])
     return Plan(
@@ -125,12 +135,39 @@ def plan(doc: GraphDocument, prediction_node: str | None = None) -> Plan:
         sum(_weight_count(doc, td, report.shapes) for td in chain),
         max((_working_bytes(doc, td, report.shapes, False) for td in chain), default=0),
         max((_working_bytes(doc, td, report.shapes, True) for td in chain), default=0),
+        transforms,
+        report.shapes[data_node] or (),
     )
 
 
-def _working_bytes(
-    doc: GraphDocument, wrapper: str, shapes: dict[str, Any], training: bool
-) -> int:
+def data_path(doc: GraphDocument, node_id: str) -> tuple[str, list[str]]:
+    """Where the samples ``node_id`` gives come from: the source node (a Data or Target node, or
+    whatever else ends the walk) and the transforms between it and ``node_id``, source first."""
+    transforms: list[str] = []
+    cur = node_id
+    while doc.role(cur) == TRANSFORM and cur not in transforms:
+        transforms.append(cur)
+        src = doc.upstream(cur, "x")
+        if src is None:
+            break
+        cur = src[0]
+    transforms.reverse()
+    return cur, transforms
+
+
+def probe_document(doc: GraphDocument, node_id: str) -> tuple[GraphDocument, str]:
+    """A copy of ``doc`` where ``node_id``'s output feeds a new Prediction 6D (the probe), and the
+    probe's id: running it shows any tensor of the graph (an Input, any TimeDistributed) without
+    adding a Prediction 6D to the document. A Prediction 6D is its own probe."""
+    out = doc.copy()
+    if doc.role(node_id) == OUTPUT:
+        return out, node_id
+    probe = out.add_node("prediction_6d", node_id=out.new_id("probe"))
+    out.connect(node_id, NODE_TYPES[doc.nodes[node_id].type].outputs[0].name, probe.id, "x")
+    return out, probe.id
+
+
+def _working_bytes(doc: GraphDocument, wrapper: str, shapes: dict[str, Any], training: bool) -> int:
     """The kernels' temporaries for the layer in ``wrapper`` (one time step of one sample's
     planes per thread; huge dilations make them huge)."""
     params = doc.params(doc.feeder(wrapper, "layer"))
@@ -210,6 +247,7 @@ def estimate_bytes(p: Plan, batch_size: int = 0) -> int:
     n = p.input_shape[0]
     per = batch_size if batch_size and batch_size < n else n
     total = 4 * math.prod(p.input_shape) + 4 * math.prod(p.output_shape) + 4 * p.weights
+    total += _source_bytes(p)
     total += p.working
     largest = 0
     for nid in p.chain:
@@ -227,6 +265,7 @@ def estimate_train_bytes(p: Plan, batch_size: int) -> int:
     n = p.input_shape[0]
     per = min(batch_size, n) if batch_size else n
     total = 4 * math.prod(p.input_shape) + 4 * math.prod(p.output_shape) + 5 * 4 * p.weights
+    total += _source_bytes(p)
     total += p.working_train
     largest = 0
     for nid in p.chain:
@@ -236,6 +275,11 @@ def estimate_train_bytes(p: Plan, batch_size: int) -> int:
     return (
         total + 4 * math.prod(p.input_shape) * per // max(n, 1) + min(2 * CHUNK_BYTES, 2 * largest)
     )
+
+
+def _source_bytes(p: Plan) -> int:
+    """The Data node's samples, held beside the transformed ones the Input receives."""
+    return 4 * math.prod(p.source_shape) if p.transforms and p.source_shape else 0
 
 
 def estimate_device_bytes(p: Plan, batch_size: int = 0) -> int:
@@ -267,11 +311,35 @@ def build_graph(
     return Graph(layers, backend=backend, seed=p.seed if seed is None else seed)
 
 
-def load_data(doc: GraphDocument, node_id: str, seed: int | None = None) -> np.ndarray:
-    params = doc.params(node_id)
-    if params["source"] == "generator":
-        return data_sources.generate(params, seed)
-    return data_sources.load_file(doc.resolve_path(params["path"]), params["array_name"])
+def load_data(
+    doc: GraphDocument,
+    node_id: str,
+    seed: int | None = None,
+    progress: Progress | None = None,
+    given: dict[str, np.ndarray] | None = None,
+    limit: int | None = None,
+) -> np.ndarray:
+    """The samples ``node_id`` gives, as float32: its source's (``given[source]`` when there,
+    else generated, or read with progress when the file fits ``limit``), through every
+    transform on the way (a Resample). A ``given`` dict also keeps what was read, so a source
+    feeding both the Input and the Loss is read once."""
+    source, transforms = data_path(doc, node_id)
+    if given is not None and source in given:
+        x = np.asarray(given[source], np.float32)
+    else:
+        params = doc.params(source)
+        if params["source"] == "generator":
+            x = data_sources.generate(params, seed)
+        else:
+            path = doc.resolve_path(params["path"])
+            x = data_sources.load_file(path, params["array_name"], limit, params["axes"], progress)
+        if given is not None:
+            given[source] = x
+    for node in transforms:
+        transform = NODE_TYPES[doc.nodes[node].type].transform
+        if transform is not None:
+            x = transform(doc.params(node), x)
+    return x
 
 
 def run_document(
@@ -298,7 +366,8 @@ def run_document(
     memory.check(estimate_bytes(p, batch_size), memory_limit, "this run", p.prediction_node)
     if progress:
         progress(0.0, "preparing data")
-    x = load_data(doc, p.data_node, seed) if data is None else data.astype(np.float32)
+    given = None if data is None else {p.data_node: data}
+    x = load_data(doc, p.input_feed, seed, progress, given, memory_limit)
     graph = build_graph(doc, p, backend, seed)
     free = graph.backend.free_memory()
     if free is not None and estimate_device_bytes(p, batch_size) > free:

@@ -53,16 +53,26 @@ def make_action(
 
 
 def stack_actions(owner: QWidget, stack: QUndoStack) -> tuple[QAction, QAction]:
-    """The undo stack's own Undo and Redo actions (their text names the command), named
-    action_undo and action_redo, with their standard shortcuts, added to ``owner``."""
+    """The undo stack's own Undo and Redo actions, named action_undo and action_redo, with their
+    standard shortcuts, added to ``owner`` (the window: they answer wherever the focus is). Their
+    text stays 'Undo'/'Redo' (a toolbar button that grew with the command's name would move the
+    buttons after it under the mouse); the tip names the command."""
     undo, redo = stack.createUndoAction(owner, "&Undo"), stack.createRedoAction(owner, "&Redo")
-    for action, name, key in (
-        (undo, "action_undo", QKeySequence.StandardKey.Undo),
-        (redo, "action_redo", QKeySequence.StandardKey.Redo),
+    for action, name, key, text, changed in (
+        (undo, "action_undo", QKeySequence.StandardKey.Undo, "&Undo", stack.undoTextChanged),
+        (redo, "action_redo", QKeySequence.StandardKey.Redo, "&Redo", stack.redoTextChanged),
     ):
         action.setObjectName(name)
         action.setShortcut(QKeySequence(key))
         owner.addAction(action)
+
+        def keep_text(command: str, action: QAction = action, text: str = text) -> None:
+            action.setText(text)  # after the stack's own update, which named the command
+            word = text.replace("&", "")
+            action.setToolTip(f"{word} {command}" if command else word)
+
+        changed.connect(keep_text)
+        keep_text("")
     return undo, redo
 
 
@@ -71,6 +81,10 @@ class CanvasActions(NamedTuple):
     select_all: QAction
     node_search: QAction
     fit: QAction
+    copy: QAction
+    cut: QAction
+    paste: QAction
+    duplicate: QAction
 
 
 def canvas_actions(owner: QWidget, canvas: Canvas) -> CanvasActions:
@@ -104,4 +118,36 @@ def canvas_actions(owner: QWidget, canvas: Canvas) -> CanvasActions:
             "Search node types (Tab, with the mouse over the canvas)",
         ),
         on_canvas("action_fit", "&Fit Graph", canvas.fit, "F"),
+        on_canvas(
+            "action_copy",
+            "&Copy",
+            canvas.copy_selection,
+            QKeySequence.StandardKey.Copy,
+            "Copy the selected nodes and their links (graph JSON: paste in any window)",
+            context=area,
+        ),
+        on_canvas(
+            "action_cut",
+            "Cu&t",
+            canvas.cut_selection,
+            QKeySequence.StandardKey.Cut,
+            "Cut the selected nodes",
+            context=area,
+        ),
+        on_canvas(
+            "action_paste",
+            "&Paste",
+            canvas.paste,
+            QKeySequence.StandardKey.Paste,
+            "Paste nodes (graph JSON from the clipboard) at the view centre",
+            context=area,
+        ),
+        on_canvas(
+            "action_duplicate",
+            "D&uplicate",
+            canvas.duplicate,
+            "Ctrl+D",
+            "Duplicate the selected nodes with the links among them",
+            context=area,
+        ),
     )

@@ -26,7 +26,7 @@ class Activity(QObject):
     progress = Signal(float, str)  # the job's fraction done and what it is doing
     phase = Signal(str)  # a word for the progress bar without a new fraction ("stopping…")
     status = Signal(str, int)  # status-bar message, shown for so many milliseconds
-    message = Signal(str, str)  # (level: info/ok/warning/error, text) for the log
+    message = Signal(str, str, str)  # (level: info/ok/warning/error, text, group) for the log
     stop_requested = Signal()  # Stop: the controller whose job runs stops it
 
     def __init__(self, pool: QThreadPool | None = None, parent: QObject | None = None) -> None:
@@ -62,8 +62,9 @@ class Activity(QObject):
     def show_phase(self, text: str) -> None:
         self.phase.emit(text)
 
-    def log(self, text: str, level: str = "info") -> None:
-        self.message.emit(level, text)
+    def log(self, text: str, level: str = "info", group: str = "") -> None:
+        """A log line; consecutive lines of one ``group`` (a training's epochs) share a line."""
+        self.message.emit(level, text, group)
 
     def show_status(self, text: str, msecs: int = 5000) -> None:
         self.status.emit(text, msecs)

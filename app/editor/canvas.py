@@ -18,8 +18,16 @@ os.environ.setdefault("QT_PREFERRED_BINDING", "PySide6")  # NodeGraphQt goes thr
 
 from NodeGraphQt import BaseNode, NodeGraph  # noqa: E402
 from NodeGraphQt.constants import MIME_TYPE  # noqa: E402
+from NodeGraphQt.widgets.viewer import NodeViewer  # noqa: E402
 from PySide6.QtCore import QMimeData, QObject, QPoint, QPointF, Signal  # noqa: E402
-from PySide6.QtGui import QBrush, QColor, QFont, QUndoStack  # noqa: E402
+from PySide6.QtGui import (  # noqa: E402
+    QBrush,
+    QColor,
+    QContextMenuEvent,
+    QFont,
+    QGuiApplication,
+    QUndoStack,
+)
 from PySide6.QtWidgets import QGraphicsSimpleTextItem  # noqa: E402
 
 from conv3dt_studio import nodes  # noqa: E402
@@ -36,6 +44,7 @@ from .undo import (  # noqa: E402
 )
 
 IDENTIFIER = "conv3dt"
+GRAPH_MIME = "application/x-conv3dt-studio-graph"  # the clipboard's graph JSON
 NODE_MIME_PREFIX = "conv3dt-studio/node:"  # payload of a palette drag (under NodeGraphQt's MIME)
 PORT_COLORS = {nodes.TENSOR: (90, 170, 250), LAYER: (250, 165, 60)}
 ERROR_COLOR = (150, 36, 40)
@@ -105,12 +114,30 @@ def fmt_shape(shape) -> str:
 
 
 # ---------------------------------------------------------------------- the graph widget
+class StudioViewer(NodeViewer):
+    """NodeGraphQt's view without its own Undo/Redo actions (they would answer Ctrl+Z too, an
+    ambiguous shortcut that then does nothing) and without its context menu: a right click asks
+    for ours (``context_menu_requested(scene position, global position)``)."""
+
+    context_menu_requested = Signal(object, object)
+
+    def __init__(self) -> None:
+        super().__init__(undo_stack=None)
+
+    def contextMenuEvent(self, event: QContextMenuEvent) -> None:  # noqa: N802 - Qt's name
+        self.RMB_state = False
+        scene = self.mapToScene(event.pos())
+        self.context_menu_requested.emit((scene.x(), scene.y()), event.globalPos())
+        event.accept()
+
+
 class StudioGraph(NodeGraph):
     """NodeGraph whose user gestures go to the :class:`Canvas` instead of NodeGraphQt's model."""
 
     def __init__(self, canvas: Canvas) -> None:
         self._canvas = canvas
-        super().__init__(parent=canvas)  # own undo stack: only selection; ours has the edits
+        # its own undo stack keeps only selection changes, with no action: ours has the edits
+        super().__init__(parent=canvas, viewer=StudioViewer())
 
     def _on_connection_changed(self, disconnected, connected) -> None:
         if disconnected or connected:
@@ -175,6 +202,7 @@ class Canvas(QObject):
         self._undrawn: list[str] = []  # links a one-link port cannot show (a damaged file)
         self._dialog = None  # callable(title, text) for messages that need the user's eyes
         self._unsubscribe = None
+        self._sizes: dict[str, tuple[float, float]] = {}
         self.graph.node_selection_changed.connect(self._on_selection)
         self.graph.node_selected.connect(self._on_selection)
         self.set_document(self.doc)
@@ -201,14 +229,73 @@ class Canvas(QObject):
     def add_node(
         self, type_id: str, pos: tuple[float, float], params: dict | None = None
     ) -> str | None:
-        """Create a node of ``type_id`` at ``pos``; returns its id (None when refused)."""
+        """Create a node of ``type_id`` centred on ``pos`` and select it; returns its id (None
+        when refused)."""
+        w, h = self._node_size(type_id)
         try:
-            node = self.doc.new_node(type_id, params, pos=pos)
+            node = self.doc.new_node(type_id, params, pos=(pos[0] - w / 2, pos[1] - h / 2))
         except ParameterError as exc:
             self._warn(str(exc))
             return None
         self.undo_stack.push(AddNodesCmd(self.doc, [node], [], f"create {node.id}"))
+        self.select(node.id)
         return node.id
+
+    def _node_size(self, type_id: str) -> tuple[float, float]:
+        """The drawn size of a node of ``type_id`` (measured once on a throw-away view)."""
+        if type_id not in self._sizes:
+            view = self.graph.create_node(node_identifier(type_id), selected=False, push_undo=False)
+            rect = view.view.boundingRect()
+            self._sizes[type_id] = (rect.width(), rect.height())
+            self.graph.remove_node(view, push_undo=False)
+        return self._sizes[type_id]
+
+    # ------------------------------------------------------------------ clipboard
+    def selection_json(self, node_ids: Iterable[str] | None = None) -> str:
+        """The selected nodes (or ``node_ids``) with the links among them, as graph JSON."""
+        ids = self.selected_ids() if node_ids is None else list(node_ids)
+        return self.doc.sub_document(ids).dumps()
+
+    def copy_selection(self) -> bool:
+        """Put the selection on the clipboard as graph JSON (any window, any text editor)."""
+        if not self.selected_ids():
+            return False
+        mime = QMimeData()
+        text = self.selection_json()
+        mime.setText(text)
+        mime.setData(GRAPH_MIME, text.encode("utf-8"))
+        QGuiApplication.clipboard().setMimeData(mime)
+        return True
+
+    def cut_selection(self) -> bool:
+        ids = self.selected_ids()
+        if not self.copy_selection():
+            return False
+        self.delete_nodes(ids)
+        return True
+
+    def paste(self, at: tuple[float, float] | None = None) -> list[str]:
+        """Insert the graph JSON on the clipboard (at the view centre), its nodes selected."""
+        mime = QGuiApplication.clipboard().mimeData()
+        raw = bytes(mime.data(GRAPH_MIME).data()) if mime.hasFormat(GRAPH_MIME) else b""
+        text = raw.decode("utf-8") if raw else mime.text()
+        try:
+            other = nodes.loads(text, "the clipboard")
+        except Conv3DTStudioError as exc:
+            self._warn(f"Nothing to paste: {exc}")
+            return []
+        return self.insert_document(other, at or self.view_center())
+
+    def duplicate(self, node_ids: Iterable[str] | None = None) -> list[str]:
+        """Copies of the selected nodes (and the links among them), offset down and right."""
+        ids = self.selected_ids() if node_ids is None else list(node_ids)
+        if not ids:
+            return []
+        other = self.doc.sub_document(ids)
+        _layout_missing(other, list(other.nodes))
+        x = min(n.pos[0] for n in other.nodes.values())
+        y = min(n.pos[1] for n in other.nodes.values())
+        return self.insert_document(other, (x + 40.0, y + 40.0))
 
     def delete_nodes(self, node_ids: Iterable[str]) -> None:
         ids = [i for i in node_ids if i in self.doc.nodes]
@@ -275,7 +362,9 @@ class Canvas(QObject):
         self.undo_stack.push(
             AddNodesCmd(self.doc, new_nodes, links, f"insert {len(new_nodes)} nodes")
         )
-        return [n.id for n in new_nodes]
+        ids = [n.id for n in new_nodes]
+        self.select_many(ids)
+        return ids
 
     # ------------------------------------------------------------------ gestures from the view
     def user_relinked(self, disconnected, connected) -> None:
@@ -538,10 +627,30 @@ class Canvas(QObject):
         return ids[0] if ids else None
 
     def select(self, node_id: str | None) -> None:
+        self.select_many([] if node_id is None else [node_id])
+
+    def select_many(self, node_ids: Iterable[str]) -> None:
         self.graph.clear_selection()
-        if node_id in self.views:
-            self.views[node_id].set_selected(True)
+        for nid in node_ids:
+            if nid in self.views:
+                self.views[nid].set_selected(True)
         self._on_selection()
+
+    def item_at(self, at: tuple[float, float]) -> tuple[str | None, Link | None]:
+        """The node (its id) or else the link drawn at scene position ``at``."""
+        link = None
+        for item in self.viewer.scene().items(QPointF(*at)):
+            owner = item
+            while owner is not None:  # a node's title, ports and labels are its children
+                view_id = getattr(owner, "id", None)
+                node_id = self.node_id_of_view(view_id) if isinstance(view_id, str) else None
+                if node_id is not None:
+                    return node_id, None
+                owner = owner.parentItem()
+            ends = getattr(item, "input_port", None), getattr(item, "output_port", None)
+            if link is None and all(e is not None for e in ends):
+                link = self._link_of(*ends)
+        return None, link
 
     def view_center(self) -> tuple[float, float]:
         c = self.viewer.mapToScene(self.viewer.viewport().rect().center())

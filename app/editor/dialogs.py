@@ -6,6 +6,8 @@ object with the same methods and nothing ever blocks on a modal loop.
 
 from __future__ import annotations
 
+import os
+
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 GRAPH_FILTER = (
@@ -24,6 +26,9 @@ class Dialogs:
 
     def __init__(self, parent: QWidget | None = None) -> None:
         self.parent = parent
+        # file dialogs start in the last folder used, first in the user's home (not wherever
+        # the editor was started from)
+        self.folder = os.path.expanduser("~")
 
     def message(self, title: str, text: str) -> None:
         QMessageBox.warning(self.parent, title, text)
@@ -32,25 +37,38 @@ class Dialogs:
         answer = QMessageBox.question(self.parent, title, text)
         return answer == QMessageBox.StandardButton.Yes
 
-    def save_changes(self, name: str) -> str:
-        """'save', 'discard' or 'cancel' for a document with unsaved changes."""
-        buttons = (
-            QMessageBox.StandardButton.Save
-            | QMessageBox.StandardButton.Discard
-            | QMessageBox.StandardButton.Cancel
-        )
-        answer = QMessageBox.question(
-            self.parent, "Unsaved changes", f"Save the changes to {name}?", buttons
-        )
-        return {
-            QMessageBox.StandardButton.Save: "save",
-            QMessageBox.StandardButton.Discard: "discard",
-        }.get(answer, "cancel")
+    def save_changes(self, name: str, weights: bool = False) -> str:
+        """'save', 'discard' or 'cancel' for a document with unsaved changes; with unsaved
+        trained ``weights`` also 'embed' (save the graph with them) or 'npz' (a weights file)."""
+        box = QMessageBox(self.parent)
+        box.setIcon(QMessageBox.Icon.Question)
+        box.setWindowTitle("Unsaved changes")
+        text = f"Save the changes to {name}?"
+        if weights:
+            text += "\n\nThe trained weights are not saved: they are lost unless kept."
+        box.setText(text)
+        answers = {}
+        if weights:
+            role = QMessageBox.ButtonRole.AcceptRole
+            answers[box.addButton("Save with Weights Embedded", role)] = "embed"
+            answers[box.addButton("Save Weights as .npz…", role)] = "npz"
+        answers[box.addButton(QMessageBox.StandardButton.Save)] = "save"
+        answers[box.addButton(QMessageBox.StandardButton.Discard)] = "discard"
+        box.addButton(QMessageBox.StandardButton.Cancel)
+        box.exec()
+        return answers.get(box.clickedButton(), "cancel")
 
     def open_path(self, title: str, file_filter: str) -> str | None:
-        path, _ = QFileDialog.getOpenFileName(self.parent, title, "", file_filter)
-        return path or None
+        path, _ = QFileDialog.getOpenFileName(self.parent, title, self.folder, file_filter)
+        return self._used(path)
 
     def save_path(self, title: str, file_filter: str, suggested: str = "") -> str | None:
-        path, _ = QFileDialog.getSaveFileName(self.parent, title, suggested, file_filter)
+        start = os.path.join(self.folder, os.path.basename(suggested)) if suggested else self.folder
+        path, _ = QFileDialog.getSaveFileName(self.parent, title, start, file_filter)
+        return self._used(path)
+
+    def _used(self, path: str) -> str | None:
+        """The chosen path; its folder is where the next dialog starts."""
+        if path:
+            self.folder = os.path.dirname(path)
         return path or None

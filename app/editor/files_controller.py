@@ -39,6 +39,7 @@ class FilesController(QObject):
     document_opened = Signal(object)  # the GraphDocument now shown
     title_changed = Signal(str, bool)  # file name (or 'Untitled'), modified
     file_used = Signal(str)  # a file opened or saved
+    graph_saved = Signal()  # the document was written to its file
 
     def __init__(
         self,
@@ -48,13 +49,18 @@ class FilesController(QObject):
         for_saving: Callable[[GraphDocument], GraphDocument],
         autosave_delay_ms: int = autosave.DEFAULT_DELAY_MS,
         parent: QObject | None = None,
+        unsaved_weights: Callable[[], bool] = lambda: False,
+        keep_weights: Callable[[str], bool] = lambda how: True,
     ) -> None:
         super().__init__(parent)
         self.canvas = canvas
         self.dialogs = dialogs
         self.activity = activity
         self.for_saving = for_saving  # the document as written (trained weights embedded or not)
+        self.unsaved_weights = unsaved_weights  # trained weights not saved yet: unsaved work
+        self.keep_weights = keep_weights  # 'embed' or 'npz': save them before they go
         self.path: str | None = None
+        self.opened_from: str | None = None  # a snippet PNG, an example: the title shows it
         self.dirty_without_undo = False  # restored work not yet saved
         self.autosaver = autosave.Autosaver(
             lambda: canvas.doc.to_json(), lambda: self.path, autosave_delay_ms, self
@@ -72,6 +78,7 @@ class FilesController(QObject):
         """Show ``doc`` as the file ``path`` (None: not saved yet), unmodified."""
         self.canvas.set_document(doc)
         self.path = str(path) if path else None
+        self.opened_from = None
         self.dirty_without_undo = False
         self.canvas.undo_stack.setClean()
         self.document_opened.emit(doc)
@@ -96,6 +103,9 @@ class FilesController(QObject):
         self.activity.log(f"Restored {recovery.describe()}", "ok")
 
     def is_modified(self) -> bool:
+        return self.graph_modified() or self.unsaved_weights()
+
+    def graph_modified(self) -> bool:
         return self.dirty_without_undo or not self.canvas.undo_stack.isClean()
 
     def forget_changes(self) -> None:
@@ -105,7 +115,11 @@ class FilesController(QObject):
         self._update_title()
 
     def display_name(self) -> str:
-        return Path(self.path).name if self.path else "Untitled"
+        shown = self.path or self.opened_from
+        return Path(shown).name if shown else "Untitled"
+
+    def refresh_title(self) -> None:
+        self._update_title()
 
     def _update_title(self, *_args) -> None:
         self.title_changed.emit(self.display_name(), self.is_modified())
@@ -122,7 +136,12 @@ class FilesController(QObject):
         """Ask about unsaved changes; False when the user cancels."""
         if not self.is_modified():
             return True
-        answer = self.dialogs.save_changes(self.display_name())
+        weights = self.unsaved_weights()
+        answer = self.dialogs.save_changes(self.display_name(), weights)
+        if answer in ("embed", "npz"):  # keep the trained weights, then the graph
+            if not self.keep_weights(answer):
+                return False
+            return self.save() if answer == "embed" or self.graph_modified() else True
         if answer == "save":
             return self.save()
         return answer == "discard"
@@ -146,6 +165,7 @@ class FilesController(QObject):
         is_graph_json = str(path).lower().endswith(".json")
         # never overwrite a snippet PNG or another framework's model: Save asks for a .json
         self.set_document(doc, str(path) if is_graph_json else None)
+        self.opened_from = str(path)
         if not is_graph_json and not str(path).lower().endswith(".png"):
             self.dirty_without_undo = True  # an imported model is work to save
             self._update_title()
@@ -191,7 +211,8 @@ class FilesController(QObject):
         return self._save_to(self.path)
 
     def save_as(self) -> bool:
-        path = self.dialogs.save_path("Save graph", JSON_FILTER, self.path or "graph.json")
+        stem = Path(self.opened_from).stem if self.opened_from else "graph"
+        path = self.dialogs.save_path("Save graph", JSON_FILTER, self.path or f"{stem}.json")
         if not path or not self._save_to(with_suffix(path, ".json")):
             return False
         self.path = with_suffix(path, ".json")
@@ -206,6 +227,7 @@ class FilesController(QObject):
         self.forget_changes()
         self.autosaver.discard()
         self.file_used.emit(path)
+        self.graph_saved.emit()
         self.activity.log(f"Saved {path}", "ok")
         return True
 

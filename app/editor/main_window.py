@@ -24,6 +24,7 @@ from .actions import canvas_actions, make_action, stack_actions
 from .activity import Activity, ActivityBar
 from .backend_selector import add_backend_selector, backend_text
 from .canvas import Canvas
+from .canvas_menu import CanvasMenus
 from .dialogs import Dialogs
 from .export_controller import ExportController
 from .files_controller import FilesController
@@ -69,8 +70,16 @@ class MainWindow(QMainWindow):
         self.inspector = PredictionInspector()
         a, canvas = self.activity, self.canvas
         self.training = TrainingController(canvas, self.dialogs, a, self.backend, self)
+        t = self.training
         self.files = FilesController(
-            canvas, self.dialogs, a, self.training.document_for_saving, autosave_delay_ms, self
+            canvas,
+            self.dialogs,
+            a,
+            t.document_for_saving,
+            autosave_delay_ms,
+            self,
+            unsaved_weights=t.has_unsaved_weights,
+            keep_weights=t.save_unsaved,
         )
         self.runs = RunController(canvas, a, self.backend, lambda: self.training.weights, self)
         trained = lambda: self.training.weights  # noqa: E731
@@ -80,6 +89,7 @@ class MainWindow(QMainWindow):
         self.recovery = RecoveryController(
             self, self.dialogs, a, partial(again, offer_recovery=False), self
         )
+        self.canvas_menus = CanvasMenus(canvas, self)
         self._make_docks()
         self._make_actions()
         self._make_menus()
@@ -150,8 +160,9 @@ class MainWindow(QMainWindow):
         )
         self.action_quit = a("action_quit", "&Quit", self.close, std.Quit)
         self.action_undo, self.action_redo = stack_actions(self, canvas.undo_stack)
-        edit = canvas_actions(self, canvas)
-        self.action_delete, self.action_select_all, self.action_node_search, self.action_fit = edit
+        edit = self.edit_actions = canvas_actions(self, canvas)
+        self.action_delete, self.action_select_all = edit.delete, edit.select_all
+        self.action_node_search, self.action_fit = edit.node_search, edit.fit
         self.action_run = a("action_run", "&Run", self.run, key.Key_F5)
         self.action_stop = a("action_stop", "S&top", self.stop, key.Key_Escape, "Stop the run")
         self.action_stop.setEnabled(False)
@@ -182,7 +193,10 @@ class MainWindow(QMainWindow):
         edit = bar.addMenu("&Edit")
         edit.addActions([self.action_undo, self.action_redo])
         edit.addSeparator()
-        edit.addActions([self.action_delete, self.action_select_all, self.action_node_search])
+        e = self.edit_actions
+        edit.addActions([e.cut, e.copy, e.paste, e.duplicate, e.delete])
+        edit.addSeparator()
+        edit.addActions([self.action_select_all, self.action_node_search])
         bar.addMenu("&Run").addActions(self._run_actions())
         bar.addMenu("T&rain").addActions(self.training_actions)
         view = bar.addMenu("&View")
@@ -217,7 +231,10 @@ class MainWindow(QMainWindow):
         files.file_used.connect(self.recent_menu.add)
         files.document_opened.connect(self._document_opened)
         files.document_opened.connect(self.training.document_opened)
+        files.graph_saved.connect(self.training.graph_saved)
+        self.training.weights_changed.connect(files.refresh_title)
         self.runs.prediction_ready.connect(self._show_prediction)
+        self.canvas_menus.inspect_requested.connect(self.runs.inspect)
         self.runs.run_finished.connect(self.run_finished)
         self.runs.run_failed.connect(self.run_failed)
         self.runs.run_stopped.connect(self.run_stopped)
@@ -225,8 +242,8 @@ class MainWindow(QMainWindow):
         self.palette.add_requested.connect(lambda t: canvas.add_node(t, canvas.view_center()))
         self.inspector.save_requested.connect(lambda: files.save_prediction(self.inspector.result))
 
-    def _log(self, level: str, text: str) -> None:
-        self.log.log(text, level)
+    def _log(self, level: str, text: str, group: str = "") -> None:
+        self.log.log(text, level, group)
 
     def _show_busy(self, busy: bool) -> None:
         """A run or a training is under way: one at a time, Stop stops it."""

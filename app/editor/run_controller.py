@@ -13,8 +13,10 @@ from collections.abc import Callable
 
 from PySide6.QtCore import QObject, Signal
 
+from conv3dt_studio.compute import Conv3DTStudioError
 from conv3dt_studio.nodes import GraphDocument
-from conv3dt_studio.nodes.validation import relevant_problems
+from conv3dt_studio.nodes.runner import probe_document
+from conv3dt_studio.nodes.validation import relevant_problems, validate
 
 from .activity import Activity, JobController
 from .backend_selector import backend_text
@@ -65,10 +67,25 @@ class RunController(JobController):
         Prediction 6D's chain has problems."""
         if self.activity.busy:
             return False
-        self.canvas.set_run_errors({})
         doc = self.canvas.doc
-        pid = prediction_to_run(doc, self.canvas.selected_ids())
-        problems = self.canvas.report.problems
+        return self._start(doc, prediction_to_run(doc, self.canvas.selected_ids()))
+
+    def inspect(self, node_id: str) -> bool:
+        """Run the chain up to ``node_id`` (an Input, any TimeDistributed) and show its output,
+        as if a Prediction 6D were wired to it (:func:`nodes.runner.probe_document`)."""
+        if self.activity.busy or node_id not in self.canvas.doc.nodes:
+            return False
+        try:
+            doc, probe = probe_document(self.canvas.doc, node_id)
+        except Conv3DTStudioError as exc:
+            self.run_failed.emit(self.activity.refuse("Cannot inspect:", [exc], str(exc)))
+            return False
+        self.activity.log(f"Inspecting the output of {node_text(self.canvas.doc, node_id)}")
+        return self._start(doc, probe, validate(doc).problems)
+
+    def _start(self, doc: GraphDocument, pid: str | None, problems: list | None = None) -> bool:
+        self.canvas.set_run_errors({})
+        problems = self.canvas.report.problems if problems is None else problems
         if pid is not None:  # else every problem blocks ("no Prediction 6D node" among them)
             problems = relevant_problems(doc, problems, pid)
         if problems:

@@ -23,15 +23,6 @@ MARGIN = 40
 BACKGROUND = QColor(24, 27, 33)
 
 
-def sub_document(doc: GraphDocument, node_ids: Iterable[str]) -> GraphDocument:
-    """The nodes ``node_ids`` of ``doc`` with the links among them (settings kept)."""
-    ids = set(node_ids)
-    out = doc.copy()
-    out.nodes = {k: v for k, v in out.nodes.items() if k in ids}
-    out.links = [ln for ln in out.links if ln.src[0] in ids and ln.dst[0] in ids]
-    return out
-
-
 def render_png(canvas, node_ids: Iterable[str] | None = None, scale: float = 1.5) -> bytes:
     """PNG bytes of the canvas showing ``node_ids`` (all nodes when None), others hidden."""
     ids = set(canvas.views if node_ids is None else node_ids)
@@ -94,7 +85,7 @@ def _pipes(canvas, ids: set[str]):
 def snippet_bytes(canvas, node_ids: Iterable[str] | None = None) -> bytes:
     """The snippet PNG (picture + embedded graph JSON) of the whole graph or of ``node_ids``."""
     ids = list(canvas.doc.nodes if node_ids is None else node_ids)
-    doc = sub_document(canvas.doc, ids)
+    doc = canvas.doc.sub_document(ids)
     return embed_graph_text(render_png(canvas, ids), doc.dumps())
 
 

@@ -12,6 +12,7 @@ Weights" forgets them.
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -50,12 +51,26 @@ def merged_weights(
     return {**kept, **new}
 
 
+@dataclass
+class DroppedWeights:
+    """Trained weights an edit made unusable, kept so that undoing the edit brings them back:
+    ``at`` is the undo stack's index before that edit."""
+
+    weights: dict[str, np.ndarray]
+    epochs_done: int
+    curve: list[tuple[int, dict[str, float]]]
+    unsaved: bool
+    at: int
+
+
 class TrainingController(JobController):
-    """Trains one window's document and keeps its trained weights."""
+    """Trains one window's document and keeps its trained weights: unsaved work until saved
+    (``weights_changed`` says when that changes)."""
 
     train_started = Signal()
     train_finished = Signal(object)  # nodes.training.TrainResult
     train_failed = Signal(str)
+    weights_changed = Signal()  # trained weights came, went, or were saved
 
     def __init__(
         self,
@@ -71,10 +86,14 @@ class TrainingController(JobController):
         self.backend = backend  # the backend chosen in the toolbar
         self.panel = TrainingPanel()
         self.weights: dict[str, np.ndarray] | None = None
+        self.unsaved = False  # trained weights not saved yet (embedded or .npz)
         self.epochs_done = 0
+        self.dropped: DroppedWeights | None = None
+        self.weights_doc = canvas.doc  # the document the trained weights belong to
         self.panel.setting_edited.connect(self._setting_edited)
         canvas.document_changed.connect(self.show_settings)
         canvas.document_changed.connect(self._drop_stale_weights)
+        canvas.undo_stack.indexChanged.connect(self._restore_dropped)
 
     def make_actions(self, owner: QWidget) -> list[QAction]:
         """The Train menu's actions, owned by ``owner`` (the window)."""
@@ -134,15 +153,61 @@ class TrainingController(JobController):
         no longer fit: forget them, saying so, rather than failing every later Run."""
         if self.weights is None or self.job is not None or not self.canvas.report.ok:
             return
+        if self.canvas.doc is not self.weights_doc:
+            return  # another document is being opened: it brings its own weights (or none)
         try:
             self.check_weights(self.weights, "the trained weights")
         except nodes.FileError as exc:
-            self.reset_weights()
+            stack = self.canvas.undo_stack
+            # an edit runs inside the stack's push or undo: its index is still the one before
+            self.dropped = DroppedWeights(
+                self.weights, self.epochs_done, self.panel.curve(), self.unsaved, stack.index()
+            )
+            self.reset_weights(log=False)
             self.activity.log(
-                f"Trained weights dropped: they no longer fit the graph ({exc})", "warning"
+                f"Trained weights dropped: they no longer fit the graph ({exc}); Undo brings "
+                "them back",
+                "warning",
             )
         except DocumentProblems:
             pass  # not runnable right now: decide when it is
+
+    def _restore_dropped(self, index: int) -> None:
+        """Undo went back to before the edit that dropped the trained weights: restore them,
+        with their epochs and learning curve, when they fit again."""
+        d = self.dropped
+        if d is None or index != d.at or self.job is not None:
+            return
+        try:
+            self.check_weights(d.weights, "the trained weights")
+        except (nodes.FileError, DocumentProblems):
+            return
+        self.dropped = None
+        self.weights, self.epochs_done = d.weights, d.epochs_done
+        self.panel.show_curve(d.curve)
+        self._set_unsaved(d.unsaved)
+        self.activity.log("Trained weights restored (the edit that dropped them was undone)", "ok")
+
+    def _set_unsaved(self, unsaved: bool) -> None:
+        self.unsaved = unsaved
+        self.weights_doc = self.canvas.doc
+        self.weights_changed.emit()
+
+    def has_unsaved_weights(self) -> bool:
+        return self.weights is not None and self.unsaved
+
+    def save_unsaved(self, how: str) -> bool:
+        """Keep the trained weights before they are discarded: ``how`` 'embed' (embedded in the
+        graph at its next save) or 'npz' (a weights file, asked for now)."""
+        if how == "embed":
+            self.action_embed_weights.setChecked(True)
+            return True
+        return self.save_weights()
+
+    def graph_saved(self) -> None:
+        """The graph was saved: with its weights when they were embedded."""
+        if self.action_embed_weights.isChecked() and self.weights is not None:
+            self._set_unsaved(False)
 
     def _setting_edited(self, name: str, value: Any) -> None:
         doc = self.canvas.doc
@@ -195,13 +260,21 @@ class TrainingController(JobController):
     def _on_epoch(self, epoch: int, logs: dict) -> None:
         self.panel.add_epoch(epoch, logs)
         val = f", val_loss {logs['val_loss']:.6g}" if "val_loss" in logs else ""
-        self.activity.log(f"epoch {epoch + 1}: loss {logs['loss']:.6g}{val}")
+        self.activity.log(f"epoch {epoch + 1}: loss {logs['loss']:.6g}{val}", group="epoch")
+        if epoch == 0 and logs["loss"] == 0:
+            self.activity.log(
+                "The first epoch's loss is 0: the target already equals the prediction (a "
+                "teacher Target whose teacher seed is the graph's seed?), nothing to learn",
+                "warning",
+            )
 
     def _on_finished(self, done: Training) -> None:
         result = done.result
         losses = result.history["loss"]
         self.epochs_done += len(losses)
         self.weights = merged_weights(self.weights, weights_dict(result.graph.layers))
+        self.dropped = None
+        self._set_unsaved(True)
         self.panel.show_gradients(done.gradients)
         final = f"final loss {losses[-1]:.6g}" if losses else "no epoch completed"
         if result.history.get("val_loss"):
@@ -209,7 +282,7 @@ class TrainingController(JobController):
         word = "stopped" if result.stopped else "finished"
         self.activity.log(
             f"Training {word}: {len(losses)} epochs in {result.seconds:.2f} s, {final}",
-            "warning" if result.stopped else "ok",
+            "warning" if result.stopped or (losses and losses[0] == 0) else "ok",
         )
         self.activity.show_status(f"Training {word}: {final}", 8000)
         self.train_finished.emit(result)
@@ -265,6 +338,7 @@ class TrainingController(JobController):
             self.dialogs.message("Cannot save weights", str(exc))
             return False
         self.activity.log(f"Saved weights and optimizer state to {path}", "ok")
+        self._set_unsaved(False)
         return True
 
     def load_weights(self, path: str | None = None) -> bool:
@@ -282,24 +356,30 @@ class TrainingController(JobController):
             return False
         self.weights = arrays
         self.epochs_done = 0
+        self.dropped = None
+        self._set_unsaved(False)
         self.activity.log(f"Loaded weights from {path}; Run and Train use them", "ok")
         return True
 
-    def reset_weights(self) -> None:
+    def reset_weights(self, log: bool = True) -> None:
+        had = self.weights is not None
         self.weights = None
         self.epochs_done = 0
         self.panel.reset()
-        self.activity.log("Weights reset: Run and Train start from seeded weights again")
+        self._set_unsaved(False)
+        if log and had:
+            self.activity.log("Weights reset: Run and Train start from seeded weights again")
 
     def document_opened(self, doc: nodes.GraphDocument) -> None:
         """A new document: its embedded weights (if any) become the trained weights."""
         self.stop()
-        self.reset_weights()
+        self.dropped = None
+        self.reset_weights(log=False)
         embedded = doc.extras.get("weights")
         self.action_embed_weights.setChecked(bool(embedded))
         if embedded:
             try:
-                self.weights = decode_weights(embedded)
+                self.weights, self.weights_doc = decode_weights(embedded), doc
                 self.check_weights(self.weights, "embedded weights")
             except (nodes.FileError, DocumentProblems) as exc:
                 self.weights = None

@@ -128,8 +128,23 @@ class TrainingPanel(QWidget):
         self.fields[name].show_error(text)
 
     # ------------------------------------------------------------------ plots
+    def curve(self) -> list[tuple[int, dict[str, float]]]:
+        """The learning curve as ``add_epoch`` took it: (epoch, logs) per epoch."""
+        vals = [None] * (len(self.losses) - len(self.val_losses)) + list(self.val_losses)
+        return [
+            (e - 1, {"loss": loss} if val is None else {"loss": loss, "val_loss": val})
+            for e, loss, val in zip(self.epochs, self.losses, vals)
+        ]
+
+    def show_curve(self, curve: list[tuple[int, dict[str, float]]]) -> None:
+        """Show ``curve`` (from :meth:`curve`) again, as if those epochs were just trained."""
+        self.reset()
+        for epoch, logs in curve:
+            self.add_epoch(epoch, logs)
+
     def reset(self) -> None:
         """Forget the curves (a new training from fresh weights)."""
+        self.summary.setText("Not trained yet. Add a Target and a Loss node, then Train.")
         self.epochs: list[int] = []
         self.losses: list[float] = []
         self.val_losses: list[float] = []

@@ -22,6 +22,7 @@ class FakeDialogs:
         self.question_answers: list[bool] = []  # answered first, in order; then question_answer
         self.save_changes_answer = "discard"
         self.save_changes_asked = 0
+        self.save_changes_weights: list[bool] = []  # whether trained weights were unsaved
         self.open_paths: list[str] = []
         self.save_paths: list[str] = []
 
@@ -32,8 +33,9 @@ class FakeDialogs:
         self.questions.append(text)
         return self.question_answers.pop(0) if self.question_answers else self.question_answer
 
-    def save_changes(self, name: str) -> str:
+    def save_changes(self, name: str, weights: bool = False) -> str:
         self.save_changes_asked += 1
+        self.save_changes_weights.append(weights)
         return self.save_changes_answer
 
     def open_path(self, title: str, file_filter: str) -> str | None:

@@ -85,7 +85,12 @@ def test_cycle_is_refused(window):
     assert "cycle" in window.log.text()
 
 
-def test_palette_drop_creates_the_node_at_the_drop_point(window):
+def centre(canvas, node_id):
+    rect = canvas.views[node_id].view.sceneBoundingRect()
+    return rect.center().x(), rect.center().y()
+
+
+def test_palette_drop_centres_the_node_on_the_drop_point_selected(window):
     c = window.canvas
     mime = QMimeData()
     from NodeGraphQt.constants import MIME_TYPE
@@ -99,8 +104,9 @@ def test_palette_drop_creates_the_node_at_the_drop_point(window):
         Qt.KeyboardModifier.NoModifier,
     )
     c.viewer.dropEvent(drop)
-    node = c.doc.nodes["conv3d_transpose_2"]
-    assert abs(node.pos[0] - 300) <= 2 and abs(node.pos[1] - 500) <= 2
+    x, y = centre(c, "conv3d_transpose_2")
+    assert abs(x - 300) <= 2 and abs(y - 500) <= 2
+    assert c.selected_ids() == ["conv3d_transpose_2"]
     assert c.views["conv3d_transpose_2"].name() == "Conv3DTranspose 2"
 
 
@@ -108,9 +114,9 @@ def test_palette_double_click_adds_at_the_view_centre(window):
     palette = window.palette
     item = palette.items["prediction_6d"]
     palette.tree.itemDoubleClicked.emit(item, 0)
-    node = window.canvas.doc.nodes["prediction_6d_2"]
+    x, y = centre(window.canvas, "prediction_6d_2")
     cx, cy = window.canvas.view_center()
-    assert abs(node.pos[0] - cx) < 1 and abs(node.pos[1] - cy) < 1
+    assert abs(x - cx) < 1 and abs(y - cy) < 1
 
 
 def test_palette_lists_every_node_type_by_category(window):
@@ -137,7 +143,8 @@ def test_tab_search_choice_creates_the_node_through_the_document(window):
     from conv3dt_studio.app.editor.canvas import node_identifier
 
     window.canvas.graph._on_search_triggered(node_identifier("loss"), (40.0, 600.0))
-    assert window.canvas.doc.nodes["loss"].pos == (40.0, 600.0)
+    x, y = centre(window.canvas, "loss")
+    assert abs(x - 40.0) < 1 and abs(y - 600.0) < 1
     assert window.canvas.undo_stack.canUndo()
 
 
