@@ -6,6 +6,7 @@ Arrays in and out are NumPy float32; the graph moves them to and from its backen
 from __future__ import annotations
 
 import math
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -16,6 +17,8 @@ from .backend import Array, Backend, get_backend
 from .errors import ParameterError, ShapeError, StateError
 from .layers import Input, Layer, Shape, call_backward, fmt_shape
 from .losses import loss_value_and_grad
+
+STOP_SECONDS = 0.2  # a stoppable prediction checks Stop about this often
 
 ProgressCallback = Callable[[float, str], None]
 
@@ -156,22 +159,34 @@ class Graph:
                 f"Invalid value for `batch_size`: expected a positive integer. "
                 f"Received: batch_size={batch_size!r}"
             )
-        batches = max(1, math.ceil(n / step)) if n else 0
-        # one batch: the last layer's fresh output is the result (no copy of the whole prediction)
-        y: np.ndarray | None = np.empty(out_shape, dtype=np.float32) if batches != 1 else None
-        for b, s0 in enumerate(range(0, n, step)):
+        # All at once, unless it can be stopped: then in slices of samples sized to take about
+        # STOP_SECONDS each (timed on the first sample), so Stop acts and progress moves.
+        adaptive = not batch_size and should_stop is not None and n > 1
+        step = 1 if adaptive else step
+        y: np.ndarray | None = None if step >= n else np.empty(out_shape, dtype=np.float32)
+        s0, b, batches = 0, 0, math.ceil(n / step)
+        while s0 < n:
             if should_stop is not None and should_stop():
-                raise StateError(f"Prediction cancelled after {b} of {batches} batches")
+                done = f"{s0} of {n} samples" if adaptive else f"{b} of {batches} batches"
+                raise StateError(f"Prediction cancelled after {done}")
+            t0 = time.perf_counter()
             out = self.backend.to_numpy(self._run(self._prepare(a[s0 : s0 + step]), False))
-            if y is None:
+            if y is None:  # one batch: its fresh output is the result (no copy)
                 fresh = out.dtype == np.float32 and not (
                     isinstance(a, np.ndarray) and np.may_share_memory(out, a)
                 )
                 y = np.ascontiguousarray(out) if fresh else np.array(out, dtype=np.float32)
             else:
-                y[s0 : s0 + step] = out
+                y[s0 : s0 + len(out)] = out
+            s0, b = s0 + len(out), b + 1
             if progress is not None:
-                progress((b + 1) / batches, f"batch {b + 1}/{batches}")
+                if adaptive:
+                    progress(s0 / n, f"{s0}/{n} samples")
+                else:
+                    progress(b / batches, f"batch {b}/{batches}")
+            if adaptive:
+                per_sample = (time.perf_counter() - t0) / max(len(out), 1)
+                step = max(1, min(n, int(STOP_SECONDS / max(per_sample, 1e-9))))
         assert y is not None  # n >= 1: the loop ran
         info = PredictionInfo(self.output_layer.name, len(self.layers) - 1, tuple(y.shape))
         return info, y

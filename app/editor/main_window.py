@@ -235,6 +235,7 @@ class MainWindow(QMainWindow):
         self.training.weights_changed.connect(files.refresh_title)
         self.runs.prediction_ready.connect(self._show_prediction)
         self.canvas_menus.inspect_requested.connect(self.runs.inspect)
+        canvas.document_changed.connect(self.inspector.mark_stale)
         self.runs.run_finished.connect(self.run_finished)
         self.runs.run_failed.connect(self.run_failed)
         self.runs.run_stopped.connect(self.run_stopped)

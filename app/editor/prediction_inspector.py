@@ -31,17 +31,34 @@ from conv3dt_studio.nodes import RunResult, prediction_stats
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True, exitCleanup=False)
 
 AXES = ("d1", "d2", "d3")
+STALE_NOTE = (
+    '<p style="color:#f0b450"><b>Stale:</b> the graph changed since this run; run again '
+    "(F5) to update.</p>"
+)
 COLOR_MAP = "viridis"
 
 
-def channels_first_of(result: RunResult) -> bool:
-    """The layout of the run's data: that of its Conv3DTranspose layers (channels_first when
-    there are none)."""
-    for layer in result.graph.layers:
-        inner = getattr(layer, "layer", None)
-        if inner is not None and hasattr(inner, "channels_first"):
-            return bool(inner.channels_first)
-    return True
+def layouts_of(result: RunResult) -> tuple[bool, bool]:
+    """Whether the run's input and its prediction are channels_first: the input has the layout
+    of the first Conv3DTranspose layer (which reads it), the prediction that of the last (which
+    produced it); channels_first without a layer."""
+    flags = [
+        bool(inner.channels_first)
+        for inner in (getattr(layer, "layer", None) for layer in result.graph.layers)
+        if inner is not None and hasattr(inner, "channels_first")
+    ]
+    return (flags[0], flags[-1]) if flags else (True, True)
+
+
+def layout_text(shape: tuple, channels_first: bool) -> str:
+    """A 6-D shape with its channel axis marked and named: '10×6×[3]×66×66×5 channels_first'."""
+    axis = 2 if channels_first else len(shape) - 1
+    dims = "×".join(f"[{s}]" if i == axis else str(s) for i, s in enumerate(shape))
+    return f"{dims} {'channels_first' if channels_first else 'channels_last'}"
+
+
+def channels(a: np.ndarray, channels_first: bool) -> int:
+    return a.shape[2] if channels_first else a.shape[5]
 
 
 def volume(a: np.ndarray, b: int, t: int, c: int, channels_first: bool) -> np.ndarray:
@@ -83,7 +100,9 @@ class PredictionInspector(QWidget):
         super().__init__()
         self.setObjectName("prediction_inspector_view")
         self.result: RunResult | None = None
-        self.channels_first = True
+        self.channels_first = True  # the prediction's layout
+        self.input_channels_first = True
+        self.stale = False
 
         self.info = QLabel("Run the graph (F5) to inspect its prediction.")
         self.info.setObjectName("inspector_info")
@@ -92,6 +111,7 @@ class PredictionInspector(QWidget):
         self.info.setMinimumWidth(250)
 
         self.batch, self.time, self.filter = QSpinBox(), QSpinBox(), QSpinBox()
+        self.in_channel = QSpinBox()
         self.axis = QComboBox()
         self.axis.addItems(AXES)
         self.axis.setCurrentIndex(0)
@@ -101,12 +121,13 @@ class PredictionInspector(QWidget):
             ("inspector_batch", self.batch),
             ("inspector_time", self.time),
             ("inspector_filter", self.filter),
+            ("inspector_in_channel", self.in_channel),
             ("inspector_axis", self.axis),
             ("inspector_slice", self.slice),
         ):
             w.setObjectName(name)
             w.setEnabled(False)
-        for spin in (self.batch, self.time, self.filter):
+        for spin in (self.batch, self.time, self.filter, self.in_channel):
             spin.valueChanged.connect(self.update_view)
         self.axis.currentIndexChanged.connect(self._axis_changed)
         self.slice.valueChanged.connect(self.update_view)
@@ -123,8 +144,10 @@ class PredictionInspector(QWidget):
         controls.addWidget(self.time, 0, 3)
         controls.addWidget(QLabel("filter"), 1, 0)
         controls.addWidget(self.filter, 1, 1)
-        controls.addWidget(QLabel("axis"), 1, 2)
-        controls.addWidget(self.axis, 1, 3)
+        controls.addWidget(QLabel("input channel"), 1, 2)
+        controls.addWidget(self.in_channel, 1, 3)
+        controls.addWidget(QLabel("axis"), 2, 0)
+        controls.addWidget(self.axis, 2, 1)
         slice_row = QHBoxLayout()
         slice_row.addWidget(QLabel("slice"))
         slice_row.addWidget(self.slice, 1)
@@ -185,12 +208,15 @@ class PredictionInspector(QWidget):
         self._ensure_plots()
         summary = summary or summarize(result.prediction)
         self.result = result
-        self.channels_first = channels_first_of(result)
-        y = result.prediction
+        self.stale = False
+        self.input_channels_first, self.channels_first = layouts_of(result)
+        y, x = result.prediction, result.input
         for spin, n in ((self.batch, y.shape[0]), (self.time, y.shape[1])):
             spin.setRange(0, max(n - 1, 0))
-        self.filter.setRange(0, max(self._channels(y) - 1, 0))
-        for w in (self.batch, self.time, self.filter, self.axis, self.slice, self.save_button):
+        self.filter.setRange(0, max(channels(y, self.channels_first) - 1, 0))
+        x_channels = channels(x, self.input_channels_first) if x.ndim == 6 else 1
+        self.in_channel.setRange(0, max(x_channels - 1, 0))
+        for w in self._controls():
             w.setEnabled(True)
         self.info.setText(self._info_text(result, summary.stats))
         if summary.counts.size:
@@ -204,21 +230,45 @@ class PredictionInspector(QWidget):
         self.axis.blockSignals(False)
         self._axis_changed()
 
+    def _controls(self) -> tuple[QWidget, ...]:
+        return (
+            self.batch,
+            self.time,
+            self.filter,
+            self.in_channel,
+            self.axis,
+            self.slice,
+            self.save_button,
+        )
+
     def clear(self) -> None:
+        """Show nothing (a new or opened document): no image, no ranges from an old result."""
         self.result = None
+        self.stale = False
         if self.plots is not None:
             self.input_image.clear()
             self.pred_image.clear()
             self.hist_curve.setData([], [])
+            self.input_plot.setTitle("Input slice")
+            self.pred_plot.setTitle("Prediction slice")
         self.info.setText("Run the graph (F5) to inspect its prediction.")
-        for w in (self.batch, self.time, self.filter, self.axis, self.slice, self.save_button):
+        self.slice_label.setText("0")
+        for w in self._controls():
+            if isinstance(w, (QSpinBox, QSlider)):
+                w.blockSignals(True)
+                w.setRange(0, 0)
+                w.blockSignals(False)
             w.setEnabled(False)
+
+    def mark_stale(self) -> None:
+        """The graph changed since this prediction: say so above it (it stays for comparison)."""
+        if self.result is None or self.stale:
+            return
+        self.stale = True
+        self.info.setText(STALE_NOTE + self.info.text())
 
     def info_text(self) -> str:
         return self.info.text()
-
-    def _channels(self, a: np.ndarray) -> int:
-        return a.shape[2] if self.channels_first else a.shape[5]
 
     def _info_text(self, r: RunResult, s: dict[str, float]) -> str:
         rows = [
@@ -226,6 +276,8 @@ class PredictionInspector(QWidget):
             ("layer name", r.info.name),
             ("graph index", r.info.index),
             ("output shape", fmt_shape(r.info.shape)),
+            ("output layout", layout_text(r.info.shape, self.channels_first)),
+            ("input layout", layout_text(r.input.shape, self.input_channels_first)),
             ("dtype", str(r.prediction.dtype)),
             ("min / max", f"{s['min']:.6g} / {s['max']:.6g}"),
             ("mean / std", f"{s['mean']:.6g} / {s['std']:.6g}"),
@@ -260,7 +312,7 @@ class PredictionInspector(QWidget):
         x = r.input
         if x.ndim == 6:
             xb, xt = min(b, x.shape[0] - 1), min(t, x.shape[1] - 1)
-            xvol = volume(x, xb, xt, c, self.channels_first)
+            xvol = volume(x, xb, xt, self.in_channel.value(), self.input_channels_first)
             n_out, n_in = vol.shape[axis], xvol.shape[axis]
             xi = round(index * (n_in - 1) / (n_out - 1)) if n_out > 1 else 0
             self._set(self.input_image, self.input_bar, take_slice(xvol, axis, xi))
