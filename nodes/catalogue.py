@@ -6,8 +6,8 @@ Port kinds are typed: a ``layer`` port (an architecture, not a tensor) connects 
 port, tensors only to tensors.
 
 A :class:`NodeType` carries, as ComfyUI nodes do, what the rest of the program asks of a node:
-its ports and parameter schema, its **role** (data source, input, layer, wrapper, output, target,
-loss: how validation, running and training walk the graph), its **shape inference**, the
+its ports and parameter schema, its **role** (data source, transform, input, layer, wrapper,
+output, target, loss: how validation, running and training walk the graph), its **shape inference**, the
 **caption** the editor writes under it, its **category colour**, and how it **builds** its compute
 object. Nothing outside this module compares type ids: adding a node type is one entry here (plus
 its tests).
@@ -18,6 +18,8 @@ from __future__ import annotations
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
+
+import numpy as np
 
 from conv3dt_studio.compute import (
     CONV3D_TRANSPOSE_SCHEMA,
@@ -32,22 +34,26 @@ from conv3dt_studio.compute.conv3d_transpose import conv3d_transpose_output_shap
 from conv3dt_studio.compute.layers import fmt_shape
 from conv3dt_studio.compute.losses import LOSS_PARAMS
 
-from .data_sources import generated_shape, peek_shape
+from . import resample
+from .data_sources import blobs_problem, generated_shape, peek_shape
 from .problems import Problem
 
 TENSOR = "tensor"
 LAYER = "layer"
 PORT_KINDS = (TENSOR, LAYER)
 
-# Roles: how the graph is walked (Data -> Input -> Wrapper(Layer)* -> Output -> Loss <- Target)
+# Roles: how the graph is walked
+# (Data -> Transform* -> Input -> Wrapper(Layer)* -> Output -> Loss <- Transform* <- Target or Data)
 DATA_SOURCE = "data source"  # samples fed to the graph
+TRANSFORM = "transform"  # changes samples on their way from a source (its `transform`)
 INPUT = "input"  # declares the per-sample shape
 LAYER_ROLE = "layer"  # an architecture wired into a wrapper (keyed by name in weights)
 WRAPPER = "wrapper"  # applies its layer to tensors (the chain runs through these)
 OUTPUT = "output"  # a Prediction 6D: where a run ends
 TARGET = "target"  # the values a Loss compares the prediction with
 LOSS = "loss"  # makes the graph trainable
-ROLES = (DATA_SOURCE, INPUT, LAYER_ROLE, WRAPPER, OUTPUT, TARGET, LOSS)
+ROLES = (DATA_SOURCE, TRANSFORM, INPUT, LAYER_ROLE, WRAPPER, OUTPUT, TARGET, LOSS)
+SOURCES = (DATA_SOURCE, TARGET)  # where a data path starts (read, generated or taught)
 
 Shape = tuple
 Color = tuple[int, int, int]
@@ -113,6 +119,13 @@ class NodeType:
     name_scope: str | None = None
     # a frozen node is drawn grey with a snowflake (a layer with `update` off)
     frozen: Callable[[dict[str, Any]], bool] = field(default=lambda params: False)
+    # a transform's work on samples: (validated params, float32 samples, batch first) -> samples
+    transform: Callable[[dict[str, Any], np.ndarray], np.ndarray] | None = None
+    # the integer factors by which a transform shrinks each sample axis (None: it does not only
+    # shrink); a training compares its result with nearest-neighbour upsampling by them
+    shrink_factors: Callable[[dict[str, Any]], tuple[int, ...] | None] = field(
+        default=lambda params: None
+    )
 
     def input_port(self, name: str) -> Port | None:
         return next((p for p in self.inputs if p.name == name), None)
@@ -134,10 +147,15 @@ def _infer_data(ctx: InferContext) -> Shape | None:
     p = ctx.params
     if p.get("source") == "teacher":
         return None  # the prediction's shape, given by the Loss it feeds
+    if p["source"] == "generator" and p["distribution"] == "blobs":
+        problem = blobs_problem(tuple(p["sample_shape"]))
+        if problem:
+            ctx.problem("sample_shape", problem)
+            return None
     shape = (
         generated_shape(p)
         if p["source"] == "generator"
-        else peek_shape(ctx.doc.resolve_path(p["path"]), p["array_name"])
+        else peek_shape(ctx.doc.resolve_path(p["path"]), p["array_name"], p["axes"])
     )
     if len(shape) < 2 or 0 in shape:
         ctx.problem(
@@ -147,6 +165,25 @@ def _infer_data(ctx: InferContext) -> Shape | None:
         )
         return None
     return shape
+
+
+def _infer_resample(ctx: InferContext) -> Shape | None:
+    s, src = ctx.input("x"), ctx.upstream("x")
+    if src is not None and ctx.all_params.get(src, {}).get("source") == "teacher":
+        ctx.problem("x", "a teacher Target cannot be resampled: connect it to the Loss directly")
+        return None
+    if s is None:
+        return None
+    found = resample.problem(ctx.params, tuple(s))
+    if found:
+        ctx.problem(*found)
+        return None
+    return resample.resampled_shape(ctx.params, tuple(s))
+
+
+def _resample_caption(params: dict[str, Any]) -> str:
+    factors = "×".join(str(f) for f in params.get("factors", ()))
+    return f"{params.get('method', 'mean')} ÷{factors}"
 
 
 def _infer_input(ctx: InferContext) -> Shape | None:
@@ -217,12 +254,15 @@ def _build_time_distributed(params: dict[str, Any], name: str, inner: Any) -> Ti
 
 NAME_PARAM = Param("name", "str", "", "Layer name (empty: the node id).", group="layer")
 
-DISTRIBUTIONS = ("normal", "uniform", "zeros", "ones")
+DISTRIBUTIONS = ("normal", "uniform", "zeros", "ones", "blobs")
 
 
 def _data_schema(default_sample_shape: tuple[int, ...], what: str, teacher: bool = False) -> Schema:
     sources = ("generator", "file", "teacher") if teacher else ("generator", "file")
-    help_ = f"Where the {what} come from: generated or read from a .npy/.npz file" + (
+    help_ = (
+        f"Where the {what} come from: generated, or read from a file (.npy/.npz, a TIFF stack, "
+        "a video or a folder of images)"
+    ) + (
         "; teacher: the graph's own prediction with weights drawn from `seed` (a target the "
         "graph can reach)."
         if teacher
@@ -235,7 +275,9 @@ def _data_schema(default_sample_shape: tuple[int, ...], what: str, teacher: bool
                 "distribution",
                 "choice",
                 "normal",
-                "Generator: distribution of the values (normal: mean 0, std 1; uniform: [0, 1)).",
+                "Generator: distribution of the values (normal: mean 0, std 1; uniform: [0, 1); "
+                "blobs: smooth 3-D blobs moving over time, for samples (time, channel, d1, d2, "
+                "d3)).",
                 group="generator",
                 choices=DISTRIBUTIONS,
             ),
@@ -259,7 +301,19 @@ def _data_schema(default_sample_shape: tuple[int, ...], what: str, teacher: bool
                 "path",
                 "str",
                 "",
-                "File: a .npy file, or a .npz file with `array_name`.",
+                "File: a .npy file, a .npz file with `array_name`, a TIFF stack (.tif), a video "
+                "(.mp4, .avi, .mov, .mkv, .webm, ...) or a folder of images (frames sorted by "
+                "name).",
+                group="file",
+            ),
+            Param(
+                "axes",
+                "str",
+                "",
+                "File: its axes in order, each one of B (batch), T (time), C (channel), Z, Y, X "
+                "(d1, d2, d3), e.g. TZCYX; an axis left out has length 1. Empty: the file's own "
+                "(a TIFF's ImageJ/OME metadata; TYXC for videos and image folders; a .npy/.npz "
+                "as stored).",
                 group="file",
             ),
             Param(
@@ -291,6 +345,55 @@ NODE_TYPES: dict[str, NodeType] = {
             color=CATEGORY_COLORS["1 Generate data"],
             infer=_infer_data,
             path_params=("path",),
+        ),
+        NodeType(
+            "resample",
+            1,
+            "Resample",
+            "1 Generate data",
+            "Resamples the samples on their way: crop or pad each sample to a shape, then shrink "
+            "each axis by an integer factor (a low-resolution input from a high-resolution "
+            "source).",
+            (Port("x", TENSOR),),
+            (Port("data", TENSOR),),
+            Schema(
+                (
+                    Param(
+                        "factors",
+                        "shape",
+                        (1, 1, 2, 2, 2),
+                        "Integer shrink factor of each sample axis (without the batch axis).",
+                    ),
+                    Param(
+                        "method",
+                        "choice",
+                        "mean",
+                        "mean: the average of each block (the remainder of an axis is dropped); "
+                        "stride: every n-th value, starting with the first.",
+                        choices=resample.METHODS,
+                    ),
+                    Param(
+                        "crop_pad",
+                        "bool",
+                        False,
+                        "First crop or zero-pad each sample (at the end of each axis) to `shape`.",
+                        group="crop / pad",
+                    ),
+                    Param(
+                        "shape",
+                        "shape",
+                        TOOLKIT_SAMPLE_SHAPE,
+                        "The sample shape to crop or pad to (without the batch axis).",
+                        group="crop / pad",
+                    ),
+                )
+            ),
+            role=TRANSFORM,
+            color=CATEGORY_COLORS["1 Generate data"],
+            infer=_infer_resample,
+            caption=_resample_caption,
+            transform=resample.resample,
+            shrink_factors=lambda params: tuple(params["factors"]),
         ),
         NodeType(
             "input",

@@ -214,6 +214,17 @@ def loaded_bytes(header: tuple[tuple[int, ...], np.dtype]) -> int:
     return math.prod(shape) * max(dtype.itemsize, 4)
 
 
+def check_fits(path: str | os.PathLike, need: int, limit: int | None) -> None:
+    """Refuse to read ``path`` when it would take ``need`` bytes once loaded, above ``limit``
+    (default: half the available memory)."""
+    limit = memory.default_limit() if limit is None else limit
+    if need > limit:
+        raise FileError(
+            f"File `{path}` would take about {memory.mib(need)} once loaded, above the memory "
+            f"limit of {memory.mib(limit)}"
+        )
+
+
 def load_arrays(
     path: str | os.PathLike, names: list[str] | None = None, limit: int | None = None
 ) -> dict[str, np.ndarray]:
@@ -223,13 +234,7 @@ def load_arrays(
     p = require_file(path)
     headers = array_headers(p)
     chosen = list(headers) if names is None else [n for n in names if n in headers]
-    need = sum(loaded_bytes(headers[n]) for n in chosen)
-    limit = memory.default_limit() if limit is None else limit
-    if need > limit:
-        raise FileError(
-            f"File `{p}` would take about {memory.mib(need)} once loaded, above the memory "
-            f"limit of {memory.mib(limit)}"
-        )
+    check_fits(p, sum(loaded_bytes(headers[n]) for n in chosen), limit)
     try:
         data = np.load(p, allow_pickle=False)
         if not isinstance(data, np.lib.npyio.NpzFile):

@@ -17,10 +17,19 @@ import numpy as np
 from conv3dt_studio.compute import Graph
 from conv3dt_studio.compute.layers import fmt_shape
 
-from . import memory
-from .catalogue import LOSS, OUTPUT, TARGET
+from . import memory, resample
+from .catalogue import LOSS, NODE_TYPES, OUTPUT, SOURCES, TARGET
 from .graph_document import GraphDocument
-from .runner import Plan, build_graph, estimate_train_bytes, load_data, plan
+from .runner import (
+    Plan,
+    build_graph,
+    data_path,
+    estimate_train_bytes,
+    feeding_data_node,
+    load_data,
+    plan,
+    with_data,
+)
 from .settings import TRAINING_SCHEMA
 from .validation import DocumentProblems, Problem, relevant_problems, validate
 from .weights import apply_run_weights, conv_layers
@@ -43,6 +52,9 @@ class TrainResult:
     seconds: float
     stopped: bool
     gradient_norms: dict[str, list[dict[str, float]]] = field(default_factory=dict)
+    # the loss of nearest-neighbour upsampling the Input by its Resample's factors (on the
+    # validation samples when there are any): what a learned upsampling must beat
+    baseline: float | None = None
 
 
 def training_settings(doc: GraphDocument) -> dict[str, Any]:
@@ -53,7 +65,7 @@ def trainability_problems(doc: GraphDocument) -> list[Problem]:
     """What is missing for training (empty when the graph is trainable)."""
     problems = []
     losses = doc.ids_with_role(LOSS)
-    if not doc.ids_with_role(TARGET):
+    if not doc.ids_with_role(TARGET) and not any(doc.upstream(n, "target") for n in losses):
         problems.append(
             Problem(
                 None,
@@ -78,9 +90,13 @@ def trainability_problems(doc: GraphDocument) -> list[Problem]:
                 )
             )
         tgt = doc.upstream(loss_id, "target")
-        if tgt and doc.role(tgt[0]) != TARGET:
+        if tgt and doc.role(data_path(doc, tgt[0])[0]) not in SOURCES:
             problems.append(
-                Problem(loss_id, "target", "the Loss's target must come from a Target node")
+                Problem(
+                    loss_id,
+                    "target",
+                    "the Loss's target must come from a Target or Data node (or a Resample of one)",
+                )
             )
     try:
         training_settings(doc)
@@ -112,13 +128,49 @@ def train_plan(doc: GraphDocument) -> TrainPlan:
 
 
 def load_target(
-    doc: GraphDocument, tp: TrainPlan, x: np.ndarray, backend: str, seed: int | None
+    doc: GraphDocument,
+    tp: TrainPlan,
+    x: np.ndarray,
+    backend: str,
+    seed: int | None,
+    progress: Callable[[float, str], None] | None = None,
+    given: dict[str, np.ndarray] | None = None,
+    limit: int | None = None,
 ) -> np.ndarray:
+    """The Loss's target: a teacher's prediction of ``x``, or the samples of its Target or Data
+    node through the transforms on the way (``given`` replaces sources, as in
+    :func:`runner.load_data`)."""
     params = doc.params(tp.target_node)
-    if params["source"] == "teacher":
+    if params.get("source") == "teacher":
         teacher = build_graph(doc, tp.run, backend, seed=params["seed"])
         return teacher.predict(x)[1]
-    return load_data(doc, tp.target_node, seed)
+    return load_data(doc, tp.target_node, seed, progress, given, limit)
+
+
+def nearest_baseline(
+    doc: GraphDocument, tp: TrainPlan, x: np.ndarray, y: np.ndarray, validation_split: float
+) -> float | None:
+    """The loss of nearest-neighbour upsampling ``x`` by the factors its transforms shrank it
+    by, against ``y`` (on the validation samples, as ``fit`` splits them); None when the Input
+    is fed by no shrinking transform or the upsampled samples do not have the target's shape."""
+    factors: tuple[int, ...] | None = None
+    for node in tp.run.transforms:
+        own = NODE_TYPES[doc.nodes[node].type].shrink_factors(doc.params(node))
+        if own is None or (factors is not None and len(own) != len(factors)):
+            return None
+        factors = own if factors is None else tuple(a * b for a, b in zip(factors, own))
+    if factors is None or len(factors) != x.ndim - 1:
+        return None
+    n_val = int(len(x) * validation_split)
+    if n_val:
+        x, y = x[len(x) - n_val :], y[len(y) - n_val :]
+    up = resample.nearest_upsampled(x, factors)
+    if up.shape != y.shape:
+        return None
+    from conv3dt_studio.compute.losses import loss_value_and_grad
+
+    cf = doc.params(doc.feeder(tp.run.chain[0], "layer"))["data_format"] == "channels_first"
+    return loss_value_and_grad(np, tp.loss, y, up, 2 if cf else -1, tp.loss_params)[0]
 
 
 def train_document(
@@ -128,6 +180,7 @@ def train_document(
     seed: int | None = None,
     x: np.ndarray | None = None,
     y: np.ndarray | None = None,
+    data: np.ndarray | None = None,
     epochs: int | None = None,
     batch_size: int | None = None,
     loss: str | None = None,
@@ -143,7 +196,17 @@ def train_document(
     """Train the document's graph; arguments override the document's settings. Pass ``graph`` to
     continue training an already built graph (its weights and optimizer state). A training that
     would need more than ``memory_limit`` bytes (default: half the available memory) is refused
-    before anything is allocated."""
+    before anything is allocated. ``data`` replaces the samples of the Data node feeding the
+    prediction (the Resamples after it still apply); ``x`` and ``y`` those the Input and the Loss
+    receive."""
+    given: dict[str, np.ndarray] = {}  # each source read once
+    if data is not None:
+        data = np.asarray(data)
+        losses = doc.ids_with_role(LOSS)
+        pred = doc.feeder(losses[0], "prediction") if losses else None
+        source = feeding_data_node(doc, pred)
+        doc = with_data(doc, data, pred)
+        given = {source: data} if source else {}
     tp = train_plan(doc)
     s = dict(tp.settings)
     s["epochs"] = epochs or s["epochs"]
@@ -151,10 +214,18 @@ def train_document(
     loss_name = loss or tp.loss
     run = tp.run if x is None else replace(tp.run, input_shape=np.shape(x))
     memory.check(estimate_train_bytes(run, s["batch_size"]), memory_limit, "this training")
-    xa = load_data(doc, tp.run.data_node, seed) if x is None else np.asarray(x, np.float32)
+    xa = (
+        load_data(doc, tp.run.input_feed, seed, progress, given, memory_limit)
+        if x is None
+        else np.asarray(x, np.float32)
+    )
     g = graph or build_graph(doc, tp.run, backend, seed)
     expected = g.compute_output_shape(xa.shape)
-    ya = load_target(doc, tp, xa, backend, seed) if y is None else np.asarray(y, np.float32)
+    ya = (
+        load_target(doc, tp, xa, backend, seed, progress, given, memory_limit)
+        if y is None
+        else np.asarray(y, np.float32)
+    )
     if ya.size == 0 or xa.size == 0:
         raise DocumentProblems(
             [Problem(tp.run.data_node, None, "empty data: training needs at least one sample")]
@@ -215,4 +286,5 @@ def train_document(
     )
     if history["loss"] and not math.isfinite(history["loss"][-1]):
         raise DocumentProblems([Problem(tp.loss_node, None, "the loss became NaN or Inf")])
-    return TrainResult(history, g, time.perf_counter() - t0, stopped["value"], norms)
+    baseline = None if x is not None else nearest_baseline(doc, tp, xa, ya, s["validation_split"])
+    return TrainResult(history, g, time.perf_counter() - t0, stopped["value"], norms, baseline)

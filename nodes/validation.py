@@ -248,7 +248,8 @@ def _infer(
         try:
             shape = nt.infer(ctx)
         except Conv3DTStudioError as e:  # e.g. a data file that cannot be read
-            problems.append(Problem(nid, nt.path_params[0] if nt.path_params else None, str(e)))
+            param = getattr(e, "param", None) or (nt.path_params[0] if nt.path_params else None)
+            problems.append(Problem(nid, param, str(e)))
             continue
         if shape is not None or shapes[nid] is None:
             shapes[nid] = shape

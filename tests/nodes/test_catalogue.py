@@ -10,6 +10,7 @@ from conv3dt_studio.nodes import LAYER, NODE_TYPE_IDS, NODE_TYPES, TENSOR, categ
 # type id -> (inputs, outputs) as (name, kind) pairs
 PORTS = {
     "data": ((), (("data", TENSOR),)),
+    "resample": ((("x", TENSOR),), (("data", TENSOR),)),
     "input": ((("x", TENSOR),), (("y", TENSOR),)),
     "conv3d_transpose": ((), (("layer", LAYER),)),
     "time_distributed": ((("x", TENSOR), ("layer", LAYER)), (("y", TENSOR),)),
@@ -59,6 +60,6 @@ def test_conv_node_carries_the_layer_cluster_declared_once_in_compute():
 def test_categories_follow_the_toolkit_workflow():
     cats = categories()
     assert list(cats) == sorted(cats)
-    assert [t.type_id for t in cats["1 Generate data"]] == ["data"]
+    assert [t.type_id for t in cats["1 Generate data"]] == ["data", "resample"]
     assert "prediction_6d" in [t.type_id for t in cats["3 Run graph"]]
     assert sum(len(v) for v in cats.values()) == len(NODE_TYPES)
