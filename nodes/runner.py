@@ -202,22 +202,22 @@ def feeding_data_node(doc: GraphDocument, prediction_node: str | None = None) ->
     return None
 
 
+def _replaced_source(doc: GraphDocument, prediction_node: str | None, what: str) -> str:
+    """The Data node that ``what`` replaces: the one feeding the Prediction 6D."""
+    node = feeding_data_node(doc, prediction_node)
+    if node is None:
+        raise DocumentProblems(
+            [Problem(None, None, f"{what} cannot be used: no Data node feeds the Prediction 6D")]
+        )
+    return node
+
+
 def with_data(
     doc: GraphDocument, data: np.ndarray, prediction_node: str | None = None
 ) -> GraphDocument:
     """A copy of ``doc`` whose Data node describes ``data`` (which replaces it for this run), so
     validation checks the data's shape against the Input like any other."""
-    node = feeding_data_node(doc, prediction_node)
-    if node is None:
-        raise DocumentProblems(
-            [
-                Problem(
-                    None,
-                    None,
-                    "the data given cannot be used: no Data node feeds the Prediction 6D",
-                )
-            ]
-        )
+    node = _replaced_source(doc, prediction_node, "the data given")
     if data.ndim < 2 or data.shape[0] == 0 or data.size == 0:
         raise DocumentProblems(
             [
@@ -236,6 +236,28 @@ def with_data(
         "source": "generator",
         "batch_size": int(data.shape[0]),
         "sample_shape": [int(s) for s in data.shape[1:]],
+    }
+    return out
+
+
+def with_file(
+    doc: GraphDocument,
+    path: str | os.PathLike,
+    array_name: str = "",
+    axes: str = "",
+    prediction_node: str | None = None,
+) -> GraphDocument:
+    """A copy of ``doc`` whose Data node (the one feeding the Prediction 6D) reads ``path``
+    with its ``axes``: validation checks the file's shape (from its header) before anything is
+    read, and the run or training reads it, with progress."""
+    node = _replaced_source(doc, prediction_node, f"file `{path}`")
+    out = doc.copy()
+    out.nodes[node].params = {
+        **out.nodes[node].params,
+        "source": "file",
+        "path": os.path.abspath(path),
+        "array_name": array_name,
+        "axes": axes,
     }
     return out
 

@@ -55,6 +55,20 @@ def _listed(noun: str, words: list[str]) -> str:
 
 
 # ---------------------------------------------------------------------- value types
+SEED_MAX = 2**31 - 1  # seeds are 32-bit, as everywhere in a graph
+
+
+def seed(text: str) -> int:
+    """An argparse type: a seed, an integer from 0 to 2**31-1."""
+    try:
+        value = int(text)
+    except ValueError:
+        value = -1
+    if not 0 <= value <= SEED_MAX:
+        raise argparse.ArgumentTypeError(f"expected an integer from 0 to {SEED_MAX}, got {text!r}")
+    return value
+
+
 def non_negative_int(text: str) -> int:
     """An argparse type: an integer >= 0."""
     try:
@@ -147,13 +161,10 @@ def _add_run(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         metavar="NODE",
         help="id of the Prediction 6D node to compute (default: the graph's first)",
     )
-    run.add_argument("--data", metavar="FILE", help=".npy or .npz file replacing the Data node")
-    run.add_argument(
-        "--array", metavar="NAME", default="", help="array name inside a --data .npz file"
-    )
+    _add_data(run)
     run.add_argument(
         "--seed",
-        type=non_negative_int,
+        type=seed,
         metavar="N",
         help="seed for the data generator and the weights (same seed: identical output)",
     )
@@ -174,6 +185,25 @@ def _add_run(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     )
 
 
+def _add_data(command: argparse.ArgumentParser) -> None:
+    command.add_argument(
+        "--data",
+        metavar="FILE",
+        help="samples replacing the Data node (Resamples after it still apply): .npy/.npz, a "
+        "TIFF stack, a video or a folder of images",
+    )
+    command.add_argument(
+        "--array", metavar="NAME", default="", help="array name inside a --data .npz file"
+    )
+    command.add_argument(
+        "--axes",
+        metavar="AXES",
+        default="",
+        help="the --data file's axes in order, from B T C Z Y X, e.g. TZCYX (default: the "
+        "file's own; a missing axis has length 1)",
+    )
+
+
 def _add_train(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     train = sub.add_parser(
         "train",
@@ -183,12 +213,13 @@ def _add_train(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         "print one loss line per epoch; the document's training settings apply unless overridden.",
     )
     train.add_argument("graph", metavar="GRAPH", help="graph file (.json or snippet .png)")
-    train.add_argument("--x", metavar="FILE", help=".npy/.npz samples replacing the Data node")
+    _add_data(train)
+    train.add_argument("--x", metavar="FILE", help=".npy/.npz samples fed to the Input as they are")
     train.add_argument("--y", metavar="FILE", help=".npy/.npz targets replacing the Target node")
     train.add_argument("--epochs", type=positive_int, metavar="N")
     train.add_argument("--batch-size", type=positive_int, metavar="N")
     train.add_argument("--loss", metavar="NAME", help="loss replacing the Loss node's")
-    train.add_argument("--seed", type=non_negative_int, metavar="N")
+    train.add_argument("--seed", type=seed, metavar="N")
     train.add_argument("--backend", choices=BACKENDS, default="auto")
     train.add_argument(
         "--weights-in",
@@ -243,7 +274,7 @@ def _add_interop(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     export.add_argument("-o", "--output", required=True, metavar="PATH")
     export.add_argument("--weights", metavar="FILE.npz", help="weights to export")
     export.add_argument("--prediction", metavar="NODE", help="the Prediction 6D to export")
-    export.add_argument("--seed", type=non_negative_int, help="override the graph's seed")
+    export.add_argument("--seed", type=seed, help="override the graph's seed")
     export.add_argument("--force", action="store_true", help="replace an existing PATH")
     import_ = sub.add_parser(
         "import",

@@ -29,8 +29,12 @@ class Progress:
         self.leave = leave
         self._bar: tqdm | None = None
         self._tenths_printed = 0
+        self._last = 0.0
 
     def __call__(self, fraction: float, message: str) -> None:
+        if fraction < self._last:  # the next piece of work (reading, then computing)
+            self.close()
+        self._last = fraction
         if _is_terminal(self.stream):
             self._draw(fraction, message)
         else:
@@ -49,6 +53,7 @@ class Progress:
             self._bar.close()
             self._bar = None
         self._tenths_printed = 0
+        self._last = 0.0
 
     def _draw(self, fraction: float, message: str) -> None:
         if self._bar is None:

@@ -25,14 +25,13 @@ if TYPE_CHECKING:
 def cmd_run(args: argparse.Namespace) -> int:
     """``run``: compute the graph's Prediction 6D, print it, save it with ``--out``."""
     from conv3dt_studio import nodes
-    from conv3dt_studio.nodes.data_sources import load_file
     from conv3dt_studio.nodes.files import save_npy
 
     graph = Path(args.graph) if args.graph else nodes.DEFAULT_EXAMPLE
     out = checked_output(args.out, args.force, "--out")
     doc = nodes.load(graph)
     _check_prediction(doc, args.prediction, graph)
-    data = load_file(args.data, args.array) if args.data else None
+    doc = with_data_file(doc, args, args.prediction)
     limit = None if args.memory_limit is None else int(args.memory_limit * 2**20)
     progress = Progress()
     try:
@@ -40,7 +39,6 @@ def cmd_run(args: argparse.Namespace) -> int:
             doc,
             backend=args.backend,
             seed=args.seed,
-            data=data,
             weights=args.weights,
             progress=lambda fraction, message: _batches_only(progress, fraction, message),
             memory_limit=limit,
@@ -58,9 +56,26 @@ def cmd_run(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def with_data_file(doc: GraphDocument, args: argparse.Namespace, pred: str | None) -> GraphDocument:
+    """``doc`` whose Data node feeding ``pred`` reads the ``--data`` file (its ``--array``, its
+    axes mapped by ``--axes``); ``doc`` itself without ``--data``."""
+    if not args.data:
+        if args.axes or args.array:
+            option = "--axes" if args.axes else "--array"
+            raise UsageError(f"{option} describes the --data file: give --data FILE too")
+        return doc
+    from conv3dt_studio.nodes.runner import with_file
+
+    return with_file(doc, args.data, args.array, args.axes, pred)
+
+
 def _batches_only(progress: Progress, fraction: float, message: str) -> None:
-    """Progress is shown for runs of several batches only."""
-    if message.startswith("batch ") and not message.endswith(" 1/1"):
+    """Progress is shown for reading a file and for runs of several batches."""
+    if (
+        message.startswith("reading ")
+        or message.startswith("batch ")
+        and not message.endswith(" 1/1")
+    ):
         progress(fraction, message)
 
 

@@ -13,7 +13,7 @@ import json
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import EXIT_OK, with_source
+from .errors import EXIT_OK, UsageError, with_source
 from .output_files import checked_output, distinct_outputs
 from .progress import Progress
 
@@ -28,12 +28,18 @@ def cmd_train(args: argparse.Namespace) -> int:
     from conv3dt_studio.nodes.data_sources import load_file
     from conv3dt_studio.nodes.training import train_document
 
+    from .run import with_data_file
+
     distinct_outputs({"--weights-out": args.weights_out, "--history": args.history})
     weights_out = checked_output(args.weights_out, args.force, "--weights-out")
     history_out = checked_output(args.history, args.force, "--history")
     if args.loss is not None:
         get_loss(args.loss)  # a bad name fails before any work
+    if args.data and args.x:
+        raise UsageError("--data replaces the Data node, --x the Input's samples: give one")
     doc = nodes.load(args.graph)
+    losses = doc.ids_with_role(nodes.LOSS)
+    doc = with_data_file(doc, args, doc.feeder(losses[0], "prediction") if losses else None)
     x = load_file(args.x) if args.x else None
     y = load_file(args.y) if args.y else None
     progress = Progress(leave=False)
@@ -53,10 +59,13 @@ def cmd_train(args: argparse.Namespace) -> int:
             on_epoch_end=lambda epoch, logs: progress.write(_epoch_line(epoch, logs)),
         )
     except nodes.DocumentProblems as exc:
-        raise with_source(exc, args.graph) from None
+        given = [f"{opt} {name}" for opt, name in (("--x", args.x), ("--y", args.y)) if name]
+        raise with_source(exc, " with ".join([str(args.graph), *given])) from None
     finally:
         progress.close()
     print(_summary(result))
+    if result.baseline is not None:
+        print(_baseline_line(result))
     _save_outputs(result, weights_out, history_out)
     return EXIT_OK
 
@@ -73,6 +82,21 @@ def _summary(result: TrainResult) -> str:
     return (
         f"trained {len(losses)} epochs in {result.seconds:.2f} s on "
         f"{result.graph.backend.name}; final loss {losses[-1]:.6g}"
+    )
+
+
+def _baseline_line(result: TrainResult) -> str:
+    """The learned upsampling's loss beside that of repeating each input voxel (the
+    nearest-neighbour baseline), on the same samples."""
+    history = result.history
+    which = "val_loss" if history.get("val_loss") else "loss"
+    learned = history[which][-1] if history[which] else float("nan")
+    return (
+        f"nearest-neighbour baseline ({'validation' if which == 'val_loss' else 'training'} "
+        f"samples): {result.baseline:.6g}; learned: {learned:.6g} "
+        f"({learned / result.baseline:.2f}× the baseline)"
+        if result.baseline
+        else f"nearest-neighbour baseline: {result.baseline:.6g}; learned: {learned:.6g}"
     )
 
 
