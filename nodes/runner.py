@@ -62,6 +62,8 @@ class RunResult:
     seconds: float
     graph: Graph
     prediction_node: str
+    # what the Loss fed by this prediction compares it with (when asked for and loadable)
+    target: np.ndarray | None = None
 
     def stats(self) -> dict[str, float]:
         return prediction_stats(self.prediction)

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from conv3dt_studio.compute import Graph
+from conv3dt_studio.compute import Conv3DTStudioError, Graph
 from conv3dt_studio.compute.layers import fmt_shape
 
 from . import memory, resample
@@ -145,6 +145,30 @@ def load_target(
         teacher = build_graph(doc, tp.run, backend, seed=params["seed"])
         return teacher.predict(x)[1]
     return load_data(doc, tp.target_node, seed, progress, given, limit)
+
+
+def prediction_target(
+    doc: GraphDocument,
+    prediction_node: str,
+    x: np.ndarray,
+    backend: str = "auto",
+    progress: Callable[[float, str], None] | None = None,
+) -> np.ndarray | None:
+    """The target of the (first) Loss that ``prediction_node`` feeds, for the run whose input was
+    ``x`` (to show beside its prediction); None when it feeds none or that Loss's chain cannot be
+    trained."""
+    fed = (prediction_node, "y")
+    loss = next((n for n in doc.ids_with_role(LOSS) if doc.upstream(n, "prediction") == fed), None)
+    target = doc.upstream(loss, "target") if loss is not None else None
+    if loss is None or target is None:
+        return None
+    try:
+        if trainability_problems(doc):
+            return None
+        tp = TrainPlan(plan(doc, prediction_node), loss, target[0], "", {}, {})
+        return load_target(doc, tp, x, backend, None, progress, {})
+    except Conv3DTStudioError:
+        return None
 
 
 def nearest_baseline(

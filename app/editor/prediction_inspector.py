@@ -36,6 +36,7 @@ STALE_NOTE = (
     "(F5) to update.</p>"
 )
 COLOR_MAP = "viridis"
+NO_TARGET = "Target slice (none: no Loss)"
 
 
 def layouts_of(result: RunResult) -> tuple[bool, bool]:
@@ -180,20 +181,20 @@ class PredictionInspector(QWidget):
         self.plots.setObjectName("inspector_plots")
         self.plots.setBackground((20, 23, 28))
         self.input_plot = self.plots.addPlot(row=0, col=0, title="Input slice")
-        self.pred_plot = self.plots.addPlot(row=0, col=2, title="Prediction slice")
+        self.pred_plot = self.plots.addPlot(row=0, col=1, title="Prediction slice")
+        self.target_plot = self.plots.addPlot(row=0, col=2, title=NO_TARGET)
         self.input_image = pg.ImageItem()
         self.pred_image = pg.ImageItem()
-        self.input_bar = pg.ColorBarItem(colorMap=COLOR_MAP, interactive=False, width=14)
-        self.pred_bar = pg.ColorBarItem(colorMap=COLOR_MAP, interactive=False, width=14)
-        for plot, image, bar, col in (
-            (self.input_plot, self.input_image, self.input_bar, 1),
-            (self.pred_plot, self.pred_image, self.pred_bar, 3),
-        ):
+        self.target_image = pg.ImageItem()
+        images = (self.input_image, self.pred_image, self.target_image)
+        for plot, image in zip((self.input_plot, self.pred_plot, self.target_plot), images):
             plot.addItem(image)
             plot.setAspectLocked(True)
             plot.invertY(True)
-            bar.setImageItem(image)
-            self.plots.addItem(bar, row=0, col=col)
+        # one colour scale for the three slices, so they compare by eye
+        self.color_bar = pg.ColorBarItem(colorMap=COLOR_MAP, interactive=False, width=14)
+        self.color_bar.setImageItem(list(images))
+        self.plots.addItem(self.color_bar, row=0, col=3)
         self.hist_plot = self.plots.addPlot(row=1, col=0, colspan=4, title="Histogram (prediction)")
         self.hist_plot.setMaximumHeight(150)
         self.hist_curve = pg.PlotDataItem(
@@ -248,9 +249,11 @@ class PredictionInspector(QWidget):
         if self.plots is not None:
             self.input_image.clear()
             self.pred_image.clear()
+            self.target_image.clear()
             self.hist_curve.setData([], [])
             self.input_plot.setTitle("Input slice")
             self.pred_plot.setTitle("Prediction slice")
+            self.target_plot.setTitle(NO_TARGET)
         self.info.setText("Run the graph (F5) to inspect its prediction.")
         self.slice_label.setText("0")
         for w in self._controls():
@@ -306,25 +309,35 @@ class PredictionInspector(QWidget):
         b, t, c = self.batch.value(), self.time.value(), self.filter.value()
         axis, index = self.axis.currentIndex(), self.slice.value()
         vol = volume(r.prediction, b, t, c, self.channels_first)
-        image = take_slice(vol, axis, index)
         self.slice_label.setText(f"{index}/{vol.shape[axis] - 1}")
-        self._set(self.pred_image, self.pred_bar, image)
+        shown = {self.pred_image: take_slice(vol, axis, index)}
         x = r.input
         if x.ndim == 6:
             xb, xt = min(b, x.shape[0] - 1), min(t, x.shape[1] - 1)
             xvol = volume(x, xb, xt, self.in_channel.value(), self.input_channels_first)
             n_out, n_in = vol.shape[axis], xvol.shape[axis]
             xi = round(index * (n_in - 1) / (n_out - 1)) if n_out > 1 else 0
-            self._set(self.input_image, self.input_bar, take_slice(xvol, axis, xi))
+            shown[self.input_image] = take_slice(xvol, axis, xi)
             self.input_plot.setTitle(f"Input slice {xi}")
+        target = r.target
+        if target is not None and target.shape == r.prediction.shape:
+            shown[self.target_image] = take_slice(
+                volume(target, b, t, c, self.channels_first), axis, index
+            )
+            self.target_plot.setTitle(f"Target slice {index}")
+        else:
+            self.target_image.clear()
+            self.target_plot.setTitle(NO_TARGET)
         self.pred_plot.setTitle(f"Prediction slice {index}")
+        self._show(shown)
 
-    @staticmethod
-    def _set(item: pg.ImageItem, bar: pg.ColorBarItem, image: np.ndarray) -> None:
-        image = np.ascontiguousarray(image, dtype=np.float32)
-        finite = image[np.isfinite(image)]
-        lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    def _show(self, shown: dict[pg.ImageItem, np.ndarray]) -> None:
+        """Show each slice on one colour scale: the range of all their finite values."""
+        images = {item: np.ascontiguousarray(a, dtype=np.float32) for item, a in shown.items()}
+        values = np.concatenate([a[np.isfinite(a)].ravel() for a in images.values()])
+        lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
         if hi <= lo:
             hi = lo + 1e-6
-        item.setImage(image, autoLevels=False)
-        bar.setLevels((lo, hi))
+        for item, image in images.items():
+            item.setImage(image, autoLevels=False)
+        self.color_bar.setLevels((lo, hi))

@@ -2,8 +2,8 @@
 
 :func:`prediction_job` gives the job's function: :func:`nodes.run_document` on its own copy of the
 document, for the Prediction 6D node that :func:`prediction_to_run` picks from the canvas selection,
-then the summary the inspector shows (both off the GUI thread). Stop is checked between batches; a
-stopped run ends as a cancellation. The other helpers are pure: which weights a run uses
+then the target of the Loss it feeds and the summary the inspector shows (all off the GUI
+thread). Stop is checked between batches; a stopped run ends as a cancellation. The other helpers are pure: which weights a run uses
 (:func:`weights_text`), and what a failure means for the nodes (:func:`node_errors`) and for the
 user (:func:`failure_text`).
 """
@@ -22,6 +22,7 @@ from conv3dt_studio.nodes import (
     run_document,
 )
 from conv3dt_studio.nodes.catalogue import LAYER_ROLE, OUTPUT
+from conv3dt_studio.nodes.training import prediction_target
 
 from .jobs import Cancelled, JobControl
 from .prediction_inspector import Summary, summarize
@@ -59,6 +60,10 @@ def prediction_job(
             if control.should_stop():
                 raise Cancelled(str(exc)) from exc
             raise
+        # what the Loss compares it with, shown beside it (a file is read here, off the GUI thread)
+        result.target = prediction_target(
+            doc, result.prediction_node, result.input, result.backend, control.progress
+        )
         return Prediction(result, summarize(result.prediction))  # even when Stop came too late
 
     return predict
