@@ -45,7 +45,8 @@ def cmd_run(args: argparse.Namespace) -> int:
             prediction_node=args.prediction,
         )
     except nodes.DocumentProblems as exc:
-        raise with_source(exc, graph) from None
+        # problems of the data given name its file too
+        raise with_source(exc, f"{graph} with --data {args.data}" if args.data else graph) from None
     finally:
         progress.close()
     _print_prediction(result, graph)

@@ -188,7 +188,7 @@ def test_wrong_data_shape_names_both_shapes(capsys, graph, tmp_path):
     code, _, err = run(capsys, "run", graph, "--data", path)
     assert code == 2
     (line,) = error_lines(err)
-    assert line.startswith(f"{graph}: node `input`, `shape`: shape mismatch")
+    assert line.startswith(f"{graph} with --data {path}: node `input`, `shape`: shape mismatch")
     assert "(None, 2, 2, 8, 8, 3)" in line and "(3, 2, 2, 8, 8)" in line
 
 
@@ -431,8 +431,8 @@ def test_help_and_version(capsys):
         (["frobnicate"], ["invalid choice", "frobnicate", "run", "validate"], ""),
         (["--bogus"], ["unrecognized option `--bogus`", "--debug, --version"], ""),
         (["--bogus", "run"], ["unrecognized option `--bogus`"], ""),
-        (["run", "--seed", "-1"], ["--seed", "expected a non-negative integer"], "run"),
-        (["run", "--seed", "x"], ["--seed", "expected a non-negative integer", "'x'"], "run"),
+        (["run", "--seed", "-1"], ["--seed", "expected an integer from 0 to 2147483647"], "run"),
+        (["run", "--seed", "x"], ["--seed", "expected an integer from 0 to 2147483647", "'x'"], "run"),
         (["run", "--seed"], ["--seed", "expected one argument"], "run"),
         (["run", "--backend", "foo"], ["--backend", "invalid choice", "foo", "numpy"], "run"),
         (["run", "--memory-limit", "0"], ["expected a positive number of MiB"], "run"),
