@@ -109,6 +109,40 @@ def display_name(node: Node) -> str:
     return f"{nt.title} {suffix}" if suffix.isdigit() else node.id
 
 
+def _value_text(value) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, list):
+        return "×".join(_value_text(v) for v in value)
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, dict):
+        return str(value.get("algorithm", "…"))
+    return str(value)
+
+
+def changed_params_text(node: Node, width: int = 36) -> str:
+    """What differs from the node type's defaults ('stride 2×2×2 · padding on · activation
+    tanh'), wrapped to lines of about ``width`` characters: the canvas, and so a snippet PNG,
+    documents the model. The layer name is in the title already."""
+    nt = NODE_TYPES.get(node.type)
+    if nt is None:
+        return ""
+    defaults = nt.schema.to_json(nt.schema.defaults())
+    parts = [
+        f"{name} {_value_text(value)}"
+        for name, value in node.params.items()
+        if name != "name" and name in defaults and value != defaults[name]
+    ]
+    lines: list[str] = []
+    for part in parts:
+        if lines and len(lines[-1]) + len(part) + 3 <= width:
+            lines[-1] += " · " + part
+        else:
+            lines.append(part)
+    return "\n".join(lines)
+
+
 def fmt_shape(shape) -> str:
     return "×".join("?" if s is None else str(s) for s in shape)
 
@@ -335,6 +369,21 @@ class Canvas(QObject):
             self.undo_stack.push(SetParamCmd(self.doc, node_id, name, old, new))
         return None
 
+    def set_params(self, node_id: str, values: dict, text: str) -> str | None:
+        """Set several parameters as one undoable edit; the first refusal stops it (nothing
+        set) and is returned."""
+        check = self.doc.copy()
+        try:
+            for name, value in values.items():
+                check.set_param(node_id, name, value)
+        except (ParameterError, KeyError) as exc:
+            return str(exc)
+        self.undo_stack.beginMacro(text)
+        for name, value in values.items():
+            self.set_param(node_id, name, value)
+        self.undo_stack.endMacro()
+        return None
+
     def insert_document(self, other: GraphDocument, at: tuple[float, float]) -> list[str]:
         """Add ``other``'s nodes and links (ids renamed where taken), its top-left at ``at``."""
         if not other.nodes:
@@ -519,6 +568,8 @@ class Canvas(QObject):
             if nid in self.run_errors:
                 problems.append(self.run_errors[nid])
             text = self._shape_text(nid)
+            changed = changed_params_text(node)
+            text = f"{text}\n{changed}" if changed else text
             label = self.labels[nid]
             label.setText(text if not problems else "⚠ " + _short(problems[0]))
             label.setBrush(QBrush(LABEL_ERROR_COLOR if problems else LABEL_COLOR))
@@ -604,7 +655,11 @@ class Canvas(QObject):
         return self.labels[node_id].text()
 
     def _log_new_problems(self) -> None:
-        now = {str(p) for p in self.report.problems} | set(self._undrawn)
+        """Log problems as they appear, except those of nodes not wired to anything yet (a
+        freshly dropped node is unfinished, not wrong: it shows its problem in red)."""
+        wired = {end[0] for ln in self.doc.links for end in (ln.src, ln.dst)}
+        problems = [p for p in self.report.problems if p.node is None or p.node in wired]
+        now = {str(p) for p in problems} | set(self._undrawn)
         for text in sorted(now - self._logged_problems):
             self.message.emit("warning", text)
         self._logged_problems = now
@@ -641,15 +696,15 @@ class Canvas(QObject):
         link = None
         for item in self.viewer.scene().items(QPointF(*at)):
             owner = item
-            while owner is not None:  # a node's title, ports and labels are its children
+            while owner is not None:  # a node's title and ports, a pipe's arrow: children
                 view_id = getattr(owner, "id", None)
                 node_id = self.node_id_of_view(view_id) if isinstance(view_id, str) else None
                 if node_id is not None:
                     return node_id, None
+                ends = getattr(owner, "input_port", None), getattr(owner, "output_port", None)
+                if link is None and all(e is not None for e in ends):
+                    link = self._link_of(*ends)
                 owner = owner.parentItem()
-            ends = getattr(item, "input_port", None), getattr(item, "output_port", None)
-            if link is None and all(e is not None for e in ends):
-                link = self._link_of(*ends)
         return None, link
 
     def view_center(self) -> tuple[float, float]:

@@ -166,6 +166,7 @@ class FilesController(QObject):
         # never overwrite a snippet PNG or another framework's model: Save asks for a .json
         self.set_document(doc, str(path) if is_graph_json else None)
         self.opened_from = str(path)
+        self._update_title()
         if not is_graph_json and not str(path).lower().endswith(".png"):
             self.dirty_without_undo = True  # an imported model is work to save
             self._update_title()

@@ -402,20 +402,39 @@ class PropertyPanel(QScrollArea):
         for name, field in self.fields.items():
             field.editor.set_value(copy.deepcopy(values.get(name)))
         if "source" in values:  # Data / Target: only the chosen source's settings apply
+            teacher = values["source"] == "teacher"
             for group in ("generator", "file"):
                 if group in self.groups:
-                    self.groups[group].setEnabled(values["source"] == group)
+                    self.groups[group].setEnabled(values["source"] == group or teacher)
+            for name, field in self.fields.items():  # a teacher has only its seed
+                if teacher and name != "seed" and self.schema_group(name) == "generator":
+                    field.setEnabled(False)
+                else:
+                    field.setEnabled(True)
         problems = self.canvas.report.problems_of(self.node_id)
         run_error = self.canvas.run_errors.get(self.node_id)
         texts = [p.message for p in problems] + ([run_error] if run_error else [])
         self.problems.setText("\n".join(f"⚠ {t}" for t in texts))
         self.problems.setVisible(bool(texts))
 
+    def schema_group(self, name: str) -> str | None:
+        node = self.canvas.doc.nodes.get(self.node_id) if self.node_id else None
+        nt = NODE_TYPES.get(node.type) if node is not None else None
+        return nt.schema[name].group if nt is not None and name in nt.schema else None
+
     def edit(self, name: str, value: Any) -> str | None:
         """Apply an edit from a widget; on refusal show the message and the last good value."""
         if self.node_id is None:
             return None
-        error = self.canvas.set_param(self.node_id, name, value)
+        params = self.canvas.doc.nodes[self.node_id].params
+        graph_seed = self.canvas.doc.settings.get("seed", 0)
+        if name == "source" and value == "teacher" and params.get("seed", 0) == graph_seed:
+            # a teacher drawn with the graph's own seed is the student: nothing to learn
+            error = self.canvas.set_params(
+                self.node_id, {name: value, "seed": graph_seed + 1}, "teacher target"
+            )
+        else:
+            error = self.canvas.set_param(self.node_id, name, value)
         field = self.fields.get(name)
         if field is not None:
             field.show_error(error)
