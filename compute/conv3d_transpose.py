@@ -374,16 +374,14 @@ class Conv3DTranspose(Layer):
             self.build(tuple(x.shape), self.backend, None)
         xp = self.backend.xp
         xcf = x if self.channels_first else xp.moveaxis(x, -1, 1)
-        z = ops.forward(xp, xcf, self.kernel, geom)
+        act = ACTIVATIONS[self.config["activation"]]
+        # relu is fused (backward needs y only, not z); channels_last results are laid out so
+        # by the CPU paths, so the moveaxis below is contiguous and copies nothing
+        relu = self.config["activation"] == "relu"
+        z = ops.forward(xp, xcf, self.kernel, geom, self.bias, relu, not self.channels_first)
         if not self.channels_first:
             z = xp.ascontiguousarray(xp.moveaxis(z, 1, -1))
-        if self.bias is not None:
-            z += self.bias.reshape((-1, 1, 1, 1) if self.channels_first else (-1,))
-        act = ACTIVATIONS[self.config["activation"]]
-        if self.config["activation"] == "relu":  # in place: backward needs y only, not z
-            y = xp.maximum(z, 0, out=z)
-        else:
-            y = act.forward(self.backend, z, self.channel_axis)
+        y = z if relu else act.forward(self.backend, z, self.channel_axis)
         keep = training and self.config["training"]
         self._cache = (xcf, z if act.needs_input else None, y, geom) if keep else None
         return y

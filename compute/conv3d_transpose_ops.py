@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from functools import lru_cache
@@ -37,6 +38,8 @@ from .backend import Array, ArrayModule
 KERNEL_GRAD_CHUNKS = 8
 # Upper bound, in bytes, of one chunk's temporaries; chunks are at least one sample.
 CHUNK_BYTES = 4 * 2**20
+# Small allocations of any call (plan arrays, tap lists, thread-pool bookkeeping), bounded.
+_FIXED_BYTES = 256 * 2**10
 
 
 @dataclass(frozen=True)
@@ -165,11 +168,15 @@ def _embed(xp: ArrayModule, x: Array, geom: Geometry, where: tuple[slice, ...]) 
     return grid.reshape(n, c, geom.grid_size)
 
 
-def _flat_forward(xp: ArrayModule, x: Array, kernel: Array, geom: Geometry) -> Array:
-    """Array-module path of :func:`forward` (NumPy without Numba; the tests' reference)."""
+def _flat_forward(
+    xp: ArrayModule, x: Array, kernel: Array, geom: Geometry, y: Array | None = None
+) -> Array:
+    """Array-module path of :func:`forward` (NumPy without Numba; the tests' reference), into
+    ``y`` (any layout) when given."""
     n = x.shape[0]
     f = kernel.shape[3]
-    y = xp.empty((n, f) + geom.out_shape, dtype=x.dtype)
+    if y is None:
+        y = xp.empty((n, f) + geom.out_shape, dtype=x.dtype)
     span = geom.span()
     taps = list(geom.taps())
     step = _chunk(n, 4 * geom.grid_size * (x.shape[1] + 2 * f))
@@ -295,7 +302,12 @@ def working_bytes(geom: Geometry, c: int, f: int, training: bool = False) -> int
     """An upper bound of the bytes the compiled kernels allocate beside their inputs and outputs
     (per-thread padded planes, scratch, float64 kernel-gradient sums), from the geometry alone,
     in Python integers (no overflow, no enumeration of taps). A huge dilation makes the padded
-    planes huge even when the output is small: the memory guard adds this to its estimates."""
+    planes huge even when the output is small: the memory guard adds this to its estimates.
+    When the sub-pixel GEMM runs the layer (:func:`use_gemm`), its own bound."""
+    if use_gemm(geom, c, f):
+        from . import conv3d_transpose_gemm as gemm
+
+        return gemm.working_bytes(geom, c, f, training)
     grids, outs = [], []
     for a in geom.axes:
         tmax = ((a.size - 1) * a.dilation) // a.stride  # the largest tap offset of any phase
@@ -313,8 +325,15 @@ def working_bytes(geom: Geometry, c: int, f: int, training: bool = False) -> int
         output_planes = phases * max(outs) * f * 2 * plane  # dye: (P*m0, F, plane + lead)
         per_thread = input_planes + output_planes + in0 * c * plane
     threads = _cpu().THREADS if _path(np) != "flat" else 1
-    kernel_sums = 2 * 4 * threads * math.prod(a.size for a in geom.axes) * f * c  # float64
-    return 4 * threads * per_thread + (kernel_sums if training else 0)
+    taps = math.prod(a.size for a in geom.axes) * f * c
+    # tap weights (and their transpose), tap lists, plan arrays and Python's own bookkeeping
+    fixed = _FIXED_BYTES + 3 * 4 * taps + 16 * threads * math.prod(a.size for a in geom.axes)
+    # the kernel gradient's float64 partial sums, their total and the float32 result
+    kernel_sums = 8 * (KERNEL_GRAD_CHUNKS + 1) * taps + 2 * 4 * taps
+    total = fixed + 4 * threads * per_thread + (kernel_sums if training else 0)
+    if _path(np) == "flat":  # the array-module path: sample chunks of the flat grid
+        total += 2 * max(CHUNK_BYTES, 4 * geom.grid_size * 2 * (c + f))
+    return total
 
 
 @lru_cache(maxsize=64)
@@ -419,21 +438,94 @@ def _flat(a: np.ndarray, plan: PhasePlan) -> tuple[np.ndarray, np.ndarray]:
     return _cpu().flat(a.transpose(0, 1, *(2 + i for i in plan.perm)))
 
 
-def forward(xp: ArrayModule, x: Array, kernel: Array, geom: Geometry) -> Array:
-    """Transposed convolution without bias: ``x`` (N, C, D, H, W) -> (N, F, *geom.out_shape)."""
+# Cost model of the two CPU paths, in seconds per unit, measured on the development machine (one
+# core): the compiled loops' useful multiply-adds; BLAS sgemm's multiply-adds for wide products
+# (its rate falls with fewer product columns); an im2col element; a scattered output element.
+_LOOPS_FLOP = 1 / 50e9
+_GEMM_FLOP = 1 / 95e9
+_GEMM_WIDE = 64
+_COLS_ELEMENT = 0.5e-9
+_SCATTER_ELEMENT = 1.6e-9
+
+
+def costs(geom: Geometry, c: int, f: int) -> tuple[float, float]:
+    """Estimated seconds per sample of (compiled loops, sub-pixel GEMM) for one forward pass of
+    ``geom`` with ``c`` channels and ``f`` filters; the GEMM multiplies the zeros of ``Wb``
+    (:mod:`compute.conv3d_transpose_gemm`) and pays for im2col and the pixel shuffle."""
+    from . import conv3d_transpose_gemm as gemm
+
+    plan = gemm.gemm_plan(geom)
+    useful = 2.0 * math.prod(a.in_len for a in geom.axes) * math.prod(a.size for a in geom.axes)
+    useful *= c * f
+    rows = math.prod(plan.mshape)
+    k, pf = plan.taps * c, plan.phases * f
+    rate = _GEMM_FLOP * math.sqrt(max(1.0, _GEMM_WIDE / pf))
+    gemm_s = 2.0 * rows * k * pf * rate + rows * (k * _COLS_ELEMENT + pf * _SCATTER_ELEMENT)
+    return useful * _LOOPS_FLOP, gemm_s
+
+
+def use_gemm(geom: Geometry, c: int, f: int) -> bool:
+    """Whether the CPU runs ``geom`` as the sub-pixel GEMM (many channels: BLAS wins) rather
+    than the compiled loops; ``CONV3DT_CPU_PATH=gemm|loops`` forces one (tests, measurements)."""
+    forced = os.environ.get("CONV3DT_CPU_PATH", "")
+    if forced in ("gemm", "loops"):
+        return forced == "gemm"
+    loops, gemm_s = costs(geom, c, f)
+    return gemm_s < loops
+
+
+def _out_array(n: int, f: int, geom: Geometry, channels_last: bool) -> np.ndarray:
+    """An uninitialised (n, F, *out) float32 array, laid out channels-last in memory when asked
+    (a transposed view of (n, *out, F): the caller's moveaxis is then contiguous, no copy)."""
+    if channels_last:
+        return np.empty((n, *geom.out_shape, f), np.float32).transpose(0, 4, 1, 2, 3)
+    return np.empty((n, f, *geom.out_shape), np.float32)
+
+
+def forward(
+    xp: ArrayModule,
+    x: Array,
+    kernel: Array,
+    geom: Geometry,
+    bias: Array | None = None,
+    relu: bool = False,
+    channels_last: bool = False,
+) -> Array:
+    """Transposed convolution ``x`` (N, C, D, H, W) -> (N, F, *geom.out_shape), ``+ bias`` when
+    given, then ``max(., 0)`` when ``relu`` (fused into the GEMM's blocks on that path). On the
+    CPU, ``channels_last`` lays the result out channels-last in memory (same shape)."""
     path = _path(xp)
     if path == "cuda":
-        return cuda_kernels.forward(xp, x, kernel, geom)
-    if path == "flat" or x.shape[0] == 0:
-        return _flat_forward(xp, x, kernel, geom)
-    return _compiled_forward(x, kernel, geom)
+        y = cuda_kernels.forward(xp, x, kernel, geom)
+    elif xp is np and x.shape[0] and use_gemm(geom, x.shape[1], kernel.shape[3]):
+        from . import conv3d_transpose_gemm as gemm
+
+        y = _out_array(x.shape[0], kernel.shape[3], geom, channels_last)
+        gemm.forward(x, kernel, geom, y, bias, relu)
+        return y
+    elif path == "flat" or x.shape[0] == 0:
+        out = (
+            _out_array(x.shape[0], kernel.shape[3], geom, True)
+            if xp is np and channels_last
+            else None
+        )
+        y = _flat_forward(xp, x, kernel, geom, out)
+    else:
+        y = _compiled_forward(x, kernel, geom, channels_last)
+    if bias is not None:
+        y += bias.reshape((-1, 1, 1, 1))
+    if relu:
+        xp.maximum(y, 0, out=y)
+    return y
 
 
-def _compiled_forward(x: np.ndarray, kernel: np.ndarray, geom: Geometry) -> np.ndarray:
+def _compiled_forward(
+    x: np.ndarray, kernel: np.ndarray, geom: Geometry, channels_last: bool = False
+) -> np.ndarray:
     """The :mod:`compute.cpu_kernels` path of :func:`forward` (interpreted without Numba)."""
     n, f = x.shape[0], kernel.shape[3]
     plan = phase_plan(geom, x.shape[1], f)
-    y = np.empty((n, f) + geom.out_shape, dtype=np.float32)
+    y = _out_array(n, f, geom, channels_last)
     (xf, xs), (yf, ys) = _flat(x, plan), _flat(y, plan)
     wt = _taps_weights(kernel, plan)
     p = plan
@@ -466,6 +558,12 @@ def backward_input(xp: ArrayModule, dy: Array, kernel: Array, geom: Geometry) ->
     path = _path(xp)
     if path == "cuda":
         return cuda_kernels.backward_input(xp, dy, kernel, geom)
+    if xp is np and dy.shape[0] and use_gemm(geom, kernel.shape[4], kernel.shape[3]):
+        from . import conv3d_transpose_gemm as gemm
+
+        dx = np.empty((dy.shape[0], kernel.shape[4], *(a.in_len for a in geom.axes)), np.float32)
+        gemm.backward_input(dy, kernel, geom, dx)
+        return dx
     if path == "flat" or dy.shape[0] == 0:
         return _flat_backward_input(xp, dy, kernel, geom)
     return _compiled_backward_input(dy, kernel, geom)
@@ -494,6 +592,10 @@ def backward_kernel(
     path = _path(xp)
     if path == "cuda":
         return cuda_kernels.backward_kernel(xp, x, dy, geom, kernel_shape)
+    if xp is np and x.shape[0] and use_gemm(geom, kernel_shape[4], kernel_shape[3]):
+        from . import conv3d_transpose_gemm as gemm
+
+        return gemm.backward_kernel(x, dy, geom, kernel_shape)
     if path == "flat" or x.shape[0] == 0:
         return _flat_backward_kernel(xp, x, dy, geom, kernel_shape)
     return _compiled_backward_kernel(x, dy, geom, kernel_shape)
@@ -569,8 +671,10 @@ __all__ = [
     "axis_geometry",
     "backward_input",
     "backward_kernel",
+    "costs",
     "forward",
     "output_shape",
     "phase_plan",
+    "use_gemm",
     "warm_up",
 ]

@@ -161,6 +161,28 @@ def test_phase_plan_covers_every_tap_and_output_once():
         assert (ph[:, 1] >= 0).all()
 
 
+def layer_step(case, data_format, activation, x):
+    """A fresh layer's training forward and backward on ``x``: (y, gradients, new weights)."""
+    spatial, size, stride, dilation, same, op = case
+    layer = Conv3DTranspose(
+        n_filters=3,
+        size=_triple(size),
+        stride=_triple(stride),
+        dilation_rate=_triple(dilation),
+        padding=same,
+        output_padding=op,
+        data_format=data_format,
+        activation=activation,
+        store=True,
+        bias_initializer="random_uniform",
+    )
+    layer.build(x.shape, NUMPY, 7)
+    y = layer.forward(x, training=True)
+    dy = np.random.default_rng(3).standard_normal(y.shape, dtype=np.float32)
+    layer.backward(dy)
+    return y, layer.get_gradients(), layer.get_weights()
+
+
 @pytest.mark.parametrize("data_format", ["channels_first", "channels_last"])
 @pytest.mark.parametrize("case", [GEOMETRIES[0], GEOMETRIES[4], GEOMETRIES[14]], ids=str)
 def test_layer_fast_path_equals_reference_path(rng, monkeypatch, case, data_format):
@@ -172,23 +194,7 @@ def test_layer_fast_path_equals_reference_path(rng, monkeypatch, case, data_form
 
     def run(path):
         monkeypatch.setattr(ops, "_path", lambda xp: path)
-        layer = Conv3DTranspose(
-            n_filters=3,
-            size=_triple(size),
-            stride=_triple(stride),
-            dilation_rate=_triple(dilation),
-            padding=same,
-            output_padding=op,
-            data_format=data_format,
-            activation="tanh",
-            store=True,
-            bias_initializer="random_uniform",
-        )
-        layer.build(x.shape, NUMPY, 7)
-        y = layer.forward(x, training=True)
-        dy = np.random.default_rng(3).standard_normal(y.shape, dtype=np.float32)
-        layer.backward(dy)
-        return y, layer.get_gradients(), layer.get_weights()
+        return layer_step(case, data_format, "tanh", x)
 
     fast = "numba" if cpu_kernels.AVAILABLE else "flat"
     (y1, g1, w1), (y0, g0, w0) = run(fast), run("flat")

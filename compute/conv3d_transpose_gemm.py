@@ -1,0 +1,374 @@
+"""Transposed 3-D convolution as one matrix product per chunk (sub-pixel GEMM), NumPy and BLAS.
+
+For many channels the work is a matrix product; NumPy's ``matmul`` (OpenBLAS sgemm) runs it far
+faster than hand-written loops. The formulation:
+
+A stride-``s`` transposed convolution is, per axis, ``s`` *phases*: output position ``y = s*m + r
+- crop`` (residue ``r``, phase index ``m``) receives ``x[m - o] * w[j]`` from every tap ``j`` with
+``(j*dilation) % s == r``, ``o = (j*dilation) // s`` (:func:`conv3d_transpose_ops._axis_phases`).
+Take, per axis, the union ``O`` of the offsets ``o`` of all phases and one range of ``m`` covering
+every phase. Then the whole layer is an ordinary stride-1 correlation with ``|O|`` taps per axis
+and ``P*F`` output channels (``P = s0*s1*s2`` phases), followed by a pixel shuffle:
+
+    Z[(n, m), (p, f)] = sum_{(o, c)} cols[(n, m), (o, c)] * Wb[(o, c), (p, f)]
+    cols[(n, m), (o, c)] = x[n, m - o, c]   (zero outside the input)
+    Wb[(o, c), (p, f)] = w[j, f, c] for the tap j of phase p at offset o, else 0
+    y[n, f, s*m + r_p - crop] = Z[(n, m), (p, f)]
+
+``cols`` is built in bounded chunks of ``(n, m0)`` rows (im2col over a zero-padded, channels-last
+copy of the input), so memory stays a few MiB whatever the batch. The gradients are the same
+product read the other ways: ``dWb = cols^T @ dZ`` (kernel; float32 products of each chunk summed
+in float64, chunk sizes fixed by the geometry: deterministic for any thread count) and
+``dx[(n, i), c] = sum_{(o, p, f)} dZ[(n, i + o), (p, f)] * Wb[(o, c), (p, f)]`` (input: the
+same im2col over the phase-split output gradient).
+
+Pure NumPy: the path runs with or without Numba. Where the kernel is sparse in ``Wb`` (a stride
+that does not divide the kernel: 27 of 64 slots for 3^3 at stride 2) zeros are multiplied; the
+cost model in :mod:`compute.conv3d_transpose_ops` weighs that against the compiled loops.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from functools import lru_cache
+from typing import Any
+
+import numpy as np
+
+from .conv3d_transpose_ops import AxisGeometry, Geometry
+
+Index = tuple[Any, ...]  # a NumPy index: slices and integers
+Window = tuple[Index, Index, Index]  # (phase residues, output slices, phase-index slices)
+_ALL: Index = (slice(None),)
+
+# Upper bound, in bytes, of one block's im2col rows plus their products (at least one row plane).
+BLOCK_BYTES = 2 * 2**20
+# Upper bound, in bytes, of the padded copy of a chunk of samples (at least one sample).
+PAD_BYTES = 16 * 2**20
+# Small allocations of any call (index arrays, views, Python's own bookkeeping), bounded.
+FIXED_BYTES = 64 * 2**10
+
+
+@dataclass(frozen=True)
+class AxisUnion:
+    """One axis of the sub-pixel GEMM. Kernel index ``j`` lands on output index ``s*(i + o) + r
+    - shift`` from input index ``i``, with ``j*dilation - crop_start + shift = s*o + r``, ``0 <= r
+    < s``; ``tap[j]`` = (index of ``o`` in ``offsets``, ``r``). Phase indices ``u`` run over
+    ``[0, mlen)``; the input sits at ``pad + i`` of a zero grid of ``xlen``; the output gradient
+    is laid out by ``u - offsets[0]`` over ``dlen``."""
+
+    stride: int
+    shift: int
+    offsets: tuple[int, ...]
+    tap: tuple[tuple[int, int], ...]
+    mlen: int
+    pad: int
+    xlen: int
+    dlen: int
+    out_len: int
+    in_len: int
+
+
+def axis_union(a: AxisGeometry) -> AxisUnion:
+    """The :class:`AxisUnion` of one axis: the ``shift`` in ``[0, stride)`` with the fewest
+    (offsets x phase indices), i.e. the fewest multiply-adds (see the module docstring)."""
+    s = a.stride
+    best = None
+    # the offsets change only where some j*dilation - crop + shift meets a multiple of s, and
+    # mlen grows with shift: the best shift is 0 or one of those points (a few, any stride)
+    for shift in sorted({0} | {(a.crop_start - j * a.dilation) % s for j in range(a.size)}):
+        split = [divmod(j * a.dilation - a.crop_start + shift, s) for j in range(a.size)]
+        offs = sorted({o for o, _ in split})
+        mlen = max(-(-(a.out_len + shift) // s), 1)
+        if best is None or len(offs) * mlen < len(best[1]) * best[2]:
+            best = (shift, offs, mlen, split)
+    assert best is not None
+    shift, offs, mlen, split = best
+    tap = tuple((offs.index(o), r) for o, r in split)
+    pad = offs[-1]
+    xlen = max(mlen + pad - offs[0], pad + a.in_len)
+    dlen = a.in_len + offs[-1] - offs[0]
+    return AxisUnion(s, shift, tuple(offs), tap, mlen, pad, xlen, dlen, a.out_len, a.in_len)
+
+
+@dataclass(frozen=True)
+class GemmPlan:
+    """The three :class:`AxisUnion` of a geometry."""
+
+    axes: tuple[AxisUnion, AxisUnion, AxisUnion]
+
+    @property
+    def phases(self) -> int:
+        return math.prod(a.stride for a in self.axes)
+
+    @property
+    def taps(self) -> int:
+        return math.prod(len(a.offsets) for a in self.axes)
+
+    @property
+    def mshape(self) -> tuple[int, int, int]:
+        a0, a1, a2 = self.axes
+        return a0.mlen, a1.mlen, a2.mlen
+
+
+@lru_cache(maxsize=64)
+def gemm_plan(geom: Geometry) -> GemmPlan:
+    """The :class:`GemmPlan` of ``geom``."""
+    a0, a1, a2 = (axis_union(a) for a in geom.axes)
+    return GemmPlan((a0, a1, a2))
+
+
+def useful_fraction(geom: Geometry) -> float:
+    """Kernel taps over the slots of ``Wb`` (1.0 when every stride divides its kernel)."""
+    plan = gemm_plan(geom)
+    return math.prod(a.size for a in geom.axes) / (plan.taps * plan.phases)
+
+
+def weight_matrix(kernel: np.ndarray, plan: GemmPlan) -> np.ndarray:
+    """``Wb`` (``|O| * C``, ``P * F``) of the module docstring from a Keras kernel
+    (kd, kh, kw, F, C); rows (o0, o1, o2, c), columns (r0, r1, r2, f)."""
+    k0, k1, k2, f, c = kernel.shape
+    a0, a1, a2 = plan.axes
+    o = [np.array([t[0] for t in a.tap]) for a in plan.axes]
+    r = [np.array([t[1] for t in a.tap]) for a in plan.axes]
+    wb = np.zeros(
+        (len(a0.offsets), len(a1.offsets), len(a2.offsets), c, a0.stride, a1.stride, a2.stride, f),
+        np.float32,
+    )
+    i0, i1, i2 = o[0][:, None, None], o[1][None, :, None], o[2][None, None, :]
+    q0, q1, q2 = r[0][:, None, None], r[1][None, :, None], r[2][None, None, :]
+    wb[i0, i1, i2, :, q0, q1, q2, :] = kernel.transpose(0, 1, 2, 4, 3)
+    return wb.reshape(plan.taps * c, plan.phases * f)
+
+
+def kernel_from_matrix(
+    dwb: np.ndarray, plan: GemmPlan, kernel_shape: tuple[int, ...]
+) -> np.ndarray:
+    """The inverse of :func:`weight_matrix`: the kernel's entries picked from ``dWb``."""
+    k0, k1, k2, f, c = kernel_shape
+    a0, a1, a2 = plan.axes
+    o = [np.array([t[0] for t in a.tap]) for a in plan.axes]
+    r = [np.array([t[1] for t in a.tap]) for a in plan.axes]
+    wb = dwb.reshape(
+        len(a0.offsets), len(a1.offsets), len(a2.offsets), c, a0.stride, a1.stride, a2.stride, f
+    )
+    i0, i1, i2 = o[0][:, None, None], o[1][None, :, None], o[2][None, None, :]
+    q0, q1, q2 = r[0][:, None, None], r[1][None, :, None], r[2][None, None, :]
+    picked = wb[i0, i1, i2, :, q0, q1, q2, :]  # (k0, k1, k2, C, F)
+    return np.ascontiguousarray(picked.transpose(0, 1, 2, 4, 3), dtype=np.float32)
+
+
+# ----------------------------------------------------------------------------- chunks
+
+
+def _sample_chunk(n: int, per_sample: int) -> int:
+    return max(1, min(n, PAD_BYTES // max(per_sample, 1)))
+
+
+def _blocks(n: int, planes: int, plane_bytes: int) -> list[tuple[int, int, int, int]]:
+    """(first sample, samples, first plane, planes) blocks over ``n`` samples of ``planes``
+    planes of ``plane_bytes``: whole samples together while they fit in :data:`BLOCK_BYTES`,
+    else plane ranges of one sample."""
+    per = max(1, BLOCK_BYTES // max(plane_bytes, 1))
+    if per >= planes:
+        step = max(1, per // planes)
+        return [(s, min(step, n - s), 0, planes) for s in range(0, n, step)]
+    return [(s, 1, a, min(per, planes - a)) for s in range(n) for a in range(0, planes, per)]
+
+
+def _pad_input(x: np.ndarray, plan: GemmPlan) -> np.ndarray:
+    """``x`` (n, C, *in) on zeroed channels-last grids (n, *xlen, C), ``x[i]`` at ``pad + i``."""
+    a0, a1, a2 = plan.axes
+    xp = np.zeros((x.shape[0], a0.xlen, a1.xlen, a2.xlen, x.shape[1]), np.float32)
+    sl = tuple(slice(a.pad, a.pad + a.in_len) for a in plan.axes)
+    xp[_ALL + sl] = x.transpose(0, 2, 3, 4, 1)
+    return xp
+
+
+def _im2col(xp: np.ndarray, plan: GemmPlan, a: int, b0: int) -> np.ndarray:
+    """``cols`` (rows, ``|O| * C``) of the padded samples ``xp`` for phase planes ``[a, a+b0)``
+    of axis 0: ``cols[(n, u), (o, c)] = xp[n, u + pad - o, c]``."""
+    a0, a1, a2 = plan.axes
+    m1, m2, c = a1.mlen, a2.mlen, xp.shape[-1]
+    cols = np.empty(
+        (xp.shape[0], b0, m1, m2, len(a0.offsets), len(a1.offsets), len(a2.offsets), c),
+        np.float32,
+    )
+    for i0, o0 in enumerate(a0.offsets):
+        s0 = a + a0.pad - o0
+        for i1, o1 in enumerate(a1.offsets):
+            s1 = a1.pad - o1
+            for i2, o2 in enumerate(a2.offsets):
+                s2 = a2.pad - o2
+                cols[:, :, :, :, i0, i1, i2, :] = xp[:, s0 : s0 + b0, s1 : s1 + m1, s2 : s2 + m2]
+    return cols.reshape(-1, plan.taps * c)
+
+
+def _phase_windows(plan: GemmPlan, a: int, b0: int) -> list[Window]:
+    """Per phase (r0, r1, r2): the output slices (strided) and the block's phase-index slices
+    that meet inside the output, for phase planes ``[a, a+b0)`` of axis 0."""
+    out: list[Window] = []
+    ranges = ((a, b0),) + tuple((0, ax.mlen) for ax in plan.axes[1:])
+    for r in np.ndindex(*(ax.stride for ax in plan.axes)):
+        ysl, usl = [], []
+        for ax, ri, (u0, ub) in zip(plan.axes, r, ranges):
+            s, d = ax.stride, ax.shift
+            # output index s*u + ri - shift in [0, out_len)
+            lo = max(u0, -(-(d - ri) // s))
+            hi = min(u0 + ub, -(-(ax.out_len + d - ri) // s))
+            if hi <= lo:
+                break
+            ysl.append(slice(s * lo + ri - d, s * (hi - 1) + ri - d + 1, s))
+            usl.append(slice(lo - u0, hi - u0))
+        else:
+            out.append((tuple(int(v) for v in r), tuple(ysl), tuple(usl)))
+    return out
+
+
+# ----------------------------------------------------------------------------- the three products
+
+
+def forward(
+    x: np.ndarray,
+    kernel: np.ndarray,
+    geom: Geometry,
+    y: np.ndarray,
+    bias: np.ndarray | None = None,
+    relu: bool = False,
+) -> None:
+    """``y`` (N, F, *out), any memory layout, = transposed convolution of ``x`` (N, C, *in)
+    (``+ bias``, then ``max(., 0)`` when ``relu``: applied to each block while it is in cache)."""
+    plan = gemm_plan(geom)
+    a0, a1, a2 = plan.axes
+    c, f = x.shape[1], kernel.shape[3]
+    wb = weight_matrix(kernel, plan)
+    pb = None if bias is None else np.tile(bias.astype(np.float32), plan.phases)
+    n = x.shape[0]
+    step = _sample_chunk(n, 4 * a0.xlen * a1.xlen * a2.xlen * c)
+    plane_bytes = 4 * a1.mlen * a2.mlen * (plan.taps * c + plan.phases * f)
+    for n0 in range(0, n, step):
+        xp = _pad_input(x[n0 : n0 + step], plan)
+        for s, ns, a, b0 in _blocks(xp.shape[0], a0.mlen, plane_bytes):
+            z = _im2col(xp[s : s + ns], plan, a, b0) @ wb
+            if pb is not None:
+                z += pb
+            if relu:
+                np.maximum(z, 0, out=z)
+            _scatter(z, plan, y[n0 + s : n0 + s + ns], a, b0, f)
+
+
+def _scatter(z: np.ndarray, plan: GemmPlan, y: np.ndarray, a: int, b0: int, f: int) -> None:
+    """Block products ``z`` (rows, (p, f)) to their output positions in ``y`` (ns, F, *out)."""
+    a0, a1, a2 = plan.axes
+    z8 = z.reshape(y.shape[0], b0, a1.mlen, a2.mlen, a0.stride, a1.stride, a2.stride, f)
+    for r, ysl, usl in _phase_windows(plan, a, b0):
+        y[_ALL + _ALL + ysl] = z8[_ALL + usl + r].transpose(0, 4, 1, 2, 3)
+
+
+def _gather(dy: np.ndarray, plan: GemmPlan, a: int, b0: int) -> np.ndarray:
+    """The block's ``dZ`` (rows, (p, f)) from ``dy`` (ns, F, *out): zero where a phase index
+    falls outside the output."""
+    a0, a1, a2 = plan.axes
+    f = dy.shape[1]
+    shape = (dy.shape[0], b0, a1.mlen, a2.mlen, a0.stride, a1.stride, a2.stride, f)
+    dz = np.zeros(shape, np.float32)
+    for r, ysl, usl in _phase_windows(plan, a, b0):
+        dz[_ALL + usl + r] = dy[_ALL + _ALL + ysl].transpose(0, 2, 3, 4, 1)
+    return dz.reshape(-1, plan.phases * f)
+
+
+def backward_kernel(
+    x: np.ndarray, dy: np.ndarray, geom: Geometry, kernel_shape: tuple[int, ...]
+) -> np.ndarray:
+    """Kernel gradient (Keras layout): ``dWb = sum over blocks of cols^T @ dZ``, each block's
+    float32 product added to float64 sums (blocks fixed by the geometry: deterministic)."""
+    plan = gemm_plan(geom)
+    a0, a1, a2 = plan.axes
+    c, f = x.shape[1], kernel_shape[3]
+    n = x.shape[0]
+    acc = np.zeros((plan.taps * c, plan.phases * f), np.float64)
+    step = _sample_chunk(n, 4 * a0.xlen * a1.xlen * a2.xlen * c)
+    plane_bytes = 4 * a1.mlen * a2.mlen * (plan.taps * c + plan.phases * f)
+    for n0 in range(0, n, step):
+        xp = _pad_input(x[n0 : n0 + step], plan)
+        for s, ns, a, b0 in _blocks(xp.shape[0], a0.mlen, plane_bytes):
+            g = n0 + s
+            acc += _im2col(xp[s : s + ns], plan, a, b0).T @ _gather(dy[g : g + ns], plan, a, b0)
+    return kernel_from_matrix(acc, plan, kernel_shape)
+
+
+def _pad_output_grad(dy: np.ndarray, plan: GemmPlan) -> np.ndarray:
+    """``dZ`` of samples ``dy`` (n, F, *out) laid out by ``u - offsets[0]`` over ``dlen`` per
+    axis: (n, *dlen, P*F), zero where no output position is."""
+    a0, a1, a2 = plan.axes
+    f = dy.shape[1]
+    shape = (dy.shape[0], a0.dlen, a1.dlen, a2.dlen, a0.stride, a1.stride, a2.stride, f)
+    dz = np.zeros(shape, np.float32)
+    for r, ysl, usl in _phase_windows(plan, 0, a0.mlen):
+        src, dst = [], []
+        for ax, ys, us in zip(plan.axes, ysl, usl):
+            lo = max(ax.offsets[0], us.start)
+            hi = min(us.stop, ax.dlen + ax.offsets[0])
+            if hi <= lo:
+                break
+            s, first = ax.stride, ys.start + ax.stride * (lo - us.start)
+            src.append(slice(first, first + s * (hi - lo - 1) + 1, s))
+            dst.append(slice(lo - ax.offsets[0], hi - ax.offsets[0]))
+        else:
+            dz[_ALL + tuple(dst) + r] = dy[_ALL + _ALL + tuple(src)].transpose(0, 2, 3, 4, 1)
+    return dz.reshape(dy.shape[0], a0.dlen, a1.dlen, a2.dlen, plan.phases * f)
+
+
+def backward_input(dy: np.ndarray, kernel: np.ndarray, geom: Geometry, dx: np.ndarray) -> None:
+    """``dx`` (N, C, *in) = ``sum_{(o, p, f)} dZ[(n, i + o), (p, f)] * Wb[(o, c), (p, f)]``."""
+    plan = gemm_plan(geom)
+    a0, a1, a2 = plan.axes
+    c, f = kernel.shape[4], kernel.shape[3]
+    pf = plan.phases * f
+    wb = weight_matrix(kernel, plan).reshape(plan.taps, c, pf)
+    wbt = np.ascontiguousarray(wb.transpose(0, 2, 1)).reshape(plan.taps * pf, c)
+    n = dy.shape[0]
+    step = _sample_chunk(n, 4 * a0.dlen * a1.dlen * a2.dlen * pf)
+    plane_bytes = 4 * a1.in_len * a2.in_len * (plan.taps * pf + c)
+    for n0 in range(0, n, step):
+        dz = _pad_output_grad(dy[n0 : n0 + step], plan)
+        for s, ns, a, b0 in _blocks(dz.shape[0], a0.in_len, plane_bytes):
+            cols = np.empty((ns, b0, a1.in_len, a2.in_len, len(a0.offsets), len(a1.offsets),
+                             len(a2.offsets), pf), np.float32)  # fmt: skip
+            for i0, o0 in enumerate(a0.offsets):
+                for i1, o1 in enumerate(a1.offsets):
+                    for i2, o2 in enumerate(a2.offsets):
+                        d0, d1, d2 = o0 - a0.offsets[0], o1 - a1.offsets[0], o2 - a2.offsets[0]
+                        cols[:, :, :, :, i0, i1, i2, :] = dz[
+                            s : s + ns,
+                            a + d0 : a + d0 + b0,
+                            d1 : d1 + a1.in_len,
+                            d2 : d2 + a2.in_len,
+                        ]
+            d = cols.reshape(-1, plan.taps * pf) @ wbt
+            g = n0 + s
+            dx[g : g + ns, :, a : a + b0] = d.reshape(ns, b0, a1.in_len, a2.in_len, c).transpose(
+                0, 4, 1, 2, 3
+            )
+
+
+def working_bytes(geom: Geometry, c: int, f: int, training: bool = False) -> int:
+    """An upper bound of the bytes this module's products allocate beside their inputs and
+    outputs: the padded copy of a sample chunk, one block's im2col rows and products, ``Wb``
+    (twice while it is built and transposed) and, for the kernel gradient, the float32 product
+    and float64 sums of ``dWb``; the largest of forward, kernel gradient and input gradient."""
+    plan = gemm_plan(geom)
+    a0, a1, a2 = plan.axes
+    k, pf = plan.taps * c, plan.phases * f
+    weights = 4 * k * pf
+    kernel = 4 * math.prod(a.size for a in geom.axes) * f * c
+    xpad = max(PAD_BYTES, 4 * a0.xlen * a1.xlen * a2.xlen * c)
+    block = max(BLOCK_BYTES, 4 * a1.mlen * a2.mlen * (k + pf))
+    fwd = FIXED_BYTES + xpad + block + 2 * weights + 4 * pf
+    if not training:
+        return fwd
+    grad_kernel = xpad + block + 3 * weights + 2 * kernel
+    dzpad = max(PAD_BYTES, 4 * a0.dlen * a1.dlen * a2.dlen * pf)
+    grad_input = dzpad + max(BLOCK_BYTES, 4 * a1.in_len * a2.in_len * (plan.taps * pf + c))
+    return max(fwd, FIXED_BYTES + grad_kernel, FIXED_BYTES + grad_input + 3 * weights)
