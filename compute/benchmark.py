@@ -107,7 +107,59 @@ WORKLOADS = {
             1,
             False,
         ),
-    )
+        # Decoder layers (issue 13): many channels, batch x time = N samples.
+        Workload(
+            "D1",
+            "64->32 ch, 4^3, stride 2, same, 16^3->32^3, N=2",
+            (2, 1, 64, 16, 16, 16),
+            32,
+            2,
+            True,
+            size=4,
+        ),
+        Workload(
+            "D2",
+            "32->16 ch, 3^3, stride 2, same, 16^3->32^3, N=4",
+            (4, 1, 32, 16, 16, 16),
+            16,
+            2,
+            True,
+        ),
+        Workload(
+            "D3",
+            "128->64 ch, 4^3, stride 2, same, 8^3->16^3, N=4",
+            (4, 1, 128, 8, 8, 8),
+            64,
+            2,
+            True,
+            size=4,
+        ),
+        Workload(
+            "D4", "16->16 ch, 3^3, stride 1, valid, 16^3, N=8", (8, 1, 16, 16, 16, 16), 16, 1, False
+        ),
+        Workload(
+            "D5", "D1 channels_last", (2, 1, 16, 16, 16, 64), 32, 2, True, "channels_last", size=4
+        ),
+        Workload(
+            "D6",
+            "16->8 ch, 2^3, stride 1, valid, 16^3, N=8",
+            (8, 1, 16, 16, 16, 16),
+            8,
+            1,
+            False,
+            size=2,
+        ),
+        Workload(
+            "D7", "16->8 ch, 3^3, stride 1, valid, 8^3, N=32", (32, 1, 16, 8, 8, 8), 8, 1, False
+        ),
+    )  # fmt: skip
+}
+# Named groups for `bench --workload`: the toolkit's examples, the decoder layers of issue 13
+# (W4 among them), everything.
+GROUPS = {
+    "toolkit": ("W1", "W2", "W3", "W4"),
+    "decoders": ("D1", "D2", "D3", "D4", "W4", "D5", "D6", "D7"),
+    "all": tuple(WORKLOADS),
 }
 
 
@@ -134,24 +186,40 @@ def _conv_layer(g: Graph) -> Conv3DTranspose:
     return wrapper.layer
 
 
+def _traced_peak(fn: Timed) -> int:
+    """Peak bytes allocated while ``fn`` runs, traced by tracemalloc (which also sees the
+    compiled kernels' scratch: Numba allocates through Python's allocator)."""
+    tracemalloc.start()
+    tracemalloc.reset_peak()
+    try:
+        fn()
+        return tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+
+
 def peak_extra_bytes(w: Workload, x: np.ndarray, g: Graph) -> dict[str, int]:
     """Peak memory our transposed convolution allocates beyond its input and output, W's whole
-    batch at once, traced by tracemalloc (which also sees the compiled kernels' scratch: Numba
-    allocates through Python's allocator)."""
+    batch at once: the forward (bias and relu included, in the layer's layout), and the
+    training step's kernel gradient (beside its output gradient and the kernel-sized result;
+    the first layer computes no input gradient)."""
     layer = _conv_layer(g)
     xf = x.reshape((-1, *x.shape[2:]))
     xcf = xf if w.channels_first else np.moveaxis(xf, -1, 1)
     geom = w.geometry()
-    tracemalloc.start()
-    tracemalloc.reset_peak()
-    y = ops.forward(np, xcf, layer.backend.to_numpy(layer.kernel), geom)
-    _, peak = tracemalloc.get_traced_memory()
-    tracemalloc.stop()
-    out = y.nbytes
+    kernel = layer.backend.to_numpy(layer.kernel)
+    bias = layer.backend.to_numpy(layer.bias)
+    out = 4 * xf.shape[0] * w.filters * math.prod(geom.out_shape)
+    cl = not w.channels_first
+    forward = _traced_peak(lambda: ops.forward(np, xcf, kernel, geom, bias, True, cl))
+    dy = ops.forward(np, xcf, kernel, geom, bias, True, cl)
+    train = _traced_peak(lambda: ops.backward_kernel(np, xcf, dy, geom, kernel.shape))
     return {
         "output_bytes": out,
         "sample_output_bytes": out // xf.shape[0],
-        "extra_bytes": max(0, peak - out),
+        "extra_bytes": max(0, forward - out),
+        "train_extra_bytes": max(0, train - kernel.nbytes),
+        "path": "gemm" if ops.use_gemm(geom, w.channels, w.filters) else "loops",
     }
 
 
@@ -235,12 +303,19 @@ def _time(fn: Timed, sync: Callable[[], None]) -> float:
 def _alternate(
     ours: Timed, theirs: Timed | None, rounds: int, warmup: int, sync: Callable[[], None]
 ) -> dict[str, Any]:
+    """Warm-up, then ``rounds`` rounds timing both sides; which side runs first alternates
+    from round to round (the side that ran just before may leave threads spinning, caches
+    warm or cold: neither side always pays or profits)."""
     for _ in range(warmup):
         ours()
         if theirs is not None:
             theirs()
     a, b = [], []
-    for _ in range(rounds):
+    for i in range(rounds):
+        if theirs is not None and i % 2:
+            b.append(_time(theirs, sync))
+            a.append(_time(ours, sync))
+            continue
         a.append(_time(ours, sync))
         if theirs is not None:
             b.append(_time(theirs, sync))
@@ -355,6 +430,10 @@ def machine(backend_name: str, torch: ModuleType | None) -> dict[str, Any]:
 
     b = get_backend(backend_name)
     info = {
+        "cpu_model": cpu_model(),
+        "vector_isa": vector_isa(),
+        "blas": _blas(),
+        "openblas_env": {k: v for k, v in os.environ.items() if k.startswith("OPENBLAS_")},
         "python": platform.python_version(),
         "platform": platform.platform(),
         "processor": platform.processor() or platform.machine(),
@@ -369,6 +448,42 @@ def machine(backend_name: str, torch: ModuleType | None) -> dict[str, Any]:
         "torch": getattr(torch, "__version__", None),
     }
     return info
+
+
+def _cpuinfo() -> dict[str, str]:
+    """The first processor's entries of /proc/cpuinfo (empty where there is none)."""
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8", errors="replace") as fh:
+            text = fh.read().split("\n\n")[0]
+    except OSError:
+        return {}
+    pairs = (line.split(":", 1) for line in text.splitlines() if ":" in line)
+    return {k.strip(): v.strip() for k, v in pairs}
+
+
+def cpu_model() -> str:
+    """The CPU's model name, as lscpu prints it (the platform's processor string elsewhere)."""
+    return _cpuinfo().get("model name") or platform.processor() or platform.machine()
+
+
+def vector_isa(flags: str | None = None) -> str:
+    """The widest float vector instructions the CPU has (from /proc/cpuinfo's flags, or
+    ``flags``): "AVX-512 (FMA)", "AVX2 (FMA)", "AVX", "SSE4.2", or "unknown"."""
+    have = set((flags if flags is not None else _cpuinfo().get("flags", "")).split())
+    fma = " (FMA)" if "fma" in have else ""
+    for flag, name in (("avx512f", "AVX-512"), ("avx2", "AVX2"), ("avx", "AVX")):
+        if flag in have:
+            return name + fma
+    return "SSE4.2" if "sse4_2" in have else "unknown"
+
+
+def _blas() -> str:
+    """NumPy's BLAS as its build configuration names it (e.g. scipy-openblas 0.3.31)."""
+    try:
+        blas = np.show_config(mode="dicts")["Build Dependencies"]["blas"]
+    except Exception:  # pragma: no cover - an unusual NumPy build
+        return "unknown"
+    return f"{blas.get('name', '?')} {blas.get('version', '')}".strip()
 
 
 def _cpu_count() -> int:

@@ -49,7 +49,16 @@ def bench_parser(benchmark: ModuleType) -> argparse.ArgumentParser:
         prog=f"{PROG} bench",
         description="Time the compute core on reference workloads, side by side with PyTorch.",
     )
-    p.add_argument("--workload", default="all", choices=[*benchmark.WORKLOADS, "all"])
+    p.add_argument(
+        "--workload",
+        default="all",
+        choices=[*benchmark.WORKLOADS, *benchmark.GROUPS],
+        help="one workload, or a group: "
+        + "; ".join(
+            f"{g} = {' '.join(names)}" for g, names in benchmark.GROUPS.items() if g != "all"
+        )
+        + "; all (the default)",
+    )
     p.add_argument(
         "--vs",
         choices=["torch", "none"],
@@ -104,11 +113,8 @@ def _run(args: argparse.Namespace, benchmark: ModuleType) -> dict[str, Any]:
     peak = args.peak_gflops
     if peak is None:
         peak = benchmark.default_peak_gflops(info["backend"])
-    print(
-        f"machine: {info['cpu_count']} CPU cores, backend {info['backend']} ({info['device']}), "
-        f"kernels {info['cpu_kernels']}, torch {info['torch'] or '-'}"
-    )
-    names = list(benchmark.WORKLOADS) if args.workload == "all" else [args.workload]
+    print(machine_line(info))
+    names = list(benchmark.GROUPS.get(args.workload, (args.workload,)))
     results = []
     for name in names:
         workload = benchmark.WORKLOADS[name]
@@ -116,6 +122,17 @@ def _run(args: argparse.Namespace, benchmark: ModuleType) -> dict[str, Any]:
         print(report(r), flush=True)
         results.append(r)
     return {"machine": info, "results": results}
+
+
+def machine_line(info: dict[str, Any]) -> str:
+    """Where the timings run, in one line: CPU model, vector ISA, cores, BLAS (and any
+    OPENBLAS_* setting, which changes its kernels), backend, kernels, PyTorch."""
+    env = " ".join(f"{k}={v}" for k, v in sorted(info.get("openblas_env", {}).items()))
+    return (
+        f"machine: {info['cpu_model']} ({info['vector_isa']}), {info['cpu_count']} CPU cores, "
+        f"BLAS {info['blas']}{' with ' + env if env else ''}, backend {info['backend']} "
+        f"({info['device']}), kernels {info['cpu_kernels']}, torch {info['torch'] or '-'}"
+    )
 
 
 def _write_json(path: str, results: dict[str, Any]) -> None:
@@ -135,9 +152,12 @@ def report(res: dict[str, Any]) -> str:
     lines += [_row(name, res[name]) for name in ROW_LABELS if name in res]
     m = res.get("memory")
     if m:
+        train = m.get("train_extra_bytes")
         lines.append(
-            f"  {'memory':<27} conv forward extra {_mb(m['extra_bytes'])} "
-            f"(output {_mb(m['output_bytes'])}, one sample's output {_mb(m['sample_output_bytes'])})"
+            f"  {'memory':<27} conv forward extra {_mb(m['extra_bytes'])}"
+            + (f", kernel gradient extra {_mb(train)}" if train is not None else "")
+            + f" (output {_mb(m['output_bytes'])}, one sample's output "
+            f"{_mb(m['sample_output_bytes'])})" + (f"; CPU path {m['path']}" if "path" in m else "")
         )
     return "\n".join(lines)
 

@@ -71,6 +71,54 @@ def test_bench_all_measures_every_workload_in_order(capsys, measured):
     ]
 
 
+@pytest.mark.parametrize("group", ["decoders", "toolkit"])
+def test_bench_group_measures_its_workloads_in_order(capsys, measured, group):
+    assert main(["bench", "--workload", group, "--backend", "numpy"]) == 0
+    assert [name for name, *_ in measured] == list(benchmark.GROUPS[group])
+    out = capsys.readouterr().out
+    assert all(f"\n{name}: " in out for name in benchmark.GROUPS[group])
+
+
+def test_the_decoder_group_holds_issue_13s_layers():
+    names = benchmark.GROUPS["decoders"]
+    assert len(names) == 8 and "W4" in names
+    d1, d5 = benchmark.WORKLOADS["D1"], benchmark.WORKLOADS["D5"]
+    assert (d1.channels, d1.filters, d1.size, d1.stride, d1.same) == (64, 32, 4, 2, True)
+    assert d5.data_format == "channels_last" and d5.channels == 64 and d5.spatial == d1.spatial
+
+
+def test_bench_prints_the_cpu_model_and_vector_isa(capsys, measured):
+    assert main(["bench", "--workload", "W1", "--backend", "numpy"]) == 0
+    first = capsys.readouterr().out.splitlines()[0]
+    assert first.startswith(f"machine: {benchmark.cpu_model()} ({benchmark.vector_isa()}), ")
+    assert "BLAS " in first
+
+
+@pytest.mark.parametrize(
+    ("flags", "isa"),
+    [
+        ("fpu sse4_2 avx avx2 fma avx512f avx512bw", "AVX-512 (FMA)"),
+        ("sse4_2 avx avx2 fma", "AVX2 (FMA)"),
+        ("sse4_2 avx", "AVX"),
+        ("sse4_2", "SSE4.2"),
+        ("", "unknown"),
+    ],
+)
+def test_vector_isa_names_the_widest_instructions(flags, isa):
+    assert benchmark.vector_isa(flags) == isa
+
+
+def test_each_round_alternates_which_side_runs_first():
+    order: list[str] = []
+    res = benchmark._alternate(
+        lambda: order.append("ours"), lambda: order.append("torch"), 4, 1, lambda: None
+    )
+    assert order[:2] == ["ours", "torch"]  # warm-up
+    rounds = [tuple(order[i : i + 2]) for i in range(2, len(order), 2)]
+    assert rounds == [("ours", "torch"), ("torch", "ours")] * 2
+    assert len(res["ours_ms"]) == len(res["torch_ms"]) == 4
+
+
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
@@ -141,7 +189,8 @@ def test_bench_runs_and_writes_json(tmp_path, capsys, vs):
     (result,) = written["results"]
     assert result["workload"] == "W4"
     assert ("ratio" in result["forward"]) == (vs == "torch")
-    assert result["memory"]["extra_bytes"] >= 0
+    assert result["memory"]["extra_bytes"] >= 0 and result["memory"]["train_extra_bytes"] >= 0
+    assert result["memory"]["path"] in ("gemm", "loops")
     assert written["machine"]["backend"] == "numpy"
     text = capsys.readouterr().out
     assert "W4: " in text and text.rstrip().endswith(f"wrote {out}")
@@ -193,3 +242,23 @@ def test_report_prints_every_measured_row_with_ratio_limit_and_memory():
         "  memory                      conv forward extra 1.0 MiB (output 15.0 MiB, one sample's "
         "output 0.5 MiB)",
     ]
+
+
+def test_report_memory_line_gives_the_kernel_gradient_and_path():
+    res = {
+        "workload": "D1",
+        "description": "decoder",
+        "x_shape": [2, 1, 64, 16, 16, 16],
+        "gflop": 2.1,
+        "memory": {
+            "extra_bytes": 2**21,
+            "train_extra_bytes": 3 * 2**20,
+            "output_bytes": 16 * 2**20,
+            "sample_output_bytes": 8 * 2**20,
+            "path": "gemm",
+        },
+    }
+    assert report(res).splitlines()[1] == (
+        "  memory                      conv forward extra 2.0 MiB, kernel gradient extra 3.0 MiB "
+        "(output 16.0 MiB, one sample's output 8.0 MiB); CPU path gemm"
+    )
