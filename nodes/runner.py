@@ -306,6 +306,19 @@ def _source_bytes(p: Plan) -> int:
     return 4 * math.prod(p.source_shape) if p.transforms and p.source_shape else 0
 
 
+def memory_estimates(doc: GraphDocument) -> dict[str, int]:
+    """What running each Prediction 6D of a valid ``doc`` would need, in bytes (its chain planned
+    as a run would plan it, with its node's batch size), keyed by the Prediction 6D's id."""
+    out = {}
+    for pid in doc.ids_with_role(OUTPUT):
+        try:
+            p = plan(doc, pid)
+        except DocumentProblems:
+            continue  # validation reports it
+        out[pid] = estimate_bytes(p, doc.params(pid)["batch_size"])
+    return out
+
+
 def estimate_device_bytes(p: Plan, batch_size: int = 0) -> int:
     """Bytes a prediction run needs on a GPU at once: one batch of the data and, per layer, its
     output and its pre-activation (results come back to the host batch by batch)."""

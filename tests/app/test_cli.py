@@ -386,7 +386,8 @@ def test_validate_prints_the_shape_table(capsys, graph):
     assert code == 0 and err == ""
     rows = [line.split() for line in out.strip().splitlines()]
     assert rows[0] == ["node", "type", "output", "shape"]
-    table = {r[0]: (r[1], " ".join(r[2:])) for r in rows[1:-1]}
+    table = {r[0]: (r[1], " ".join(r[2:])) for r in rows[1:-2]}  # then memory and OK
+    assert rows[-2][:5] == ["memory", "for", "a", "run", "of"]
     assert table == {
         "data": ("data", "(2, 2, 2, 8, 8, 3)"),
         "input": ("input", "(2, 2, 2, 8, 8, 3)"),
@@ -432,7 +433,11 @@ def test_help_and_version(capsys):
         (["--bogus"], ["unrecognized option `--bogus`", "--debug, --version"], ""),
         (["--bogus", "run"], ["unrecognized option `--bogus`"], ""),
         (["run", "--seed", "-1"], ["--seed", "expected an integer from 0 to 2147483647"], "run"),
-        (["run", "--seed", "x"], ["--seed", "expected an integer from 0 to 2147483647", "'x'"], "run"),
+        (
+            ["run", "--seed", "x"],
+            ["--seed", "expected an integer from 0 to 2147483647", "'x'"],
+            "run",
+        ),
         (["run", "--seed"], ["--seed", "expected one argument"], "run"),
         (["run", "--backend", "foo"], ["--backend", "invalid choice", "foo", "numpy"], "run"),
         (["run", "--memory-limit", "0"], ["expected a positive number of MiB"], "run"),
@@ -707,3 +712,19 @@ def test_an_unexpected_exception_is_one_line_naming_the_file(capsys, graph, monk
         "report it; --debug shows the traceback)"
     )
     assert ("Traceback" in err) is debug
+
+
+def test_validate_prints_the_memory_a_run_needs_and_refuses_what_would_not_fit(
+    capsys, tmp_path, monkeypatch
+):
+    from conv3dt_studio.nodes import memory
+
+    path = tmp_path / "g.json"
+    small_doc().save(path)
+    code, out, _ = run(capsys, "validate", path)
+    assert code == 0 and "memory for a run of prediction_6d: about " in out
+    monkeypatch.setattr(memory, "available_memory", lambda: 2 * 1024)  # a 1 KiB limit
+    code, out, err = run(capsys, "validate", path)
+    (line,) = error_lines(err)
+    assert code == 2 and "node `prediction_6d`: a run needs about" in line
+    assert "above the memory limit of 0.0 MiB" in line
