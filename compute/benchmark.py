@@ -107,53 +107,34 @@ WORKLOADS = {
             1,
             False,
         ),
-        # Decoder layers (issue 13): many channels, batch x time = N samples.
-        Workload(
-            "D1",
-            "64->32 ch, 4^3, stride 2, same, 16^3->32^3, N=2",
-            (2, 1, 64, 16, 16, 16),
-            32,
-            2,
-            True,
-            size=4,
-        ),
-        Workload(
-            "D2",
-            "32->16 ch, 3^3, stride 2, same, 16^3->32^3, N=4",
-            (4, 1, 32, 16, 16, 16),
-            16,
-            2,
-            True,
-        ),
-        Workload(
-            "D3",
-            "128->64 ch, 4^3, stride 2, same, 8^3->16^3, N=4",
-            (4, 1, 128, 8, 8, 8),
-            64,
-            2,
-            True,
-            size=4,
-        ),
-        Workload(
-            "D4", "16->16 ch, 3^3, stride 1, valid, 16^3, N=8", (8, 1, 16, 16, 16, 16), 16, 1, False
-        ),
-        Workload(
-            "D5", "D1 channels_last", (2, 1, 16, 16, 16, 64), 32, 2, True, "channels_last", size=4
-        ),
-        Workload(
-            "D6",
-            "16->8 ch, 2^3, stride 1, valid, 16^3, N=8",
-            (8, 1, 16, 16, 16, 16),
-            8,
-            1,
-            False,
-            size=2,
-        ),
-        Workload(
-            "D7", "16->8 ch, 3^3, stride 1, valid, 8^3, N=32", (32, 1, 16, 8, 8, 8), 8, 1, False
-        ),
-    )  # fmt: skip
+    )
 }
+# The decoder layers of issue 13: (name, channels, filters, kernel, stride, same, edge of the
+# cubic input, samples N = batch x time, data format).
+_DECODERS = (
+    ("D1", 64, 32, 4, 2, True, 16, 2, "channels_first"),
+    ("D2", 32, 16, 3, 2, True, 16, 4, "channels_first"),
+    ("D3", 128, 64, 4, 2, True, 8, 4, "channels_first"),
+    ("D4", 16, 16, 3, 1, False, 16, 8, "channels_first"),
+    ("D5", 64, 32, 4, 2, True, 16, 2, "channels_last"),
+    ("D6", 16, 8, 2, 1, False, 16, 8, "channels_first"),
+    ("D7", 16, 8, 3, 1, False, 8, 32, "channels_first"),
+)
+
+
+def _decoder(
+    name: str, c: int, f: int, k: int, s: int, same: bool, edge: int, n: int, data_format: str
+) -> Workload:
+    """One row of :data:`_DECODERS` as a :class:`Workload` (N samples as batch N, time 1)."""
+    spatial = (edge, edge, edge)
+    x_shape = (n, 1, c, *spatial) if data_format == "channels_first" else (n, 1, *spatial, c)
+    what = f"{c}->{f} ch, {k}^3, stride {s}, {'same' if same else 'valid'}, {edge}^3, N={n}"
+    if data_format == "channels_last":
+        what += ", channels_last"
+    return Workload(name, what, x_shape, f, s, same, data_format, k)
+
+
+WORKLOADS.update((row[0], _decoder(*row)) for row in _DECODERS)
 # Named groups for `bench --workload`: the toolkit's examples, the decoder layers of issue 13
 # (W4 among them), everything.
 GROUPS = {
@@ -186,7 +167,7 @@ def _conv_layer(g: Graph) -> Conv3DTranspose:
     return wrapper.layer
 
 
-def _traced_peak(fn: Timed) -> int:
+def traced_peak(fn: Timed) -> int:
     """Peak bytes allocated while ``fn`` runs, traced by tracemalloc (which also sees the
     compiled kernels' scratch: Numba allocates through Python's allocator)."""
     tracemalloc.start()
@@ -211,9 +192,9 @@ def peak_extra_bytes(w: Workload, x: np.ndarray, g: Graph) -> dict[str, int]:
     bias = layer.backend.to_numpy(layer.bias)
     out = 4 * xf.shape[0] * w.filters * math.prod(geom.out_shape)
     cl = not w.channels_first
-    forward = _traced_peak(lambda: ops.forward(np, xcf, kernel, geom, bias, True, cl))
+    forward = traced_peak(lambda: ops.forward(np, xcf, kernel, geom, bias, True, cl))
     dy = ops.forward(np, xcf, kernel, geom, bias, True, cl)
-    train = _traced_peak(lambda: ops.backward_kernel(np, xcf, dy, geom, kernel.shape))
+    train = traced_peak(lambda: ops.backward_kernel(np, xcf, dy, geom, kernel.shape))
     return {
         "output_bytes": out,
         "sample_output_bytes": out // xf.shape[0],

@@ -5,14 +5,13 @@ allocations tracemalloc sees. No timing assertions."""
 
 from __future__ import annotations
 
-import tracemalloc
-
 import numpy as np
 import pytest
 from test_fast_paths import GEOMETRIES, _case, _close, _ids, layer_step
 
 from conv3dt_studio.compute import conv3d_transpose_gemm as gemm
 from conv3dt_studio.compute import conv3d_transpose_ops as ops
+from conv3dt_studio.compute.benchmark import traced_peak
 
 # Decoder-like layers (in, kernel, stride, same, channels, filters) where many channels make
 # the GEMM the chosen path.
@@ -152,16 +151,6 @@ def test_gemm_kernel_gradient_is_deterministic(rng):
     np.testing.assert_array_equal(first, gemm.backward_kernel(x, dy, geom, kernel.shape))
 
 
-def _traced_peak(fn) -> int:
-    tracemalloc.start()
-    tracemalloc.reset_peak()
-    try:
-        fn()
-        return tracemalloc.get_traced_memory()[1]
-    finally:
-        tracemalloc.stop()
-
-
 @pytest.mark.parametrize("cpu", ["gemm", "loops"])
 @pytest.mark.parametrize(
     "spatial, k, s, same, c, f",
@@ -178,8 +167,8 @@ def test_working_bytes_bounds_the_traced_peak(rng, monkeypatch, cpu, spatial, k,
     dy = rng.standard_normal((3, f, *geom.out_shape), dtype=np.float32)
     ops.warm_up()
     out = 4 * dy.size
-    forward = _traced_peak(lambda: ops.forward(np, x, kernel, geom)) - out
+    forward = traced_peak(lambda: ops.forward(np, x, kernel, geom)) - out
     assert forward <= ops.working_bytes(geom, c, f)
-    grad_input = _traced_peak(lambda: ops.backward_input(np, dy, kernel, geom)) - x.nbytes
-    grad_kernel = _traced_peak(lambda: ops.backward_kernel(np, x, dy, geom, kernel.shape))
+    grad_input = traced_peak(lambda: ops.backward_input(np, dy, kernel, geom)) - x.nbytes
+    grad_kernel = traced_peak(lambda: ops.backward_kernel(np, x, dy, geom, kernel.shape))
     assert max(grad_input, grad_kernel - kernel.nbytes) <= ops.working_bytes(geom, c, f, True)
