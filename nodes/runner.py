@@ -319,6 +319,23 @@ def memory_estimates(doc: GraphDocument) -> dict[str, int]:
     return out
 
 
+def memory_problems(doc: GraphDocument, limit: int | None = None) -> list[Problem]:
+    """A problem on each Prediction 6D of ``doc`` whose run would need more than ``limit`` bytes
+    (default: half the available memory), found without allocating: absurd sizes or strides
+    show on the node as they are typed, not at Run."""
+    limit = memory.default_limit() if limit is None else limit
+    return [
+        Problem(
+            pid,
+            None,
+            f"a run needs about {memory.mib(need)}, above the memory limit "
+            f"of {memory.mib(limit)}; lower the batch size or the shapes",
+        )
+        for pid, need in memory_estimates(doc).items()
+        if need > limit
+    ]
+
+
 def estimate_device_bytes(p: Plan, batch_size: int = 0) -> int:
     """Bytes a prediction run needs on a GPU at once: one batch of the data and, per layer, its
     output and its pre-activation (results come back to the host batch by batch)."""

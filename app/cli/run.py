@@ -115,23 +115,14 @@ def cmd_validate(args: argparse.Namespace) -> int:
     """``validate``: the per-node shape table, or every problem (a :class:`DocumentProblems`)."""
     from conv3dt_studio import nodes
     from conv3dt_studio.nodes import memory
-    from conv3dt_studio.nodes.runner import memory_estimates
+    from conv3dt_studio.nodes.runner import memory_estimates, memory_problems
 
     doc = nodes.load(args.graph)
     report = nodes.validate(doc)
     if not report.ok:
         raise with_source(nodes.DocumentProblems(report.problems), args.graph)
-    estimates, limit = memory_estimates(doc), memory.default_limit()
-    too_big = [
-        nodes.Problem(
-            pid,
-            None,
-            f"a run needs about {memory.mib(need)}, above the memory limit "
-            f"of {memory.mib(limit)}; lower the batch size or the shapes",
-        )
-        for pid, need in estimates.items()
-        if need > limit
-    ]
+    limit = memory.default_limit()
+    too_big = memory_problems(doc, limit)
     if too_big:
         raise with_source(nodes.DocumentProblems(too_big), args.graph)
     rows = [
@@ -142,7 +133,7 @@ def cmd_validate(args: argparse.Namespace) -> int:
     print(f"{'node':<{widths[0]}}  {'type':<{widths[1]}}  output shape")
     for nid, type_id, shape in rows:
         print(f"{nid:<{widths[0]}}  {type_id:<{widths[1]}}  {shape}")
-    for pid, need in estimates.items():
+    for pid, need in memory_estimates(doc).items():
         print(f"memory for a run of {pid}: about {memory.mib(need)} (limit {memory.mib(limit)})")
     print(f"{args.graph}: OK ({len(rows)} nodes, {len(doc.links)} links)")
     return EXIT_OK

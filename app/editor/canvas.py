@@ -34,6 +34,7 @@ from conv3dt_studio import nodes  # noqa: E402
 from conv3dt_studio.compute import Conv3DTStudioError, ParameterError  # noqa: E402
 from conv3dt_studio.nodes import LAYER, NODE_TYPES, GraphDocument, Link, LinkError, Node, NodeType  # noqa: E402
 from conv3dt_studio.nodes.graph_document import MISSING, REMOVED, Change  # noqa: E402
+from conv3dt_studio.nodes.runner import memory_problems  # noqa: E402
 
 from .undo import (  # noqa: E402
     AddNodesCmd,
@@ -559,8 +560,10 @@ class Canvas(QObject):
         self.document_changed.emit()
 
     def refresh(self) -> None:
-        """Validate; show shapes, problems (red + tooltip) and log new problems."""
+        """Validate (the memory a run would need included: an absurd size shows on its
+        Prediction 6D at once); show shapes, problems (red + tooltip) and log new problems."""
         self.report = nodes.validate(self.doc)
+        self.report.problems.extend(memory_problems(self.doc))
         for nid, view in self.views.items():
             node = self.doc.nodes[nid]
             nt = NODE_TYPES.get(node.type)

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 import copy
 import re
-from typing import Any
+from typing import Any, TypeVar
 
-from PySide6.QtCore import QSignalBlocker, Signal
+from PySide6.QtCore import QSignalBlocker, Qt, Signal
+from PySide6.QtGui import QFocusEvent, QKeyEvent, QValidator
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -34,6 +35,7 @@ from conv3dt_studio.nodes import NODE_TYPES
 from .canvas import Canvas, display_name
 
 INT_LIMIT = 2**31 - 1
+LIST_SEPARATORS = r"[,;x×\s()\[\]]+"  # between the numbers of a typed or pasted list
 GROUP_TITLES = {
     "layer": "Layer",
     "optimizer": "Optimizer",
@@ -69,8 +71,11 @@ class Editor(QWidget):
         raise NotImplementedError
 
 
-def _spin(param: Param, minimum: float | None = None) -> QSpinBox:
-    spin = QSpinBox()
+SpinT = TypeVar("SpinT", bound=QSpinBox)
+
+
+def _spin(param: Param, minimum: float | None = None, kind: type[SpinT] = QSpinBox) -> SpinT:
+    spin = kind()
     lo = param.minimum if minimum is None else minimum
     lo = -INT_LIMIT if lo is None else int(lo) + (1 if param.exclusive_minimum else 0)
     spin.setRange(lo, INT_LIMIT if param.maximum is None else int(param.maximum))
@@ -155,8 +160,59 @@ class ChoiceEditor(Editor):
             self.combo.setCurrentIndex(index)  # -1: blank for a damaged value, never a wrong one
 
 
+def split_list(text: str) -> list[str]:
+    """'3, 3, 3' / '3x3x3' / '[3 3 3]' -> ['3', '3', '3']."""
+    return [p for p in re.split(LIST_SEPARATORS, text) if p]
+
+
+class ListSpinBox(QSpinBox):
+    """A spin box that keeps a typed or pasted list ('3,3,3,3') instead of dropping its
+    separators (a plain QSpinBox turns it into 3333): Enter or leaving the box hands the text
+    on as ``list_entered``, for the three boxes to fill or the schema to refuse."""
+
+    list_entered = Signal(str)
+
+    def list_text(self, text: str | None = None) -> str | None:
+        """The current (or given) text without the prefix when it holds separators (a list
+        being typed: '3, ' too), else None."""
+        text = self.lineEdit().text() if text is None else text
+        if text.startswith(self.prefix()):
+            text = text[len(self.prefix()) :]
+        text = text.lstrip()
+        return text if re.search(LIST_SEPARATORS, text) and split_list(text) else None
+
+    def validate(self, text: str, pos: int) -> object:  # noqa: D102 - Qt's hook
+        if self.list_text(text) is not None:
+            return QValidator.State.Intermediate, text, pos
+        return super().validate(text, pos)
+
+    def _hand_on(self) -> bool:
+        text = self.list_text()
+        if text is None:
+            return False
+        parts = split_list(text)
+        self.lineEdit().setText(self.prefix() + self.textFromValue(self.value()))
+        if len(parts) == 1 and parts[0].isdigit() and int(parts[0]) <= self.maximum():
+            self.setValue(max(self.minimum(), int(parts[0])))  # '5 ': just this axis
+        else:
+            self.list_entered.emit(text)
+        return True
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt's name
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self._hand_on():
+            event.accept()
+            return
+        super().keyPressEvent(event)
+
+    def focusOutEvent(self, event: QFocusEvent) -> None:  # noqa: N802 - Qt's name
+        self._hand_on()
+        super().focusOutEvent(event)
+
+
 class Int3Editor(Editor):
-    """Three spin boxes (depth, height, width); a nullable one has a 'set' check box."""
+    """Three spin boxes (depth, height, width); a nullable one has a 'set' check box. A list
+    typed or pasted into any box fills the three ('3, 3, 3'); any other list goes to the schema,
+    whose refusal shows under the field."""
 
     AXES = ("d", "h", "w")
 
@@ -170,12 +226,13 @@ class Int3Editor(Editor):
             self.enabled.setToolTip("Unchecked: None (inferred)")
             self.enabled.toggled.connect(self._on_enabled)
             row.addWidget(self.enabled)
-        self.spins = []
+        self.spins: list[ListSpinBox] = []
         for axis in self.AXES:
-            spin = _spin(param, 0 if param.minimum is None else param.minimum)
+            spin = _spin(param, 0 if param.minimum is None else param.minimum, ListSpinBox)
             spin.setPrefix(f"{axis} ")
             spin.setMinimumWidth(64)
             spin.valueChanged.connect(self._commit)
+            spin.list_entered.connect(self._commit_list)
             row.addWidget(spin)
             self.spins.append(spin)
 
@@ -191,6 +248,20 @@ class Int3Editor(Editor):
 
     def _commit(self) -> None:
         self.edited.emit(self.value())
+
+    def _commit_list(self, text: str) -> None:
+        parts = split_list(text)
+        try:
+            value: Any = [int(p) for p in parts]
+        except ValueError:
+            value = text  # the schema names the problem
+        if isinstance(value, list) and len(value) == len(self.spins):
+            fits = all(s.minimum() <= v <= s.maximum() for s, v in zip(self.spins, value))
+            if fits:
+                for spin, v in zip(self.spins, value):
+                    with QSignalBlocker(spin):
+                        spin.setValue(v)
+        self.edited.emit(value)
 
     def _show(self, value: Any) -> None:
         blockers = [QSignalBlocker(w) for w in (*self.spins, self.enabled) if w is not None]
@@ -216,9 +287,8 @@ class ShapeEditor(Editor):
         self.line.editingFinished.connect(self._commit)
 
     def _commit(self) -> None:
-        parts = [p for p in re.split(r"[,x×\s()\[\]]+", self.line.text()) if p]
         try:
-            value: Any = [int(p) for p in parts]
+            value: Any = [int(p) for p in split_list(self.line.text())]
         except ValueError:
             value = self.line.text()
         self.edited.emit(value)

@@ -155,3 +155,63 @@ def test_a_damaged_node_can_be_repaired_one_field_at_a_time(make_window):
     assert w.canvas.report.ok
     assert w.canvas.shape_text("prediction_6d") == "10×6×3×65×65×4"
     assert "expected each value < stride" in panel.edit("output_padding", [3, 3, 3])
+
+
+# ---------------------------------------------------------------------- lists in the 3-int editors
+def _conv(window):
+    return window.canvas.doc.nodes["conv3d_transpose"].params
+
+
+def _type_into(window, spin, text, paste=False):
+    """Focus ``spin``, select its number, type (or paste) ``text`` and press Enter: real keys."""
+    from PySide6.QtCore import Qt
+    from PySide6.QtGui import QGuiApplication
+    from PySide6.QtTest import QTest
+
+    window.activateWindow()
+    spin.setFocus()
+    spin.selectAll()
+    if paste:
+        QGuiApplication.clipboard().setText(text)
+        QTest.keyClick(spin, Qt.Key.Key_V, Qt.KeyboardModifier.ControlModifier)
+    else:
+        QTest.keyClicks(spin, text)
+    QTest.keyClick(spin, Qt.Key.Key_Return)
+
+
+def test_a_typed_list_of_four_is_refused_with_the_schemas_message(window):
+    panel = _panel(window, "conv3d_transpose")
+    editor = panel.fields["size"].editor
+    _type_into(window, editor.spins[0], "3,3,3,3")
+    assert panel.error_text("size") == (
+        "Invalid value for `size`: expected 1 or 3 positive integers. Received: size=[3, 3, 3, 3]"
+    )
+    assert _conv(window)["size"] == [3, 3, 3]
+    assert [s.value() for s in editor.spins] == [3, 3, 3]  # not 3333
+    assert editor.spins[0].text() == "d 3"
+
+
+def test_a_pasted_list_of_three_fills_the_three_boxes(window):
+    panel = _panel(window, "conv3d_transpose")
+    editor = panel.fields["stride"].editor
+    _type_into(window, editor.spins[1], "2, 1, 2", paste=True)
+    assert _conv(window)["stride"] == [2, 1, 2]
+    assert [s.value() for s in editor.spins] == [2, 1, 2]
+    assert panel.error_text("stride") == ""
+    window.action_undo.trigger()  # one edit
+    assert _conv(window)["stride"] == [1, 1, 1]
+
+
+def test_a_typed_number_still_edits_one_axis(window):
+    panel = _panel(window, "conv3d_transpose")
+    _type_into(window, panel.fields["size"].editor.spins[2], "5")
+    assert _conv(window)["size"] == [3, 3, 5]
+
+
+def test_an_absurd_stride_shows_its_problem_on_the_node_before_any_run(window):
+    panel = _panel(window, "conv3d_transpose")
+    _type_into(window, panel.fields["stride"].editor.spins[0], "100000 100000 100000")
+    assert _conv(window)["stride"] == [100000] * 3
+    tip = window.canvas.views["prediction_6d"].view.toolTip()
+    assert "above the memory limit" in tip
+    assert window.canvas.shape_text("prediction_6d").startswith("⚠ a run needs about")
