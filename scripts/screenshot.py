@@ -1,7 +1,9 @@
 """Regenerate docs/screenshot.png: the main window on the toolkit example after a run (offscreen);
-with --train, docs/training.png: the teacher/student example after training (learning curve).
+with --train, docs/training.png: the teacher/student example after training (learning curve);
+with --upsample, docs/upsample_2x.png: the upsample_2x example trained, then run (the inspector
+shows input, prediction and target side by side).
 
-python scripts/screenshot.py [--train] [--output FILE.png] [--backend auto]
+python scripts/screenshot.py [--train | --upsample] [--output FILE.png] [--backend auto]
 """
 
 from __future__ import annotations
@@ -18,12 +20,17 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--train", action="store_true", help="train the teacher/student example")
+    parser.add_argument(
+        "--upsample", action="store_true", help="train and run the upsample_2x example"
+    )
     parser.add_argument("--output", default=None)
     parser.add_argument("--backend", default="auto", choices=("auto", "numpy", "cupy"))
     parser.add_argument("--width", type=int, default=1600)
     parser.add_argument("--height", type=int, default=1000)
     args = parser.parse_args()
-    name = "training.png" if args.train else "screenshot.png"
+    name = (
+        "training.png" if args.train else "upsample_2x.png" if args.upsample else "screenshot.png"
+    )
     args.output = args.output or str(ROOT / "docs" / name)
 
     from PySide6.QtCore import QTimer
@@ -35,7 +42,13 @@ def main() -> int:
     apply_style(app)
     from conv3dt_studio import nodes
 
-    example = nodes.EXAMPLES / "teacher_student.json" if args.train else None
+    example = (
+        nodes.EXAMPLES / "teacher_student.json"
+        if args.train
+        else nodes.EXAMPLES / "upsample_2x.json"
+        if args.upsample
+        else None
+    )
     window = MainWindow(example, offer_recovery=False)
     window.resize(args.width, args.height)
     window.backend_selector.setCurrentText(args.backend)
@@ -61,7 +74,17 @@ def main() -> int:
         outcome["error"] = text
         app.quit()
 
-    if args.train:
+    def trained(_result) -> None:  # then run with the trained weights: the inspector shows them
+        window.canvas.select("prediction_6d")
+        QTimer.singleShot(100, window.run)
+
+    if args.upsample:
+        window.training.train_finished.connect(trained)
+        window.training.train_failed.connect(failed)
+        window.run_finished.connect(finished)
+        window.run_failed.connect(failed)
+        QTimer.singleShot(200, window.training.train)
+    elif args.train:
         window.training.train_finished.connect(finished)
         window.training.train_failed.connect(failed)
         QTimer.singleShot(200, window.training.train)
