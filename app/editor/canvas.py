@@ -366,9 +366,44 @@ class Canvas(QObject):
         except ParameterError as exc:
             return str(exc)
         old = node.params.get(name, MISSING)
-        if new != old:
-            self.undo_stack.push(SetParamCmd(self.doc, node_id, name, old, new))
+        if new == old:
+            return None
+        after = self.doc.copy()
+        after.store_param(node_id, name, new)
+        follow = self._inputs_following(after)
+        if follow:  # one undoable edit: the data and the Inputs that follow it
+            self.undo_stack.beginMacro(f"set {node_id}.{name} (Input follows)")
+        self.undo_stack.push(SetParamCmd(self.doc, node_id, name, old, new))
+        for input_id, shape in follow.items():
+            before = self.doc.nodes[input_id].params.get("shape", MISSING)
+            self.undo_stack.push(SetParamCmd(self.doc, input_id, "shape", before, shape))
+            self.message.emit("info", f"{input_id} follows its data: shape {fmt_shape(shape)}")
+        if follow:
+            self.undo_stack.endMacro()
         return None
+
+    def _inputs_following(self, after: GraphDocument) -> dict[str, list[int]]:
+        """The Inputs whose declared shape is the shape of the samples arriving at them now
+        (they follow the data) and whose arriving samples change shape in ``after``: each
+        with its new shape. An Input typed to another shape is left alone."""
+        now, then = nodes.infer_shapes(self.doc), nodes.infer_shapes(after)
+        out: dict[str, list[int]] = {}
+        for input_id in self.doc.ids_with_role(nodes.INPUT):
+            nt = NODE_TYPES[self.doc.nodes[input_id].type]
+            feeder = self.doc.upstream(input_id, nt.inputs[0].name)
+            shape = self.doc.nodes[input_id].params.get("shape")
+            if feeder is None or not isinstance(shape, list):
+                continue
+            old, new = now.get(feeder[0]), then.get(feeder[0])
+            if old is None or new is None or None in new or list(old[1:]) != shape:
+                continue
+            if list(new[1:]) == shape:
+                continue
+            try:
+                out[input_id] = after.check_param(input_id, "shape", list(new[1:]))
+            except ParameterError:
+                continue  # an Input cannot take that shape: it turns red instead
+        return out
 
     def set_params(self, node_id: str, values: dict, text: str) -> str | None:
         """Set several parameters as one undoable edit; the first refusal stops it (nothing

@@ -215,3 +215,38 @@ def test_an_absurd_stride_shows_its_problem_on_the_node_before_any_run(window):
     tip = window.canvas.views["prediction_6d"].view.toolTip()
     assert "above the memory limit" in tip
     assert window.canvas.shape_text("prediction_6d").startswith("⚠ a run needs about")
+
+
+# ---------------------------------------------------------------------- Input follows its data
+def _set_sample_shape(window, text):
+    from PySide6.QtCore import Qt
+    from PySide6.QtTest import QTest
+
+    panel = _panel(window, "data")
+    line = panel.fields["sample_shape"].editor.findChild(QLineEdit)
+    window.activateWindow()
+    line.setFocus()
+    line.selectAll()
+    QTest.keyClicks(line, text)
+    QTest.keyClick(line, Qt.Key.Key_Return)
+
+
+def test_the_input_follows_a_new_sample_shape_in_one_undoable_edit(window):
+    doc = window.canvas.doc
+    _set_sample_shape(window, "2, 2, 8, 8, 4")
+    assert doc.nodes["data"].params["sample_shape"] == [2, 2, 8, 8, 4]
+    assert doc.nodes["input"].params["shape"] == [2, 2, 8, 8, 4]
+    assert window.canvas.report.problems_of("input") == []
+    window.action_undo.trigger()
+    assert doc.nodes["data"].params["sample_shape"] == [2, 2, 8, 8, 3]
+    assert doc.nodes["input"].params["shape"] == [2, 2, 8, 8, 3]
+    window.action_redo.trigger()
+    assert doc.nodes["input"].params["shape"] == [2, 2, 8, 8, 4]
+
+
+def test_an_input_typed_to_another_shape_does_not_follow(window):
+    doc = window.canvas.doc
+    window.canvas.set_param("input", "shape", [2, 2, 8, 8, 5])  # not following any more
+    _set_sample_shape(window, "2, 2, 8, 8, 4")
+    assert doc.nodes["input"].params["shape"] == [2, 2, 8, 8, 5]
+    assert "shape mismatch" in window.canvas.views["input"].view.toolTip()
