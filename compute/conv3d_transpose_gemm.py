@@ -30,6 +30,8 @@ cost model in :mod:`compute.conv3d_transpose_ops` weighs that against the compil
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any
@@ -159,7 +161,82 @@ def kernel_from_matrix(
     return np.ascontiguousarray(picked.transpose(0, 1, 2, 4, 3), dtype=np.float32)
 
 
-# ----------------------------------------------------------------------------- chunks
+# ----------------------------------------------------------------------------- chunks and threads
+
+# Most float64 bytes the kernel gradient's partial sums may take (at least one sum).
+PARTIAL_SUMS_BYTES = 16 * 2**20
+# Most partial sums of the kernel gradient (as the compiled loops' KERNEL_GRAD_CHUNKS).
+PARTIAL_SUMS = 8
+
+
+def _threads() -> int:
+    from . import cpu_kernels  # the thread pool's size (Numba itself is not needed)
+
+    return int(cpu_kernels.THREADS)
+
+
+def _threads_chunks(n_blocks: int) -> int:
+    """Block ranges for the threads: a few per thread, so one slowed thread is made up for."""
+    return max(1, min(n_blocks, 4 * _threads()))
+
+
+def _partial_sums(n_blocks: int, shape: tuple[int, int]) -> int:
+    """How many float64 partial sums of ``shape`` the kernel gradient keeps: fixed by the
+    geometry (never by the threads), within :data:`PARTIAL_SUMS_BYTES`."""
+    room = PARTIAL_SUMS_BYTES // (8 * shape[0] * shape[1])
+    return max(1, min(n_blocks, PARTIAL_SUMS, room))
+
+
+def _run_blocks(n_blocks: int, chunks: int, work: Callable[[int, int, int], None]) -> None:
+    """``work(k, lo, hi)`` over ``chunks`` contiguous ranges of ``n_blocks`` blocks, on the CPU
+    kernels' thread pool, BLAS running one thread per call meanwhile: its own threads would
+    busy-wait between the many small products and fight ours (and any other library's) for
+    the cores."""
+    from . import cpu_kernels
+
+    with single_threaded_blas():
+        cpu_kernels.run_chunks(work, n_blocks, chunks, lambda k, lo, hi: (k, lo, hi))
+
+
+@lru_cache(maxsize=1)
+def _openblas_threads() -> tuple[Any, Any] | None:
+    """(get, set) of the thread count of the OpenBLAS NumPy ships with (its wheels' bundled
+    ``scipy_openblas``), through ctypes; None for any other BLAS (left as it is)."""
+    import ctypes
+    import glob
+    import os
+
+    libs = os.path.join(os.path.dirname(np.__file__), os.pardir, "numpy.libs", "*openblas*")
+    for path in sorted(glob.glob(libs)):
+        try:
+            lib = ctypes.CDLL(path)
+        except OSError:
+            continue
+        for prefix in ("scipy_openblas", "openblas"):
+            for suffix in ("64_", ""):
+                get = getattr(lib, f"{prefix}_get_num_threads{suffix}", None)
+                put = getattr(lib, f"{prefix}_set_num_threads{suffix}", None)
+                if get is not None and put is not None:
+                    get.restype, put.argtypes = ctypes.c_int, [ctypes.c_int]
+                    return get, put
+    return None
+
+
+@contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """Within the block, NumPy's OpenBLAS (when found) runs each call on one thread; its
+    previous thread count comes back after."""
+    fns = _openblas_threads()
+    if fns is None:
+        yield
+        return
+    get, put = fns
+    before = int(get())
+    put(1)
+    try:
+        yield
+    finally:
+        put(before)
 
 
 def _sample_chunk(n: int, per_sample: int) -> int:
@@ -249,32 +326,76 @@ def forward(
     plane_bytes = 4 * a1.mlen * a2.mlen * (plan.taps * c + plan.phases * f)
     for n0 in range(0, n, step):
         xp = _pad_input(x[n0 : n0 + step], plan)
-        for s, ns, a, b0 in _blocks(xp.shape[0], a0.mlen, plane_bytes):
+        _forward_chunk(xp, plan, wb, pb, relu, y[n0 : n0 + step], plane_bytes)
+
+
+def _forward_chunk(
+    xp: np.ndarray,
+    plan: GemmPlan,
+    wb: np.ndarray,
+    pb: np.ndarray | None,
+    relu: bool,
+    y: np.ndarray,
+    plane_bytes: int,
+) -> None:
+    """:func:`forward` of the padded samples ``xp`` into their ``y``, block by block on the
+    threads."""
+    blocks = _blocks(xp.shape[0], plan.axes[0].mlen, plane_bytes)
+
+    def work(k: int, lo: int, hi: int) -> None:
+        for s, ns, a, b0 in blocks[lo:hi]:
             z = _im2col(xp[s : s + ns], plan, a, b0) @ wb
             if pb is not None:
                 z += pb
             if relu:
                 np.maximum(z, 0, out=z)
-            _scatter(z, plan, y[n0 + s : n0 + s + ns], a, b0, f)
+            _scatter(z, plan, y[s : s + ns], a, b0, y.shape[1])
+
+    _run_blocks(len(blocks), _threads_chunks(len(blocks)), work)
+
+
+def _slab(plan: GemmPlan, a: int, b0: int) -> slice:
+    """The output indices of axis 0 that phase planes ``[a, a+b0)`` reach."""
+    a0 = plan.axes[0]
+    return slice(max(0, a0.stride * a - a0.shift), min(a0.out_len, a0.stride * (a + b0) - a0.shift))
+
+
+def _local(windows: list[Window], lo: int) -> list[Window]:
+    """``windows`` with their axis-0 output slices counted from ``lo`` (within a slab)."""
+    out = []
+    for r, ysl, usl in windows:
+        first = ysl[0]
+        out.append((r, (slice(first.start - lo, first.stop - lo, first.step), *ysl[1:]), usl))
+    return out
 
 
 def _scatter(z: np.ndarray, plan: GemmPlan, y: np.ndarray, a: int, b0: int, f: int) -> None:
-    """Block products ``z`` (rows, (p, f)) to their output positions in ``y`` (ns, F, *out)."""
+    """Block products ``z`` (rows, (p, f)) to their output positions in ``y`` (ns, F, *out).
+    The phases are interleaved in a channels-last slab (runs of F contiguous floats), which is
+    ``y``'s own memory when ``y`` is laid out channels-last, else copied over once."""
     a0, a1, a2 = plan.axes
     z8 = z.reshape(y.shape[0], b0, a1.mlen, a2.mlen, a0.stride, a1.stride, a2.stride, f)
-    for r, ysl, usl in _phase_windows(plan, a, b0):
-        y[_ALL + _ALL + ysl] = z8[_ALL + usl + r].transpose(0, 4, 1, 2, 3)
+    sl = _slab(plan, a, b0)
+    target = y[:, :, sl].transpose(0, 2, 3, 4, 1)
+    slab = target if target.strides[-1] == target.itemsize else np.empty(target.shape, np.float32)
+    for r, ysl, usl in _local(_phase_windows(plan, a, b0), sl.start):
+        slab[_ALL + ysl] = z8[_ALL + usl + r]
+    if slab is not target:
+        target[...] = slab
 
 
 def _gather(dy: np.ndarray, plan: GemmPlan, a: int, b0: int) -> np.ndarray:
     """The block's ``dZ`` (rows, (p, f)) from ``dy`` (ns, F, *out): zero where a phase index
-    falls outside the output."""
+    falls outside the output; read through a channels-last copy of the block's slab (``dy``'s
+    own memory when it is laid out so)."""
     a0, a1, a2 = plan.axes
     f = dy.shape[1]
     shape = (dy.shape[0], b0, a1.mlen, a2.mlen, a0.stride, a1.stride, a2.stride, f)
     dz = np.zeros(shape, np.float32)
-    for r, ysl, usl in _phase_windows(plan, a, b0):
-        dz[_ALL + usl + r] = dy[_ALL + _ALL + ysl].transpose(0, 2, 3, 4, 1)
+    sl = _slab(plan, a, b0)
+    slab = np.ascontiguousarray(dy[:, :, sl].transpose(0, 2, 3, 4, 1))
+    for r, ysl, usl in _local(_phase_windows(plan, a, b0), sl.start):
+        dz[_ALL + usl + r] = slab[_ALL + ysl]
     return dz.reshape(-1, plan.phases * f)
 
 
@@ -282,20 +403,41 @@ def backward_kernel(
     x: np.ndarray, dy: np.ndarray, geom: Geometry, kernel_shape: tuple[int, ...]
 ) -> np.ndarray:
     """Kernel gradient (Keras layout): ``dWb = sum over blocks of cols^T @ dZ``, each block's
-    float32 product added to float64 sums (blocks fixed by the geometry: deterministic)."""
+    float32 product added to one of a few float64 partial sums, which are added in order (how
+    many, and which blocks each takes, depend on the geometry alone: deterministic for any
+    thread count)."""
     plan = gemm_plan(geom)
     a0, a1, a2 = plan.axes
     c, f = x.shape[1], kernel_shape[3]
     n = x.shape[0]
-    acc = np.zeros((plan.taps * c, plan.phases * f), np.float64)
+    shape = (plan.taps * c, plan.phases * f)
+    total = np.zeros(shape, np.float64)
     step = _sample_chunk(n, 4 * a0.xlen * a1.xlen * a2.xlen * c)
     plane_bytes = 4 * a1.mlen * a2.mlen * (plan.taps * c + plan.phases * f)
     for n0 in range(0, n, step):
         xp = _pad_input(x[n0 : n0 + step], plan)
-        for s, ns, a, b0 in _blocks(xp.shape[0], a0.mlen, plane_bytes):
-            g = n0 + s
-            acc += _im2col(xp[s : s + ns], plan, a, b0).T @ _gather(dy[g : g + ns], plan, a, b0)
-    return kernel_from_matrix(acc, plan, kernel_shape)
+        total += _kernel_grad_chunk(xp, dy[n0 : n0 + step], plan, shape, plane_bytes)
+    return kernel_from_matrix(total, plan, kernel_shape)
+
+
+def _kernel_grad_chunk(
+    xp: np.ndarray, dy: np.ndarray, plan: GemmPlan, shape: tuple[int, int], plane_bytes: int
+) -> np.ndarray:
+    """``dWb`` (float64) of the padded samples ``xp`` and their ``dy``: the blocks' products
+    on the threads, into partial sums added in order."""
+    blocks = _blocks(xp.shape[0], plan.axes[0].mlen, plane_bytes)
+    acc = np.zeros((_partial_sums(len(blocks), shape), *shape), np.float64)
+
+    def work(k: int, lo: int, hi: int) -> None:
+        for s, ns, a, b0 in blocks[lo:hi]:
+            cols = _im2col(xp[s : s + ns], plan, a, b0)
+            acc[k] += cols.T @ _gather(dy[s : s + ns], plan, a, b0)
+
+    _run_blocks(len(blocks), acc.shape[0], work)
+    total = acc[0]
+    for part in acc[1:]:
+        total += part
+    return total
 
 
 def _pad_output_grad(dy: np.ndarray, plan: GemmPlan) -> np.ndarray:
@@ -333,24 +475,51 @@ def backward_input(dy: np.ndarray, kernel: np.ndarray, geom: Geometry, dx: np.nd
     plane_bytes = 4 * a1.in_len * a2.in_len * (plan.taps * pf + c)
     for n0 in range(0, n, step):
         dz = _pad_output_grad(dy[n0 : n0 + step], plan)
-        for s, ns, a, b0 in _blocks(dz.shape[0], a0.in_len, plane_bytes):
-            cols = np.empty((ns, b0, a1.in_len, a2.in_len, len(a0.offsets), len(a1.offsets),
-                             len(a2.offsets), pf), np.float32)  # fmt: skip
-            for i0, o0 in enumerate(a0.offsets):
-                for i1, o1 in enumerate(a1.offsets):
-                    for i2, o2 in enumerate(a2.offsets):
-                        d0, d1, d2 = o0 - a0.offsets[0], o1 - a1.offsets[0], o2 - a2.offsets[0]
-                        cols[:, :, :, :, i0, i1, i2, :] = dz[
-                            s : s + ns,
-                            a + d0 : a + d0 + b0,
-                            d1 : d1 + a1.in_len,
-                            d2 : d2 + a2.in_len,
-                        ]
-            d = cols.reshape(-1, plan.taps * pf) @ wbt
-            g = n0 + s
-            dx[g : g + ns, :, a : a + b0] = d.reshape(ns, b0, a1.in_len, a2.in_len, c).transpose(
-                0, 4, 1, 2, 3
-            )
+        _input_grad_chunk(dz, plan, wbt, dx[n0 : n0 + step], plane_bytes)
+
+
+def _input_grad_chunk(
+    dz: np.ndarray, plan: GemmPlan, wbt: np.ndarray, dx: np.ndarray, plane_bytes: int
+) -> None:
+    """:func:`backward_input` of the padded ``dz`` of a few samples into their ``dx``, block
+    by block on the threads."""
+    blocks = _blocks(dz.shape[0], plan.axes[0].in_len, plane_bytes)
+
+    def work(k: int, lo: int, hi: int) -> None:
+        for s, ns, a, b0 in blocks[lo:hi]:
+            _input_grad_block(dz, s, ns, a, b0, plan, wbt, dx[s : s + ns])
+
+    _run_blocks(len(blocks), _threads_chunks(len(blocks)), work)
+
+
+def _input_grad_block(
+    dz: np.ndarray,
+    s: int,
+    ns: int,
+    a: int,
+    b0: int,
+    plan: GemmPlan,
+    wbt: np.ndarray,
+    dx: np.ndarray,
+) -> None:
+    """Input planes ``[a, a+b0)`` of samples ``[s, s+ns)`` of the padded ``dz`` into ``dx``
+    (ns, C, *in): one im2col of ``dZ`` and one product with ``Wb^T``."""
+    a0, a1, a2 = plan.axes
+    c, pf = wbt.shape[1], dz.shape[-1]
+    cols = np.empty((ns, b0, a1.in_len, a2.in_len, len(a0.offsets), len(a1.offsets),
+                     len(a2.offsets), pf), np.float32)  # fmt: skip
+    for i0, o0 in enumerate(a0.offsets):
+        for i1, o1 in enumerate(a1.offsets):
+            for i2, o2 in enumerate(a2.offsets):
+                d0, d1, d2 = o0 - a0.offsets[0], o1 - a1.offsets[0], o2 - a2.offsets[0]
+                cols[:, :, :, :, i0, i1, i2, :] = dz[
+                    s : s + ns,
+                    a + d0 : a + d0 + b0,
+                    d1 : d1 + a1.in_len,
+                    d2 : d2 + a2.in_len,
+                ]
+    d = cols.reshape(-1, plan.taps * pf) @ wbt
+    dx[:, :, a : a + b0] = d.reshape(ns, b0, a1.in_len, a2.in_len, c).transpose(0, 4, 1, 2, 3)
 
 
 def working_bytes(geom: Geometry, c: int, f: int, training: bool = False) -> int:
@@ -364,11 +533,15 @@ def working_bytes(geom: Geometry, c: int, f: int, training: bool = False) -> int
     weights = 4 * k * pf
     kernel = 4 * math.prod(a.size for a in geom.axes) * f * c
     xpad = max(PAD_BYTES, 4 * a0.xlen * a1.xlen * a2.xlen * c)
-    block = max(BLOCK_BYTES, 4 * a1.mlen * a2.mlen * (k + pf))
+    threads = _threads()
+    block = threads * max(BLOCK_BYTES, 4 * a1.mlen * a2.mlen * (k + pf))
     fwd = FIXED_BYTES + xpad + block + 2 * weights + 4 * pf
     if not training:
         return fwd
-    grad_kernel = xpad + block + 3 * weights + 2 * kernel
+    sums = 8 * k * pf * (1 + min(PARTIAL_SUMS, max(1, PARTIAL_SUMS_BYTES // (8 * k * pf))))
+    grad_kernel = xpad + block + threads * weights + sums + 2 * kernel
     dzpad = max(PAD_BYTES, 4 * a0.dlen * a1.dlen * a2.dlen * pf)
-    grad_input = dzpad + max(BLOCK_BYTES, 4 * a1.in_len * a2.in_len * (plan.taps * pf + c))
+    grad_input = dzpad + threads * max(
+        BLOCK_BYTES, 4 * a1.in_len * a2.in_len * (plan.taps * pf + c)
+    )
     return max(fwd, FIXED_BYTES + grad_kernel, FIXED_BYTES + grad_input + 3 * weights)
