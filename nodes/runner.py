@@ -134,7 +134,7 @@ def plan(doc: GraphDocument, prediction_node: str | None = None) -> Plan:
         output_shape,
         report.shapes,
         int(doc.settings.get("seed", 0)),
-        sum(_weight_count(doc, td, report.shapes) for td in chain),
+        sum(weight_count(doc, td, report.shapes) for td in chain),
         max((_working_bytes(doc, td, report.shapes, False) for td in chain), default=0),
         max((_working_bytes(doc, td, report.shapes, True) for td in chain), default=0),
         transforms,
@@ -179,13 +179,20 @@ def _working_bytes(doc: GraphDocument, wrapper: str, shapes: dict[str, Any], tra
     return conv3d_transpose_working_bytes(params, (None, *x[2:]), training)
 
 
-def _weight_count(doc: GraphDocument, wrapper: str, shapes: dict[str, Any]) -> int:
-    """Elements of the kernel (k0*k1*k2*filters*channels) and bias of the layer in ``wrapper``,
-    from its parameters and the channels of the wrapper's input."""
+def layer_input_channels(doc: GraphDocument, wrapper: str, shapes: dict[str, Any]) -> int:
+    """The channels of the samples arriving at ``wrapper``, read on the axis its layer's
+    ``data_format`` names (1 when the shape is unknown)."""
     params = doc.params(doc.feeder(wrapper, "layer"))
     x: tuple[int, ...] = shapes.get(doc.feeder(wrapper, "x")) or ()
     cf = params["data_format"] == "channels_first"
-    channels = (x[2] if cf else x[-1]) if len(x) == 6 else 1
+    return (x[2] if cf else x[-1]) if len(x) == 6 else 1
+
+
+def weight_count(doc: GraphDocument, wrapper: str, shapes: dict[str, Any]) -> int:
+    """Elements of the kernel (k0*k1*k2*filters*channels) and bias of the layer in ``wrapper``,
+    from its parameters and the channels of the wrapper's input."""
+    params = doc.params(doc.feeder(wrapper, "layer"))
+    channels = layer_input_channels(doc, wrapper, shapes)
     kernel = math.prod(params["size"]) * params["n_filters"] * channels
     return kernel + (params["n_filters"] if params["use_bias"] else 0)
 

@@ -16,12 +16,14 @@ from .interop import cmd_export, cmd_import
 from .parser import build_parser, parse
 from .qt_commands import cmd_open, cmd_snippet
 from .run import cmd_info, cmd_run, cmd_validate
+from .summary import cmd_summary
 from .train import cmd_train
 
 COMMANDS: dict[str | None, Callable[[argparse.Namespace], int]] = {
     "run": cmd_run,
     "train": cmd_train,
     "validate": cmd_validate,
+    "summary": cmd_summary,
     "info": cmd_info,
     "export": cmd_export,
     "import": cmd_import,

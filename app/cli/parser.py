@@ -249,6 +249,19 @@ def _add_validate_and_info(sub: Subparsers, common: argparse.ArgumentParser) -> 
         "problem (exit status 2).",
     )
     validate.add_argument("graph", metavar="GRAPH")
+    summary = sub.add_parser(
+        "summary",
+        parents=[common],
+        help="per layer: output shape, parameters, multiply-adds, memory (as Keras)",
+        description="Print the model summary of the chain into a Prediction 6D, as Keras's "
+        "model.summary(): per layer the output shape, parameter count, multiply-adds and "
+        "activation memory, and the totals; a graph with problems gives one line per problem "
+        "(exit status 2).",
+    )
+    summary.add_argument("graph", metavar="GRAPH")
+    summary.add_argument(
+        "--prediction", metavar="NODE", help="the Prediction 6D node (default: the first)"
+    )
     sub.add_parser(
         "info",
         parents=[common],
