@@ -36,6 +36,7 @@ from conv3dt_studio.nodes import LAYER, NODE_TYPES, GraphDocument, Link, LinkErr
 from conv3dt_studio.nodes.graph_document import MISSING, REMOVED, Change  # noqa: E402
 from conv3dt_studio.nodes.runner import memory_problems  # noqa: E402
 
+from .prediction_inspector import layout_text  # noqa: E402
 from .undo import (  # noqa: E402
     AddNodesCmd,
     ChangeLinksCmd,
@@ -636,6 +637,7 @@ class Canvas(QObject):
             if problems:
                 tip += "\n\nProblems:\n" + "\n".join(f"• {p}" for p in problems)
             view.view.setToolTip(tip)
+            self._tip_ports(nid, view)
         self._label_scaled_links()
         self._log_new_problems()
         self.problems_changed.emit(self.report)
@@ -674,6 +676,49 @@ class Canvas(QObject):
             )
             mid = pipe.path().pointAtPercent(0.5)
             item.setPos(mid.x() - item.boundingRect().width() / 2, mid.y() - 18)
+
+    def _tip_ports(self, node_id: str, view: BaseNode) -> None:
+        """Each port's tooltip: its kind, and for a tensor the shape it carries with its layout
+        ('x: tensor 2×2×[2]×8×8×3 channels_first')."""
+        nt = NODE_TYPES.get(self.doc.nodes[node_id].type)
+        if nt is None:
+            return
+        for ports, declared, upstream in (
+            (view.inputs(), nt.inputs, True),
+            (view.outputs(), nt.outputs, False),
+        ):
+            for port in declared:
+                item = ports.get(port.name)
+                if item is None:
+                    continue
+                tip = f"{port.name}: {port.kind}"
+                if port.kind == nodes.TENSOR:
+                    src = self.doc.upstream(node_id, port.name) if upstream else (node_id, "")
+                    shape = self.report.shapes.get(src[0]) if src else None
+                    if shape is not None and len(shape) == 6 and None not in shape:
+                        cf = self.channels_first(src[0])
+                        tip += " " + layout_text(tuple(shape), cf)
+                    else:
+                        tip += " (shape unknown until it is wired)"
+                item.view.setToolTip(tip)
+
+    def channels_first(self, node_id: str) -> bool:
+        """The layout of ``node_id``'s output: its layer's data_format for a TimeDistributed,
+        else that of the first layer reading it (channels_first when none does)."""
+        if self.doc.role(node_id) == nodes.WRAPPER:
+            layer = self.doc.upstream(node_id, "layer")
+            params = self.doc.nodes[layer[0]].params if layer else {}
+            return params.get("data_format", "channels_first") == "channels_first"
+        for link in self.doc.downstream(node_id):
+            if self.doc.role(link.dst[0]) == nodes.WRAPPER:
+                return self.channels_first(link.dst[0])
+        return True
+
+    def port_tip(self, node_id: str, port: str) -> str:
+        """The tooltip of ``node_id``'s port ``port`` (input or output)."""
+        view = self.views[node_id]
+        item = view.inputs().get(port) or view.outputs().get(port)
+        return item.view.toolTip() if item is not None else ""
 
     def link_label(self, node_id: str) -> str:
         """The lda_coeff text on the link into ``node_id``'s x port ('' when none)."""

@@ -36,6 +36,7 @@ from .property_panel import PropertyPanel
 from .recent_files import RecentFiles
 from .recovery import RecoveryController
 from .run_controller import RunController
+from .table_dialog import ShortcutsDialog, SummaryDialog
 from .training_controller import TrainingController
 
 Area = Qt.DockWidgetArea
@@ -90,6 +91,8 @@ class MainWindow(QMainWindow):
             self, self.dialogs, a, partial(again, offer_recovery=False), self
         )
         self.canvas_menus = CanvasMenus(canvas, self)
+        self.summary_dialog: SummaryDialog | None = None
+        self.shortcuts_dialog: ShortcutsDialog | None = None
         self._make_docks()
         self._make_actions()
         self._make_menus()
@@ -166,6 +169,20 @@ class MainWindow(QMainWindow):
         self.action_run = a("action_run", "&Run", self.run, key.Key_F5)
         self.action_stop = a("action_stop", "S&top", self.stop, key.Key_Escape, "Stop the run")
         self.action_stop.setEnabled(False)
+        self.action_summary = a(
+            "action_summary",
+            "&Summary",
+            self.show_summary,
+            "Ctrl+I",
+            "Model summary: per layer output shape, parameters, multiply-adds, memory",
+        )
+        self.action_shortcuts = a(
+            "action_shortcuts",
+            "&Keyboard Shortcuts",
+            self.show_shortcuts,
+            std.HelpContents,
+            "Every action with its keys, and the canvas's gestures",
+        )
         self.training_actions = self.training.make_actions(self)
         self.export_actions = self.exports.make_actions(self)
 
@@ -200,8 +217,10 @@ class MainWindow(QMainWindow):
         bar.addMenu("&Run").addActions(self._run_actions())
         bar.addMenu("T&rain").addActions(self.training_actions)
         view = bar.addMenu("&View")
-        view.addAction(self.action_fit)
+        view.addActions([self.action_fit, self.action_summary])
+        view.addSeparator()
         view.addActions([dock.toggleViewAction() for dock in self.docks.values()])
+        bar.addMenu("&Help").addAction(self.action_shortcuts)
 
     def _run_actions(self) -> list[QAction]:
         return [self.action_run, self.training.action_train, self.action_stop]
@@ -242,6 +261,22 @@ class MainWindow(QMainWindow):
         self.training.train_started.connect(self.docks["training_panel"].raise_)
         self.palette.add_requested.connect(lambda t: canvas.add_node(t, canvas.view_center()))
         self.inspector.save_requested.connect(lambda: files.save_prediction(self.inspector.result))
+
+    def show_summary(self) -> SummaryDialog:
+        """View → Summary: a non-modal table that follows the edits."""
+        if self.summary_dialog is None:
+            self.summary_dialog = SummaryDialog(self.canvas, self)
+        self.summary_dialog.show()
+        self.summary_dialog.raise_()
+        return self.summary_dialog
+
+    def show_shortcuts(self) -> ShortcutsDialog:
+        """Help → Keyboard shortcuts (non-modal)."""
+        if self.shortcuts_dialog is None:
+            self.shortcuts_dialog = ShortcutsDialog(self.findChildren(QAction), self)
+        self.shortcuts_dialog.show()
+        self.shortcuts_dialog.raise_()
+        return self.shortcuts_dialog
 
     def _log(self, level: str, text: str, group: str = "") -> None:
         self.log.log(text, level, group)
