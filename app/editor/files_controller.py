@@ -270,6 +270,25 @@ class FilesController(QObject):
         self.activity.log(f"Saved prediction {result.prediction.shape} to {path}", "ok")
         return True
 
+    def export_picture(
+        self, title: str, suggested: str, write: Callable[[str], bool], path: str | None = None
+    ) -> bool:
+        """Ask where (unless ``path``), then ``write(path)`` a picture (PNG or GIF, by the
+        suggested name's suffix); False when nothing was written."""
+        suffix = Path(suggested).suffix
+        path = path or self.dialogs.save_path(title, f"Images (*{suffix})", suggested)
+        if not path:
+            return False
+        out = with_suffix(path, suffix)
+        try:
+            written = write(out)
+        except OSError as exc:
+            self.dialogs.message(f"Cannot {title.lower()}", f"{out}: {exc}")
+            return False
+        if written:
+            self.activity.log(f"{title}: {out}", "ok")
+        return written
+
     def _write(self, title: str, write: Callable[[], object], log: bool = False) -> bool:
         """Run ``write``; a file error becomes a message (and a log line with ``log``)."""
         try:

@@ -183,6 +183,24 @@ class MainWindow(QMainWindow):
             std.HelpContents,
             "Every action with its keys, and the canvas's gestures",
         )
+        self.action_export_view = a(
+            "action_export_view",
+            "Export Inspector &View…",
+            lambda: files.export_picture(
+                "Export view", "inspector.png", self.inspector.export_view
+            ),
+            None,
+            "The inspector's slices as a PNG",
+        )
+        self.action_export_time_series = a(
+            "action_export_time_series",
+            "Export &Time Series (GIF)…",
+            lambda: files.export_picture(
+                "Export time series", "time_series.gif", self.inspector.export_time_series
+            ),
+            None,
+            "The shown slice over every time step as an animated GIF (at the player's fps)",
+        )
         self.training_actions = self.training.make_actions(self)
         self.export_actions = self.exports.make_actions(self)
 
@@ -218,6 +236,7 @@ class MainWindow(QMainWindow):
         bar.addMenu("T&rain").addActions(self.training_actions)
         view = bar.addMenu("&View")
         view.addActions([self.action_fit, self.action_summary])
+        view.addActions([self.action_export_view, self.action_export_time_series])
         view.addSeparator()
         view.addActions([dock.toggleViewAction() for dock in self.docks.values()])
         bar.addMenu("&Help").addAction(self.action_shortcuts)

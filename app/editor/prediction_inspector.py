@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, Signal
+from PySide6.QtCore import Qt, QTimer, Signal
 from PySide6.QtWidgets import (
     QComboBox,
     QGridLayout,
@@ -92,6 +92,21 @@ def take_slice(vol: np.ndarray, axis: int, index: int) -> np.ndarray:
     return np.take(vol, min(index, vol.shape[axis] - 1), axis=axis)
 
 
+def time_frames(
+    y: np.ndarray, b: int, c: int, axis: int, index: int, channels_first: bool
+) -> np.ndarray:
+    """The slice the viewer shows at every time step, as (time, rows, columns, RGB) uint8 on
+    one colour scale (the finite range over all steps): the frames of an animated GIF."""
+    slices = np.stack(
+        [take_slice(volume(y, b, t, c, channels_first), axis, index) for t in range(y.shape[1])]
+    ).astype(np.float32)
+    finite = slices[np.isfinite(slices)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    scaled = np.nan_to_num((slices - lo) / max(hi - lo, 1e-12), nan=0.0, posinf=1.0, neginf=0.0)
+    lut = pg.colormap.get(COLOR_MAP).getLookupTable(nPts=256, alpha=False)
+    return lut[np.clip((scaled * 255).round(), 0, 255).astype(np.uint8)]
+
+
 class PredictionInspector(QWidget):
     """Shows the last :class:`nodes.RunResult`."""
 
@@ -133,6 +148,21 @@ class PredictionInspector(QWidget):
         self.axis.currentIndexChanged.connect(self._axis_changed)
         self.slice.valueChanged.connect(self.update_view)
 
+        # the player: steps the time axis at the chosen frame rate, round and round
+        self.play = QPushButton("▶ Play")
+        self.play.setObjectName("inspector_play")
+        self.play.setCheckable(True)
+        self.play.setToolTip("Play the time axis (the slice at each time step)")
+        self.play.toggled.connect(self._play_toggled)
+        self.fps = QSpinBox()
+        self.fps.setObjectName("inspector_fps")
+        self.fps.setRange(1, 60)
+        self.fps.setValue(5)
+        self.fps.setSuffix(" fps")
+        self.fps.valueChanged.connect(self._play_toggled)
+        self.player = QTimer(self)
+        self.player.timeout.connect(self.step_time)
+
         self.save_button = QPushButton("Save prediction…")
         self.save_button.setObjectName("save_prediction")
         self.save_button.setEnabled(False)
@@ -149,6 +179,8 @@ class PredictionInspector(QWidget):
         controls.addWidget(self.in_channel, 1, 3)
         controls.addWidget(QLabel("axis"), 2, 0)
         controls.addWidget(self.axis, 2, 1)
+        controls.addWidget(self.play, 2, 2)
+        controls.addWidget(self.fps, 2, 3)
         slice_row = QHBoxLayout()
         slice_row.addWidget(QLabel("slice"))
         slice_row.addWidget(self.slice, 1)
@@ -239,11 +271,14 @@ class PredictionInspector(QWidget):
             self.in_channel,
             self.axis,
             self.slice,
+            self.play,
+            self.fps,
             self.save_button,
         )
 
     def clear(self) -> None:
         """Show nothing (a new or opened document): no image, no ranges from an old result."""
+        self.play.setChecked(False)
         self.result = None
         self.stale = False
         if self.plots is not None:
@@ -257,11 +292,50 @@ class PredictionInspector(QWidget):
         self.info.setText("Run the graph (F5) to inspect its prediction.")
         self.slice_label.setText("0")
         for w in self._controls():
-            if isinstance(w, (QSpinBox, QSlider)):
+            if isinstance(w, (QSpinBox, QSlider)) and w is not self.fps:
                 w.blockSignals(True)
                 w.setRange(0, 0)
                 w.blockSignals(False)
             w.setEnabled(False)
+
+    # ------------------------------------------------------------------ time and exports
+    def _play_toggled(self, *_args) -> None:
+        if self.play.isChecked() and self.result is not None:
+            self.player.start(max(1, round(1000 / self.fps.value())))
+            self.play.setText("⏸ Pause")
+        else:
+            self.player.stop()
+            self.play.setText("▶ Play")
+
+    def step_time(self) -> None:
+        """The next time step (after the last, the first)."""
+        top = self.time.maximum()
+        self.time.setValue(0 if self.time.value() >= top else self.time.value() + 1)
+
+    def export_view(self, path: str) -> bool:
+        """The plots as they are shown, as a PNG; False when nothing is shown."""
+        if self.plots is None or self.result is None:
+            return False
+        return bool(self.plots.grab().save(path, "PNG"))
+
+    def export_time_series(self, path: str) -> bool:
+        """The shown slice over every time step as an animated GIF at the player's frame rate;
+        False when nothing is shown."""
+        import imageio.v3 as iio
+
+        r = self.result
+        if r is None:
+            return False
+        frames = time_frames(
+            r.prediction,
+            self.batch.value(),
+            self.filter.value(),
+            self.axis.currentIndex(),
+            self.slice.value(),
+            self.channels_first,
+        )
+        iio.imwrite(path, frames, extension=".gif", duration=1000 / self.fps.value(), loop=0)
+        return True
 
     def mark_stale(self) -> None:
         """The graph changed since this prediction: say so above it (it stays for comparison)."""

@@ -124,7 +124,18 @@ def _cupy_unavailable(window, monkeypatch):
     pytest.skip("CuPy works here")
 
 
-@pytest.mark.parametrize("break_run", [_unexpected_exception, _memory_refusal, _cupy_unavailable])
+def test_a_run_that_would_not_fit_is_refused_on_its_prediction_node_before_running(
+    window, qtbot, monkeypatch
+):
+    needle = _memory_refusal(window, monkeypatch)
+    with qtbot.waitSignal(window.run_failed, timeout=RUN_TIMEOUT_MS):
+        assert not window.run()  # the live validation found it: nothing starts
+    assert needle in window.canvas.views["prediction_6d"].view.toolTip()
+    assert any(needle in line for line in window.log.lines)
+    assert window.action_run.isEnabled()
+
+
+@pytest.mark.parametrize("break_run", [_unexpected_exception, _cupy_unavailable])
 def test_a_failure_that_is_no_nodes_fault_goes_to_the_log_and_status_bar(
     window, qtbot, monkeypatch, break_run
 ):
