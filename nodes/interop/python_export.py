@@ -110,6 +110,8 @@ def _layers_source(spec: ModelSpec) -> str:
 def _data_source(spec: ModelSpec) -> str:
     doc, p = _source(spec)
     params = doc.params(p.data_node)
+    if p.transforms or params["distribution"] == "blobs":
+        return _data_path_source(spec)
     head = '\n\ndef input_data() -> np.ndarray:\n    """The Data node\'s samples."""\n'
     if params["source"] != "generator":
         path = doc.resolve_path(params["path"])
@@ -127,6 +129,44 @@ def _data_source(spec: ModelSpec) -> str:
         head + f"    rng = np.random.default_rng({seed})\n"
         f"    return rng.{call}({shape!r}, dtype=np.float32)\n"
     )
+
+
+def _data_path_source(spec: ModelSpec) -> str:
+    """``input_data()`` through the studio's own data path: the Data node's samples (generated
+    or read) and each transform (a Resample) on their way to the Input."""
+    doc, p = _source(spec)
+    params = dict(doc.params(p.data_node))
+    if spec.seed is not None:
+        params["seed"] = spec.seed
+    if params["source"] != "generator":
+        params["path"] = str(Path(doc.resolve_path(params["path"])).resolve())
+    lines = [
+        "",
+        "",
+        "def input_data() -> np.ndarray:",
+        '    """The Data node\'s samples, through the transforms on their way to the Input."""',
+        "    from conv3dt_studio.nodes.catalogue import NODE_TYPES",
+        "    from conv3dt_studio.nodes.data_sources import generate, load_file",
+        "",
+        f"    params = {_plain(params)!r}",
+        '    if params["source"] == "generator":',
+        "        x = generate(params)",
+        "    else:",
+        '        x = load_file(params["path"], params["array_name"], axes=params["axes"])',
+    ]
+    for node in p.transforms:
+        kind = doc.nodes[node].type
+        lines.append(f"    x = NODE_TYPES[{kind!r}].transform({_plain(doc.params(node))!r}, x)")
+    return "\n".join(lines) + "\n    return x\n"
+
+
+def _plain(value: Any) -> Any:
+    """Parameters as plain Python literals (tuples as lists)."""
+    if isinstance(value, dict):
+        return {k: _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    return value
 
 
 def script_source(spec: ModelSpec, script: Path, weights: Path) -> str:
