@@ -183,24 +183,19 @@ class MainWindow(QMainWindow):
             std.HelpContents,
             "Every action with its keys, and the canvas's gestures",
         )
-        self.action_export_view = a(
-            "action_export_view",
-            "Export Inspector &View…",
-            lambda: files.export_picture(
-                "Export view", "inspector.png", self.inspector.export_view
-            ),
-            None,
-            "The inspector's slices as a PNG",
-        )
-        self.action_export_time_series = a(
-            "action_export_time_series",
-            "Export &Time Series (GIF)…",
-            lambda: files.export_picture(
-                "Export time series", "time_series.gif", self.inspector.export_time_series
-            ),
-            None,
-            "The shown slice over every time step as an animated GIF (at the player's fps)",
-        )
+        pictures = [
+            ("view", "Export Inspector &View…", "inspector.png", self.inspector.export_view,
+             "The inspector's slices as a PNG"),
+            ("time_series", "Export &Time Series (GIF)…", "time_series.gif",
+             self.inspector.export_time_series,
+             "The shown slice over every time step as an animated GIF (at the player's fps)"),
+        ]  # fmt: skip
+        for name, text, suggested, write, tip in pictures:
+            title = text.replace("&", "").replace("…", "")
+            slot = partial(files.export_picture, title, suggested, write)
+            setattr(
+                self, f"action_export_{name}", a(f"action_export_{name}", text, slot, None, tip)
+            )
         self.training_actions = self.training.make_actions(self)
         self.export_actions = self.exports.make_actions(self)
 
