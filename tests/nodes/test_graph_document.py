@@ -363,5 +363,5 @@ def test_an_unexpected_failure_while_loading_is_one_document_error(tmp_path, mon
     with pytest.raises(nodes.DocumentError) as err:
         nodes.load(path)
     assert str(err.value) == (
-        f"{path}: cannot be read as a graph: KeyError: \"a library's own failure\""
+        f'{path}: cannot be read as a graph: KeyError: "a library\'s own failure"'
     )
