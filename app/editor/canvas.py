@@ -26,9 +26,11 @@ from PySide6.QtGui import (  # noqa: E402
     QContextMenuEvent,
     QFont,
     QGuiApplication,
+    QImage,
+    QPixmap,
     QUndoStack,
 )
-from PySide6.QtWidgets import QGraphicsSimpleTextItem  # noqa: E402
+from PySide6.QtWidgets import QGraphicsPixmapItem, QGraphicsSimpleTextItem  # noqa: E402
 
 from conv3dt_studio import nodes  # noqa: E402
 from conv3dt_studio.compute import Conv3DTStudioError, ParameterError  # noqa: E402
@@ -55,6 +57,7 @@ LABEL_COLOR = QColor(190, 200, 215)
 LABEL_ERROR_COLOR = QColor(255, 120, 120)
 FROZEN_COLOR = (70, 86, 110)  # a frozen (update=False) layer: cold and grey
 LDA_COLOR = QColor(255, 200, 120)
+THUMBNAIL_SIZE = 112  # the live preview's picture under a node, at most this wide and high
 
 
 # ---------------------------------------------------------------------- node classes
@@ -232,6 +235,7 @@ class Canvas(QObject):
         self.views: dict[str, BaseNode] = {}
         self.labels: dict[str, QGraphicsSimpleTextItem] = {}
         self.link_labels: dict[str, QGraphicsSimpleTextItem] = {}  # lda_coeff on a link
+        self.thumbnails: dict[str, QGraphicsPixmapItem] = {}  # live previews under nodes
         self.run_errors: dict[str, str] = {}
         self.report: nodes.Report = nodes.validate(self.doc)
         self._logged_problems: set[str] = set()
@@ -515,6 +519,7 @@ class Canvas(QObject):
         for nid in [i for i in self.views if i not in self.doc.nodes]:
             view = self.views.pop(nid)
             self.labels.pop(nid, None)
+            self.thumbnails.pop(nid, None)  # a child of the node's item: removed with it
             self.graph.remove_node(view, push_undo=False)
         for nid, node in self.doc.nodes.items():
             view = self.views.get(nid)
@@ -613,6 +618,7 @@ class Canvas(QObject):
             label.setText(text if not problems else "⚠ " + _short(problems[0]))
             label.setBrush(QBrush(LABEL_ERROR_COLOR if problems else LABEL_COLOR))
             label.setPos(4, view.view.height + 4)
+            self._place_thumbnail(nid)
             frozen = nt is not None and nt.frozen(node.params)
             if frozen and not problems:
                 label.setText(text + "  ❄ frozen")
@@ -732,6 +738,34 @@ class Canvas(QObject):
             return fmt_shape(shape)
         nt = NODE_TYPES.get(node.type)
         return nt.caption(node.params) if nt else ""
+
+    def set_thumbnail(self, node_id: str, image: QImage | None) -> None:
+        """Show ``image`` (the live preview) under ``node_id``'s caption, scaled to fit
+        :data:`THUMBNAIL_SIZE` with its pixels kept sharp; None removes it."""
+        item = self.thumbnails.pop(node_id, None)
+        if item is not None and item.scene() is not None:
+            item.scene().removeItem(item)
+        view = self.views.get(node_id)
+        if image is None or view is None or image.isNull():
+            return
+        scale = THUMBNAIL_SIZE / max(image.width(), image.height())
+        size = image.size() * scale
+        pixmap = QPixmap.fromImage(image).scaled(size)  # nearest neighbour: voxels stay square
+        item = QGraphicsPixmapItem(pixmap, view.view)
+        item.setToolTip("Live preview: the first sample's first time step (middle slice)")
+        self.thumbnails[node_id] = item
+        self._place_thumbnail(node_id)
+
+    def thumbnail(self, node_id: str) -> QImage | None:
+        """The live preview shown under ``node_id``, if any."""
+        item = self.thumbnails.get(node_id)
+        return item.pixmap().toImage() if item is not None else None
+
+    def _place_thumbnail(self, node_id: str) -> None:
+        """Below the caption, whose height follows its lines."""
+        item, label = self.thumbnails.get(node_id), self.labels.get(node_id)
+        if item is not None and label is not None:
+            item.setPos(4, label.pos().y() + label.boundingRect().height() + 4)
 
     def shape_text(self, node_id: str) -> str:
         """The text shown under a node (its output shape), for tests and tooltips."""

@@ -29,6 +29,7 @@ from .dialogs import Dialogs
 from .export_controller import ExportController
 from .files_controller import FilesController
 from .launcher import APP_TITLE, apply_style, dispose, run_editor
+from .live_preview import LivePreview
 from .log_panel import LogPanel
 from .node_palette import NodePalette
 from .prediction_inspector import PredictionInspector
@@ -84,6 +85,7 @@ class MainWindow(QMainWindow):
         )
         self.runs = RunController(canvas, a, self.backend, lambda: self.training.weights, self)
         trained = lambda: self.training.weights  # noqa: E731
+        self.live = LivePreview(canvas, trained, self)
         self.exports = ExportController(canvas, self.dialogs, a, trained, self)
         # windows for restored work share injected dialogs (tests); real ones are each window's
         again = partial(MainWindow, dialogs=dialogs, autosave_delay_ms=autosave_delay_ms)
@@ -169,6 +171,16 @@ class MainWindow(QMainWindow):
         self.action_run = a("action_run", "&Run", self.run, key.Key_F5)
         self.action_stop = a("action_stop", "S&top", self.stop, key.Key_Escape, "Stop the run")
         self.action_stop.setEnabled(False)
+        self.action_live_preview = a(
+            "action_live_preview",
+            "&Live Preview",
+            None,
+            "Ctrl+L",
+            "After each edit, run the chosen Prediction 6D on the first sample's first time step "
+            "in the background and show it under the node",
+            checkable=True,
+        )
+        self.action_live_preview.toggled.connect(self.live.set_enabled)
         self.action_summary = a(
             "action_summary",
             "&Summary",
@@ -227,7 +239,10 @@ class MainWindow(QMainWindow):
         edit.addActions([e.cut, e.copy, e.paste, e.duplicate, e.delete])
         edit.addSeparator()
         edit.addActions([self.action_select_all, self.action_node_search])
-        bar.addMenu("&Run").addActions(self._run_actions())
+        run_menu = bar.addMenu("&Run")
+        run_menu.addActions(self._run_actions())
+        run_menu.addSeparator()
+        run_menu.addAction(self.action_live_preview)
         bar.addMenu("T&rain").addActions(self.training_actions)
         view = bar.addMenu("&View")
         view.addActions([self.action_fit, self.action_summary])
@@ -362,6 +377,7 @@ class MainWindow(QMainWindow):
             event.ignore()
             return
         self.activity.wait(10_000)
+        self.live.close()
         self.files.autosaver.close()
         event.accept()
 

@@ -99,12 +99,27 @@ def time_frames(
     one colour scale (the finite range over all steps): the frames of an animated GIF."""
     slices = np.stack(
         [take_slice(volume(y, b, t, c, channels_first), axis, index) for t in range(y.shape[1])]
-    ).astype(np.float32)
-    finite = slices[np.isfinite(slices)]
+    )
+    return colorize(slices)
+
+
+def colorize(values: np.ndarray) -> np.ndarray:
+    """``values`` as RGB uint8 (one more trailing axis) in the viewer's colour map, on one
+    colour scale: the range of their finite values."""
+    values = np.asarray(values, np.float32)
+    finite = values[np.isfinite(values)]
     lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
-    scaled = np.nan_to_num((slices - lo) / max(hi - lo, 1e-12), nan=0.0, posinf=1.0, neginf=0.0)
+    scaled = np.nan_to_num((values - lo) / max(hi - lo, 1e-12), nan=0.0, posinf=1.0, neginf=0.0)
     lut = pg.colormap.get(COLOR_MAP).getLookupTable(nPts=256, alpha=False)
     return lut[np.clip((scaled * 255).round(), 0, 255).astype(np.uint8)]
+
+
+def thumbnail(y: np.ndarray, channels_first: bool) -> np.ndarray:
+    """The live preview's picture of a prediction: the first sample's first time step, first
+    filter, middle slice across its thinnest axis (the inspector's first view), as RGB uint8."""
+    vol = volume(y, 0, 0, 0, channels_first)
+    axis = int(np.argmin(vol.shape))
+    return colorize(take_slice(vol, axis, vol.shape[axis] // 2))
 
 
 class PredictionInspector(QWidget):
