@@ -34,7 +34,7 @@ from .conv3d_transpose import Conv3DTranspose
 from .graph import Graph
 from .layers import Input, TimeDistributed
 
-# Peak float32 throughput of the reference machine (2 AMD EPYC cores, AVX2 FMA), GFLOP/s; the
+# Peak float32 throughput assumed for the 2-core development machine (AMD EPYC), GFLOP/s; the
 # issue's "about 2 ms for W1's 0.6 GFLOP". `bench --peak-gflops` overrides it.
 PEAK_GFLOPS = 300.0
 TORCH_CPU_THREADS = 2
