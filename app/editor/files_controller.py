@@ -273,7 +273,7 @@ class FilesController(QObject):
     def export_picture(
         self, title: str, suggested: str, write: Callable[[str], bool], path: str | None = None
     ) -> bool:
-        """Ask where (unless ``path``), then ``write(path)`` a picture (PNG or GIF, by the
+        """Ask where (unless ``path``), then ``write(path)`` a picture (PNG, GIF or MP4, by the
         suggested name's suffix); False when nothing was written."""
         suffix = Path(suggested).suffix
         path = path or self.dialogs.save_path(title, f"Images (*{suffix})", suggested)

@@ -201,6 +201,8 @@ class MainWindow(QMainWindow):
             ("time_series", "Export &Time Series (GIF)…", "time_series.gif",
              self.inspector.export_time_series,
              "The shown slice over every time step as an animated GIF (at the player's fps)"),
+            ("video", "Export Time Series (&MP4)…", "time_series.mp4", self.inspector.export_video,
+             "The shown slice over every time step as an MP4 video (at the player's fps)"),
         ]  # fmt: skip
         for name, text, suggested, write, tip in pictures:
             title = text.replace("&", "").replace("…", "")
@@ -246,7 +248,9 @@ class MainWindow(QMainWindow):
         bar.addMenu("T&rain").addActions(self.training_actions)
         view = bar.addMenu("&View")
         view.addActions([self.action_fit, self.action_summary])
-        view.addActions([self.action_export_view, self.action_export_time_series])
+        view.addActions(
+            [self.action_export_view, self.action_export_time_series, self.action_export_video]
+        )
         view.addSeparator()
         view.addActions([dock.toggleViewAction() for dock in self.docks.values()])
         bar.addMenu("&Help").addAction(self.action_shortcuts)

@@ -3,12 +3,17 @@ histogram (pyqtgraph), and "Save prediction…" to .npy.
 
 A 6-D prediction is (batch, time, filter, d1, d2, d3) (channels_first) or (batch, time, d1, d2, d3,
 filter) (channels_last). The viewer shows one 2-D slice of one (batch, time, filter) volume across
-the chosen axis, beside the matching slice of the input.
+the chosen axis, beside the matching slice of the input. The Volume tab shows one tensor's volume
+as volume viewers do: three orthogonal planes (d1, d2, d3) through a crosshair, which a click on a
+plane or the crosshair's spin boxes move, and a maximum-intensity projection along the viewer's
+axis, all four on one colour scale (the volume's range). Each tensor is sliced with its own layout.
 """
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
+from functools import partial
 
 import numpy as np
 import pyqtgraph as pg
@@ -21,6 +26,7 @@ from PySide6.QtWidgets import (
     QPushButton,
     QSlider,
     QSpinBox,
+    QTabWidget,
     QVBoxLayout,
     QWidget,
 )
@@ -37,6 +43,9 @@ STALE_NOTE = (
 )
 COLOR_MAP = "viridis"
 NO_TARGET = "Target slice (none: no Loss)"
+TENSORS = ("prediction", "input", "target")  # what the Volume tab can show
+VIDEO_SIZE = 320  # an MP4's frames are enlarged (whole pixels) to about this size
+VIDEO_BLOCK = 16  # ... and padded to a multiple of this (what H.264 encoders want)
 
 
 def layouts_of(result: RunResult) -> tuple[bool, bool]:
@@ -114,12 +123,54 @@ def colorize(values: np.ndarray) -> np.ndarray:
     return lut[np.clip((scaled * 255).round(), 0, 255).astype(np.uint8)]
 
 
+def plane_axes(axis: int) -> tuple[int, int]:
+    """The volume axes shown as rows and columns of the plane across ``axis``."""
+    rows, cols = (a for a in range(3) if a != axis)
+    return rows, cols
+
+
+def projection(vol: np.ndarray, axis: int) -> np.ndarray:
+    """The maximum-intensity projection of a 3-D volume along ``axis`` (NaN ignored)."""
+    return np.fmax.reduce(np.asarray(vol, np.float32), axis=axis)
+
+
+def finite_range(a: np.ndarray) -> tuple[float, float]:
+    """The range of ``a``'s finite values, widened when flat; (0, 1) when there are none."""
+    finite = a[np.isfinite(a)]
+    lo, hi = (float(finite.min()), float(finite.max())) if finite.size else (0.0, 1.0)
+    return lo, hi if hi > lo else lo + 1e-6
+
+
+def video_frames(frames: np.ndarray) -> np.ndarray:
+    """RGB frames (time, rows, columns, 3) enlarged by a whole factor to about
+    :data:`VIDEO_SIZE` and padded with black to multiples of :data:`VIDEO_BLOCK`: a slice of a
+    few voxels stays sharp and every encoder takes it."""
+    h, w = frames.shape[1:3]
+    f = max(1, math.ceil(VIDEO_SIZE / max(h, w)))
+    big = frames.repeat(f, axis=1).repeat(f, axis=2)
+    pad_h, pad_w = (-big.shape[1]) % VIDEO_BLOCK, (-big.shape[2]) % VIDEO_BLOCK
+    return np.pad(big, ((0, 0), (0, pad_h), (0, pad_w), (0, 0)))
+
+
 def thumbnail(y: np.ndarray, channels_first: bool) -> np.ndarray:
     """The live preview's picture of a prediction: the first sample's first time step, first
     filter, middle slice across its thinnest axis (the inspector's first view), as RGB uint8."""
     vol = volume(y, 0, 0, 0, channels_first)
     axis = int(np.argmin(vol.shape))
     return colorize(take_slice(vol, axis, vol.shape[axis] // 2))
+
+
+class PlaneImage(pg.ImageItem):
+    """An image that says which pixel a left click hit: ``clicked(column, row)``."""
+
+    clicked = Signal(int, int)
+
+    def mouseClickEvent(self, ev) -> None:  # noqa: N802 - pyqtgraph's name
+        if ev.button() != Qt.MouseButton.LeftButton or self.image is None:
+            return
+        ev.accept()
+        pos = ev.pos()
+        self.clicked.emit(int(math.floor(pos.x())), int(math.floor(pos.y())))
 
 
 class PredictionInspector(QWidget):
@@ -177,6 +228,22 @@ class PredictionInspector(QWidget):
         self.fps.valueChanged.connect(self._play_toggled)
         self.player = QTimer(self)
         self.player.timeout.connect(self.step_time)
+
+        # the Volume tab's controls: which tensor, and the crosshair (one voxel: d1, d2, d3)
+        self.volume_of = QComboBox()
+        self.volume_of.setObjectName("inspector_volume_tensor")
+        self.volume_of.addItems(TENSORS)
+        self.volume_of.setToolTip("The tensor whose volume the planes and the projection show")
+        self.volume_of.currentIndexChanged.connect(self._tensor_changed)
+        self.cross: list[QSpinBox] = []
+        for name in AXES:
+            spin = QSpinBox()
+            spin.setObjectName(f"inspector_cross_{name}")
+            spin.setToolTip(f"The crosshair's {name} (a click on a plane moves it too)")
+            spin.valueChanged.connect(self.update_volume)
+            self.cross.append(spin)
+        for w in (self.volume_of, *self.cross):
+            w.setEnabled(False)
 
         self.save_button = QPushButton("Save prediction…")
         self.save_button.setObjectName("save_prediction")
@@ -248,8 +315,55 @@ class PredictionInspector(QWidget):
             stepMode="center", fillLevel=0, brush=(90, 170, 250, 120), pen=(90, 170, 250)
         )
         self.hist_plot.addItem(self.hist_curve)
-        self.main_layout.replaceWidget(self.placeholder, self.plots)
+        self.views = QTabWidget()
+        self.views.setObjectName("inspector_views")
+        self.views.addTab(self.plots, "Slices")
+        self.views.addTab(self._make_volume_page(), "Volume")
+        self.main_layout.replaceWidget(self.placeholder, self.views)
         self.placeholder.deleteLater()
+
+    def _make_volume_page(self) -> QWidget:
+        """Three orthogonal planes through the crosshair and a maximum-intensity projection,
+        on one colour bar."""
+        self.volume_plots = pg.GraphicsLayoutWidget()
+        self.volume_plots.setObjectName("inspector_volume_plots")
+        self.volume_plots.setBackground((20, 23, 28))
+        self.planes: list[PlaneImage] = []
+        self.plane_plots: list[pg.PlotItem] = []
+        self.cross_lines: list[tuple[pg.InfiniteLine, pg.InfiniteLine]] = []
+        pen = pg.mkPen((255, 90, 90, 200), width=1)
+        for i, title in enumerate((*(f"{a} plane" for a in AXES), "MIP")):
+            plot = self.volume_plots.addPlot(row=0, col=i, title=title)
+            image = PlaneImage()
+            plot.addItem(image)
+            plot.setAspectLocked(True)
+            plot.invertY(True)
+            image.clicked.connect(partial(self.plane_clicked, i))
+            lines = (pg.InfiniteLine(angle=90, pen=pen), pg.InfiniteLine(angle=0, pen=pen))
+            for line in lines:
+                plot.addItem(line, ignoreBounds=True)
+            self.planes.append(image)
+            self.plane_plots.append(plot)
+            self.cross_lines.append(lines)
+        self.volume_bar = pg.ColorBarItem(colorMap=COLOR_MAP, interactive=False, width=14)
+        self.volume_bar.setImageItem(self.planes)
+        self.volume_plots.addItem(self.volume_bar, row=0, col=4)
+        row = QHBoxLayout()
+        row.addWidget(QLabel("volume of"))
+        row.addWidget(self.volume_of)
+        row.addSpacing(12)
+        row.addWidget(QLabel("crosshair"))
+        for name, spin in zip(AXES, self.cross):
+            row.addWidget(QLabel(name))
+            row.addWidget(spin)
+        row.addStretch(1)
+        page = QWidget()
+        page.setObjectName("inspector_volume_page")
+        layout = QVBoxLayout(page)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(row)
+        layout.addWidget(self.volume_plots, 1)
+        return page
 
     # ------------------------------------------------------------------ showing a result
     def show_result(self, result: RunResult, summary: Summary | None = None) -> None:
@@ -276,6 +390,7 @@ class PredictionInspector(QWidget):
         self.axis.blockSignals(True)
         self.axis.setCurrentIndex(int(np.argmin(vol.shape)))  # the largest 2-D slices
         self.axis.blockSignals(False)
+        self._recenter()
         self._axis_changed()
 
     def _controls(self) -> tuple[QWidget, ...]:
@@ -289,6 +404,8 @@ class PredictionInspector(QWidget):
             self.play,
             self.fps,
             self.save_button,
+            self.volume_of,
+            *self.cross,
         )
 
     def clear(self) -> None:
@@ -304,10 +421,12 @@ class PredictionInspector(QWidget):
             self.input_plot.setTitle("Input slice")
             self.pred_plot.setTitle("Prediction slice")
             self.target_plot.setTitle(NO_TARGET)
+            for image in self.planes:
+                image.clear()
         self.info.setText("Run the graph (F5) to inspect its prediction.")
         self.slice_label.setText("0")
         for w in self._controls():
-            if isinstance(w, (QSpinBox, QSlider)) and w is not self.fps:
+            if isinstance(w, (QSpinBox, QSlider)) and w is not self.fps:  # the crosshair too
                 w.blockSignals(True)
                 w.setRange(0, 0)
                 w.blockSignals(False)
@@ -328,20 +447,46 @@ class PredictionInspector(QWidget):
         self.time.setValue(0 if self.time.value() >= top else self.time.value() + 1)
 
     def export_view(self, path: str) -> bool:
-        """The plots as they are shown, as a PNG; False when nothing is shown."""
+        """The shown tab's plots (slices, or the volume), as a PNG; False when nothing is shown."""
         if self.plots is None or self.result is None:
             return False
-        return bool(self.plots.grab().save(path, "PNG"))
+        return bool(self.views.currentWidget().grab().save(path, "PNG"))
 
     def export_time_series(self, path: str) -> bool:
         """The shown slice over every time step as an animated GIF at the player's frame rate;
         False when nothing is shown."""
         import imageio.v3 as iio
 
+        frames = self._time_frames()
+        if frames is None:
+            return False
+        iio.imwrite(path, frames, extension=".gif", duration=1000 / self.fps.value(), loop=0)
+        return True
+
+    def export_video(self, path: str) -> bool:
+        """The shown slice over every time step as an H.264 MP4 at the player's frame rate
+        (ffmpeg from imageio-ffmpeg), enlarged so its voxels can be seen; False when nothing is
+        shown."""
+        import imageio.v3 as iio
+
+        frames = self._time_frames()
+        if frames is None:
+            return False
+        iio.imwrite(
+            path,
+            video_frames(frames),
+            extension=".mp4",
+            fps=self.fps.value(),
+            codec="libx264",
+            macro_block_size=VIDEO_BLOCK,
+        )
+        return True
+
+    def _time_frames(self) -> np.ndarray | None:
         r = self.result
         if r is None:
-            return False
-        frames = time_frames(
+            return None
+        return time_frames(
             r.prediction,
             self.batch.value(),
             self.filter.value(),
@@ -349,8 +494,6 @@ class PredictionInspector(QWidget):
             self.slice.value(),
             self.channels_first,
         )
-        iio.imwrite(path, frames, extension=".gif", duration=1000 / self.fps.value(), loop=0)
-        return True
 
     def mark_stale(self) -> None:
         """The graph changed since this prediction: say so above it (it stays for comparison)."""
@@ -419,14 +562,85 @@ class PredictionInspector(QWidget):
             self.target_plot.setTitle(NO_TARGET)
         self.pred_plot.setTitle(f"Prediction slice {index}")
         self._show(shown)
+        self.update_volume()
+
+    # ------------------------------------------------------------------ the volume
+    def shown_volume(self) -> np.ndarray | None:
+        """The 3-D volume the Volume tab shows: the chosen tensor at the chosen sample, time and
+        channel (the filter, or the input channel for the input), sliced with its own layout;
+        None without a result or that tensor."""
+        r = self.result
+        if r is None:
+            return None
+        b, t = self.batch.value(), self.time.value()
+        tensor = TENSORS[self.volume_of.currentIndex()]
+        if tensor == "input":
+            x = r.input
+            if x.ndim != 6:
+                return None
+            b, t = min(b, x.shape[0] - 1), min(t, x.shape[1] - 1)
+            return volume(x, b, t, self.in_channel.value(), self.input_channels_first)
+        a = r.prediction if tensor == "prediction" else r.target
+        if a is None or a.shape != r.prediction.shape:
+            return None
+        return volume(a, b, t, self.filter.value(), self.channels_first)
+
+    def _tensor_changed(self, *_args) -> None:
+        self._recenter()
+        self.update_volume()
+
+    def _recenter(self) -> None:
+        """The crosshair's ranges for the shown volume, at its centre."""
+        vol = self.shown_volume()
+        for n, spin in zip(vol.shape if vol is not None else (1, 1, 1), self.cross):
+            spin.blockSignals(True)
+            spin.setRange(0, max(n - 1, 0))
+            spin.setValue(n // 2)
+            spin.blockSignals(False)
+
+    def plane_clicked(self, plane: int, column: int, row: int) -> None:
+        """A click on a plane (0-2: d1-d3; 3: the projection) moves the crosshair there."""
+        across = plane if plane < 3 else self.axis.currentIndex()
+        rows, cols = plane_axes(across)
+        for axis, value in ((rows, row), (cols, column)):
+            self.cross[axis].blockSignals(True)
+            self.cross[axis].setValue(value)  # clamped to the volume
+            self.cross[axis].blockSignals(False)
+        self.update_volume()
+
+    def crosshair(self) -> tuple[int, int, int]:
+        d1, d2, d3 = (spin.value() for spin in self.cross)
+        return d1, d2, d3
+
+    def update_volume(self, *_args) -> None:
+        """The three planes through the crosshair and the projection along the viewer's axis,
+        on the volume's colour scale (its finite range: moving the crosshair keeps it)."""
+        if self.plots is None:
+            return
+        vol = self.shown_volume()
+        if vol is None:
+            for image in self.planes:
+                image.clear()
+            tensor = TENSORS[self.volume_of.currentIndex()]
+            self.plane_plots[0].setTitle(f"{tensor}: none in this run")
+            return
+        at = self.crosshair()
+        along = self.axis.currentIndex()
+        shown = [take_slice(vol, a, at[a]) for a in range(3)] + [projection(vol, along)]
+        titles = [f"{AXES[a]} plane {at[a]}" for a in range(3)] + [f"MIP along {AXES[along]}"]
+        for plane, (image, values) in enumerate(zip(self.planes, shown)):
+            image.setImage(np.ascontiguousarray(values, dtype=np.float32), autoLevels=False)
+            rows, cols = plane_axes(plane if plane < 3 else along)
+            vertical, horizontal = self.cross_lines[plane]
+            vertical.setPos(at[cols] + 0.5)
+            horizontal.setPos(at[rows] + 0.5)
+            self.plane_plots[plane].setTitle(titles[plane])
+        self.volume_bar.setLevels(finite_range(vol))
 
     def _show(self, shown: dict[pg.ImageItem, np.ndarray]) -> None:
         """Show each slice on one colour scale: the range of all their finite values."""
         images = {item: np.ascontiguousarray(a, dtype=np.float32) for item, a in shown.items()}
-        values = np.concatenate([a[np.isfinite(a)].ravel() for a in images.values()])
-        lo, hi = (float(values.min()), float(values.max())) if values.size else (0.0, 1.0)
-        if hi <= lo:
-            hi = lo + 1e-6
+        values = np.concatenate([a.ravel() for a in images.values()])
         for item, image in images.items():
             item.setImage(image, autoLevels=False)
-        self.color_bar.setLevels((lo, hi))
+        self.color_bar.setLevels(finite_range(values))
