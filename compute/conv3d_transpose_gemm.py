@@ -225,7 +225,8 @@ def _openblas_threads() -> tuple[Any, Any] | None:
 @contextmanager
 def single_threaded_blas() -> Iterator[None]:
     """Within the block, NumPy's OpenBLAS (when found) runs each call on one thread; its
-    previous thread count comes back after."""
+    previous thread count comes back after. The setting is the process's: another thread's
+    NumPy products run on one thread meanwhile (correct, only slower)."""
     fns = _openblas_threads()
     if fns is None:
         yield
