@@ -1,4 +1,5 @@
-"""Regenerate docs/screenshot.png: the main window on the toolkit example after a run (offscreen);
+"""Regenerate docs/screenshot.png: the main window on the toolkit example after a run (offscreen;
+the inspector's Volume tab, Live preview on);
 with --train, docs/training.png: the teacher/student example after training (learning curve);
 with --upsample, docs/upsample_2x.png: the upsample_2x example trained, then run (the inspector
 shows input, prediction and target side by side).
@@ -59,7 +60,10 @@ def main() -> int:
         window.canvas.select("conv3d_transpose")
         if args.train:
             window.docks["training_panel"].raise_()
-        QTimer.singleShot(300, grab)
+        elif not args.upsample:  # the main picture: the volume views and a live thumbnail
+            window.inspector.views.setCurrentIndex(1)
+            window.action_live_preview.setChecked(True)
+        QTimer.singleShot(600, grab)
 
     def grab() -> None:
         window.canvas.fit()

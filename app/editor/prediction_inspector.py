@@ -43,7 +43,8 @@ STALE_NOTE = (
 )
 COLOR_MAP = "viridis"
 NO_TARGET = "Target slice (none: no Loss)"
-TENSORS = ("prediction", "input", "target")  # what the Volume tab can show
+TENSORS = ("prediction", "input", "target")  # what the Volume tab can show, in this order
+PREDICTION_VOLUME, INPUT_VOLUME, TARGET_VOLUME = range(len(TENSORS))
 VIDEO_SIZE = 320  # an MP4's frames are enlarged (whole pixels) to about this size
 VIDEO_BLOCK = 16  # ... and padded to a multiple of this (what H.264 encoders want)
 
@@ -573,14 +574,14 @@ class PredictionInspector(QWidget):
         if r is None:
             return None
         b, t = self.batch.value(), self.time.value()
-        tensor = TENSORS[self.volume_of.currentIndex()]
-        if tensor == "input":
+        which = self.volume_of.currentIndex()
+        if which == INPUT_VOLUME:
             x = r.input
             if x.ndim != 6:
                 return None
             b, t = min(b, x.shape[0] - 1), min(t, x.shape[1] - 1)
             return volume(x, b, t, self.in_channel.value(), self.input_channels_first)
-        a = r.prediction if tensor == "prediction" else r.target
+        a = r.prediction if which == PREDICTION_VOLUME else r.target
         if a is None or a.shape != r.prediction.shape:
             return None
         return volume(a, b, t, self.filter.value(), self.channels_first)
