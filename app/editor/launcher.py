@@ -50,6 +50,10 @@ def run_editor(make_window: Callable[[], MainWindow]) -> int:
         QTimer.singleShot(int(float(quit_after) * 1000), app.quit)
     code = app.exec()
     dispose(window)
+    if app.platformName() == "offscreen":
+        # Qt's offscreen platform crashes at exit while the process owns clipboard data; X11,
+        # Wayland and the others hand the data to the system's clipboard instead
+        app.clipboard().clear()
     return code
 
 

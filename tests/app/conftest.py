@@ -51,6 +51,14 @@ def pytest_configure(config):
 
 
 @pytest.fixture(autouse=True)
+def empty_clipboard(qapp):
+    """Qt's offscreen platform crashes at exit while the application owns clipboard data (a
+    copy test): every test leaves the clipboard empty, as the editor does when it quits."""
+    yield
+    qapp.clipboard().clear()
+
+
+@pytest.fixture(autouse=True)
 def data_dir(tmp_path, monkeypatch):
     """A fresh user data folder (autosaves, settings) per test."""
     path = tmp_path / "user-data"

@@ -4,8 +4,6 @@ nothing happens with Live off; Run stays free."""
 
 from __future__ import annotations
 
-import time
-
 import numpy as np
 import pytest
 from PySide6.QtCore import Qt
@@ -143,14 +141,15 @@ def test_run_and_stop_stay_free_while_previews_run(window, qtbot):
     assert _shown(window) is not None
 
 
-def test_the_toolkit_example_previews_an_edit_quickly(make_window, qtbot):
+def test_the_edit_never_waits_for_the_preview(make_window, qtbot):
+    """On the toolkit example the edit returns before its preview is computed (the preview
+    runs in the background); its thumbnail arrives afterwards. (How fast it arrives is a
+    benchmark's business, not a test's.)"""
     window = make_window(default_document())
     _live_on(window, qtbot)  # the first preview generates the data (cached after)
-    start = time.perf_counter()
+    shown = []
+    window.live.preview_shown.connect(lambda *args: shown.append(args))
     with qtbot.waitSignal(window.live.preview_shown, timeout=WAIT_MS):
         window.canvas.set_param("conv3d_transpose", "activation", "tanh")
-        typed = time.perf_counter() - start
-    seconds = time.perf_counter() - start
-    assert typed < 0.2  # the edit itself never waits for the preview
-    # about 20 ms of work on an idle machine; generous for a shared, loaded test machine
-    assert seconds < 1.0, f"preview took {seconds:.3f} s"
+        assert shown == []  # the edit is done; its preview is not yet
+    assert len(shown) == 1
