@@ -296,7 +296,21 @@ def _data_schema(default_sample_shape: tuple[int, ...], what: str, teacher: bool
                 "Generator: shape of one sample (without the batch axis).",
                 group="generator",
             ),
-            Param("seed", "int", 0, "Generator: random seed.", group="generator", minimum=0),
+            Param(
+                "seed",
+                "int",
+                1 if teacher else 0,
+                "Generator: random seed."
+                + (
+                    " Teacher: the seed of the teacher's weights (by default 1, unlike the "
+                    "graph's default seed 0: a teacher with the graph's own seed is the student "
+                    "itself, and there is nothing to learn)."
+                    if teacher
+                    else ""
+                ),
+                group="generator",
+                minimum=0,
+            ),
             Param(
                 "path",
                 "str",

@@ -57,6 +57,17 @@ class TrainResult:
     baseline: float | None = None
 
 
+def nothing_to_learn(epoch: int, logs: dict[str, float]) -> str | None:
+    """The warning a first epoch with loss 0 deserves (the target already is the prediction:
+    typically a teacher Target whose seed is the graph's own), else None."""
+    if epoch != 0 or logs.get("loss") != 0:
+        return None
+    return (
+        "the first epoch's loss is 0: the target already equals the prediction (a teacher "
+        "Target whose seed is the graph's seed?), so there is nothing to learn"
+    )
+
+
 def training_settings(doc: GraphDocument) -> dict[str, Any]:
     return TRAINING_SCHEMA.validate(doc.extras.get("training"), where="training settings")
 

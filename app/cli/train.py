@@ -10,10 +10,11 @@ from __future__ import annotations
 
 import argparse
 import json
+import sys
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from .errors import EXIT_OK, UsageError, with_source
+from .errors import EXIT_OK, PROG, UsageError, with_source
 from .output_files import checked_output, distinct_outputs
 from .progress import Progress
 
@@ -56,7 +57,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             weights_in=args.weights_in,
             initial_epoch=args.initial_epoch,
             progress=progress,
-            on_epoch_end=lambda epoch, logs: progress.write(_epoch_line(epoch, logs)),
+            on_epoch_end=lambda epoch, logs: _epoch_end(progress, epoch, logs),
         )
     except nodes.DocumentProblems as exc:
         given = [f"{opt} {name}" for opt, name in (("--x", args.x), ("--y", args.y)) if name]
@@ -68,6 +69,15 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(_baseline_line(result))
     _save_outputs(result, weights_out, history_out)
     return EXIT_OK
+
+
+def _epoch_end(progress: Progress, epoch: int, logs: dict[str, float]) -> None:
+    from conv3dt_studio.nodes.training import nothing_to_learn
+
+    progress.write(_epoch_line(epoch, logs))
+    warning = nothing_to_learn(epoch, logs)
+    if warning:
+        print(f"{PROG}: warning: {warning}", file=sys.stderr)
 
 
 def _epoch_line(epoch: int, logs: dict[str, float]) -> str:

@@ -23,7 +23,7 @@ from PySide6.QtWidgets import QWidget
 from conv3dt_studio import nodes
 from conv3dt_studio.nodes import DocumentProblems
 from conv3dt_studio.nodes.settings import TRAINING_SCHEMA
-from conv3dt_studio.nodes.training import train_plan, training_settings
+from conv3dt_studio.nodes.training import nothing_to_learn, train_plan, training_settings
 from conv3dt_studio.nodes.weights import (
     apply_weights,
     conv_layers,
@@ -261,12 +261,9 @@ class TrainingController(JobController):
         self.panel.add_epoch(epoch, logs)
         val = f", val_loss {logs['val_loss']:.6g}" if "val_loss" in logs else ""
         self.activity.log(f"epoch {epoch + 1}: loss {logs['loss']:.6g}{val}", group="epoch")
-        if epoch == 0 and logs["loss"] == 0:
-            self.activity.log(
-                "The first epoch's loss is 0: the target already equals the prediction (a "
-                "teacher Target whose teacher seed is the graph's seed?), nothing to learn",
-                "warning",
-            )
+        warning = nothing_to_learn(epoch, logs)
+        if warning:
+            self.activity.log(warning[0].upper() + warning[1:], "warning")
 
     def _on_finished(self, done: Training) -> None:
         result = done.result

@@ -145,3 +145,22 @@ def test_progress_off_a_terminal_is_plain_lines_beside_the_epoch_lines(capsys):
     assert progress[-1].startswith("100% epoch 3/3")
     epochs = [line for line in captured.out.splitlines() if line.startswith("epoch")]
     assert [line.split(":")[0] for line in epochs] == ["epoch 1", "epoch 2", "epoch 3"]
+
+
+def test_a_teacher_with_the_graphs_own_seed_is_warned_about(capsys, tmp_path):
+    """A teacher Target whose seed is the graph's seed is the student itself: loss 0 from the
+    first epoch. The run still works, and a warning says why nothing is learned."""
+    doc = teacher_student()
+    doc.set_param("target", "seed", doc.settings["seed"])
+    doc.save(tmp_path / "same.json")
+    assert main(["train", str(tmp_path / "same.json"), "--epochs", "1"]) == 0
+    err = capsys.readouterr().err
+    assert "conv3dt-studio: warning: the first epoch's loss is 0" in err
+
+
+def test_a_new_teacher_target_does_not_share_the_graphs_default_seed():
+    from conv3dt_studio.nodes import GraphDocument
+
+    doc = GraphDocument()
+    target = doc.add_node("target", {"source": "teacher"})
+    assert target.params["seed"] != doc.settings["seed"]
