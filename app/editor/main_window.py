@@ -1,6 +1,7 @@
 """The main window, the editor's composition root: it builds the canvas, the docks, the actions
 (declared once with :func:`.actions.make_action`), menus, toolbar and status bar, and wires the
-controllers (files, run, training, recovery), which do the work. They talk to the window through
+controllers (files, run, training, export, view, recovery), which do the work; `menus.py`
+places the actions in the menu bar and toolbar. They talk to the window through
 their signals and one shared :class:`.activity.Activity` (busy, progress, status bar, log). Every
 modal question goes through :class:`.dialogs.Dialogs` (replaceable in tests). The window's own
 methods (run, save, open_path, ...) only delegate.
@@ -13,16 +14,15 @@ from functools import partial
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QKeySequence
-from PySide6.QtWidgets import QDockWidget, QMainWindow, QMenu, QToolBar
+from PySide6.QtWidgets import QDockWidget, QMainWindow
 
 from conv3dt_studio import nodes
 from conv3dt_studio.nodes import GraphDocument
-from conv3dt_studio.resources import example_paths
 
 from . import autosave
 from .actions import canvas_actions, make_action, stack_actions
 from .activity import Activity, ActivityBar
-from .backend_selector import add_backend_selector, backend_text
+from .backend_selector import backend_text
 from .canvas import Canvas
 from .canvas_menu import CanvasMenus
 from .dialogs import Dialogs
@@ -31,14 +31,15 @@ from .files_controller import FilesController
 from .launcher import APP_TITLE, apply_style, dispose, run_editor
 from .live_preview import LivePreview
 from .log_panel import LogPanel
+from .menus import build_menus, build_toolbar
 from .node_palette import NodePalette
 from .prediction_inspector import PredictionInspector
 from .property_panel import PropertyPanel
-from .recent_files import RecentFiles
 from .recovery import RecoveryController
 from .run_controller import RunController
 from .table_dialog import ShortcutsDialog, SummaryDialog
 from .training_controller import TrainingController
+from .view_controller import ViewController
 
 Area = Qt.DockWidgetArea
 
@@ -93,12 +94,11 @@ class MainWindow(QMainWindow):
             self, self.dialogs, a, partial(again, offer_recovery=False), self
         )
         self.canvas_menus = CanvasMenus(canvas, self)
-        self.summary_dialog: SummaryDialog | None = None
-        self.shortcuts_dialog: ShortcutsDialog | None = None
+        self.views = ViewController(self, canvas, self.inspector, self.files, self.live)
         self._make_docks()
         self._make_actions()
-        self._make_menus()
-        self._make_toolbar()
+        self.recent_menu = build_menus(self, self.files, self.docks.values())
+        self.backend_selector, self.backend_label = build_toolbar(self)
         self.statusBar().addPermanentWidget(ActivityBar(a))
         self._wire()
         self.resize(1500, 950)
@@ -171,106 +171,21 @@ class MainWindow(QMainWindow):
         self.action_run = a("action_run", "&Run", self.run, key.Key_F5)
         self.action_stop = a("action_stop", "S&top", self.stop, key.Key_Escape, "Stop the run")
         self.action_stop.setEnabled(False)
-        self.action_live_preview = a(
-            "action_live_preview",
-            "&Live Preview",
-            None,
-            "Ctrl+L",
-            "After each edit, run the chosen Prediction 6D on the first sample's first time step "
-            "in the background and show it under the node",
-            checkable=True,
+        named = self.views.make_actions(self)
+        self.action_live_preview, self.action_summary = (
+            named["action_live_preview"],
+            named["action_summary"],
         )
-        self.action_live_preview.toggled.connect(self.live.set_enabled)
-        self.action_summary = a(
-            "action_summary",
-            "&Summary",
-            self.show_summary,
-            "Ctrl+I",
-            "Model summary: per layer output shape, parameters, multiply-adds, memory",
-        )
-        self.action_shortcuts = a(
-            "action_shortcuts",
-            "&Keyboard Shortcuts",
-            self.show_shortcuts,
-            std.HelpContents,
-            "Every action with its keys, and the canvas's gestures",
-        )
-        pictures = [
-            ("view", "Export Inspector &View…", "inspector.png", self.inspector.export_view,
-             "The inspector's slices as a PNG"),
-            ("time_series", "Export &Time Series (GIF)…", "time_series.gif",
-             self.inspector.export_time_series,
-             "The shown slice over every time step as an animated GIF (at the player's fps)"),
-            ("video", "Export Time Series (&MP4)…", "time_series.mp4", self.inspector.export_video,
-             "The shown slice over every time step as an MP4 video (at the player's fps)"),
-        ]  # fmt: skip
-        for name, text, suggested, write, tip in pictures:
-            title = text.replace("&", "").replace("…", "")
-            slot = partial(files.export_picture, title, suggested, write)
-            setattr(
-                self, f"action_export_{name}", a(f"action_export_{name}", text, slot, None, tip)
-            )
+        self.action_shortcuts = named["action_shortcuts"]
+        self.action_export_view = named["action_export_view"]
+        self.action_export_time_series = named["action_export_time_series"]
+        self.action_export_video = named["action_export_video"]
         self.training_actions = self.training.make_actions(self)
         self.export_actions = self.exports.make_actions(self)
 
-    def _make_menus(self) -> None:
-        bar = self.menuBar()
-        file_menu = bar.addMenu("&File")
-        file_menu.addActions([self.action_new, self.action_open])
-        self.recent_menu = RecentFiles(self.files.open_recent, self)
-        file_menu.addMenu(self.recent_menu)
-        examples = QMenu("Open &Example", self)
-        file_menu.addMenu(examples)
-        for ex in example_paths():
-            examples.addAction(ex.stem.replace("_", " "), lambda p=ex: self.files.open_example(p))
-        for group in (
-            [self.action_save, self.action_save_as],
-            [self.action_import, self.action_export_json, self.action_export_snippet],
-        ):
-            file_menu.addSeparator()
-            file_menu.addActions(group)
-        export = file_menu.addMenu("E&xport")
-        export.setObjectName("menu_export")
-        export.addActions(self.export_actions)
-        file_menu.addSeparator()
-        file_menu.addAction(self.action_quit)
-        edit = bar.addMenu("&Edit")
-        edit.addActions([self.action_undo, self.action_redo])
-        edit.addSeparator()
-        e = self.edit_actions
-        edit.addActions([e.cut, e.copy, e.paste, e.duplicate, e.delete])
-        edit.addSeparator()
-        edit.addActions([self.action_select_all, self.action_node_search])
-        run_menu = bar.addMenu("&Run")
-        run_menu.addActions(self._run_actions())
-        run_menu.addSeparator()
-        run_menu.addAction(self.action_live_preview)
-        bar.addMenu("T&rain").addActions(self.training_actions)
-        view = bar.addMenu("&View")
-        view.addActions([self.action_fit, self.action_summary])
-        view.addActions(
-            [self.action_export_view, self.action_export_time_series, self.action_export_video]
-        )
-        view.addSeparator()
-        view.addActions([dock.toggleViewAction() for dock in self.docks.values()])
-        bar.addMenu("&Help").addAction(self.action_shortcuts)
-
-    def _run_actions(self) -> list[QAction]:
+    def run_actions(self) -> list[QAction]:
+        """Run, Train and Stop (the Run menu and the toolbar)."""
         return [self.action_run, self.training.action_train, self.action_stop]
-
-    def _make_toolbar(self) -> None:
-        tb = QToolBar("Main", self)
-        tb.setObjectName("main_toolbar")
-        tb.setToolButtonStyle(Qt.ToolButtonStyle.ToolButtonTextOnly)
-        for group in (
-            [self.action_new, self.action_open, self.action_save],
-            [self.action_undo, self.action_redo],
-            self._run_actions(),
-        ):
-            tb.addActions(group)
-            tb.addSeparator()
-        self.backend_selector, self.backend_label = add_backend_selector(tb)
-        self.addToolBar(tb)
 
     def _wire(self) -> None:
         """Controllers and widgets to each other: every connection of the window is here."""
@@ -296,20 +211,10 @@ class MainWindow(QMainWindow):
         self.inspector.save_requested.connect(lambda: files.save_prediction(self.inspector.result))
 
     def show_summary(self) -> SummaryDialog:
-        """View → Summary: a non-modal table that follows the edits."""
-        if self.summary_dialog is None:
-            self.summary_dialog = SummaryDialog(self.canvas, self)
-        self.summary_dialog.show()
-        self.summary_dialog.raise_()
-        return self.summary_dialog
+        return self.views.show_summary()
 
     def show_shortcuts(self) -> ShortcutsDialog:
-        """Help → Keyboard shortcuts (non-modal)."""
-        if self.shortcuts_dialog is None:
-            self.shortcuts_dialog = ShortcutsDialog(self.findChildren(QAction), self)
-        self.shortcuts_dialog.show()
-        self.shortcuts_dialog.raise_()
-        return self.shortcuts_dialog
+        return self.views.show_shortcuts()
 
     def _log(self, level: str, text: str, group: str = "") -> None:
         self.log.log(text, level, group)

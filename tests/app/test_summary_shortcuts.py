@@ -16,7 +16,7 @@ def _press(window, key, modifiers=Qt.KeyboardModifier.NoModifier):
 
 def test_view_summary_shows_the_table_of_the_cli_and_follows_edits(window, qtbot):
     window.action_summary.trigger()
-    dialog = window.summary_dialog
+    dialog = window.views.summary_dialog
     qtbot.waitExposed(dialog)
     assert not dialog.isModal()
     expected = model_summary(window.canvas.doc)
@@ -39,12 +39,12 @@ def test_the_summary_names_the_problems_of_a_broken_chain(window, qtbot):
 
 def test_ctrl_i_opens_the_summary(window):
     _press(window, Qt.Key.Key_I, Qt.KeyboardModifier.ControlModifier)
-    assert window.summary_dialog is not None and window.summary_dialog.isVisible()
+    assert window.views.summary_dialog is not None and window.views.summary_dialog.isVisible()
 
 
 def test_the_shortcuts_table_lists_every_action_and_the_gestures(window, qtbot):
     _press(window, Qt.Key.Key_F1)
-    dialog = window.shortcuts_dialog
+    dialog = window.views.shortcuts_dialog
     assert dialog is not None and dialog.isVisible() and not dialog.isModal()
     rows = {dialog.cell(i, 0): dialog.cell(i, 1) for i in range(dialog.table.rowCount())}
     assert rows["Run"] == "F5" and rows["Undo"] == "Ctrl+Z"
