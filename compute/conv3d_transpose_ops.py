@@ -451,7 +451,8 @@ _SCATTER_ELEMENT = 1.6e-9
 def costs(geom: Geometry, c: int, f: int) -> tuple[float, float]:
     """Estimated seconds per sample of (compiled loops, sub-pixel GEMM) for one forward pass of
     ``geom`` with ``c`` channels and ``f`` filters; the GEMM multiplies the zeros of ``Wb``
-    (:mod:`compute.conv3d_transpose_gemm`) and pays for im2col and the pixel shuffle."""
+    (:mod:`compute.conv3d_transpose_gemm`) and the union's extra phase indices unless it runs
+    one product per phase, and pays for im2col and the pixel shuffle."""
     from . import conv3d_transpose_gemm as gemm
 
     plan = gemm.gemm_plan(geom)
@@ -461,6 +462,9 @@ def costs(geom: Geometry, c: int, f: int) -> tuple[float, float]:
     k, pf = plan.taps * c, plan.phases * f
     rate = _GEMM_FLOP * math.sqrt(max(1.0, _GEMM_WIDE / pf))
     gemm_s = 2.0 * rows * k * pf * rate + rows * (k * _COLS_ELEMENT + pf * _SCATTER_ELEMENT)
+    if gemm.per_phase(plan, c, f):  # one product per phase: the phases' own rows, F columns
+        kept = gemm.phase_rows(plan)
+        gemm_s = 2.0 * kept * k * f * _GEMM_FLOP + kept * (k * _COLS_ELEMENT + f * _SCATTER_ELEMENT)
     return useful * _LOOPS_FLOP, gemm_s
 
 

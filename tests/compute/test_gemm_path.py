@@ -172,3 +172,45 @@ def test_working_bytes_bounds_the_traced_peak(rng, monkeypatch, cpu, spatial, k,
     grad_input = traced_peak(lambda: ops.backward_input(np, dy, kernel, geom)) - x.nbytes
     grad_kernel = traced_peak(lambda: ops.backward_kernel(np, x, dy, geom, kernel.shape))
     assert max(grad_input, grad_kernel - kernel.nbytes) <= ops.working_bytes(geom, c, f, True)
+
+
+@pytest.fixture
+def phased(monkeypatch):
+    """One product per phase wherever every (offset, residue) slot of ``Wb`` holds a tap."""
+    monkeypatch.setattr(gemm, "PER_PHASE_MIN_FILTERS", 1)
+    monkeypatch.setattr(gemm, "PER_PHASE_WASTE", 0.0)
+
+
+@pytest.mark.parametrize("blocks", ["default", "small"])
+@pytest.mark.parametrize("case", GEOMETRIES, ids=_ids(GEOMETRIES))
+def test_per_phase_products_equal_reference(rng, monkeypatch, phased, blocks, case):
+    if blocks == "small":
+        monkeypatch.setattr(gemm, "BLOCK_BYTES", 512)
+        monkeypatch.setattr(gemm, "PAD_BYTES", 4096)
+    geom, x, kernel, dy = _case(rng, case, n=3, c=4, f=3)
+    for got, want in zip(_products(x, kernel, geom, dy), _reference(x, kernel, geom, dy)):
+        _close(got, want)
+
+
+def test_per_phase_is_chosen_where_the_union_wastes_most():
+    d3 = ops.Geometry.of((8, 8, 8), (4,) * 3, (2,) * 3, (1, 1, 1), True)
+    d1 = ops.Geometry.of((16, 16, 16), (4,) * 3, (2,) * 3, (1, 1, 1), True)
+    d2 = ops.Geometry.of((16, 16, 16), (3,) * 3, (2,) * 3, (1, 1, 1), True)
+    assert gemm.per_phase(gemm.gemm_plan(d3), 128, 64)
+    assert not gemm.per_phase(gemm.gemm_plan(d3), 128, 32)  # products too narrow
+    assert not gemm.per_phase(gemm.gemm_plan(d1), 64, 32)  # 17^3 for 16^3: 20 % only
+    assert not gemm.per_phase(gemm.gemm_plan(d2), 32, 64)  # zero slots in Wb
+
+
+def test_per_phase_kernel_gradient_is_deterministic(rng, phased):
+    geom, x, kernel, dy = _case(rng, ((4, 5, 3), 4, 2, 1, True, None), n=5, c=6, f=4)
+    assert gemm.per_phase(gemm.gemm_plan(geom), 6, 4)
+    first = gemm.backward_kernel(x, dy, geom, kernel.shape)
+    np.testing.assert_array_equal(first, gemm.backward_kernel(x, dy, geom, kernel.shape))
+
+
+def test_working_bytes_bounds_the_per_phase_peak(rng, monkeypatch, phased):
+    assert gemm.per_phase(
+        gemm.gemm_plan(ops.Geometry.of((6, 5, 4), (4,) * 3, (2,) * 3, (1, 1, 1), True)), 24, 12
+    )
+    test_working_bytes_bounds_the_traced_peak(rng, monkeypatch, "gemm", *DECODERS[0])
