@@ -514,8 +514,8 @@ def forward(
             else None
         )
         y = _flat_forward(xp, x, kernel, geom, out)
-    else:
-        y = _compiled_forward(x, kernel, geom, channels_last)
+    else:  # bias and relu fused into the compiled loops' last pass
+        return _compiled_forward(x, kernel, geom, channels_last, bias, relu)
     if bias is not None:
         y += bias.reshape((-1, 1, 1, 1))
     if relu:
@@ -524,11 +524,18 @@ def forward(
 
 
 def _compiled_forward(
-    x: np.ndarray, kernel: np.ndarray, geom: Geometry, channels_last: bool = False
+    x: np.ndarray,
+    kernel: np.ndarray,
+    geom: Geometry,
+    channels_last: bool = False,
+    bias: np.ndarray | None = None,
+    relu: bool = False,
 ) -> np.ndarray:
-    """The :mod:`compute.cpu_kernels` path of :func:`forward` (interpreted without Numba)."""
+    """The :mod:`compute.cpu_kernels` path of :func:`forward` (interpreted without Numba), bias
+    and relu applied as each output plane is written."""
     n, f = x.shape[0], kernel.shape[3]
     plan = phase_plan(geom, x.shape[1], f)
+    bv = np.zeros(f, np.float32) if bias is None else np.asarray(bias, np.float32).reshape(f)
     y = _out_array(n, f, geom, channels_last)
     (xf, xs), (yf, ys) = _flat(x, plan), _flat(y, plan)
     wt = _taps_weights(kernel, plan)
@@ -552,6 +559,8 @@ def _compiled_forward(
             p.qlen,
             p.toff,
             p.tout,
+            bv,
+            relu,
         ),
     )
     return y

@@ -191,6 +191,17 @@ def _copy(src: np.ndarray, dst: np.ndarray) -> None:
 
 
 @_jit
+def _copy_act(src: np.ndarray, dst: np.ndarray, bias: float, relu: bool) -> None:
+    """``dst[:] = src + bias``, then ``max(., 0)`` when ``relu`` (NaN kept, as NumPy's
+    ``maximum``): the layer's bias and relu fused into the forward's last pass."""
+    for i in range(dst.shape[0]):
+        v = src[i] + bias
+        if relu and v < 0:
+            v = 0.0
+        dst[i] = v
+
+
+@_jit
 def _embed_input(xf: np.ndarray, xs: np.ndarray, n: int, xe: np.ndarray, dims: np.ndarray) -> None:
     """Sample ``n`` of ``x`` (flat ``xf``, element strides ``xs`` of (N, C, *in)) onto the zeroed
     planes ``xe`` (in0, C, lead + plane)."""
@@ -271,9 +282,12 @@ def _scatter_phase(
     crop: np.ndarray,
     ph: np.ndarray,
     qlo: np.ndarray,
+    bias: np.ndarray,
+    relu: bool,
 ) -> None:
     """Phase ``p``'s planes ``buf`` (n0, F, qlen) to their output positions in ``y`` (flat ``yf``,
-    strides ``ys`` of (N, F, *out))."""
+    strides ``ys`` of (N, F, *out)), plus ``bias[f]`` and through relu when asked (``bias`` of
+    length F: zeros when the layer has none)."""
     f_n, g2 = dims[D_F], dims[D_G2]
     st0, st1, st2 = dims[D_S0], dims[D_S1], dims[D_S2]
     n0, n1, n2 = ph[p, PH_N0], ph[p, PH_N1], ph[p, PH_N2]
@@ -288,7 +302,9 @@ def _scatter_phase(
                 dst = dst_p + f * ys[1] + (st1 * mb + ph[p, PH_R1] - crop[1]) * ys[3]
                 for a in range(n0):
                     d = dst + a * step_a
-                    _copy(buf[a, f, base : base + n2], yf[d : d + n2 * step_w : step_w])
+                    _copy_act(
+                        buf[a, f, base : base + n2], yf[d : d + n2 * step_w : step_w], bias[f], relu
+                    )
     else:
         for a in range(n0):
             for f in range(f_n):
@@ -297,7 +313,9 @@ def _scatter_phase(
                     base = mb * g2 + ph[p, PH_MLO2] - qlo[p]
                     d = dst_p + a * step_a + f * ys[1]
                     d += (st1 * mb + ph[p, PH_R1] - crop[1]) * ys[3]
-                    _copy(buf[a, f, base : base + n2], yf[d : d + n2 * step_w : step_w])
+                    _copy_act(
+                        buf[a, f, base : base + n2], yf[d : d + n2 * step_w : step_w], bias[f], relu
+                    )
 
 
 @_jit
@@ -332,9 +350,12 @@ def forward(
     qlen: np.ndarray,
     toff: np.ndarray,
     tout: np.ndarray,
+    bias: np.ndarray,
+    relu: bool,
 ) -> None:
     """Samples ``[n_from, n_to)`` of ``y`` (N, F, *out) = transposed convolution of ``x``
-    (N, C, *in); ``wt`` (T, F, C) the plan's tap weights."""
+    (N, C, *in), ``+ bias`` (F,), then ``max(., 0)`` when ``relu``; ``wt`` (T, F, C) the plan's
+    tap weights."""
     c_n, f_n, i0 = dims[D_C], dims[D_F], dims[D_IN0]
     plane, lead = dims[D_PLANE], dims[D_LEAD]
     ntoff = -toff
@@ -355,7 +376,7 @@ def forward(
             for a in range(n0):
                 nsel = _select_taps(ph, p, ph[p, PH_MLO0] + a, tout, i0, tsel, tsrc)
                 _gather(buf[a], qlen[p], xe, tsel, tsrc, nsel, ntoff, wt, lead + qlo[p])
-            _scatter_phase(buf, yf, ys, n, p, dims, crop, ph, qlo)
+            _scatter_phase(buf, yf, ys, n, p, dims, crop, ph, qlo, bias, relu)
 
 
 @_jit

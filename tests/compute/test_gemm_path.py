@@ -145,6 +145,24 @@ def test_channels_last_results_are_laid_out_so(rng, monkeypatch, cpu):
     _close(y, ops._flat_forward(np, x, kernel, geom))
 
 
+@pytest.mark.parametrize("index", [4, 16])
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("relu", [False, True])
+def test_loops_fuse_bias_and_relu_bit_for_bit(rng, monkeypatch, index, channels_last, relu):
+    """The compiled loops add the bias and apply relu as they write each output plane: the same
+    float32 operations in the same order as the convolution followed by ``+= bias`` and
+    ``maximum(., 0)``, so the same bits."""
+    monkeypatch.setenv("CONV3DT_CPU_PATH", "loops")
+    geom, x, kernel, _ = _case(rng, GEOMETRIES[index])
+    bias = rng.standard_normal(kernel.shape[3], dtype=np.float32)
+    fused = ops.forward(np, x, kernel, geom, bias, relu, channels_last)
+    plain = ops.forward(np, x, kernel, geom, channels_last=channels_last)
+    plain += bias.reshape((-1, 1, 1, 1))
+    if relu:
+        np.maximum(plain, 0, out=plain)
+    np.testing.assert_array_equal(fused, plain)
+
+
 def test_gemm_kernel_gradient_is_deterministic(rng):
     geom, x, kernel, dy = _case(rng, DECODERS_CASE, n=5, c=16, f=8)
     first = gemm.backward_kernel(x, dy, geom, kernel.shape)
