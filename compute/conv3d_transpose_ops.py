@@ -317,12 +317,13 @@ def working_bytes(geom: Geometry, c: int, f: int, training: bool = False) -> int
     order = sorted(range(3), key=lambda i: grids[i])
     plane = grids[order[1]] * grids[order[2]]  # the two inner axes (at most the largest two)
     in0 = max(a.in_len for a in geom.axes)
-    input_planes = in0 * c * 2 * plane  # xe: (i0, C, lead + plane), lead < plane
+    slack = _cpu().VECTOR  # the kernel gradient's planes: whole vectors past each row
+    input_planes = in0 * c * (2 * plane + slack)  # xe: (i0, C, lead + plane + slack)
     phases = math.prod(a.stride for a in geom.axes)
     scratch = max(outs) * f * max(outs) * grids[order[2]]  # the forward's (n0, F, qlen)
     per_thread = input_planes + scratch
     if training:
-        output_planes = phases * max(outs) * f * 2 * plane  # dye: (P*m0, F, plane + lead)
+        output_planes = phases * max(outs) * f * (2 * plane + slack)  # dye: (P*m0, F, ...)
         per_thread = input_planes + output_planes + in0 * c * plane
     threads = _cpu().THREADS if _path(np) != "flat" else 1
     taps = math.prod(a.size for a in geom.axes) * f * c

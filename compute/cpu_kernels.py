@@ -85,6 +85,9 @@ AVAILABLE = numba is not None and os.environ.get("CONV3DT_NO_NUMBA", "") in ("",
 
 # Flat positions computed per block: the block's accumulators plus the input rows it reads stay in L1.
 BLOCK = 512
+# Floats in one vector register (AVX-512): the kernel gradient's dot products run over whole
+# vectors (no scalar tail), so its planes carry this many zero floats of slack after each row.
+VECTOR = 16
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
@@ -449,6 +452,7 @@ def _tap_dots(
     r_n = nsel * c_n
     for q0 in range(q_from, q_to, BLOCK):
         nb = min(BLOCK, q_to - q0)
+        nb = -(-nb // VECTOR) * VECTOR  # past q_to, g is zero (slack or no output position)
         for r in range(0, r_n, 3):
             u0, c0 = divmod(r, c_n)
             u1, c1 = divmod(min(r + 1, r_n - 1), c_n)
@@ -501,8 +505,8 @@ def backward_kernel(
     """``acc[t, f, c]`` (float64) += kernel gradient of samples ``[n_from, n_to)``."""
     c_n, f_n, i0 = dims[D_C], dims[D_F], dims[D_IN0]
     plane, lead, m0 = dims[D_PLANE], dims[D_LEAD], dims[D_M0]
-    xe = np.zeros((i0, c_n, lead + plane), np.float32)
-    dye = np.zeros((ph.shape[0] * m0, f_n, plane + lead), np.float32)
+    xe = np.zeros((i0, c_n, lead + plane + VECTOR), np.float32)
+    dye = np.zeros((ph.shape[0] * m0, f_n, plane + lead + VECTOR), np.float32)
     tsel = np.empty(toff.shape[0], np.int64)
     tsrc = np.empty(toff.shape[0], np.int64)
     for n in range(n_from, n_to):
