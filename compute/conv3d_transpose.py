@@ -165,30 +165,11 @@ CONV3D_TRANSPOSE_SCHEMA = Schema(
 )
 
 
-def conv3d_transpose_output_shape(config: dict[str, Any], input_shape: Shape) -> Shape:
-    """Pure output-shape function: ``(batch, *per-sample)`` in, same form out."""
+def layer_geometry(config: dict[str, Any], input_shape: Shape) -> ops.Geometry:
+    """The spatial geometry of a layer with ``config`` on ``(batch, *per-sample)`` data, in
+    either data format."""
     cf = config["data_format"] == "channels_first"
     spatial = input_shape[2:] if cf else input_shape[1:4]
-    out = ops.output_shape(
-        spatial,
-        config["size"],
-        config["stride"],
-        config["dilation_rate"],
-        config["padding"],
-        config["output_padding"],
-    )
-    f = config["n_filters"]
-    return (input_shape[0], f, *out) if cf else (input_shape[0], *out, f)
-
-
-def conv3d_transpose_working_bytes(
-    config: dict[str, Any], input_shape: Shape, training: bool = False
-) -> int:
-    """Upper bound of the temporary bytes the layer's kernels need beside input and output, for
-    ``(batch, *per-sample)`` data (see :func:`conv3d_transpose_ops.working_bytes`)."""
-    cf = config["data_format"] == "channels_first"
-    spatial = input_shape[2:] if cf else input_shape[1:4]
-    channels = input_shape[1] if cf else input_shape[4]
     geom = ops.Geometry.of(
         spatial,
         config["size"],
@@ -197,6 +178,24 @@ def conv3d_transpose_working_bytes(
         config["padding"],
         config["output_padding"],
     )
+    return geom
+
+
+def conv3d_transpose_output_shape(config: dict[str, Any], input_shape: Shape) -> Shape:
+    """Pure output-shape function: ``(batch, *per-sample)`` in, same form out."""
+    out = layer_geometry(config, input_shape).out_shape
+    f = config["n_filters"]
+    cf = config["data_format"] == "channels_first"
+    return (input_shape[0], f, *out) if cf else (input_shape[0], *out, f)
+
+
+def conv3d_transpose_working_bytes(
+    config: dict[str, Any], input_shape: Shape, training: bool = False
+) -> int:
+    """Upper bound of the temporary bytes the layer's kernels need beside input and output, for
+    ``(batch, *per-sample)`` data (see :func:`conv3d_transpose_ops.working_bytes`)."""
+    channels = input_shape[1] if config["data_format"] == "channels_first" else input_shape[4]
+    geom = layer_geometry(config, input_shape)
     return ops.working_bytes(geom, int(channels), int(config["n_filters"]), training)
 
 
@@ -349,11 +348,7 @@ class Conv3DTranspose(Layer):
 
     # ------------------------------------------------------------------ maths
     def _geometry(self, shape: Shape) -> ops.Geometry:
-        spatial = shape[2:] if self.channels_first else shape[1:4]
-        c = self.config
-        return ops.Geometry.of(
-            spatial, c["size"], c["stride"], c["dilation_rate"], c["padding"], c["output_padding"]
-        )
+        return layer_geometry(self.config, shape)
 
     def _check_memory(self, geom: ops.Geometry, in_shape: Shape, training: bool) -> None:
         """Refuse a call whose output and kernel temporaries would not fit (e.g. a huge

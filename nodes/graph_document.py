@@ -179,19 +179,6 @@ class GraphDocument:
         node_id: str | None = None,
     ) -> Node:
         """Create a node with validated parameters (defaults for those not given)."""
-        nt = node_type(type_id)
-        if nt is None:
-            raise ParameterError(
-                f"Unknown node type {type_id!r}: expected one of {', '.join(NODE_TYPE_IDS)}"
-            )
-        node_id = node_id or self.new_id(type_id)
-        if node_id in self.nodes:
-            raise ParameterError(f"Node id `{node_id}` is already used")
-        if not _ID_RE.match(node_id):
-            raise ParameterError(
-                f"Invalid node id: expected letters, digits, _ . - (not first). "
-                f"Received: {node_id!r}"
-            )
         node = self.new_node(type_id, params, pos, node_id)
         self.insert_nodes([node])
         return self.nodes[node.id]

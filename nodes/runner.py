@@ -275,18 +275,19 @@ def estimate_bytes(p: Plan, batch_size: int = 0) -> int:
     """Bytes a prediction run allocates: the data, the weights (initialised in float32), every
     layer output of one batch, the result, and the transposed convolution's bounded working
     buffers."""
-    n = p.input_shape[0]
-    per = batch_size if batch_size and batch_size < n else n
     total = 4 * math.prod(p.input_shape) + 4 * math.prod(p.output_shape) + 4 * p.weights
-    total += _source_bytes(p)
-    total += p.working
-    largest = 0
-    for nid in p.chain:
-        batch_out = 4 * math.prod(p.shapes[nid]) * per // max(n, 1)
-        total += 2 * batch_out
-        largest = max(largest, batch_out)
+    outputs, largest = _batch_outputs(p, batch_size)
     # the transposed convolution's working buffers: bounded per chunk, never above a batch output
-    return total + min(2 * CHUNK_BYTES, 2 * largest)
+    return total + _source_bytes(p) + p.working + 2 * outputs + min(2 * CHUNK_BYTES, 2 * largest)
+
+
+def _batch_outputs(p: Plan, batch_size: int) -> tuple[int, int]:
+    """Bytes of every layer's output for one batch (``batch_size``; 0: all samples), and the
+    largest of them."""
+    n = p.input_shape[0]
+    per = min(batch_size, n) if batch_size else n
+    sizes = [4 * math.prod(p.shapes[nid]) * per // max(n, 1) for nid in p.chain]
+    return sum(sizes), max(sizes, default=0)
 
 
 def estimate_train_bytes(p: Plan, batch_size: int) -> int:
@@ -296,16 +297,10 @@ def estimate_train_bytes(p: Plan, batch_size: int) -> int:
     n = p.input_shape[0]
     per = min(batch_size, n) if batch_size else n
     total = 4 * math.prod(p.input_shape) + 4 * math.prod(p.output_shape) + 5 * 4 * p.weights
-    total += _source_bytes(p)
-    total += p.working_train
-    largest = 0
-    for nid in p.chain:
-        batch_out = 4 * math.prod(p.shapes[nid]) * per // max(n, 1)
-        total += 3 * batch_out
-        largest = max(largest, batch_out)
-    return (
-        total + 4 * math.prod(p.input_shape) * per // max(n, 1) + min(2 * CHUNK_BYTES, 2 * largest)
-    )
+    outputs, largest = _batch_outputs(p, batch_size)
+    input_gradient = 4 * math.prod(p.input_shape) * per // max(n, 1)
+    total += _source_bytes(p) + p.working_train + 3 * outputs + input_gradient
+    return total + min(2 * CHUNK_BYTES, 2 * largest)
 
 
 def _source_bytes(p: Plan) -> int:

@@ -6,12 +6,11 @@ from __future__ import annotations
 import math
 
 import pytest
+import torch  # in the test extra: a missing torch fails, never skips
 from small_graphs import SMALL_SAMPLE, small_doc
 
 from conv3dt_studio.nodes import DocumentProblems
 from conv3dt_studio.nodes.summary import model_summary, summary_text
-
-torch = pytest.importorskip("torch")
 
 CONVS = [
     {},
