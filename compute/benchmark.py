@@ -273,6 +273,11 @@ def _sync(backend: Backend, torch: ModuleType | None, device: str) -> None:
         torch.cuda.synchronize()
 
 
+# Untimed calls of a side before its timed one, at least this long (libgomp's workers spin for
+# up to ~20 ms after PyTorch's calls: measured 5-20 ms on the development machine).
+SWITCH_MS = 25.0
+
+
 def _time(fn: Timed, sync: Callable[[], None]) -> float:
     sync()
     t0 = time.perf_counter()
@@ -284,22 +289,25 @@ def _time(fn: Timed, sync: Callable[[], None]) -> float:
 def _alternate(
     ours: Timed, theirs: Timed | None, rounds: int, warmup: int, sync: Callable[[], None]
 ) -> dict[str, Any]:
-    """Warm-up, then ``rounds`` rounds timing both sides; which side runs first alternates
-    from round to round (the side that ran just before may leave threads spinning, caches
-    warm or cold: neither side always pays or profits)."""
+    """Warm-up, then ``rounds`` rounds timing both sides. In each round each side first runs
+    untimed for at least :data:`SWITCH_MS`, then once timed: the untimed calls pay for the
+    switch (PyTorch's OpenMP workers keep spinning for several milliseconds after its calls and
+    take a core from whatever runs next; a side whose threads went idle wakes them), so each
+    side is timed in the state it has when called again and again, as in a loop over batches.
+    Which side goes first alternates from round to round."""
     for _ in range(warmup):
         ours()
         if theirs is not None:
             theirs()
-    a, b = [], []
+    a: list[float] = []
+    b: list[float] = []
     for i in range(rounds):
-        if theirs is not None and i % 2:
-            b.append(_time(theirs, sync))
-            a.append(_time(ours, sync))
-            continue
-        a.append(_time(ours, sync))
-        if theirs is not None:
-            b.append(_time(theirs, sync))
+        sides = [(ours, a)] if theirs is None else [(ours, a), (theirs, b)]
+        for fn, times in sides[::-1] if i % 2 else sides:
+            spent = _time(fn, sync)
+            while spent < SWITCH_MS:
+                spent += _time(fn, sync)
+            times.append(_time(fn, sync))
     res: dict[str, Any] = {"ours_ms": a, "ours_median_ms": statistics.median(a)}
     if b:
         res["torch_ms"] = b

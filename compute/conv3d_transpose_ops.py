@@ -318,13 +318,15 @@ def working_bytes(geom: Geometry, c: int, f: int, training: bool = False) -> int
     plane = grids[order[1]] * grids[order[2]]  # the two inner axes (at most the largest two)
     in0 = max(a.in_len for a in geom.axes)
     slack = _cpu().VECTOR  # the kernel gradient's planes: whole vectors past each row
-    input_planes = in0 * c * (2 * plane + slack)  # xe: (i0, C, lead + plane + slack)
+    tile = _cpu().TILE  # the forward tiles: rows rounded up to a tile, a tile of slack after
+    lanes = max(c, channel_lanes(c))  # the channels-last kernel gradient's rounded channels
+    input_planes = in0 * lanes * (2 * plane + slack) + 2 * tile  # xe: (i0, C, lead + plane)
     phases = math.prod(a.stride for a in geom.axes)
-    scratch = max(outs) * f * max(outs) * grids[order[2]]  # the forward's (n0, F, qlen)
+    scratch = max(outs) * f * (max(outs) * grids[order[2]] + tile)  # forward: (n0, F, qlen)
     per_thread = input_planes + scratch
     if training:
-        output_planes = phases * max(outs) * f * (2 * plane + slack)  # dye: (P*m0, F, ...)
-        per_thread = input_planes + output_planes + in0 * c * plane
+        output_planes = phases * max(outs) * f * (2 * plane + slack) + 2 * tile  # dye
+        per_thread = input_planes + output_planes + in0 * c * (plane + tile)
     threads = _cpu().THREADS if _path(np) != "flat" else 1
     taps = math.prod(a.size for a in geom.axes) * f * c
     # tap weights (and their transpose), tap lists, plan arrays and Python's own bookkeeping
@@ -423,10 +425,17 @@ def _path(xp: ArrayModule) -> str:
     return "flat"
 
 
-def _taps_weights(kernel: np.ndarray, plan: PhasePlan) -> np.ndarray:
-    """Kernel (kd, kh, kw, F, C) -> (T, F, C) in plan tap order."""
-    k = kernel.reshape((-1,) + tuple(kernel.shape[3:]))
-    return np.ascontiguousarray(k[plan.kidx], dtype=np.float32)
+def _tile_weights(kernel: np.ndarray, plan: PhasePlan, forward: bool) -> np.ndarray:
+    """Kernel (kd, kh, kw, F, C) -> the compiled tiles' weights (T*J, K rounded up to 8), rows
+    (plan tap, j), zero past K: j the channels and K the filters for the forward, j the filters
+    and K the channels for the input gradient."""
+    k = kernel.reshape((-1,) + tuple(kernel.shape[3:]))[plan.kidx]  # (T, F, C)
+    if forward:
+        k = k.transpose(0, 2, 1)
+    t, j, cols = k.shape
+    out = np.zeros((t, j, -(-cols // 8) * 8), np.float32)
+    out[:, :, :cols] = k
+    return out.reshape(t * j, -1)
 
 
 def _chunks(n: int) -> int:
@@ -539,7 +548,7 @@ def _compiled_forward(
     bv = np.zeros(f, np.float32) if bias is None else np.asarray(bias, np.float32).reshape(f)
     y = _out_array(n, f, geom, channels_last)
     (xf, xs), (yf, ys) = _flat(x, plan), _flat(y, plan)
-    wt = _taps_weights(kernel, plan)
+    wt = _tile_weights(kernel, plan, forward=True)
     p = plan
     _cpu().run_chunks(
         _cpu().forward,
@@ -586,7 +595,7 @@ def backward_input(xp: ArrayModule, dy: Array, kernel: Array, geom: Geometry) ->
 def _compiled_backward_input(dy: np.ndarray, kernel: np.ndarray, geom: Geometry) -> np.ndarray:
     n, c = dy.shape[0], kernel.shape[4]
     plan = phase_plan(geom, c, kernel.shape[3])
-    wt = np.ascontiguousarray(_taps_weights(kernel, plan).transpose(0, 2, 1))
+    wt = _tile_weights(kernel, plan, forward=False)
     dx = np.empty((n, c) + tuple(a.in_len for a in geom.axes), dtype=np.float32)
     (df, ds), (dxf, dxs) = _flat(dy, plan), _flat(dx, plan)
     p = plan
@@ -615,39 +624,42 @@ def backward_kernel(
     return _compiled_backward_kernel(x, dy, geom, kernel_shape)
 
 
+def channel_lanes(c: int) -> int:
+    """The channel count the compiled kernel gradient works on: ``c`` rounded up to whole
+    16-channel vectors where that wastes at most a quarter of the lanes (the channels-last
+    kernel, :func:`compute.cpu_kernels.backward_kernel_channels`), else 0 (the planar one)."""
+    lanes = -(-c // 16) * 16
+    return lanes if 4 * c >= 3 * lanes else 0
+
+
 def _compiled_backward_kernel(
     x: np.ndarray, dy: np.ndarray, geom: Geometry, kernel_shape: tuple[int, ...]
 ) -> np.ndarray:
     n, f, c = x.shape[0], kernel_shape[3], kernel_shape[4]
     plan = phase_plan(geom, c, f)
+    cp = channel_lanes(c)
     # Fixed chunks, each with its own float64 sums, added in order: deterministic for any threads.
     chunks = min(n, KERNEL_GRAD_CHUNKS)
-    acc = np.zeros((chunks, len(plan.toff), f, c), dtype=np.float64)
+    acc = np.zeros((chunks, len(plan.toff), f, cp or c), dtype=np.float64)
     (xf, xs), (df, ds) = _flat(x, plan), _flat(dy, plan)
     p = plan
-    _cpu().run_chunks(
-        _cpu().backward_kernel,
-        n,
-        chunks,
-        lambda k, a, b: (
-            xf,
-            xs,
-            df,
-            ds,
-            acc[k],
-            a,
-            b,
-            p.dims,
-            p.crop,
-            p.ph,
-            p.qlo,
-            p.qlen,
-            p.toff,
-            p.tout,
-        ),
-    )
+    common = (p.dims, p.crop, p.ph, p.qlo, p.qlen, p.toff, p.tout)
+    if cp:
+        _cpu().run_chunks(
+            _cpu().backward_kernel_channels,
+            n,
+            chunks,
+            lambda k, a, b: (xf, xs, df, ds, acc[k].reshape(-1), a, b, *common, cp),
+        )
+    else:
+        _cpu().run_chunks(
+            _cpu().backward_kernel,
+            n,
+            chunks,
+            lambda k, a, b: (xf, xs, df, ds, acc[k], a, b, *common),
+        )
     dk = np.zeros((int(np.prod(kernel_shape[:3])), f, c), dtype=np.float32)
-    dk[plan.kidx] = acc.sum(axis=0)
+    dk[plan.kidx] = acc.sum(axis=0)[:, :, :c]
     return dk.reshape(kernel_shape)
 
 
@@ -663,6 +675,8 @@ def warm_up() -> bool:
     y = _compiled_forward(x, kernel, geom)
     _compiled_backward_input(y, kernel, geom)
     _compiled_backward_kernel(x, y, geom, kernel.shape)
+    lanes = np.ones((1, 16, 2, 2, 2), dtype=np.float32)  # the channels-last kernel gradient
+    _compiled_backward_kernel(lanes, y, geom, (2, 2, 2, 1, 16))
     return True
 
 

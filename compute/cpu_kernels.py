@@ -35,6 +35,7 @@ Plan arrays (``p`` a phase, ``t`` a tap sorted by phase), axes in plan order; th
 
 from __future__ import annotations
 
+import collections
 import math
 import os
 from collections.abc import Callable
@@ -69,6 +70,7 @@ from .conv3d_transpose_ops import (
     PH_R1,
     PH_R2,
 )
+from .simd import LANES, vadd_f64, vfma, vload, vsplat, vstore, vzero
 
 
 def _import_numba() -> Any:
@@ -83,8 +85,10 @@ def _import_numba() -> Any:
 numba = _import_numba()
 AVAILABLE = numba is not None and os.environ.get("CONV3DT_NO_NUMBA", "") in ("", "0")
 
-# Flat positions computed per block: the block's accumulators plus the input rows it reads stay in L1.
+# Flat positions the kernel gradient's dot products take per block (its rows stay in L1).
 BLOCK = 512
+# Flat positions of one forward tile: two vectors, for 8 (or 4) filters at once.
+TILE = 2 * LANES
 # Floats in one vector register (AVX-512): the kernel gradient's dot products run over whole
 # vectors (no scalar tail), so its planes carry this many zero floats of slack after each row.
 VECTOR = 16
@@ -100,84 +104,161 @@ def _jit(fn: _F) -> _F:
 
 
 @_jit
+def _tile8(
+    dst: np.ndarray,
+    ld: int,
+    q0: int,
+    k: int,
+    k_n: int,
+    src: np.ndarray,
+    offs: np.ndarray,
+    wrow: np.ndarray,
+    ns: int,
+    wr: np.ndarray,
+    s_row: int,
+    j_n: int,
+) -> None:
+    """``dst[(k+i)*ld + q0 + b] = sum_u sum_j wr[wrow[u] + j, k+i] * src[offs[u] + j*s_row + q0
+    + b]`` for 8 filters ``i`` and 32 positions ``b``: sixteen vector sums held in registers while
+    every (tap, channel) row passes (two row loads and eight broadcast weights feed 16 fused
+    multiply-adds). Filters past ``k_n`` are computed (zero weights) and not stored."""
+    a0 = a1 = b0 = b1 = c0 = c1 = d0 = d1 = vzero()
+    e0 = e1 = f0 = f1 = g0 = g1 = h0 = h1 = vzero()
+    for u in range(ns):
+        o = offs[u] + q0
+        r = wrow[u]
+        for j in range(j_n):
+            x0 = vload(src, o)
+            x1 = vload(src, o + LANES)
+            w = wr[r + j]
+            v = vsplat(w[k])
+            a0, a1 = vfma(x0, v, a0), vfma(x1, v, a1)
+            v = vsplat(w[k + 1])
+            b0, b1 = vfma(x0, v, b0), vfma(x1, v, b1)
+            v = vsplat(w[k + 2])
+            c0, c1 = vfma(x0, v, c0), vfma(x1, v, c1)
+            v = vsplat(w[k + 3])
+            d0, d1 = vfma(x0, v, d0), vfma(x1, v, d1)
+            v = vsplat(w[k + 4])
+            e0, e1 = vfma(x0, v, e0), vfma(x1, v, e1)
+            v = vsplat(w[k + 5])
+            f0, f1 = vfma(x0, v, f0), vfma(x1, v, f1)
+            v = vsplat(w[k + 6])
+            g0, g1 = vfma(x0, v, g0), vfma(x1, v, g1)
+            v = vsplat(w[k + 7])
+            h0, h1 = vfma(x0, v, h0), vfma(x1, v, h1)
+            o += s_row
+    _store_pair(dst, k * ld + q0, a0, a1)
+    if k + 1 < k_n:
+        _store_pair(dst, (k + 1) * ld + q0, b0, b1)
+    if k + 2 < k_n:
+        _store_pair(dst, (k + 2) * ld + q0, c0, c1)
+    if k + 3 < k_n:
+        _store_pair(dst, (k + 3) * ld + q0, d0, d1)
+    if k + 4 < k_n:
+        _store_pair(dst, (k + 4) * ld + q0, e0, e1)
+    if k + 5 < k_n:
+        _store_pair(dst, (k + 5) * ld + q0, f0, f1)
+    if k + 6 < k_n:
+        _store_pair(dst, (k + 6) * ld + q0, g0, g1)
+    if k + 7 < k_n:
+        _store_pair(dst, (k + 7) * ld + q0, h0, h1)
+
+
+@_jit
+def _tile4(
+    dst: np.ndarray,
+    ld: int,
+    q0: int,
+    k: int,
+    k_n: int,
+    src: np.ndarray,
+    offs: np.ndarray,
+    wrow: np.ndarray,
+    ns: int,
+    wr: np.ndarray,
+    s_row: int,
+    j_n: int,
+) -> None:
+    """:func:`_tile8` for 4 filters (the last ones, or all of a layer with few)."""
+    a0 = a1 = b0 = b1 = c0 = c1 = d0 = d1 = vzero()
+    for u in range(ns):
+        o = offs[u] + q0
+        r = wrow[u]
+        for j in range(j_n):
+            x0 = vload(src, o)
+            x1 = vload(src, o + LANES)
+            w = wr[r + j]
+            v = vsplat(w[k])
+            a0, a1 = vfma(x0, v, a0), vfma(x1, v, a1)
+            v = vsplat(w[k + 1])
+            b0, b1 = vfma(x0, v, b0), vfma(x1, v, b1)
+            v = vsplat(w[k + 2])
+            c0, c1 = vfma(x0, v, c0), vfma(x1, v, c1)
+            v = vsplat(w[k + 3])
+            d0, d1 = vfma(x0, v, d0), vfma(x1, v, d1)
+            o += s_row
+    _store_pair(dst, k * ld + q0, a0, a1)
+    if k + 1 < k_n:
+        _store_pair(dst, (k + 1) * ld + q0, b0, b1)
+    if k + 2 < k_n:
+        _store_pair(dst, (k + 2) * ld + q0, c0, c1)
+    if k + 3 < k_n:
+        _store_pair(dst, (k + 3) * ld + q0, d0, d1)
+
+
+@_jit
+def _store_pair(dst: np.ndarray, i: int, v0: Any, v1: Any) -> None:
+    vstore(dst, i, v0)
+    vstore(dst, i + LANES, v1)
+
+
+@_jit
 def _gather(
     dst: np.ndarray,
+    k_n: int,
+    ld: int,
     qlen: int,
     src: np.ndarray,
     tsel: np.ndarray,
     tsrc: np.ndarray,
     nsel: int,
     toff: np.ndarray,
-    wt: np.ndarray,
+    wr: np.ndarray,
     base: int,
+    lo: int,
+    hi: int,
+    offs: np.ndarray,
+    wrow: np.ndarray,
 ) -> None:
-    """``dst[k, q] = sum_u sum_j wt[t,k,j] * src[tsrc[u], j, base+q+toff[t]]``, ``t = tsel[u]``,
-    over the ``nsel`` selected taps and ``q`` in ``[0, qlen)``.
+    """``dst[k*ld + q] = sum_u sum_j wr[t*J + j, k] * src[tsrc[u], j, base + q + toff[t]]``,
+    ``t = tsel[u]``, over the ``nsel`` selected taps, for ``k < k_n`` and ``q`` in ``[0, qlen)``
+    rounded up to whole tiles (``dst`` flat, rows of ``ld >= qlen`` rounded up to :data:`TILE`;
+    ``src`` (planes, J, row) has a tile of slack after its last element in memory; ``wr`` is
+    (T*J, k_n rounded up to 8), zero past ``k_n``; ``offs`` and ``wrow`` scratch of ``nsel``).
 
-    The (tap, channel) rows are taken four at a time and the filters three at a time, so each pass
-    does twelve multiply-adds for four row loads and three accumulator loads and stores (one at a
-    time pays a load and a store for each)."""
-    k_n = dst.shape[0]
+    Tile by tile of :data:`TILE` positions, only the taps whose source stretch meets the rows'
+    nonzero range ``[lo, hi)`` are summed (the others would add zeros read from the padding)."""
     j_n = src.shape[1]
-    r_n = nsel * j_n
-    acc = np.empty((k_n, BLOCK), np.float32)
-    for q0 in range(0, qlen, BLOCK):
-        nb = min(BLOCK, qlen - q0)
-        acc[:, :nb] = 0.0
-        r = 0
-        while r < r_n:
-            # Slices are views: no negative-index checks in the loops, which then vectorize.
-            u0, j0 = divmod(r, j_n)
-            t0 = tsel[u0]
-            s0 = base + q0 + toff[t0]
-            x0 = src[tsrc[u0], j0, s0 : s0 + nb]
-            if r + 4 <= r_n:
-                u1, j1 = divmod(r + 1, j_n)
-                u2, j2 = divmod(r + 2, j_n)
-                u3, j3 = divmod(r + 3, j_n)
-                t1, t2, t3 = tsel[u1], tsel[u2], tsel[u3]
-                s1, s2, s3 = base + q0 + toff[t1], base + q0 + toff[t2], base + q0 + toff[t3]
-                x1 = src[tsrc[u1], j1, s1 : s1 + nb]
-                x2 = src[tsrc[u2], j2, s2 : s2 + nb]
-                x3 = src[tsrc[u3], j3, s3 : s3 + nb]
-                k = 0
-                while k + 3 <= k_n:  # three filters per pass: each row load feeds 3 FMAs
-                    w0, w1, w2, w3 = wt[t0, k, j0], wt[t1, k, j1], wt[t2, k, j2], wt[t3, k, j3]
-                    v0, v1 = wt[t0, k + 1, j0], wt[t1, k + 1, j1]
-                    v2, v3 = wt[t2, k + 1, j2], wt[t3, k + 1, j3]
-                    z0, z1 = wt[t0, k + 2, j0], wt[t1, k + 2, j1]
-                    z2, z3 = wt[t2, k + 2, j2], wt[t3, k + 2, j3]
-                    ar, br, cr = acc[k], acc[k + 1], acc[k + 2]
-                    for b in range(nb):
-                        e0, e1, e2, e3 = x0[b], x1[b], x2[b], x3[b]
-                        ar[b] += w0 * e0 + w1 * e1 + w2 * e2 + w3 * e3
-                        br[b] += v0 * e0 + v1 * e1 + v2 * e2 + v3 * e3
-                        cr[b] += z0 * e0 + z1 * e1 + z2 * e2 + z3 * e3
-                    k += 3
-                if k + 2 <= k_n:
-                    w0, w1, w2, w3 = wt[t0, k, j0], wt[t1, k, j1], wt[t2, k, j2], wt[t3, k, j3]
-                    v0, v1 = wt[t0, k + 1, j0], wt[t1, k + 1, j1]
-                    v2, v3 = wt[t2, k + 1, j2], wt[t3, k + 1, j3]
-                    ar, br = acc[k], acc[k + 1]
-                    for b in range(nb):
-                        e0, e1, e2, e3 = x0[b], x1[b], x2[b], x3[b]
-                        ar[b] += w0 * e0 + w1 * e1 + w2 * e2 + w3 * e3
-                        br[b] += v0 * e0 + v1 * e1 + v2 * e2 + v3 * e3
-                    k += 2
-                if k < k_n:
-                    w0, w1, w2, w3 = wt[t0, k, j0], wt[t1, k, j1], wt[t2, k, j2], wt[t3, k, j3]
-                    ar = acc[k]
-                    for b in range(nb):
-                        ar[b] += w0 * x0[b] + w1 * x1[b] + w2 * x2[b] + w3 * x3[b]
-                r += 4
+    s_plane = src.shape[1] * src.shape[2]
+    s_row = src.shape[2]
+    flat_src = src.reshape(-1)
+    for q0 in range(0, qlen, TILE):
+        ns = 0
+        for u in range(nsel):
+            s = base + toff[tsel[u]] + q0
+            if s + TILE > lo and s < hi:
+                offs[ns] = tsrc[u] * s_plane + base + toff[tsel[u]]
+                wrow[ns] = tsel[u] * j_n
+                ns += 1
+        k = 0
+        while k < k_n:
+            if k_n - k > 4:
+                _tile8(dst, ld, q0, k, k_n, flat_src, offs, wrow, ns, wr, s_row, j_n)
+                k += 8
             else:
-                for k in range(k_n):
-                    w0 = wt[t0, k, j0]
-                    ar = acc[k]
-                    for b in range(nb):
-                        ar[b] += w0 * x0[b]
-                r += 1
-        dst[:, q0 : q0 + nb] = acc[:, :nb]
+                _tile4(dst, ld, q0, k, k_n, flat_src, offs, wrow, ns, wr, s_row, j_n)
+                k += 4
 
 
 # Data movement between the arrays (any axis order, through element strides) and the planes, row
@@ -338,10 +419,24 @@ def _select_taps(
 
 
 @_jit
+def padded(n: int) -> int:
+    """``n`` rounded up to whole forward tiles."""
+    return -(-n // TILE) * TILE
+
+
+@_jit
+def _planes(shape0: int, shape1: int, shape2: int) -> np.ndarray:
+    """Zeroed float32 planes ``(shape0, shape1, shape2)`` with a tile of slack in memory after
+    the last element (tiles read up to a tile past a row's end)."""
+    size = shape0 * shape1 * shape2
+    return np.zeros(size + 2 * TILE, np.float32)[:size].reshape((shape0, shape1, shape2))
+
+
+@_jit
 def forward(
     xf: np.ndarray,
     xs: np.ndarray,
-    wt: np.ndarray,
+    wr: np.ndarray,
     yf: np.ndarray,
     ys: np.ndarray,
     n_from: int,
@@ -357,28 +452,35 @@ def forward(
     relu: bool,
 ) -> None:
     """Samples ``[n_from, n_to)`` of ``y`` (N, F, *out) = transposed convolution of ``x``
-    (N, C, *in), ``+ bias`` (F,), then ``max(., 0)`` when ``relu``; ``wt`` (T, F, C) the plan's
-    tap weights."""
+    (N, C, *in), ``+ bias`` (F,), then ``max(., 0)`` when ``relu``; ``wr`` (T*C, F rounded up to
+    8) the plan's tap weights, filters last."""
     c_n, f_n, i0 = dims[D_C], dims[D_F], dims[D_IN0]
-    plane, lead = dims[D_PLANE], dims[D_LEAD]
+    plane, lead, xq = dims[D_PLANE], dims[D_LEAD], dims[D_XQ]
     ntoff = -toff
-    xe = np.zeros((i0, c_n, lead + plane), np.float32)
+    xe = _planes(i0, c_n, lead + plane)
     tsel = np.empty(toff.shape[0], np.int64)
     tsrc = np.empty(toff.shape[0], np.int64)
+    offs = np.empty(toff.shape[0], np.int64)
+    wrow = np.empty(toff.shape[0], np.int64)
     # One scratch for every phase and sample: a fresh large allocation per sample costs page
     # faults, which serialize the threads.
     most = 0
     for p in range(ph.shape[0]):
-        most = max(most, ph[p, PH_N0] * f_n * qlen[p])
+        most = max(most, ph[p, PH_N0] * f_n * padded(qlen[p]))
     scratch = np.empty(most, np.float32)
     for n in range(n_from, n_to):
         _embed_input(xf, xs, n, xe, dims)
         for p in range(ph.shape[0]):
-            n0 = ph[p, PH_N0]
-            buf = scratch[: n0 * f_n * qlen[p]].reshape((n0, f_n, qlen[p]))
+            n0, ld = ph[p, PH_N0], padded(qlen[p])
+            buf = scratch[: n0 * f_n * ld].reshape((n0, f_n, ld))
             for a in range(n0):
                 nsel = _select_taps(ph, p, ph[p, PH_MLO0] + a, tout, i0, tsel, tsrc)
-                _gather(buf[a], qlen[p], xe, tsel, tsrc, nsel, ntoff, wt, lead + qlo[p])
+                dst = buf[a].reshape(-1)
+                base = lead + qlo[p]
+                _gather(
+                    dst, f_n, ld, qlen[p], xe, tsel, tsrc, nsel, ntoff, wr, base, lead, lead + xq,
+                    offs, wrow,
+                )  # fmt: skip
             _scatter_phase(buf, yf, ys, n, p, dims, crop, ph, qlo, bias, relu)
 
 
@@ -386,7 +488,7 @@ def forward(
 def backward_input(
     df: np.ndarray,
     ds: np.ndarray,
-    wt: np.ndarray,
+    wr: np.ndarray,
     dxf: np.ndarray,
     dxs: np.ndarray,
     n_from: int,
@@ -399,13 +501,16 @@ def backward_input(
     tph: np.ndarray,
 ) -> None:
     """Samples ``[n_from, n_to)`` of ``dx`` (N, C, *in) = input gradient from ``dy``
-    (N, F, *out); ``wt`` (T, C, F) the plan's tap weights, transposed."""
+    (N, F, *out); ``wr`` (T*F, C rounded up to 8) the plan's tap weights, channels last."""
     c_n, f_n, i0, i1, i2 = dims[D_C], dims[D_F], dims[D_IN0], dims[D_IN1], dims[D_IN2]
     g2, plane, lead, xq, m0 = dims[D_G2], dims[D_PLANE], dims[D_LEAD], dims[D_XQ], dims[D_M0]
-    dye = np.zeros((ph.shape[0] * m0, f_n, plane + lead), np.float32)
-    buf = np.empty((i0, c_n, xq), np.float32)
+    dye = _planes(ph.shape[0] * m0, f_n, plane + lead)
+    ld = padded(xq)
+    buf = np.empty((i0, c_n, ld), np.float32)
     tsel = np.empty(toff.shape[0], np.int64)
     tsrc = np.empty(toff.shape[0], np.int64)
+    offs = np.empty(toff.shape[0], np.int64)
+    wrow = np.empty(toff.shape[0], np.int64)
     for n in range(n_from, n_to):
         _embed_output(df, ds, n, dye, dims, crop, ph)
         for i in range(i0):
@@ -417,13 +522,14 @@ def backward_input(
                     tsel[nsel] = t
                     tsrc[nsel] = p * m0 + a
                     nsel += 1
-            _gather(buf[i], xq, dye, tsel, tsrc, nsel, toff, wt, 0)
+            dst = buf[i].reshape(-1)
+            _gather(dst, c_n, ld, xq, dye, tsel, tsrc, nsel, toff, wr, 0, 0, plane, offs, wrow)
         for c in range(c_n):
             for b in range(i1):
                 base = b * g2
-                dst = n * dxs[0] + c * dxs[1] + b * dxs[3]
+                dst0 = n * dxs[0] + c * dxs[1] + b * dxs[3]
                 for i in range(i0):  # (dx is written once: the order matters little)
-                    d = dst + i * dxs[2]
+                    d = dst0 + i * dxs[2]
                     _copy(buf[i, c, base : base + i2], dxf[d : d + i2 * dxs[4] : dxs[4]])
 
 
@@ -520,6 +626,145 @@ def backward_kernel(
                 )
 
 
+@_jit
+def _embed_input_channels_last(
+    xf: np.ndarray, xs: np.ndarray, n: int, xe: np.ndarray, dims: np.ndarray
+) -> None:
+    """Sample ``n`` of ``x`` (flat ``xf``, element strides ``xs`` of (N, C, *in)) onto the zeroed
+    channels-last planes ``xe`` (in0, lead + plane, CP): position ``lead + b*g2 + w``."""
+    c_n, i0, i1, i2 = dims[D_C], dims[D_IN0], dims[D_IN1], dims[D_IN2]
+    g2, lead = dims[D_G2], dims[D_LEAD]
+    for a in range(i0):
+        for c in range(c_n):
+            for b in range(i1):
+                src = n * xs[0] + c * xs[1] + a * xs[2] + b * xs[3]
+                dst = lead + b * g2
+                for w in range(i2):
+                    xe[a, dst + w, c] = xf[src + w * xs[4]]
+
+
+@_jit
+def _tap_filter_tile(
+    acc: np.ndarray,
+    g: np.ndarray,
+    gl: int,
+    f: int,
+    f_n: int,
+    xe: np.ndarray,
+    offs: np.ndarray,
+    taps: np.ndarray,
+    q_from: int,
+    q_to: int,
+    cb: int,
+    cp: int,
+) -> None:
+    """``acc[taps[i], f + k, cb : cb + 16] += sum_q g[(f+k)*gl + q] * xe[offs[i] + q*cp + cb :
+    ... + 16]`` for 4 taps ``i`` (``taps[i] < 0``: padding, not added) and 4 filters ``k``
+    (past ``f_n``: not added), ``q`` in ``[q_from, q_to)``; ``acc`` flat (T, F, CP) float64.
+
+    Sixteen vectors of 16 channels' sums stay in registers over the whole range (four input
+    vectors and four broadcast gradients feed 16 fused multiply-adds per position); no
+    horizontal sums, one float64 addition per vector at the end."""
+    a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = vzero()
+    c0 = c1 = c2 = c3 = d0 = d1 = d2 = d3 = vzero()
+    r0 = f * gl
+    r1 = min(f + 1, f_n - 1) * gl
+    r2 = min(f + 2, f_n - 1) * gl
+    r3 = min(f + 3, f_n - 1) * gl
+    o0, o1, o2, o3 = offs[0] + cb, offs[1] + cb, offs[2] + cb, offs[3] + cb
+    for q in range(q_from, q_to):
+        p = q * cp
+        x0, x1 = vload(xe, o0 + p), vload(xe, o1 + p)
+        x2, x3 = vload(xe, o2 + p), vload(xe, o3 + p)
+        v = vsplat(g[r0 + q])
+        a0, a1, a2, a3 = vfma(x0, v, a0), vfma(x1, v, a1), vfma(x2, v, a2), vfma(x3, v, a3)
+        v = vsplat(g[r1 + q])
+        b0, b1, b2, b3 = vfma(x0, v, b0), vfma(x1, v, b1), vfma(x2, v, b2), vfma(x3, v, b3)
+        v = vsplat(g[r2 + q])
+        c0, c1, c2, c3 = vfma(x0, v, c0), vfma(x1, v, c1), vfma(x2, v, c2), vfma(x3, v, c3)
+        v = vsplat(g[r3 + q])
+        d0, d1, d2, d3 = vfma(x0, v, d0), vfma(x1, v, d1), vfma(x2, v, d2), vfma(x3, v, d3)
+    _add_filters(acc, taps[0], f, f_n, cb, cp, a0, b0, c0, d0)
+    _add_filters(acc, taps[1], f, f_n, cb, cp, a1, b1, c1, d1)
+    _add_filters(acc, taps[2], f, f_n, cb, cp, a2, b2, c2, d2)
+    _add_filters(acc, taps[3], f, f_n, cb, cp, a3, b3, c3, d3)
+
+
+@_jit
+def _add_filters(
+    acc: np.ndarray, t: int, f: int, f_n: int, cb: int, cp: int, v0: Any, v1: Any, v2: Any, v3: Any
+) -> None:
+    """``acc[t, f + k, cb : cb + 16] += v_k`` for the filters ``f + k < f_n`` (tap ``t >= 0``)."""
+    if t < 0:
+        return
+    i = (t * f_n + f) * cp + cb
+    vadd_f64(acc, i, v0)
+    if f + 1 < f_n:
+        vadd_f64(acc, i + cp, v1)
+    if f + 2 < f_n:
+        vadd_f64(acc, i + 2 * cp, v2)
+    if f + 3 < f_n:
+        vadd_f64(acc, i + 3 * cp, v3)
+
+
+@_jit
+def backward_kernel_channels(
+    xf: np.ndarray,
+    xs: np.ndarray,
+    df: np.ndarray,
+    ds: np.ndarray,
+    acc: np.ndarray,
+    n_from: int,
+    n_to: int,
+    dims: np.ndarray,
+    crop: np.ndarray,
+    ph: np.ndarray,
+    qlo: np.ndarray,
+    qlen: np.ndarray,
+    toff: np.ndarray,
+    tout: np.ndarray,
+    cp: int,
+) -> None:
+    """:func:`backward_kernel` vectorized over channels: ``acc`` flat (T, F, CP) float64 (CP:
+    the channels rounded up to 16) += kernel gradient of samples ``[n_from, n_to)``. The input
+    is laid out channels-last (16 channels per vector), so each (4 taps x 4 filters) tile keeps
+    its sums in registers over a whole plane (for layers with at least ~12 channels)."""
+    f_n, i0 = dims[D_F], dims[D_IN0]
+    plane, lead, m0, xq = dims[D_PLANE], dims[D_LEAD], dims[D_M0], dims[D_XQ]
+    xe3 = np.zeros((i0, lead + plane, cp), np.float32)
+    xe = xe3.reshape(-1)
+    gl = plane + lead
+    dye = np.zeros((ph.shape[0] * m0, f_n, gl), np.float32)
+    tsel = np.empty(toff.shape[0], np.int64)
+    tsrc = np.empty(toff.shape[0], np.int64)
+    offs = np.empty(4, np.int64)
+    taps = np.empty(4, np.int64)
+    s_plane = (lead + plane) * cp
+    for n in range(n_from, n_to):
+        _embed_input_channels_last(xf, xs, n, xe3, dims)
+        _embed_output(df, ds, n, dye, dims, crop, ph)
+        for p in range(ph.shape[0]):
+            for a in range(ph[p, PH_N0]):
+                nsel = _select_taps(ph, p, ph[p, PH_MLO0] + a, tout, i0, tsel, tsrc)
+                g = dye[p * m0 + a].reshape(-1)
+                for u0 in range(0, nsel, 4):
+                    # Position q reads input position lead + q - toff[t]: nonzero for q in
+                    # [toff[t], toff[t] + xq); the four taps' union, within the phase's range.
+                    q_from, q_to = qlo[p] + qlen[p], qlo[p]
+                    for i in range(4):
+                        u = min(u0 + i, nsel - 1)
+                        t = tsel[u]
+                        taps[i] = t if u0 + i < nsel else -1
+                        offs[i] = tsrc[u] * s_plane + (lead - toff[t]) * cp
+                        q_from, q_to = min(q_from, toff[t]), max(q_to, toff[t] + xq)
+                    q_from, q_to = max(q_from, qlo[p]), min(q_to, qlo[p] + qlen[p])
+                    for f in range(0, f_n, 4):
+                        for cb in range(0, cp, LANES):
+                            _tap_filter_tile(
+                                acc, g, gl, f, f_n, xe, offs, taps, q_from, q_to, cb, cp
+                            )
+
+
 # ----------------------------------------------------------------------------- Python side
 
 
@@ -581,7 +826,10 @@ def run_chunks(
     make_args: Callable[[int, int, int], tuple[Any, ...]],
 ) -> None:
     """Run ``fn(*make_args(k, n_from, n_to))`` over ``chunks`` contiguous sample ranges, on
-    :data:`THREADS` threads (the kernels release the GIL)."""
+    :data:`THREADS` threads (the kernels release the GIL): the calling thread and ``THREADS - 1``
+    helpers take the ranges from one queue. The caller works instead of waiting: one helper
+    to wake per helper thread, not one per range (a wake-up costs 30-150 us in a VM, idle
+    longer the more)."""
     global _pool
     bounds = [(n * k) // chunks for k in range(chunks + 1)]
     jobs = [(k, bounds[k], bounds[k + 1]) for k in range(chunks) if bounds[k] < bounds[k + 1]]
@@ -590,9 +838,25 @@ def run_chunks(
             fn(*make_args(*job))
         return
     if _pool is None:
-        _pool = ThreadPoolExecutor(THREADS, thread_name_prefix="conv3dt")
-    for fut in [_pool.submit(fn, *make_args(*job)) for job in jobs]:
-        fut.result()
+        _pool = ThreadPoolExecutor(THREADS - 1, thread_name_prefix="conv3dt")
+    pending = collections.deque(jobs)
+
+    def drain() -> None:
+        while True:
+            try:
+                job = pending.popleft()  # atomic: each range is taken once
+            except IndexError:
+                return
+            fn(*make_args(*job))
+
+    helpers = [_pool.submit(drain) for _ in range(min(THREADS, len(jobs)) - 1)]
+    try:
+        drain()
+    finally:
+        for helper in helpers:  # every range is done (or failed) before the caller goes on
+            helper.exception()
+    for helper in helpers:
+        helper.result()
 
 
 def threads() -> int:

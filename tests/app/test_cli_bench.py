@@ -108,15 +108,28 @@ def test_vector_isa_names_the_widest_instructions(flags, isa):
     assert benchmark.vector_isa(flags) == isa
 
 
-def test_each_round_alternates_which_side_runs_first():
+def test_each_round_alternates_which_side_runs_first(monkeypatch):
+    """Each side runs untimed (at least once, at least SWITCH_MS), then once timed; which side
+    goes first alternates."""
+    monkeypatch.setattr(benchmark, "SWITCH_MS", 0.0)
     order: list[str] = []
     res = benchmark._alternate(
         lambda: order.append("ours"), lambda: order.append("torch"), 4, 1, lambda: None
     )
     assert order[:2] == ["ours", "torch"]  # warm-up
-    rounds = [tuple(order[i : i + 2]) for i in range(2, len(order), 2)]
-    assert rounds == [("ours", "torch"), ("torch", "ours")] * 2
+    rounds = [tuple(order[i : i + 4]) for i in range(2, len(order), 4)]
+    burst = {"ours": ("ours", "ours"), "torch": ("torch", "torch")}
+    assert rounds == [burst["ours"] + burst["torch"], burst["torch"] + burst["ours"]] * 2
     assert len(res["ours_ms"]) == len(res["torch_ms"]) == 4
+
+
+def test_untimed_calls_last_at_least_the_switch_time(monkeypatch):
+    monkeypatch.setattr(benchmark, "SWITCH_MS", 5.0)
+    monkeypatch.setattr(benchmark, "_time", lambda fn, sync: (fn(), 2.0)[1])  # 2 ms per call
+    calls: list[str] = []
+    res = benchmark._alternate(lambda: calls.append("ours"), None, 1, 0, lambda: None)
+    assert len(calls) == 4  # three untimed calls reach 5 ms, then the timed one
+    assert res["ours_ms"] == [2.0]
 
 
 @pytest.mark.parametrize(

@@ -281,3 +281,29 @@ def test_compiled_backward_kernel_any_filter_and_row_count(rng, c, f):
         ops._compiled_backward_kernel(x, dy, geom, kernel.shape),
         ops._flat_backward_kernel(np, x, dy, geom, kernel.shape),
     )
+
+
+# The compiled tiles: 8 or 4 filters per forward tile (and channels per input-gradient tile),
+# partial last groups; the kernel gradient vectorized over 16 channels from 12 channels up.
+TILE_COUNTS = [(16, 8), (16, 16), (13, 9), (32, 3), (5, 12), (24, 5)]
+
+
+@pytest.mark.parametrize("c, f", TILE_COUNTS, ids=str)
+@pytest.mark.parametrize("case", [GEOMETRIES[i] for i in (0, 2, 4, 8, 10, 15)], ids=str)
+def test_compiled_tiles_any_channel_and_filter_count(rng, case, c, f):
+    geom, x, kernel, dy = _case(rng, case, n=2, c=c, f=f)
+    _close(ops._compiled_forward(x, kernel, geom), ops._flat_forward(np, x, kernel, geom))
+    _close(
+        ops._compiled_backward_input(dy, kernel, geom),
+        ops._flat_backward_input(np, dy, kernel, geom),
+    )
+    _close(
+        ops._compiled_backward_kernel(x, dy, geom, kernel.shape),
+        ops._flat_backward_kernel(np, x, dy, geom, kernel.shape),
+    )
+
+
+def test_channel_lanes_take_the_vector_kernel_from_12_channels():
+    assert [ops.channel_lanes(c) for c in (3, 8, 11, 12, 16, 17, 24, 25, 64)] == [
+        0, 0, 0, 16, 16, 0, 32, 32, 64,
+    ]  # fmt: skip

@@ -1,0 +1,161 @@
+"""Sixteen-float vectors for the compiled CPU kernels: Numba intrinsics that emit LLVM vector IR.
+
+Numba's loop vectorizer keeps a loop's running sums in registers only when they are scalars; the
+transposed convolution's forward needs a tile of sums (8 filters x 32 positions) that stays in
+registers while every (tap, channel) row passes through it, and the kernel gradient a tile of
+(4 taps x 4 filters) channel vectors. These intrinsics let :mod:`compute.cpu_kernels` write such
+tiles as plain local variables of type :data:`f32x16` (LLVM ``<16 x float>``): ``vload`` /
+``vstore`` (unaligned, no bounds check: the caller guarantees the 16 floats lie in the array's
+memory), ``vsplat`` (one float in every lane), ``vzero``, ``vfma`` (``a * b + c``, fused) and
+``vadd_f64`` (widen to float64 and add into memory). LLVM lowers ``<16 x float>`` to one AVX-512
+register, two AVX registers or four SSE registers, whatever the CPU has.
+
+Without Numba each function is a NumPy equivalent on 16-element arrays (the kernels then run
+interpreted, slowly, with the same results).
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+
+LANES = 16
+
+if TYPE_CHECKING:  # what the kernels see; the definitions below are Numba intrinsics
+
+    def vload(arr: np.ndarray, idx: int) -> Any: ...
+    def vstore(arr: np.ndarray, idx: int, v: Any) -> None: ...
+    def vadd_f64(arr: np.ndarray, idx: int, v: Any) -> None: ...
+    def vsplat(x: float) -> Any: ...
+    def vzero() -> Any: ...
+    def vfma(a: Any, b: Any, c: Any) -> Any: ...
+
+else:
+    try:
+        from llvmlite import ir
+        from numba import types
+        from numba.core import cgutils
+        from numba.extending import intrinsic, models, register_model
+    except Exception:  # pragma: no cover - Numba absent, or failing to import with this NumPy
+        ir = None
+
+if not TYPE_CHECKING and ir is not None:
+    _VEC = ir.VectorType(ir.FloatType(), LANES)
+    _DVEC = ir.VectorType(ir.DoubleType(), LANES)
+
+    class F32x16(types.Type):
+        """Numba type of a ``<16 x float>`` value."""
+
+        def __init__(self) -> None:
+            super().__init__(name="f32x16")
+
+    f32x16 = F32x16()
+
+    @register_model(F32x16)
+    class _F32x16Model(models.PrimitiveModel):
+        def __init__(self, dmm: Any, fe_type: Any) -> None:
+            super().__init__(dmm, fe_type, _VEC)
+
+    def _address(context: Any, builder: Any, aryty: Any, ary: Any, idx: Any, vec: Any) -> Any:
+        """Pointer to element ``idx`` of the array's data, as a pointer to ``vec``."""
+        data = context.make_array(aryty)(context, builder, ary).data
+        return builder.bitcast(builder.gep(data, [idx]), vec.as_pointer())
+
+    @intrinsic
+    def vload(typingctx: Any, arr: Any, idx: Any) -> Any:
+        """``arr[idx : idx + 16]`` of a float32 array as a vector."""
+        sig = f32x16(arr, types.intp)
+
+        def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+            idx = context.cast(builder, args[1], sig.args[1], types.intp)
+            return builder.load(
+                _address(context, builder, sig.args[0], args[0], idx, _VEC), align=4
+            )
+
+        return sig, codegen
+
+    @intrinsic
+    def vstore(typingctx: Any, arr: Any, idx: Any, v: Any) -> Any:
+        """``arr[idx : idx + 16] = v`` for a float32 array."""
+        sig = types.void(arr, types.intp, f32x16)
+
+        def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+            ptr = _address(context, builder, sig.args[0], args[0], args[1], _VEC)
+            builder.store(args[2], ptr, align=4)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    @intrinsic
+    def vadd_f64(typingctx: Any, arr: Any, idx: Any, v: Any) -> Any:
+        """``arr[idx : idx + 16] += v`` for a float64 array (``v`` widened exactly)."""
+        sig = types.void(arr, types.intp, f32x16)
+
+        def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+            ptr = _address(context, builder, sig.args[0], args[0], args[1], _DVEC)
+            total = builder.fadd(builder.load(ptr, align=8), builder.fpext(args[2], _DVEC))
+            builder.store(total, ptr, align=8)
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    @intrinsic
+    def vsplat(typingctx: Any, x: Any) -> Any:
+        """A vector with ``x`` (float32) in every lane."""
+        sig = f32x16(types.float32)
+
+        def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+            lane0 = ir.Constant(ir.IntType(32), 0)
+            one = builder.insert_element(ir.Constant(_VEC, ir.Undefined), args[0], lane0)
+            mask = ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES)
+            return builder.shuffle_vector(one, ir.Constant(_VEC, ir.Undefined), mask)
+
+        return sig, codegen
+
+    @intrinsic
+    def vzero(typingctx: Any) -> Any:
+        """A vector of zeros."""
+        sig = f32x16()
+
+        def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+            return ir.Constant(_VEC, [0.0] * LANES)
+
+        return sig, codegen
+
+    @intrinsic
+    def vfma(typingctx: Any, a: Any, b: Any, c: Any) -> Any:
+        """``a * b + c`` lane by lane, rounded once (LLVM's ``fma``)."""
+        sig = f32x16(f32x16, f32x16, f32x16)
+
+        def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+            fnty = ir.FunctionType(_VEC, [_VEC] * 3)
+            fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.fma.v16f32")
+            return builder.call(fn, args)
+
+        return sig, codegen
+
+elif not TYPE_CHECKING:  # pragma: no cover - exercised only where Numba does not import
+
+    def vload(arr: np.ndarray, idx: int) -> np.ndarray:
+        out = np.zeros(LANES, np.float32)
+        part = arr[idx : idx + LANES]
+        out[: part.shape[0]] = part
+        return out
+
+    def vstore(arr: np.ndarray, idx: int, v: np.ndarray) -> None:
+        part = arr[idx : idx + LANES]
+        part[:] = v[: part.shape[0]]
+
+    def vadd_f64(arr: np.ndarray, idx: int, v: np.ndarray) -> None:
+        part = arr[idx : idx + LANES]
+        part += v[: part.shape[0]].astype(np.float64)
+
+    def vsplat(x: float) -> np.ndarray:
+        return np.full(LANES, x, np.float32)
+
+    def vzero() -> np.ndarray:
+        return np.zeros(LANES, np.float32)
+
+    def vfma(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
+        return (a.astype(np.float64) * b + c).astype(np.float32)
