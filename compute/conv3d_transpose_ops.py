@@ -451,7 +451,7 @@ def _flat(a: np.ndarray, plan: PhasePlan) -> tuple[np.ndarray, np.ndarray]:
 # Cost model of the two CPU paths, in seconds per unit, measured on the development machine (one
 # core): the compiled loops' useful multiply-adds; BLAS sgemm's multiply-adds for wide products
 # (its rate falls with fewer product columns); an im2col element; a scattered output element.
-_LOOPS_FLOP = 1 / 50e9
+_LOOPS_FLOP = 1 / 70e9
 _GEMM_FLOP = 1 / 95e9
 _GEMM_WIDE = 64
 _COLS_ELEMENT = 0.5e-9

@@ -17,6 +17,7 @@ from .backend import Array, Backend, get_backend
 from .errors import ParameterError, ShapeError, StateError
 from .layers import Input, Layer, Shape, call_backward, fmt_shape
 from .losses import loss_value_and_grad
+from .memory import retain_freed_memory
 
 STOP_SECONDS = 0.2  # a stoppable prediction checks Stop about this often
 
@@ -53,6 +54,7 @@ class Graph:
         self, layers: Sequence[Layer] = (), backend: str | Backend = "auto", seed: int | None = 0
     ) -> None:
         self.backend: Backend = get_backend(backend)
+        retain_freed_memory()  # the steps' output-sized temporaries reuse memory, no page faults
         if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
             raise ParameterError(
                 f"Invalid value for `seed`: expected a non-negative integer or "
