@@ -691,6 +691,54 @@ def _tap_filter_tile(
 
 
 @_jit
+def _two_taps_tile(
+    acc: np.ndarray,
+    g: np.ndarray,
+    gl: int,
+    f: int,
+    f_n: int,
+    xe: np.ndarray,
+    offs: np.ndarray,
+    taps: np.ndarray,
+    q_from: int,
+    q_to: int,
+    cb: int,
+    cp: int,
+) -> None:
+    """:func:`_tap_filter_tile` for 2 taps (``taps[0:2]``) by 8 filters ``f .. f+7``."""
+    a0 = a1 = b0 = b1 = c0 = c1 = d0 = d1 = vzero()
+    e0 = e1 = h0 = h1 = k0 = k1 = m0 = m1 = vzero()
+    r0, r1 = f * gl, min(f + 1, f_n - 1) * gl
+    r2, r3 = min(f + 2, f_n - 1) * gl, min(f + 3, f_n - 1) * gl
+    r4, r5 = min(f + 4, f_n - 1) * gl, min(f + 5, f_n - 1) * gl
+    r6, r7 = min(f + 6, f_n - 1) * gl, min(f + 7, f_n - 1) * gl
+    o0, o1 = offs[0] + cb, offs[1] + cb
+    for q in range(q_from, q_to):
+        x0, x1 = vload(xe, o0 + q * cp), vload(xe, o1 + q * cp)
+        v = vsplat(g[r0 + q])
+        a0, a1 = vfma(x0, v, a0), vfma(x1, v, a1)
+        v = vsplat(g[r1 + q])
+        b0, b1 = vfma(x0, v, b0), vfma(x1, v, b1)
+        v = vsplat(g[r2 + q])
+        c0, c1 = vfma(x0, v, c0), vfma(x1, v, c1)
+        v = vsplat(g[r3 + q])
+        d0, d1 = vfma(x0, v, d0), vfma(x1, v, d1)
+        v = vsplat(g[r4 + q])
+        e0, e1 = vfma(x0, v, e0), vfma(x1, v, e1)
+        v = vsplat(g[r5 + q])
+        h0, h1 = vfma(x0, v, h0), vfma(x1, v, h1)
+        v = vsplat(g[r6 + q])
+        k0, k1 = vfma(x0, v, k0), vfma(x1, v, k1)
+        v = vsplat(g[r7 + q])
+        m0, m1 = vfma(x0, v, m0), vfma(x1, v, m1)
+    _add_filters(acc, taps[0], f, f_n, cb, cp, a0, b0, c0, d0)
+    _add_filters(acc, taps[1], f, f_n, cb, cp, a1, b1, c1, d1)
+    if f + 4 < f_n:
+        _add_filters(acc, taps[0], f + 4, f_n, cb, cp, e0, h0, k0, m0)
+        _add_filters(acc, taps[1], f + 4, f_n, cb, cp, e1, h1, k1, m1)
+
+
+@_jit
 def _add_filters(
     acc: np.ndarray, t: int, f: int, f_n: int, cb: int, cp: int, v0: Any, v1: Any, v2: Any, v3: Any
 ) -> None:
@@ -747,22 +795,34 @@ def backward_kernel_channels(
             for a in range(ph[p, PH_N0]):
                 nsel = _select_taps(ph, p, ph[p, PH_MLO0] + a, tout, i0, tsel, tsrc)
                 g = dye[p * m0 + a].reshape(-1)
-                for u0 in range(0, nsel, 4):
+                u0 = 0
+                while u0 < nsel:
+                    # Four taps by four filters; the last one or two taps of a phase (phases
+                    # of stride-2 layers often have only 1 or 2) by eight filters instead, so
+                    # fewer of the tile's sums are padding.
+                    n_taps = 2 if nsel - u0 <= 2 and f_n >= 8 else 4
                     # Position q reads input position lead + q - toff[t]: nonzero for q in
-                    # [toff[t], toff[t] + xq); the four taps' union, within the phase's range.
+                    # [toff[t], toff[t] + xq); the taps' union, within the phase's range.
                     q_from, q_to = qlo[p] + qlen[p], qlo[p]
-                    for i in range(4):
+                    for i in range(n_taps):
                         u = min(u0 + i, nsel - 1)
                         t = tsel[u]
                         taps[i] = t if u0 + i < nsel else -1
                         offs[i] = tsrc[u] * s_plane + (lead - toff[t]) * cp
                         q_from, q_to = min(q_from, toff[t]), max(q_to, toff[t] + xq)
                     q_from, q_to = max(q_from, qlo[p]), min(q_to, qlo[p] + qlen[p])
-                    for f in range(0, f_n, 4):
-                        for cb in range(0, cp, LANES):
-                            _tap_filter_tile(
-                                acc, g, gl, f, f_n, xe, offs, taps, q_from, q_to, cb, cp
-                            )
+                    for cb in range(0, cp, LANES):
+                        if n_taps == 2:
+                            for f in range(0, f_n, 8):
+                                _two_taps_tile(
+                                    acc, g, gl, f, f_n, xe, offs, taps, q_from, q_to, cb, cp
+                                )
+                        else:
+                            for f in range(0, f_n, 4):
+                                _tap_filter_tile(
+                                    acc, g, gl, f, f_n, xe, offs, taps, q_from, q_to, cb, cp
+                                )
+                    u0 += n_taps
 
 
 # ----------------------------------------------------------------------------- Python side
