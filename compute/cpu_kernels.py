@@ -89,6 +89,8 @@ AVAILABLE = numba is not None and os.environ.get("CONV3DT_NO_NUMBA", "") in ("",
 BLOCK = 512
 # Flat positions of one forward tile: two vectors, for 8 (or 4) filters at once.
 TILE = 2 * LANES
+# (tap, row) pairs a forward tile takes in one pass (their source stretches: ~24 KiB, in L1).
+TILE_ROWS = 128
 # Floats in one vector register (AVX-512): the kernel gradient's dot products run over whole
 # vectors (no scalar tail), so its planes carry this many zero floats of slack after each row.
 VECTOR = 16
@@ -116,18 +118,27 @@ def _tile8(
     ns: int,
     wr: np.ndarray,
     s_row: int,
-    j_n: int,
+    j_from: int,
+    j_to: int,
+    add: bool,
 ) -> None:
-    """``dst[(k+i)*ld + q0 + b] = sum_u sum_j wr[wrow[u] + j, k+i] * src[offs[u] + j*s_row + q0
-    + b]`` for 8 filters ``i`` and 32 positions ``b``: sixteen vector sums held in registers while
-    every (tap, channel) row passes (two row loads and eight broadcast weights feed 16 fused
-    multiply-adds). Filters past ``k_n`` are computed (zero weights) and not stored."""
-    a0 = a1 = b0 = b1 = c0 = c1 = d0 = d1 = vzero()
-    e0 = e1 = f0 = f1 = g0 = g1 = h0 = h1 = vzero()
+    """``dst[(k+i)*ld + q0 + b] (+)= sum_u sum_j wr[wrow[u] + j, k+i] * src[offs[u] + j*s_row +
+    q0 + b]`` over taps ``u < ns`` and rows ``j`` in ``[j_from, j_to)`` for 8 filters ``i`` and
+    32 positions ``b`` (added to what ``dst`` holds when ``add``): sixteen vector sums held in
+    registers while every (tap, row) pair passes (two row loads and eight broadcast weights
+    feed 16 fused multiply-adds). Filters past ``k_n`` are computed (zero weights), not stored."""
+    a0, a1 = _load_pair(dst, k * ld + q0, add)
+    b0, b1 = _load_pair(dst, (k + 1) * ld + q0, add and k + 1 < k_n)
+    c0, c1 = _load_pair(dst, (k + 2) * ld + q0, add and k + 2 < k_n)
+    d0, d1 = _load_pair(dst, (k + 3) * ld + q0, add and k + 3 < k_n)
+    e0, e1 = _load_pair(dst, (k + 4) * ld + q0, add and k + 4 < k_n)
+    f0, f1 = _load_pair(dst, (k + 5) * ld + q0, add and k + 5 < k_n)
+    g0, g1 = _load_pair(dst, (k + 6) * ld + q0, add and k + 6 < k_n)
+    h0, h1 = _load_pair(dst, (k + 7) * ld + q0, add and k + 7 < k_n)
     for u in range(ns):
-        o = offs[u] + q0
+        o = offs[u] + q0 + j_from * s_row
         r = wrow[u]
-        for j in range(j_n):
+        for j in range(j_from, j_to):
             x0 = vload(src, o)
             x1 = vload(src, o + LANES)
             w = wr[r + j]
@@ -178,14 +189,19 @@ def _tile4(
     ns: int,
     wr: np.ndarray,
     s_row: int,
-    j_n: int,
+    j_from: int,
+    j_to: int,
+    add: bool,
 ) -> None:
     """:func:`_tile8` for 4 filters (the last ones, or all of a layer with few)."""
-    a0 = a1 = b0 = b1 = c0 = c1 = d0 = d1 = vzero()
+    a0, a1 = _load_pair(dst, k * ld + q0, add)
+    b0, b1 = _load_pair(dst, (k + 1) * ld + q0, add and k + 1 < k_n)
+    c0, c1 = _load_pair(dst, (k + 2) * ld + q0, add and k + 2 < k_n)
+    d0, d1 = _load_pair(dst, (k + 3) * ld + q0, add and k + 3 < k_n)
     for u in range(ns):
-        o = offs[u] + q0
+        o = offs[u] + q0 + j_from * s_row
         r = wrow[u]
-        for j in range(j_n):
+        for j in range(j_from, j_to):
             x0 = vload(src, o)
             x1 = vload(src, o + LANES)
             w = wr[r + j]
@@ -205,6 +221,14 @@ def _tile4(
         _store_pair(dst, (k + 2) * ld + q0, c0, c1)
     if k + 3 < k_n:
         _store_pair(dst, (k + 3) * ld + q0, d0, d1)
+
+
+@_jit
+def _load_pair(dst: np.ndarray, i: int, load: bool) -> tuple[Any, Any]:
+    """``dst[i : i + 32]`` as two vectors when ``load``, else zeros."""
+    if load:
+        return vload(dst, i), vload(dst, i + LANES)
+    return vzero(), vzero()
 
 
 @_jit
@@ -251,14 +275,19 @@ def _gather(
                 offs[ns] = tsrc[u] * s_plane + base + toff[tsel[u]]
                 wrow[ns] = tsel[u] * j_n
                 ns += 1
-        k = 0
-        while k < k_n:
-            if k_n - k > 4:
-                _tile8(dst, ld, q0, k, k_n, flat_src, offs, wrow, ns, wr, s_row, j_n)
-                k += 8
-            else:
-                _tile4(dst, ld, q0, k, k_n, flat_src, offs, wrow, ns, wr, s_row, j_n)
-                k += 4
+        # Rows in passes of about TILE_ROWS (tap, row) pairs, every filter group per pass: the
+        # pass's stretches of the source (3 cache lines each) stay in L1 for all the groups.
+        step = max(1, min(j_n, TILE_ROWS // max(ns, 1)))
+        for j0 in range(0, j_n, step):
+            j1 = min(j_n, j0 + step)
+            k = 0
+            while k < k_n:
+                if k_n - k > 4:
+                    _tile8(dst, ld, q0, k, k_n, flat_src, offs, wrow, ns, wr, s_row, j0, j1, j0 > 0)
+                    k += 8
+                else:
+                    _tile4(dst, ld, q0, k, k_n, flat_src, offs, wrow, ns, wr, s_row, j0, j1, j0 > 0)
+                    k += 4
 
 
 # Data movement between the arrays (any axis order, through element strides) and the planes, row
