@@ -224,6 +224,51 @@ def _tile4(
 
 
 @_jit
+def _tile8_half(
+    dst: np.ndarray,
+    ld: int,
+    q0: int,
+    k: int,
+    k_n: int,
+    src: np.ndarray,
+    offs: np.ndarray,
+    wrow: np.ndarray,
+    ns: int,
+    wr: np.ndarray,
+    s_row: int,
+    j_from: int,
+    j_to: int,
+    add: bool,
+) -> None:
+    """:func:`_tile8` for 16 positions: a plane's last stretch when it is one vector or less
+    (small planes: D3's 71 positions take 32 + 32 + 16, not 96)."""
+    zero = vzero()
+    a = vload(dst, k * ld + q0) if add else zero
+    b = vload(dst, (k + 1) * ld + q0) if add and k + 1 < k_n else zero
+    c = vload(dst, (k + 2) * ld + q0) if add and k + 2 < k_n else zero
+    d = vload(dst, (k + 3) * ld + q0) if add and k + 3 < k_n else zero
+    e = vload(dst, (k + 4) * ld + q0) if add and k + 4 < k_n else zero
+    f = vload(dst, (k + 5) * ld + q0) if add and k + 5 < k_n else zero
+    g = vload(dst, (k + 6) * ld + q0) if add and k + 6 < k_n else zero
+    h = vload(dst, (k + 7) * ld + q0) if add and k + 7 < k_n else zero
+    for u in range(ns):
+        o = offs[u] + q0 + j_from * s_row
+        r = wrow[u]
+        for j in range(j_from, j_to):
+            x = vload(src, o)
+            w = wr[r + j]
+            a, b = vfma(x, vsplat(w[k]), a), vfma(x, vsplat(w[k + 1]), b)
+            c, d = vfma(x, vsplat(w[k + 2]), c), vfma(x, vsplat(w[k + 3]), d)
+            e, f = vfma(x, vsplat(w[k + 4]), e), vfma(x, vsplat(w[k + 5]), f)
+            g, h = vfma(x, vsplat(w[k + 6]), g), vfma(x, vsplat(w[k + 7]), h)
+            o += s_row
+    vstore(dst, k * ld + q0, a)
+    for i, v in enumerate((b, c, d, e, f, g, h)):
+        if k + 1 + i < k_n:
+            vstore(dst, (k + 1 + i) * ld + q0, v)
+
+
+@_jit
 def _load_pair(dst: np.ndarray, i: int, load: bool) -> tuple[Any, Any]:
     """``dst[i : i + 32]`` as two vectors when ``load``, else zeros."""
     if load:
@@ -268,10 +313,11 @@ def _gather(
     s_row = src.shape[2]
     flat_src = src.reshape(-1)
     for q0 in range(0, qlen, TILE):
+        width = LANES if qlen - q0 <= LANES else TILE  # a last stretch of <= 16: one vector
         ns = 0
         for u in range(nsel):
             s = base + toff[tsel[u]] + q0
-            if s + TILE > lo and s < hi:
+            if s + width > lo and s < hi:
                 offs[ns] = tsrc[u] * s_plane + base + toff[tsel[u]]
                 wrow[ns] = tsel[u] * j_n
                 ns += 1
@@ -280,8 +326,12 @@ def _gather(
         step = max(1, min(j_n, TILE_ROWS // max(ns, 1)))
         for j0 in range(0, j_n, step):
             j1 = min(j_n, j0 + step)
+            for k in range(0, k_n, 8) if width == LANES else range(0):
+                _tile8_half(
+                    dst, ld, q0, k, k_n, flat_src, offs, wrow, ns, wr, s_row, j0, j1, j0 > 0
+                )
             k = 0
-            while k < k_n:
+            while k < k_n and width == TILE:
                 if k_n - k > 4:
                     _tile8(dst, ld, q0, k, k_n, flat_src, offs, wrow, ns, wr, s_row, j0, j1, j0 > 0)
                     k += 8
