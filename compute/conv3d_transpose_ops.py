@@ -644,12 +644,21 @@ def _compiled_backward_kernel(
     (xf, xs), (df, ds) = _flat(x, plan), _flat(dy, plan)
     p = plan
     common = (p.dims, p.crop, p.ph, p.qlo, p.qlen, p.toff, p.tout)
+    # dy's planes are the phase planes already: one phase, nothing cropped, contiguous rows as
+    # long as the plane's rows (stride 1, "valid" or no crop)
+    direct = (
+        len(p.qlen) == 1
+        and not p.crop.any()
+        and not p.ph[0, PH_MLO0 : PH_MLO0 + 3].any()
+        and ds[4] == 1
+        and ds[3] == p.dims[D_G2] == p.dims[D_OUT0 + 2]
+    )
     if cp:
         _cpu().run_chunks(
             _cpu().backward_kernel_channels,
             n,
             chunks,
-            lambda k, a, b: (xf, xs, df, ds, acc[k].reshape(-1), a, b, *common, cp),
+            lambda k, a, b: (xf, xs, df, ds, acc[k].reshape(-1), a, b, *common, cp, direct),
         )
     else:
         _cpu().run_chunks(

@@ -851,17 +851,20 @@ def backward_kernel_channels(
     toff: np.ndarray,
     tout: np.ndarray,
     cp: int,
+    direct: bool,
 ) -> None:
     """:func:`backward_kernel` vectorized over channels: ``acc`` flat (T, F, CP) float64 (CP:
     the channels rounded up to 16) += kernel gradient of samples ``[n_from, n_to)``. The input
     is laid out channels-last (16 channels per vector), so each (4 taps x 4 filters) tile keeps
-    its sums in registers over a whole plane (for layers with at least ~12 channels)."""
+    its sums in registers over a whole plane (for layers with at least ~12 channels). With
+    ``direct`` (one phase, no crop, ``dy``'s rows contiguous and as long as the plane's), the
+    output gradient's planes are read where they are, not copied into phase planes."""
     f_n, i0 = dims[D_F], dims[D_IN0]
     plane, lead, m0, xq = dims[D_PLANE], dims[D_LEAD], dims[D_M0], dims[D_XQ]
     xe3 = np.zeros((i0, lead + plane, cp), np.float32)
     xe = xe3.reshape(-1)
-    gl = plane + lead
-    dye = np.zeros((ph.shape[0] * m0, f_n, gl), np.float32)
+    gl = ds[1] if direct else plane + lead
+    dye = np.zeros((0 if direct else ph.shape[0] * m0, f_n, plane + lead), np.float32)
     tsel = np.empty(toff.shape[0], np.int64)
     tsrc = np.empty(toff.shape[0], np.int64)
     offs = np.empty(4, np.int64)
@@ -869,11 +872,12 @@ def backward_kernel_channels(
     s_plane = (lead + plane) * cp
     for n in range(n_from, n_to):
         _embed_input_channels_last(xf, xs, n, xe3, dims)
-        _embed_output(df, ds, n, dye, dims, crop, ph)
+        if not direct:
+            _embed_output(df, ds, n, dye, dims, crop, ph)
         for p in range(ph.shape[0]):
             for a in range(ph[p, PH_N0]):
                 nsel = _select_taps(ph, p, ph[p, PH_MLO0] + a, tout, i0, tsel, tsrc)
-                g = dye[p * m0 + a].reshape(-1)
+                g = df[n * ds[0] + a * ds[2] :] if direct else dye[p * m0 + a].reshape(-1)
                 u0 = 0
                 while u0 < nsel:
                     # Four taps by four filters; the last one or two taps of a phase (phases

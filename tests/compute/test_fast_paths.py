@@ -288,8 +288,12 @@ def test_compiled_backward_kernel_any_filter_and_row_count(rng, c, f):
 TILE_COUNTS = [(16, 8), (16, 16), (13, 9), (32, 3), (5, 12), (24, 5)]
 
 
+# Stride 1 without crop: the kernel gradient reads dy's planes in place (no phase planes).
+DIRECT = [((6, 5, 4), 3, 1, 1, False, None), ((4, 4, 4), 2, 1, 1, False, None)]
+
+
 @pytest.mark.parametrize("c, f", TILE_COUNTS, ids=str)
-@pytest.mark.parametrize("case", [GEOMETRIES[i] for i in (0, 2, 4, 8, 10, 15)], ids=str)
+@pytest.mark.parametrize("case", [GEOMETRIES[i] for i in (0, 2, 4, 8, 10, 15)] + DIRECT, ids=str)
 def test_compiled_tiles_any_channel_and_filter_count(rng, case, c, f):
     geom, x, kernel, dy = _case(rng, case, n=2, c=c, f=f)
     _close(ops._compiled_forward(x, kernel, geom), ops._flat_forward(np, x, kernel, geom))
