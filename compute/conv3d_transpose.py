@@ -402,13 +402,18 @@ class Conv3DTranspose(Layer):
             )
         self._cache = None
         xp = self.backend.xp
-        dz = ACTIVATIONS[self.config["activation"]].backward(
-            self.backend, z, y, dy, self.channel_axis
-        )
+        if self.config["activation"] == "relu":  # fused with the bias gradient, as forward is
+            dz, db = ops.relu_backward(xp, y, dy, self.channels_first, self.bias is not None)
+        else:
+            dz = ACTIVATIONS[self.config["activation"]].backward(
+                self.backend, z, y, dy, self.channel_axis
+            )
+            axes = (0, 2, 3, 4) if self.channels_first else (0, 1, 2, 3)
+            db = dz.sum(axis=axes).astype(dz.dtype) if self.bias is not None else None
         dzcf = dz if self.channels_first else xp.moveaxis(dz, -1, 1)
         grads = [ops.backward_kernel(xp, xcf, dzcf, geom, self.kernel.shape)]
-        if self.bias is not None:
-            grads.append(dzcf.sum(axis=(0, 2, 3, 4)).astype(dz.dtype))
+        if db is not None:
+            grads.append(db)
         dx = None
         if input_grad or self.config["store"]:
             dx = ops.backward_input(xp, dzcf, self.kernel, geom)

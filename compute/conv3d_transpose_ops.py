@@ -624,6 +624,33 @@ def backward_kernel(
     return _compiled_backward_kernel(x, dy, geom, kernel_shape)
 
 
+def relu_backward(
+    xp: ArrayModule, y: Array, dy: Array, channels_first: bool, bias: bool
+) -> tuple[Array, Array | None]:
+    """relu's input gradient (``dy`` where ``y > 0``, else 0) and, with ``bias``, its sum per
+    channel (the bias gradient), for a layer output ``y`` (N, C, ...) or (N, ..., C). The
+    compiled CPU path does both in one pass, on the threads; elsewhere NumPy or CuPy."""
+    axes = (0, *range(2, y.ndim)) if channels_first else tuple(range(y.ndim - 1))
+    contiguous = y.flags.c_contiguous and dy.flags.c_contiguous
+    float32 = y.dtype == dy.dtype == np.float32
+    if xp is not np or _path(np) != "numba" or not contiguous or not float32:
+        dz = dy * (y > 0)
+        return dz, (dz.sum(axis=axes).astype(dz.dtype) if bias else None)
+    n, c = y.shape[0], y.shape[1 if channels_first else -1]
+    shape = (n, c, -1) if channels_first else (n, -1, c)
+    y3, dy3 = y.reshape(shape), dy.reshape(shape)
+    dz = np.empty_like(dy)
+    chunks = min(n, KERNEL_GRAD_CHUNKS) if n else 1  # fixed: the sums do not depend on threads
+    sums = np.zeros((chunks, c), np.float64)
+    _cpu().run_chunks(
+        _cpu().relu_backward,
+        n,
+        chunks,
+        lambda k, a, b: (y3, dy3, dz.reshape(shape), sums[k], channels_first, a, b),
+    )
+    return dz, (sums.sum(axis=0).astype(np.float32) if bias else None)
+
+
 def channel_lanes(c: int) -> int:
     """The channel count the compiled kernel gradient works on: ``c`` rounded up to whole
     16-channel vectors where that wastes at most a quarter of the lanes (the channels-last
@@ -686,6 +713,7 @@ def warm_up() -> bool:
     _compiled_backward_kernel(x, y, geom, kernel.shape)
     lanes = np.ones((1, 16, 2, 2, 2), dtype=np.float32)  # the channels-last kernel gradient
     _compiled_backward_kernel(lanes, y, geom, (2, 2, 2, 1, 16))
+    relu_backward(np, y, y, True, True)
     return True
 
 

@@ -105,6 +105,15 @@ def _jit(fn: _F) -> _F:
     return numba.njit(cache=True, fastmath=True, boundscheck=False, nogil=True)(fn)
 
 
+def _jit_ieee(fn: _F) -> _F:
+    """:func:`_jit` with only the fast maths that keep NaN, infinities and signed zeros (sums
+    may be reordered, multiply-adds fused)."""
+    if numba is None:
+        return fn
+    fast = {"reassoc", "contract"}
+    return numba.njit(cache=True, fastmath=fast, boundscheck=False, nogil=True)(fn)
+
+
 @_jit
 def _tile8(
     dst: np.ndarray,
@@ -906,6 +915,37 @@ def backward_kernel_channels(
                                     acc, g, gl, f, f_n, xe, offs, taps, q_from, q_to, cb, cp
                                 )
                     u0 += n_taps
+
+
+@_jit_ieee
+def relu_backward(
+    y: np.ndarray,
+    dy: np.ndarray,
+    dz: np.ndarray,
+    sums: np.ndarray,
+    first: bool,
+    n_from: int,
+    n_to: int,
+) -> None:
+    """``dz = dy`` where ``y > 0``, else 0, for samples ``[n_from, n_to)`` of (N, A, B) arrays,
+    and ``sums[f] += dz`` summed over all but the channel axis ``f`` (float64): axis 1 when
+    ``first`` (channels first), else axis 2. One pass: relu's derivative and the bias gradient
+    together."""
+    for n in range(n_from, n_to):
+        for a in range(y.shape[1]):
+            yr, gr, zr = y[n, a], dy[n, a], dz[n, a]
+            if first:
+                total = 0.0
+                for b in range(y.shape[2]):
+                    v = gr[b] * np.float32(yr[b] > 0)  # NaN kept as NumPy's dy * (y > 0)
+                    zr[b] = v
+                    total += v
+                sums[a] += total
+            else:
+                for b in range(y.shape[2]):
+                    v = gr[b] * np.float32(yr[b] > 0)
+                    zr[b] = v
+                    sums[b] += v
 
 
 # ----------------------------------------------------------------------------- Python side

@@ -311,3 +311,20 @@ def test_channel_lanes_take_the_vector_kernel_from_12_channels():
     assert [ops.channel_lanes(c) for c in (3, 8, 11, 12, 16, 17, 24, 25, 64)] == [
         0, 0, 0, 16, 16, 0, 32, 32, 64,
     ]  # fmt: skip
+
+
+@pytest.mark.parametrize("channels_first", [True, False])
+@pytest.mark.parametrize("shape", [(3, 4, 5, 6, 7), (2, 4, 4, 4, 4), (1, 1, 2, 3, 1)], ids=str)
+def test_relu_backward_fused_with_the_bias_gradient(rng, shape, channels_first):
+    """One compiled pass = NumPy's two (relu's derivative, then the sum per channel), NaN kept
+    where y > 0; square shapes cannot mix up the channel axis."""
+    y = rng.standard_normal(shape, dtype=np.float32)
+    dy = rng.standard_normal(shape, dtype=np.float32)
+    dy.flat[::7] = np.nan
+    dz, db = ops.relu_backward(np, y, dy, channels_first, bias=True)
+    want = dy * (y > 0)
+    np.testing.assert_array_equal(dz, want)
+    axes = (0, 2, 3, 4) if channels_first else (0, 1, 2, 3)
+    np.testing.assert_allclose(db, want.astype(np.float64).sum(axis=axes), rtol=1e-6)
+    assert db.dtype == np.float32
+    assert ops.relu_backward(np, y, dy, channels_first, bias=False)[1] is None
