@@ -34,9 +34,10 @@ from .conv3d_transpose import Conv3DTranspose
 from .graph import Graph
 from .layers import Input, TimeDistributed
 
-# Peak float32 throughput assumed for the 2-core development machine (AMD EPYC), GFLOP/s; the
-# issue's "about 2 ms for W1's 0.6 GFLOP". `bench --peak-gflops` overrides it.
-PEAK_GFLOPS = 300.0
+# Peak float32 throughput of the 2-core development machine (AMD EPYC, Zen 4: one 16-float fused
+# multiply-add per cycle and core), GFLOP/s: a loop of independent register FMAs measures 112-116
+# per core there. `bench --peak-gflops` overrides it.
+PEAK_GFLOPS = 230.0
 TORCH_CPU_THREADS = 2
 Timed = Callable[[], Any]  # one call to time
 
