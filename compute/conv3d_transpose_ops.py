@@ -550,18 +550,18 @@ def _compiled_forward(
     (xf, xs), (yf, ys) = _flat(x, plan), _flat(y, plan)
     wt = _tile_weights(kernel, plan, forward=True)
     p = plan
+    jobs = _sample_parts(n, int(p.dims[D_M0]))
     _cpu().run_chunks(
         _cpu().forward,
-        n,
-        _chunks(n),
+        len(jobs),
+        len(jobs),
         lambda k, a, b: (
             xf,
             xs,
             wt,
             yf,
             ys,
-            a,
-            b,
+            *jobs[k][:2],
             p.dims,
             p.crop,
             p.ph,
@@ -571,9 +571,23 @@ def _compiled_forward(
             p.tout,
             bv,
             relu,
-        ),
+            *jobs[k][2:],
+        ),  # fmt: skip
     )
     return y
+
+
+def _sample_parts(n: int, planes: int) -> list[tuple[int, int, int, int]]:
+    """The forward's jobs ``(n_from, n_to, part, parts)``: ranges of samples when there are at
+    least two per thread, else each sample split into ``parts`` ranges of its output planes, so
+    that a batch of one or two still keeps every thread busy (and a thread that starts late
+    leaves less to wait for)."""
+    threads = _cpu().THREADS
+    if n >= 2 * threads or threads == 1 or planes < 2:
+        bounds = [(n * k) // _chunks(n) for k in range(_chunks(n) + 1)]
+        return [(a, b, 0, 1) for a, b in zip(bounds, bounds[1:]) if a < b]
+    parts = min(planes, -(-2 * threads // max(n, 1)))
+    return [(i, i + 1, part, parts) for i in range(n) for part in range(parts)]
 
 
 def backward_input(xp: ArrayModule, dy: Array, kernel: Array, geom: Geometry) -> Array:

@@ -456,13 +456,15 @@ def _scatter_phase(
     qlo: np.ndarray,
     bias: np.ndarray,
     relu: bool,
+    a_from: int,
+    a_to: int,
 ) -> None:
-    """Phase ``p``'s planes ``buf`` (n0, F, qlen) to their output positions in ``y`` (flat ``yf``,
-    strides ``ys`` of (N, F, *out)), plus ``bias[f]`` and through relu when asked (``bias`` of
-    length F: zeros when the layer has none)."""
+    """Phase ``p``'s planes ``buf[a_from:a_to]`` (of (n0, F, qlen)) to their output positions in
+    ``y`` (flat ``yf``, strides ``ys`` of (N, F, *out)), plus ``bias[f]`` and through relu when
+    asked (``bias`` of length F: zeros when the layer has none)."""
     f_n, g2 = dims[D_F], dims[D_G2]
     st0, st1, st2 = dims[D_S0], dims[D_S1], dims[D_S2]
-    n0, n1, n2 = ph[p, PH_N0], ph[p, PH_N1], ph[p, PH_N2]
+    n1, n2 = ph[p, PH_N1], ph[p, PH_N2]
     step_a, step_w = st0 * ys[2], st2 * ys[4]
     dst_p = n * ys[0] + (st0 * ph[p, PH_MLO0] + ph[p, PH_R0] - crop[0]) * ys[2]
     dst_p += (st2 * ph[p, PH_MLO2] + ph[p, PH_R2] - crop[2]) * ys[4]
@@ -472,13 +474,13 @@ def _scatter_phase(
                 mb = ph[p, PH_MLO1] + b
                 base = mb * g2 + ph[p, PH_MLO2] - qlo[p]
                 dst = dst_p + f * ys[1] + (st1 * mb + ph[p, PH_R1] - crop[1]) * ys[3]
-                for a in range(n0):
+                for a in range(a_from, a_to):
                     d = dst + a * step_a
                     _copy_act(
                         buf[a, f, base : base + n2], yf[d : d + n2 * step_w : step_w], bias[f], relu
                     )
     else:
-        for a in range(n0):
+        for a in range(a_from, a_to):
             for f in range(f_n):
                 for b in range(n1):
                     mb = ph[p, PH_MLO1] + b
@@ -538,10 +540,13 @@ def forward(
     tout: np.ndarray,
     bias: np.ndarray,
     relu: bool,
+    part: int,
+    parts: int,
 ) -> None:
     """Samples ``[n_from, n_to)`` of ``y`` (N, F, *out) = transposed convolution of ``x``
     (N, C, *in), ``+ bias`` (F,), then ``max(., 0)`` when ``relu``; ``wr`` (T*C, F rounded up to
-    8) the plan's tap weights, filters last."""
+    8) the plan's tap weights, filters last. Only part ``part`` of ``parts`` of each phase's
+    output planes (threads share a sample when there are few)."""
     c_n, f_n, i0 = dims[D_C], dims[D_F], dims[D_IN0]
     plane, lead, xq = dims[D_PLANE], dims[D_LEAD], dims[D_XQ]
     ntoff = -toff
@@ -561,7 +566,8 @@ def forward(
         for p in range(ph.shape[0]):
             n0, ld = ph[p, PH_N0], padded(qlen[p])
             buf = scratch[: n0 * f_n * ld].reshape((n0, f_n, ld))
-            for a in range(n0):
+            a_from, a_to = n0 * part // parts, n0 * (part + 1) // parts
+            for a in range(a_from, a_to):
                 nsel = _select_taps(ph, p, ph[p, PH_MLO0] + a, tout, i0, tsel, tsrc)
                 dst = buf[a].reshape(-1)
                 base = lead + qlo[p]
@@ -569,7 +575,7 @@ def forward(
                     dst, f_n, ld, qlen[p], xe, tsel, tsrc, nsel, ntoff, wr, base, lead, lead + xq,
                     offs, wrow,
                 )  # fmt: skip
-            _scatter_phase(buf, yf, ys, n, p, dims, crop, ph, qlo, bias, relu)
+            _scatter_phase(buf, yf, ys, n, p, dims, crop, ph, qlo, bias, relu, a_from, a_to)
 
 
 @_jit

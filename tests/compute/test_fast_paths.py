@@ -328,3 +328,15 @@ def test_relu_backward_fused_with_the_bias_gradient(rng, shape, channels_first):
     np.testing.assert_allclose(db, want.astype(np.float64).sum(axis=axes), rtol=1e-6)
     assert db.dtype == np.float32
     assert ops.relu_backward(np, y, dy, channels_first, bias=False)[1] is None
+
+
+@pytest.mark.parametrize("threads, n", [(4, 1), (3, 2), (2, 3), (1, 1)])
+@pytest.mark.parametrize("case", [GEOMETRIES[i] for i in (0, 4, 12, 16)], ids=str)
+def test_forward_shares_samples_between_threads(rng, monkeypatch, case, threads, n):
+    """With fewer than two samples per thread, each sample's output planes are split between
+    the threads: every split gives the reference's output."""
+    monkeypatch.setattr(cpu_kernels, "THREADS", threads)
+    jobs = ops._sample_parts(n, 4)
+    assert (len(jobs) > n) == (threads > 1 and n < 2 * threads)
+    geom, x, kernel, _ = _case(rng, case, n=n, c=3, f=5)
+    _close(ops._compiled_forward(x, kernel, geom), ops._flat_forward(np, x, kernel, geom))
