@@ -70,7 +70,7 @@ from .conv3d_transpose_ops import (
     PH_R1,
     PH_R2,
 )
-from .simd import LANES, vadd_f64, vfma, vload, vsplat, vstore, vzero
+from .simd import LANES, vadd_f64, vfma, vload, vsplat, vsplat_at, vstore, vzero
 
 
 def _import_numba() -> Any:
@@ -144,30 +144,32 @@ def _tile8(
     f0, f1 = _load_pair(dst, (k + 5) * ld + q0, add and k + 5 < k_n)
     g0, g1 = _load_pair(dst, (k + 6) * ld + q0, add and k + 6 < k_n)
     h0, h1 = _load_pair(dst, (k + 7) * ld + q0, add and k + 7 < k_n)
+    wf = wr.reshape(-1)
+    cols = wr.shape[1]
     for u in range(ns):
         o = offs[u] + q0 + j_from * s_row
-        r = wrow[u]
-        for j in range(j_from, j_to):
+        i = (wrow[u] + j_from) * cols + k
+        for _ in range(j_to - j_from):
             x0 = vload(src, o)
             x1 = vload(src, o + LANES)
-            w = wr[r + j]
-            v = vsplat(w[k])
+            v = vsplat_at(wf, i)
             a0, a1 = vfma(x0, v, a0), vfma(x1, v, a1)
-            v = vsplat(w[k + 1])
+            v = vsplat_at(wf, i + 1)
             b0, b1 = vfma(x0, v, b0), vfma(x1, v, b1)
-            v = vsplat(w[k + 2])
+            v = vsplat_at(wf, i + 2)
             c0, c1 = vfma(x0, v, c0), vfma(x1, v, c1)
-            v = vsplat(w[k + 3])
+            v = vsplat_at(wf, i + 3)
             d0, d1 = vfma(x0, v, d0), vfma(x1, v, d1)
-            v = vsplat(w[k + 4])
+            v = vsplat_at(wf, i + 4)
             e0, e1 = vfma(x0, v, e0), vfma(x1, v, e1)
-            v = vsplat(w[k + 5])
+            v = vsplat_at(wf, i + 5)
             f0, f1 = vfma(x0, v, f0), vfma(x1, v, f1)
-            v = vsplat(w[k + 6])
+            v = vsplat_at(wf, i + 6)
             g0, g1 = vfma(x0, v, g0), vfma(x1, v, g1)
-            v = vsplat(w[k + 7])
+            v = vsplat_at(wf, i + 7)
             h0, h1 = vfma(x0, v, h0), vfma(x1, v, h1)
             o += s_row
+            i += cols
     _store_pair(dst, k * ld + q0, a0, a1)
     if k + 1 < k_n:
         _store_pair(dst, (k + 1) * ld + q0, b0, b1)
@@ -207,22 +209,24 @@ def _tile4(
     b0, b1 = _load_pair(dst, (k + 1) * ld + q0, add and k + 1 < k_n)
     c0, c1 = _load_pair(dst, (k + 2) * ld + q0, add and k + 2 < k_n)
     d0, d1 = _load_pair(dst, (k + 3) * ld + q0, add and k + 3 < k_n)
+    wf = wr.reshape(-1)
+    cols = wr.shape[1]
     for u in range(ns):
         o = offs[u] + q0 + j_from * s_row
-        r = wrow[u]
-        for j in range(j_from, j_to):
+        i = (wrow[u] + j_from) * cols + k
+        for _ in range(j_to - j_from):
             x0 = vload(src, o)
             x1 = vload(src, o + LANES)
-            w = wr[r + j]
-            v = vsplat(w[k])
+            v = vsplat_at(wf, i)
             a0, a1 = vfma(x0, v, a0), vfma(x1, v, a1)
-            v = vsplat(w[k + 1])
+            v = vsplat_at(wf, i + 1)
             b0, b1 = vfma(x0, v, b0), vfma(x1, v, b1)
-            v = vsplat(w[k + 2])
+            v = vsplat_at(wf, i + 2)
             c0, c1 = vfma(x0, v, c0), vfma(x1, v, c1)
-            v = vsplat(w[k + 3])
+            v = vsplat_at(wf, i + 3)
             d0, d1 = vfma(x0, v, d0), vfma(x1, v, d1)
             o += s_row
+            i += cols
     _store_pair(dst, k * ld + q0, a0, a1)
     if k + 1 < k_n:
         _store_pair(dst, (k + 1) * ld + q0, b0, b1)
@@ -260,17 +264,19 @@ def _tile8_half(
     f = vload(dst, (k + 5) * ld + q0) if add and k + 5 < k_n else zero
     g = vload(dst, (k + 6) * ld + q0) if add and k + 6 < k_n else zero
     h = vload(dst, (k + 7) * ld + q0) if add and k + 7 < k_n else zero
+    wf = wr.reshape(-1)
+    cols = wr.shape[1]
     for u in range(ns):
         o = offs[u] + q0 + j_from * s_row
-        r = wrow[u]
-        for j in range(j_from, j_to):
+        i = (wrow[u] + j_from) * cols + k
+        for _ in range(j_to - j_from):
             x = vload(src, o)
-            w = wr[r + j]
-            a, b = vfma(x, vsplat(w[k]), a), vfma(x, vsplat(w[k + 1]), b)
-            c, d = vfma(x, vsplat(w[k + 2]), c), vfma(x, vsplat(w[k + 3]), d)
-            e, f = vfma(x, vsplat(w[k + 4]), e), vfma(x, vsplat(w[k + 5]), f)
-            g, h = vfma(x, vsplat(w[k + 6]), g), vfma(x, vsplat(w[k + 7]), h)
+            a, b = vfma(x, vsplat_at(wf, i), a), vfma(x, vsplat_at(wf, i + 1), b)
+            c, d = vfma(x, vsplat_at(wf, i + 2), c), vfma(x, vsplat_at(wf, i + 3), d)
+            e, f = vfma(x, vsplat_at(wf, i + 4), e), vfma(x, vsplat_at(wf, i + 5), f)
+            g, h = vfma(x, vsplat_at(wf, i + 6), g), vfma(x, vsplat_at(wf, i + 7), h)
             o += s_row
+            i += cols
     vstore(dst, k * ld + q0, a)
     for i, v in enumerate((b, c, d, e, f, g, h)):
         if k + 1 + i < k_n:

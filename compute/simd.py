@@ -6,7 +6,7 @@ registers while every (tap, channel) row passes through it, and the kernel gradi
 (4 taps x 4 filters) channel vectors. These intrinsics let :mod:`compute.cpu_kernels` write such
 tiles as plain local variables of type :data:`f32x16` (LLVM ``<16 x float>``): ``vload`` /
 ``vstore`` (unaligned, no bounds check: the caller guarantees the 16 floats lie in the array's
-memory), ``vsplat`` (one float in every lane), ``vzero``, ``vfma`` (``a * b + c``, fused) and
+memory), ``vsplat`` (one float in every lane; ``vsplat_at`` one array element, loaded), ``vzero``, ``vfma`` (``a * b + c``, fused) and
 ``vadd_f64`` (widen to float64 and add into memory). LLVM lowers ``<16 x float>`` to one AVX-512
 register, two AVX registers or four SSE registers, whatever the CPU has.
 
@@ -28,6 +28,7 @@ if TYPE_CHECKING:  # what the kernels see; the definitions below are Numba intri
     def vstore(arr: np.ndarray, idx: int, v: Any) -> None: ...
     def vadd_f64(arr: np.ndarray, idx: int, v: Any) -> None: ...
     def vsplat(x: float) -> Any: ...
+    def vsplat_at(arr: np.ndarray, idx: int) -> Any: ...
     def vzero() -> Any: ...
     def vfma(a: Any, b: Any, c: Any) -> Any: ...
 
@@ -114,6 +115,23 @@ if not TYPE_CHECKING and ir is not None:
         return sig, codegen
 
     @intrinsic
+    def vsplat_at(typingctx: Any, arr: Any, idx: Any) -> Any:
+        """``arr[idx]`` (float32 array) in every lane: one broadcast load, no index checks."""
+        sig = f32x16(arr, types.intp)
+
+        def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+            data = context.make_array(sig.args[0])(context, builder, args[0]).data
+            one = builder.insert_element(
+                ir.Constant(_VEC, ir.Undefined),
+                builder.load(builder.gep(data, [args[1]]), align=4),
+                ir.Constant(ir.IntType(32), 0),
+            )
+            mask = ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES)
+            return builder.shuffle_vector(one, ir.Constant(_VEC, ir.Undefined), mask)
+
+        return sig, codegen
+
+    @intrinsic
     def vzero(typingctx: Any) -> Any:
         """A vector of zeros."""
         sig = f32x16()
@@ -153,6 +171,9 @@ elif not TYPE_CHECKING:  # pragma: no cover - exercised only where Numba does no
 
     def vsplat(x: float) -> np.ndarray:
         return np.full(LANES, x, np.float32)
+
+    def vsplat_at(arr: np.ndarray, idx: int) -> np.ndarray:
+        return np.full(LANES, arr[idx], np.float32)
 
     def vzero() -> np.ndarray:
         return np.zeros(LANES, np.float32)
