@@ -70,7 +70,7 @@ from .conv3d_transpose_ops import (
     PH_R1,
     PH_R2,
 )
-from .simd import LANES, vadd_f64, vfma, vload, vsplat, vsplat_at, vstore, vzero
+from .simd import LANES, vadd_f64, vfma, vload, vrelu, vsplat, vsplat_at, vstore, vzero
 
 
 def _import_numba() -> Any:
@@ -394,6 +394,14 @@ def _embed_input(xf: np.ndarray, xs: np.ndarray, n: int, xe: np.ndarray, dims: n
                 for a in range(i0):
                     src = src0 + a * xs[2]
                     _copy(xf[src : src + i2 * step : step], xe[a, c, base : base + i2])
+    elif step == 1 and i2 >= LANES:  # contiguous rows of whole vectors: no view per row
+        flat = xe.reshape(-1)
+        for a in range(i0):
+            for c in range(c_n):
+                src0 = n * xs[0] + c * xs[1] + a * xs[2]
+                dst0 = (a * c_n + c) * xe.shape[2] + lead
+                for b in range(i1):
+                    _move(xf, src0 + b * xs[3], flat, dst0 + b * g2, i2)
     else:
         for a in range(i0):
             for c in range(c_n):
@@ -402,6 +410,32 @@ def _embed_input(xf: np.ndarray, xs: np.ndarray, n: int, xe: np.ndarray, dims: n
                     src = src0 + b * xs[3]
                     base = lead + b * g2
                     _copy(xf[src : src + i2 * step : step], xe[a, c, base : base + i2])
+
+
+@_jit
+def _move_act(
+    src: np.ndarray, s: int, dst: np.ndarray, d: int, n: int, bias: float, relu: bool
+) -> None:
+    """:func:`_move` plus ``bias``, then relu when asked (the same bits as :func:`_copy_act`)."""
+    one, b = vsplat(np.float32(1.0)), vsplat(np.float32(bias))
+    w = 0
+    while w + LANES < n:
+        v = vfma(vload(src, s + w), one, b)  # x * 1 + b: one rounding, the sum's
+        vstore(dst, d + w, vrelu(v) if relu else v)
+        w += LANES
+    v = vfma(vload(src, s + n - LANES), one, b)
+    vstore(dst, d + n - LANES, vrelu(v) if relu else v)
+
+
+@_jit
+def _move(src: np.ndarray, s: int, dst: np.ndarray, d: int, n: int) -> None:
+    """``dst[d : d + n] = src[s : s + n]`` for flat float32 arrays and ``n >= 16``: whole
+    vectors, the last one overlapping the one before (no view per row, no scalar tail)."""
+    w = 0
+    while w + LANES < n:
+        vstore(dst, d + w, vload(src, s + w))
+        w += LANES
+    vstore(dst, d + n - LANES, vload(src, s + n - LANES))
 
 
 @_jit
@@ -472,6 +506,7 @@ def _scatter_phase(
     st0, st1, st2 = dims[D_S0], dims[D_S1], dims[D_S2]
     n1, n2 = ph[p, PH_N1], ph[p, PH_N2]
     step_a, step_w = st0 * ys[2], st2 * ys[4]
+    flat_buf = buf.reshape(-1)
     dst_p = n * ys[0] + (st0 * ph[p, PH_MLO0] + ph[p, PH_R0] - crop[0]) * ys[2]
     dst_p += (st2 * ph[p, PH_MLO2] + ph[p, PH_R2] - crop[2]) * ys[4]
     if ys[2] < ys[3]:
@@ -482,9 +517,12 @@ def _scatter_phase(
                 dst = dst_p + f * ys[1] + (st1 * mb + ph[p, PH_R1] - crop[1]) * ys[3]
                 for a in range(a_from, a_to):
                     d = dst + a * step_a
-                    _copy_act(
-                        buf[a, f, base : base + n2], yf[d : d + n2 * step_w : step_w], bias[f], relu
-                    )
+                    if step_w == 1 and n2 >= LANES:
+                        off = (a * f_n + f) * buf.shape[2] + base
+                        _move_act(flat_buf, off, yf, d, n2, bias[f], relu)
+                    else:
+                        row = yf[d : d + n2 * step_w : step_w]
+                        _copy_act(buf[a, f, base : base + n2], row, bias[f], relu)
     else:
         for a in range(a_from, a_to):
             for f in range(f_n):
@@ -493,9 +531,12 @@ def _scatter_phase(
                     base = mb * g2 + ph[p, PH_MLO2] - qlo[p]
                     d = dst_p + a * step_a + f * ys[1]
                     d += (st1 * mb + ph[p, PH_R1] - crop[1]) * ys[3]
-                    _copy_act(
-                        buf[a, f, base : base + n2], yf[d : d + n2 * step_w : step_w], bias[f], relu
-                    )
+                    if step_w == 1 and n2 >= LANES:
+                        off = (a * f_n + f) * buf.shape[2] + base
+                        _move_act(flat_buf, off, yf, d, n2, bias[f], relu)
+                    else:
+                        row = yf[d : d + n2 * step_w : step_w]
+                        _copy_act(buf[a, f, base : base + n2], row, bias[f], relu)
 
 
 @_jit

@@ -6,7 +6,7 @@ registers while every (tap, channel) row passes through it, and the kernel gradi
 (4 taps x 4 filters) channel vectors. These intrinsics let :mod:`compute.cpu_kernels` write such
 tiles as plain local variables of type :data:`f32x16` (LLVM ``<16 x float>``): ``vload`` /
 ``vstore`` (unaligned, no bounds check: the caller guarantees the 16 floats lie in the array's
-memory), ``vsplat`` (one float in every lane; ``vsplat_at`` one array element, loaded), ``vzero``, ``vfma`` (``a * b + c``, fused) and
+memory), ``vsplat`` (one float in every lane; ``vsplat_at`` one array element, loaded), ``vzero``, ``vfma`` (``a * b + c``, fused), ``vrelu`` and
 ``vadd_f64`` (widen to float64 and add into memory). LLVM lowers ``<16 x float>`` to one AVX-512
 register, two AVX registers or four SSE registers, whatever the CPU has.
 
@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # what the kernels see; the definitions below are Numba intri
     def vsplat_at(arr: np.ndarray, idx: int) -> Any: ...
     def vzero() -> Any: ...
     def vfma(a: Any, b: Any, c: Any) -> Any: ...
+    def vrelu(a: Any) -> Any: ...
 
 else:
     try:
@@ -153,6 +154,17 @@ if not TYPE_CHECKING and ir is not None:
 
         return sig, codegen
 
+    @intrinsic
+    def vrelu(typingctx: Any, a: Any) -> Any:
+        """0 where ``a < 0``, else ``a``, lane by lane (NaN kept, as NumPy's ``maximum``)."""
+        sig = f32x16(f32x16)
+
+        def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+            zero = ir.Constant(_VEC, [0.0] * LANES)
+            return builder.select(builder.fcmp_ordered("<", args[0], zero), zero, args[0])
+
+        return sig, codegen
+
 elif not TYPE_CHECKING:  # pragma: no cover - exercised only where Numba does not import
 
     def vload(arr: np.ndarray, idx: int) -> np.ndarray:
@@ -180,3 +192,6 @@ elif not TYPE_CHECKING:  # pragma: no cover - exercised only where Numba does no
 
     def vfma(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
         return (a.astype(np.float64) * b + c).astype(np.float32)
+
+    def vrelu(a: np.ndarray) -> np.ndarray:
+        return np.where(a < 0, np.float32(0), a)

@@ -288,8 +288,14 @@ def test_compiled_backward_kernel_any_filter_and_row_count(rng, c, f):
 TILE_COUNTS = [(16, 8), (16, 16), (13, 9), (32, 3), (5, 12), (24, 5)]
 
 
-# Stride 1 without crop: the kernel gradient reads dy's planes in place (no phase planes).
-DIRECT = [((6, 5, 4), 3, 1, 1, False, None), ((4, 4, 4), 2, 1, 1, False, None)]
+# Stride 1 without crop: the kernel gradient reads dy's planes in place (no phase planes);
+# rows of 16 or more: copied to and from the planes by whole vectors.
+DIRECT = [
+    ((6, 5, 4), 3, 1, 1, False, None),
+    ((4, 4, 4), 2, 1, 1, False, None),
+    ((2, 3, 18), 3, 1, 1, False, None),
+    ((2, 3, 17), 3, 2, 1, True, None),
+]
 
 
 @pytest.mark.parametrize("c, f", TILE_COUNTS, ids=str)
