@@ -681,7 +681,8 @@ def _compiled_backward_kernel(
     cp = channel_lanes(c)
     # Fixed chunks, each with its own float64 sums, added in order: deterministic for any threads.
     chunks = min(n, KERNEL_GRAD_CHUNKS)
-    acc = np.zeros((chunks, len(plan.toff), f, cp or c), dtype=np.float64)
+    # (zeroed by each chunk's kernel, on its thread: D3's four are 4 MiB each)
+    acc = np.empty((chunks, len(plan.toff), f, cp or c), dtype=np.float64)
     (xf, xs), (df, ds) = _flat(x, plan), _flat(dy, plan)
     p = plan
     common = (p.dims, p.crop, p.ph, p.qlo, p.qlen, p.toff, p.tout)
@@ -708,8 +709,12 @@ def _compiled_backward_kernel(
             chunks,
             lambda k, a, b: (xf, xs, df, ds, acc[k], a, b, *common),
         )
+    total = np.empty((len(plan.toff), f, c), dtype=np.float32)
+    taps = len(plan.toff)  # the chunks' sums, in chunk order; large ones by tap ranges on threads
+    ranges = _chunks(taps) if acc.nbytes >= 4 * 2**20 else 1
+    _cpu().run_chunks(_cpu().sum_chunks, taps, ranges, lambda k, a, b: (acc, total, a, b))
     dk = np.zeros((int(np.prod(kernel_shape[:3])), f, c), dtype=np.float32)
-    dk[plan.kidx] = acc.sum(axis=0)[:, :, :c]
+    dk[plan.kidx] = total
     return dk.reshape(kernel_shape)
 
 

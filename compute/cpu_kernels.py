@@ -749,7 +749,8 @@ def backward_kernel(
     toff: np.ndarray,
     tout: np.ndarray,
 ) -> None:
-    """``acc[t, f, c]`` (float64) += kernel gradient of samples ``[n_from, n_to)``."""
+    """``acc[t, f, c]`` (float64) = kernel gradient of samples ``[n_from, n_to)``."""
+    acc[:] = 0.0
     c_n, f_n, i0 = dims[D_C], dims[D_F], dims[D_IN0]
     plane, lead, m0 = dims[D_PLANE], dims[D_LEAD], dims[D_M0]
     xe = np.zeros((i0, c_n, lead + plane + VECTOR), np.float32)
@@ -916,13 +917,14 @@ def backward_kernel_channels(
     direct: bool,
 ) -> None:
     """:func:`backward_kernel` vectorized over channels: ``acc`` flat (T, F, CP) float64 (CP:
-    the channels rounded up to 16) += kernel gradient of samples ``[n_from, n_to)``. The input
+    the channels rounded up to 16) = kernel gradient of samples ``[n_from, n_to)``. The input
     is laid out channels-last (16 channels per vector), so each (4 taps x 4 filters) tile keeps
     its sums in registers over a whole plane (for layers with at least ~12 channels). With
     ``direct`` (one phase, no crop, ``dy``'s rows contiguous and as long as the plane's), the
     output gradient's planes are read where they are, not copied into phase planes."""
     f_n, i0 = dims[D_F], dims[D_IN0]
     plane, lead, m0, xq = dims[D_PLANE], dims[D_LEAD], dims[D_M0], dims[D_XQ]
+    acc[:] = 0.0
     xe3 = np.zeros((i0, lead + plane, cp), np.float32)
     xe = xe3.reshape(-1)
     gl = ds[1] if direct else plane + lead
@@ -968,6 +970,20 @@ def backward_kernel_channels(
                                     acc, g, gl, f, f_n, xe, offs, taps, q_from, q_to, cb, cp
                                 )
                     u0 += n_taps
+
+
+@_jit
+def sum_chunks(acc: np.ndarray, total: np.ndarray, t_from: int, t_to: int) -> None:
+    """``total[t] = sum_k acc[k, t, :, :C]`` (float64 sums in chunk order, then float32) for taps
+    ``[t_from, t_to)``; ``acc`` (chunks, T, F, >= C)."""
+    c_n = total.shape[2]
+    for t in range(t_from, t_to):
+        for f in range(total.shape[1]):
+            for c in range(c_n):
+                v = acc[0, t, f, c]
+                for k in range(1, acc.shape[0]):
+                    v += acc[k, t, f, c]
+                total[t, f, c] = v
 
 
 @_jit_ieee
