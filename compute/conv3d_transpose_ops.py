@@ -366,7 +366,10 @@ def phase_plan(geom: Geometry, c: int, f: int) -> PhasePlan:
         mlo = [e[1] for e in entries]
         first = len(toff)
         if min(counts) > 0:
-            for (j0, t0), (j1, t1), (j2, t2) in itertools.product(*(e[0] for e in entries)):
+            # the outer axis's taps innermost: consecutive taps share their in-plane offset, so
+            # the kernel gradient's groups of taps cover nearly the same positions
+            taps = itertools.product(entries[1][0], entries[2][0], entries[0][0])
+            for (j1, t1), (j2, t2), (j0, t0) in taps:
                 toff.append(t1 * g2 + t2)
                 tout.append(t0)
                 tph.append(p)
