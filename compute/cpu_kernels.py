@@ -70,7 +70,19 @@ from .conv3d_transpose_ops import (
     PH_R1,
     PH_R2,
 )
-from .simd import LANES, vadd_f64, vfma, vload, vrelu, vsplat, vsplat_at, vstore, vzero
+from .simd import (
+    LANES,
+    fload,
+    fstore,
+    vadd_f64,
+    vfma,
+    vload,
+    vrelu,
+    vsplat,
+    vsplat_at,
+    vstore,
+    vzero,
+)
 
 
 def _import_numba() -> Any:
@@ -369,17 +381,6 @@ def _copy(src: np.ndarray, dst: np.ndarray) -> None:
 
 
 @_jit
-def _copy_act(src: np.ndarray, dst: np.ndarray, bias: float, relu: bool) -> None:
-    """``dst[:] = src + bias``, then ``max(., 0)`` when ``relu`` (NaN kept, as NumPy's
-    ``maximum``): the layer's bias and relu fused into the forward's last pass."""
-    for i in range(dst.shape[0]):
-        v = src[i] + bias
-        if relu and v < 0:
-            v = 0.0
-        dst[i] = v
-
-
-@_jit
 def _embed_input(xf: np.ndarray, xs: np.ndarray, n: int, xe: np.ndarray, dims: np.ndarray) -> None:
     """Sample ``n`` of ``x`` (flat ``xf``, element strides ``xs`` of (N, C, *in)) onto the zeroed
     planes ``xe`` (in0, C, lead + plane)."""
@@ -416,7 +417,8 @@ def _embed_input(xf: np.ndarray, xs: np.ndarray, n: int, xe: np.ndarray, dims: n
 def _move_act(
     src: np.ndarray, s: int, dst: np.ndarray, d: int, n: int, bias: float, relu: bool
 ) -> None:
-    """:func:`_move` plus ``bias``, then relu when asked (the same bits as :func:`_copy_act`)."""
+    """:func:`_move` plus ``bias``, then relu when asked (NaN kept, as NumPy's ``maximum``):
+    the layer's bias and relu fused into the forward's last pass."""
     one, b = vsplat(np.float32(1.0)), vsplat(np.float32(bias))
     w = 0
     while w + LANES < n:
@@ -425,6 +427,17 @@ def _move_act(
         w += LANES
     v = vfma(vload(src, s + n - LANES), one, b)
     vstore(dst, d + n - LANES, vrelu(v) if relu else v)
+
+
+@_jit
+def _move_act_strided(
+    src: np.ndarray, s: int, dst: np.ndarray, d: int, step: int, n: int, bias: float, relu: bool
+) -> None:
+    """:func:`_move_act` from ``src[s : s + n]`` to ``dst[d : d + n*step : step]`` (flat float32
+    arrays), element by element with no views and no index checks."""
+    for i in range(n):
+        v = fload(src, s + i) + bias
+        fstore(dst, d + i * step, np.float32(0.0) if relu and v < 0 else v)
 
 
 @_jit
@@ -521,8 +534,8 @@ def _scatter_phase(
                         off = (a * f_n + f) * buf.shape[2] + base
                         _move_act(flat_buf, off, yf, d, n2, bias[f], relu)
                     else:
-                        row = yf[d : d + n2 * step_w : step_w]
-                        _copy_act(buf[a, f, base : base + n2], row, bias[f], relu)
+                        off = (a * f_n + f) * buf.shape[2] + base
+                        _move_act_strided(flat_buf, off, yf, d, step_w, n2, bias[f], relu)
     else:
         for a in range(a_from, a_to):
             for f in range(f_n):
@@ -535,8 +548,8 @@ def _scatter_phase(
                         off = (a * f_n + f) * buf.shape[2] + base
                         _move_act(flat_buf, off, yf, d, n2, bias[f], relu)
                     else:
-                        row = yf[d : d + n2 * step_w : step_w]
-                        _copy_act(buf[a, f, base : base + n2], row, bias[f], relu)
+                        off = (a * f_n + f) * buf.shape[2] + base
+                        _move_act_strided(flat_buf, off, yf, d, step_w, n2, bias[f], relu)
 
 
 @_jit
