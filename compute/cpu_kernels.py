@@ -374,29 +374,22 @@ def _gather(
 
 
 @_jit
-def _copy(src: np.ndarray, dst: np.ndarray) -> None:
-    """``dst[:] = src`` for 1-D views (indexed from 0: no negative-index checks)."""
-    for i in range(dst.shape[0]):
-        dst[i] = src[i]
-
-
-@_jit
 def _embed_input(xf: np.ndarray, xs: np.ndarray, n: int, xe: np.ndarray, dims: np.ndarray) -> None:
     """Sample ``n`` of ``x`` (flat ``xf``, element strides ``xs`` of (N, C, *in)) onto the zeroed
     planes ``xe`` (in0, C, lead + plane)."""
     c_n, i0, i1, i2 = dims[D_C], dims[D_IN0], dims[D_IN1], dims[D_IN2]
     g2, lead = dims[D_G2], dims[D_LEAD]
     step = xs[4]
+    flat = xe.reshape(-1)
     if xs[2] < xs[3]:
         for c in range(c_n):
             for b in range(i1):
                 base = lead + b * g2
                 src0 = n * xs[0] + c * xs[1] + b * xs[3]
                 for a in range(i0):
-                    src = src0 + a * xs[2]
-                    _copy(xf[src : src + i2 * step : step], xe[a, c, base : base + i2])
-    elif step == 1 and i2 >= LANES:  # contiguous rows of whole vectors: no view per row
-        flat = xe.reshape(-1)
+                    dst = (a * c_n + c) * xe.shape[2] + base
+                    _move_strided(xf, src0 + a * xs[2], step, flat, dst, 1, i2)
+    elif step == 1 and i2 >= LANES:  # contiguous rows of whole vectors
         for a in range(i0):
             for c in range(c_n):
                 src0 = n * xs[0] + c * xs[1] + a * xs[2]
@@ -407,10 +400,9 @@ def _embed_input(xf: np.ndarray, xs: np.ndarray, n: int, xe: np.ndarray, dims: n
         for a in range(i0):
             for c in range(c_n):
                 src0 = n * xs[0] + c * xs[1] + a * xs[2]
+                dst0 = (a * c_n + c) * xe.shape[2] + lead
                 for b in range(i1):
-                    src = src0 + b * xs[3]
-                    base = lead + b * g2
-                    _copy(xf[src : src + i2 * step : step], xe[a, c, base : base + i2])
+                    _move_strided(xf, src0 + b * xs[3], step, flat, dst0 + b * g2, 1, i2)
 
 
 @_jit
@@ -427,6 +419,17 @@ def _move_act(
         w += LANES
     v = vfma(vload(src, s + n - LANES), one, b)
     vstore(dst, d + n - LANES, vrelu(v) if relu else v)
+
+
+@_jit
+def _move_strided(
+    src: np.ndarray, s: int, s_step: int, dst: np.ndarray, d: int, d_step: int, n: int
+) -> None:
+    """``dst[d + i*d_step] = src[s + i*s_step]`` for ``i < n`` (flat float32 arrays), element by
+    element with no views and no index checks (the rows are short: a view per row cost more
+    than the copy)."""
+    for i in range(n):
+        fstore(dst, d + i * d_step, fload(src, s + i * s_step))
 
 
 @_jit
@@ -466,6 +469,7 @@ def _embed_output(
     f_n, g2, m0 = dims[D_F], dims[D_G2], dims[D_M0]
     st0, st1, st2 = dims[D_S0], dims[D_S1], dims[D_S2]
     step, step_a = st2 * ds[4], st0 * ds[2]
+    flat = dye.reshape(-1)
     for p in range(ph.shape[0]):
         if ph[p, PH_COUNT] == 0:
             continue
@@ -479,10 +483,8 @@ def _embed_output(
                     base = mb * g2 + ph[p, PH_MLO2]
                     src0 = src_p + f * ds[1] + (st1 * mb + ph[p, PH_R1] - crop[1]) * ds[3]
                     for a in range(n0):
-                        src = src0 + a * step_a
-                        _copy(
-                            df[src : src + n2 * step : step], dye[p * m0 + a, f, base : base + n2]
-                        )
+                        dst = ((p * m0 + a) * f_n + f) * dye.shape[2] + base
+                        _move_strided(df, src0 + a * step_a, step, flat, dst, 1, n2)
         else:
             for a in range(n0):
                 for f in range(f_n):
@@ -491,9 +493,8 @@ def _embed_output(
                         base = mb * g2 + ph[p, PH_MLO2]
                         src = src_p + a * step_a + f * ds[1]
                         src += (st1 * mb + ph[p, PH_R1] - crop[1]) * ds[3]
-                        _copy(
-                            df[src : src + n2 * step : step], dye[p * m0 + a, f, base : base + n2]
-                        )
+                        dst = ((p * m0 + a) * f_n + f) * dye.shape[2] + base
+                        _move_strided(df, src, step, flat, dst, 1, n2)
 
 
 @_jit
@@ -661,6 +662,7 @@ def backward_input(
     dye = _planes(ph.shape[0] * m0, f_n, plane + lead)
     ld = padded(xq)
     buf = np.empty((i0, c_n, ld), np.float32)
+    flat_buf = buf.reshape(-1)
     tsel = np.empty(toff.shape[0], np.int64)
     tsrc = np.empty(toff.shape[0], np.int64)
     offs = np.empty(toff.shape[0], np.int64)
@@ -683,8 +685,8 @@ def backward_input(
                 base = b * g2
                 dst0 = n * dxs[0] + c * dxs[1] + b * dxs[3]
                 for i in range(i0):  # (dx is written once: the order matters little)
-                    d = dst0 + i * dxs[2]
-                    _copy(buf[i, c, base : base + i2], dxf[d : d + i2 * dxs[4] : dxs[4]])
+                    src = (i * c_n + c) * ld + base
+                    _move_strided(flat_buf, src, 1, dxf, dst0 + i * dxs[2], dxs[4], i2)
 
 
 @_jit
@@ -789,13 +791,13 @@ def _embed_input_channels_last(
     channels-last planes ``xe`` (in0, lead + plane, CP): position ``lead + b*g2 + w``."""
     c_n, i0, i1, i2 = dims[D_C], dims[D_IN0], dims[D_IN1], dims[D_IN2]
     g2, lead = dims[D_G2], dims[D_LEAD]
+    flat, cp = xe.reshape(-1), xe.shape[2]
     for a in range(i0):
         for c in range(c_n):
             for b in range(i1):
                 src = n * xs[0] + c * xs[1] + a * xs[2] + b * xs[3]
-                dst = lead + b * g2
-                for w in range(i2):
-                    xe[a, dst + w, c] = xf[src + w * xs[4]]
+                dst = (a * xe.shape[1] + lead + b * g2) * cp + c
+                _move_strided(xf, src, xs[4], flat, dst, cp, i2)
 
 
 @_jit
