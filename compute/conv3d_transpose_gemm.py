@@ -395,9 +395,11 @@ def per_phase(plan: GemmPlan, c: int, f: int) -> bool:
     return union >= PER_PHASE_WASTE * phase_rows(plan)
 
 
+@lru_cache(maxsize=64)
 def phase_rows(plan: GemmPlan) -> int:
     """Phase indices per sample that some output position keeps, over all phases (the rows of
-    the per-phase products; the union's are ``prod(mshape) * phases``)."""
+    the per-phase products; the union's are ``prod(mshape) * phases``). Cached: the cost model
+    asks at every call of the layer."""
     windows = _phase_windows(plan, 0, plan.axes[0].mlen)
     return sum(math.prod(u.stop - u.start for u in usl) for _, _, usl in windows)
 
