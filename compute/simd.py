@@ -4,11 +4,18 @@ Numba's loop vectorizer keeps a loop's running sums in registers only when they 
 transposed convolution's forward needs a tile of sums (8 filters x 32 positions) that stays in
 registers while every (tap, channel) row passes through it, and the kernel gradient a tile of
 (4 taps x 4 filters) channel vectors. These intrinsics let :mod:`compute.cpu_kernels` write such
-tiles as plain local variables of type :data:`f32x16` (LLVM ``<16 x float>``): ``vload`` /
-``vstore`` (unaligned, no bounds check: the caller guarantees the 16 floats lie in the array's
-memory), ``vsplat`` (one float in every lane; ``vsplat_at`` one array element, loaded), ``vzero``, ``vfma`` (``a * b + c``, fused), ``vrelu`` and
-``vadd_f64`` (widen to float64 and add into memory). LLVM lowers ``<16 x float>`` to one AVX-512
-register, two AVX registers or four SSE registers, whatever the CPU has.
+tiles as plain local variables of type :data:`f32x16` (LLVM ``<16 x float>``):
+
+- ``vload`` / ``vstore``: 16 floats at an index (unaligned, no bounds check: the caller
+  guarantees they lie in the array's memory);
+- ``vsplat`` (one float in every lane), ``vsplat_at`` (one array element, loaded and broadcast),
+  ``vzero``;
+- ``vfma`` (``a * b + c``, one rounding), ``vrelu`` (0 below zero, NaN kept);
+- ``vadd_f64`` (widen to float64 and add into memory);
+- ``fload`` / ``fstore``: one float, with no index checks (short strided rows).
+
+LLVM lowers ``<16 x float>`` to one AVX-512 register, two AVX registers or four SSE registers,
+whatever the CPU has.
 
 Without Numba each function is a NumPy equivalent on 16-element arrays (the kernels then run
 interpreted, slowly, with the same results).
