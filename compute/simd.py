@@ -15,7 +15,8 @@ tiles as plain local variables of type :data:`f32x16` (LLVM ``<16 x float>``):
 - ``fload`` / ``fstore``: one float, with no index checks (short strided rows).
 
 LLVM lowers ``<16 x float>`` to one AVX-512 register, two AVX registers or four SSE registers,
-whatever the CPU has.
+whatever the CPU has. Numba's disk cache of :mod:`compute.cpu_kernels` is keyed on that file, not
+this one: after changing an intrinsic's code, touch ``cpu_kernels.py`` (or clear its cache).
 
 Without Numba each function is a NumPy equivalent on 16-element arrays (the kernels then run
 interpreted, slowly, with the same results).
