@@ -271,6 +271,21 @@ def _pad_input(x: np.ndarray, plan: GemmPlan) -> np.ndarray:
     return xp
 
 
+def _padded_chunks(x: np.ndarray, plan: GemmPlan) -> Iterator[tuple[slice, np.ndarray]]:
+    """``x`` (n, C, *in) in chunks of samples whose padded grids fit :data:`PAD_BYTES`: each
+    chunk's slice of the batch and its :func:`_pad_input`."""
+    a0, a1, a2 = plan.axes
+    step = _sample_chunk(x.shape[0], 4 * a0.xlen * a1.xlen * a2.xlen * x.shape[1])
+    for n0 in range(0, x.shape[0], step):
+        sl = slice(n0, n0 + step)
+        yield sl, _pad_input(x[sl], plan)
+
+
+def _plane_bytes(plan: GemmPlan, c: int, f: int) -> int:
+    """Bytes of one phase plane's im2col rows and product (the union of phase ranges)."""
+    return 4 * plan.axes[1].mlen * plan.axes[2].mlen * (plan.taps * c + plan.phases * f)
+
+
 def _im2col(xp: np.ndarray, plan: GemmPlan, a: int, b0: int) -> np.ndarray:
     """``cols`` (rows, ``|O| * C``) of the padded samples ``xp`` for phase planes ``[a, a+b0)``
     of axis 0: ``cols[(n, u), (o, c)] = xp[n, u + pad - o, c]``."""
@@ -333,20 +348,15 @@ def forward(
     """``y`` (N, F, *out), any memory layout, = transposed convolution of ``x`` (N, C, *in)
     (``+ bias``, then ``max(., 0)`` when ``relu``: applied to each block while it is in cache)."""
     plan = gemm_plan(geom)
-    a0, a1, a2 = plan.axes
     c, f = x.shape[1], kernel.shape[3]
     wb = weight_matrix(kernel, plan)
     pb = None if bias is None else np.tile(bias.astype(np.float32), plan.phases)
-    n = x.shape[0]
-    step = _sample_chunk(n, 4 * a0.xlen * a1.xlen * a2.xlen * c)
-    plane_bytes = 4 * a1.mlen * a2.mlen * (plan.taps * c + plan.phases * f)
     phased = per_phase(plan, c, f)
-    for n0 in range(0, n, step):
-        xp = _pad_input(x[n0 : n0 + step], plan)
+    for sl, xp in _padded_chunks(x, plan):
         if phased:
-            _forward_phases(xp, plan, wb, bias, relu, y[n0 : n0 + step])
+            _forward_phases(xp, plan, wb, bias, relu, y[sl])
         else:
-            _forward_chunk(xp, plan, wb, pb, relu, y[n0 : n0 + step], plane_bytes)
+            _forward_chunk(xp, plan, wb, pb, relu, y[sl], _plane_bytes(plan, c, f))
 
 
 def _forward_chunk(
@@ -511,20 +521,15 @@ def backward_kernel(
     many, and which blocks each takes, depend on the geometry alone: deterministic for any
     thread count)."""
     plan = gemm_plan(geom)
-    a0, a1, a2 = plan.axes
     c, f = x.shape[1], kernel_shape[3]
-    n = x.shape[0]
     shape = (plan.taps * c, plan.phases * f)
     total = np.zeros(shape, np.float64)
-    step = _sample_chunk(n, 4 * a0.xlen * a1.xlen * a2.xlen * c)
-    plane_bytes = 4 * a1.mlen * a2.mlen * (plan.taps * c + plan.phases * f)
     phased = per_phase(plan, c, f)
-    for n0 in range(0, n, step):
-        xp = _pad_input(x[n0 : n0 + step], plan)
+    for sl, xp in _padded_chunks(x, plan):
         if phased:
-            total += _kernel_grad_phases(xp, dy[n0 : n0 + step], plan, shape)
+            total += _kernel_grad_phases(xp, dy[sl], plan, shape)
         else:
-            total += _kernel_grad_chunk(xp, dy[n0 : n0 + step], plan, shape, plane_bytes)
+            total += _kernel_grad_chunk(xp, dy[sl], plan, shape, _plane_bytes(plan, c, f))
     return kernel_from_matrix(total, plan, kernel_shape)
 
 
