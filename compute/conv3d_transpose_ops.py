@@ -11,6 +11,7 @@ Three paths, chosen by the array module, numerically equal within float32 roundi
 
 - NumPy with Numba (:mod:`compute.cpu_kernels`): the sub-pixel (phase) decomposition of a
   :class:`PhasePlan`, per-sample planes, taps skipped where they miss the input; the fast CPU path.
+  Its forward runs by rows (:class:`RowPlan`) where that multiplies less padding (:func:`use_rows`).
 - CuPy (:mod:`compute.cuda_kernels`): gather kernels, one thread per output or input voxel.
 - Any array module otherwise (the ``_flat_*`` functions, also the tests' reference): "flat offset":
   each sample's input is placed on the output grid (flattened), so every kernel tap is one constant
@@ -323,7 +324,7 @@ def working_bytes(geom: Geometry, c: int, f: int, training: bool = False) -> int
     input_planes = in0 * lanes * (2 * plane + slack) + 2 * tile  # xe: (i0, C, lead + plane)
     phases = math.prod(a.stride for a in geom.axes)
     scratch = max(outs) * f * (max(outs) * grids[order[2]] + tile)  # forward: (n0, F, qlen)
-    per_thread = input_planes + scratch
+    per_thread = max(input_planes + scratch, _row_floats(geom, c, f))
     if training:
         output_planes = phases * max(outs) * f * (2 * plane + slack) + 2 * tile  # dye
         per_thread = input_planes + output_planes + in0 * c * (plane + tile)
@@ -337,6 +338,33 @@ def working_bytes(geom: Geometry, c: int, f: int, training: bool = False) -> int
     if _path(np) == "flat":  # the array-module path: sample chunks of the flat grid
         total += 2 * max(CHUNK_BYTES, 4 * geom.grid_size * 2 * (c + f))
     return total
+
+
+def _row_floats(geom: Geometry, c: int, f: int) -> int:
+    """An upper bound of the floats one thread of :func:`compute.cpu_kernels.row_forward`
+    allocates (the sample's rows, two sets of partial rows, a row of scratch), from the
+    geometry's lengths alone: no enumeration of residues (a stride of a million is refused by
+    the memory guard, not enumerated)."""
+    lanes = 16
+    row = _row_axis(geom)
+    a = geom.axes[row]
+    ln = lanes * -(-a.in_len // lanes)
+    rows = math.prod(b.in_len for i, b in enumerate(geom.axes) if i != row) * c * ln
+    tmax = ((a.size - 1) * a.dilation) // a.stride  # a residue's largest tap offset
+    # pad <= tmax; the furthest load: the last output's phase index + a vector + 1 (t >= -1)
+    rl = tmax + (a.crop_start + a.out_len) // a.stride + 2 + ln + 2 * lanes
+    parts = 2 * 8 * -(-f // 8) * a.size * rl
+    return rows + parts + rl + 3 * lanes
+
+
+def _row_axis(geom: Geometry) -> int:
+    """The row axis of :func:`row_plan`: the one whose length fills whole vectors best (the
+    last one among equals)."""
+
+    def fill(a: AxisGeometry) -> float:
+        return a.in_len / (16 * -(-a.in_len // 16))
+
+    return max(range(3), key=lambda i: (fill(geom.axes[i]), i))
 
 
 @lru_cache(maxsize=64)
@@ -406,6 +434,127 @@ def phase_plan(geom: Geometry, c: int, f: int) -> PhasePlan:
         np.array(tph, i64),
         np.array(kidx, i64),
     )
+
+
+# Columns of RowPlan.dims (read by :func:`compute.cpu_kernels.row_forward`; same caveat as D_*).
+R_C, R_F = 0, 1
+R_IN0, R_IN1, R_IN2 = 2, 3, 4
+R_L, R_V, R_KG, R_K1, R_K2, R_PAD, R_RL = 5, 6, 7, 8, 9, 10, 11
+R_S0, R_S1, R_S2 = 12, 13, 14
+R_PLANES, R_PAIRS, R_OUT2 = 15, 16, 17
+ROW_DIMS_LEN = 18
+# Columns of RowPlan.res0/res1/res2: one row per residue of the axis.
+A_MLO, A_N, A_FIRST, A_COUNT = 0, 1, 2, 3
+# Taps one forward row tile sums along the row axis (its sums: 8 filters x this many vectors).
+ROW_TILE_TAPS = 3
+
+
+@dataclass(frozen=True)
+class RowPlan:
+    """Row decomposition of a geometry for the compiled forward
+    (:func:`compute.cpu_kernels.row_forward`): one axis, the *row* axis (last in plan order),
+    is held as whole vectors of input positions; each output row (one position of the two other
+    axes, per phase) sums, over the (axis-0, axis-1) tap pairs that reach the input, every
+    channel's input row times each row-axis tap's weights, and adds those shifted partial rows
+    at the end. No product ever touches padding, except the lanes past the row's length when
+    it is not a multiple of 16, and the filters past ``F`` in its last group of 8.
+
+    ``taps*`` rows are ``(kernel index j, offset t)``, ordered by residue (output phase index
+    ``m = i + t`` for input index ``i``); ``res*`` rows are :data:`A_MLO`, :data:`A_N` (first
+    phase index and count of output positions), :data:`A_FIRST`, :data:`A_COUNT` (its taps);
+    ``groups`` rows are ``(first tap, count <= ROW_TILE_TAPS)`` of ``taps2``, one tile each."""
+
+    perm: tuple[int, int, int]
+    dims: np.ndarray
+    crop: np.ndarray
+    res0: np.ndarray
+    res1: np.ndarray
+    res2: np.ndarray
+    taps0: np.ndarray
+    taps1: np.ndarray
+    taps2: np.ndarray
+    groups: np.ndarray
+    waste: float  # multiply-adds computed per useful one
+
+
+def _residues(a: AxisGeometry) -> tuple[np.ndarray, np.ndarray]:
+    """``(res, taps)`` arrays of one axis for :class:`RowPlan`."""
+    res: list[list[int]] = []
+    taps: list[tuple[int, int]] = []
+    for tlist, mlo, count in _axis_phases(a):
+        res.append([mlo, count, len(taps), len(tlist)])
+        taps.extend(tlist)
+    i64 = np.int64
+    return np.array(res, i64).reshape(-1, 4), np.array(taps, i64).reshape(-1, 2)
+
+
+def _row_groups(k2: int) -> list[tuple[int, int]]:
+    """The row axis's ``k2`` taps split into the fewest tiles of at most
+    :data:`ROW_TILE_TAPS`, as even as can be (4 -> 2 + 2, not 3 + 1)."""
+    n = -(-k2 // ROW_TILE_TAPS)
+    bounds = [k2 * g // n for g in range(n + 1)]
+    return [(a, b - a) for a, b in zip(bounds, bounds[1:])]
+
+
+@lru_cache(maxsize=64)
+def row_plan(geom: Geometry, c: int, f: int) -> RowPlan:
+    """The :class:`RowPlan` of ``geom`` for ``c`` channels and ``f`` filters: the row axis is
+    the one whose length fills whole vectors best (the last one among equals)."""
+    lanes = 16
+    row = _row_axis(geom)
+    outer = [i for i in range(3) if i != row]
+    perm = (outer[0], outer[1], row)
+    axes = [geom.axes[i] for i in perm]
+    (res0, taps0), (res1, taps1), (res2, taps2) = (_residues(a) for a in axes)
+    ins = [a.in_len for a in axes]
+    v = -(-ins[2] // lanes)
+    # Partial rows: data at [pad, pad + 16v); every vector the output pass loads stays inside.
+    reach_lo, reach_hi = 0, 0
+    for mlo, count, first, n_taps in res2:
+        for _, t in taps2[first : first + n_taps]:
+            reach_lo = min(reach_lo, mlo - t)
+            reach_hi = max(reach_hi, mlo + -(-count // lanes) * lanes - t)
+    pad = -reach_lo
+    rl = -(-max(pad + reach_hi, pad + v * lanes) // lanes) * lanes
+    pairs = max((n0 * n1 for n0 in res0[:, A_COUNT] for n1 in res1[:, A_COUNT]), default=0)
+    dims = [0] * ROW_DIMS_LEN
+    dims[R_C], dims[R_F] = c, f
+    dims[R_IN0 : R_IN0 + 3] = ins
+    dims[R_L], dims[R_V], dims[R_KG] = v * lanes, v, -(-f // 8)
+    dims[R_K1], dims[R_K2], dims[R_PAD], dims[R_RL] = axes[1].size, axes[2].size, pad, rl
+    dims[R_S0 : R_S0 + 3] = [a.stride for a in axes]
+    dims[R_PLANES], dims[R_PAIRS], dims[R_OUT2] = axes[0].out_len, max(pairs, 1), axes[2].out_len
+    i64 = np.int64
+    waste = (v * lanes / ins[2]) * (8 * dims[R_KG] / f)
+    return RowPlan(
+        perm,
+        np.array(dims, i64),
+        np.array([a.crop_start for a in axes], i64),
+        res0,
+        res1,
+        res2,
+        taps0,
+        taps1,
+        taps2,
+        np.array(_row_groups(axes[2].size), i64).reshape(-1, 2),
+        waste,
+    )
+
+
+def _row_weights(kernel: np.ndarray, plan: RowPlan) -> np.ndarray:
+    """Kernel (kd, kh, kw, F, C) -> :func:`compute.cpu_kernels.row_forward`'s weights
+    ``(k0*k1, KG, C, 8*k2)``: per (axis-0, axis-1) tap pair, group of 8 filters and channel,
+    each row tile's block ``(8, its taps)`` filter-major, tiles in ``plan.groups`` order."""
+    k = kernel.transpose(*plan.perm, 3, 4)  # plan axis order
+    k0, k1, k2, f, c = k.shape
+    kg = int(plan.dims[R_KG])
+    k = k[:, :, plan.taps2[:, 0]]  # row-axis taps in plan order
+    padded = np.zeros((k0, k1, k2, kg * 8, c), np.float32)
+    padded[:, :, :, :f] = k
+    # (k0, k1, k2, KG, 8, C) -> (k0*k1, KG, C, [per group: (8, count)])
+    padded = padded.reshape(k0 * k1, k2, kg, 8, c).transpose(0, 2, 4, 3, 1)
+    blocks = [padded[..., a : a + n].reshape(k0 * k1, kg, c, 8 * n) for a, n in plan.groups]
+    return np.ascontiguousarray(np.concatenate(blocks, axis=3))
 
 
 # ----------------------------------------------------------------------------- dispatch
@@ -547,9 +696,12 @@ def _compiled_forward(
     """The :mod:`compute.cpu_kernels` path of :func:`forward` (interpreted without Numba), bias
     and relu applied as each output plane is written."""
     n, f = x.shape[0], kernel.shape[3]
-    plan = phase_plan(geom, x.shape[1], f)
     bv = np.zeros(f, np.float32) if bias is None else np.asarray(bias, np.float32).reshape(f)
     y = _out_array(n, f, geom, channels_last)
+    rows = row_plan(geom, x.shape[1], f)
+    if use_rows(geom, x.shape[1], f):
+        return _row_forward(x, kernel, rows, y, bv, relu)
+    plan = phase_plan(geom, x.shape[1], f)
     (xf, xs), (yf, ys) = _flat(x, plan), _flat(y, plan)
     wt = _tile_weights(kernel, plan, forward=True)
     p = plan
@@ -578,6 +730,65 @@ def _compiled_forward(
         ),  # fmt: skip
     )
     return y
+
+
+def _row_forward(
+    x: np.ndarray, kernel: np.ndarray, plan: RowPlan, y: np.ndarray, bv: np.ndarray, relu: bool
+) -> np.ndarray:
+    """:func:`_compiled_forward` by rows (:func:`compute.cpu_kernels.row_forward`) into ``y``."""
+    perm = (0, 1, *(2 + i for i in plan.perm))
+    (xf, xs), (yf, ys) = _cpu().flat(x.transpose(perm)), _cpu().flat(y.transpose(perm))
+    wr = _row_weights(kernel, plan)
+    jobs = _sample_parts(x.shape[0], int(plan.dims[R_PLANES]))
+    p = plan
+    _cpu().run_chunks(
+        _cpu().row_forward,
+        len(jobs),
+        len(jobs),
+        lambda k, a, b: (
+            xf,
+            xs,
+            wr,
+            yf,
+            ys,
+            *jobs[k][:2],
+            p.dims,
+            p.crop,
+            p.res0,
+            p.res1,
+            p.res2,
+            p.taps0,
+            p.taps1,
+            p.taps2,
+            p.groups,
+            bv,
+            relu,
+            *jobs[k][2:],
+        ),  # fmt: skip
+    )
+    return y
+
+
+def use_rows(geom: Geometry, c: int, f: int) -> bool:
+    """Whether the compiled forward runs by rows (:class:`RowPlan`) rather than by phase
+    planes: when its lanes and filter groups waste less than the planes' padding does
+    (``CONV3DT_FORWARD=rows|planes`` forces one: tests, measurements)."""
+    forced = os.environ.get("CONV3DT_FORWARD", "")
+    if forced in ("rows", "planes"):
+        return forced == "rows"
+    return row_plan(geom, c, f).waste <= _plane_waste(phase_plan(geom, c, f))
+
+
+def _plane_waste(plan: PhasePlan) -> float:
+    """Multiply-adds the phase-plane forward computes per useful one (its tiles of 8 or 4
+    filters, its rows rounded up to whole tiles and the plane's padding; taps skipped at a
+    plane's edges not counted)."""
+    d = plan.dims
+    f = int(d[D_F])
+    filters = (-(-f // 8) * 8 if f > 4 else 4) / f
+    useful = int(d[D_IN1]) * int(d[D_IN2])
+    longest = -(-int(plan.qlen.max(initial=0)) // 16) * 16
+    return filters * max(longest / useful, 1.0)
 
 
 def _sample_parts(n: int, planes: int) -> list[tuple[int, int, int, int]]:
@@ -731,6 +942,7 @@ def warm_up() -> bool:
     x = np.ones((1, 1, 2, 2, 2), dtype=np.float32)
     kernel = np.ones((2, 2, 2, 1, 1), dtype=np.float32)
     y = _compiled_forward(x, kernel, geom)
+    _row_forward(x, kernel, row_plan(geom, 1, 1), np.empty_like(y), np.zeros(1, np.float32), True)
     _compiled_backward_input(y, kernel, geom)
     _compiled_backward_kernel(x, y, geom, kernel.shape)
     lanes = np.ones((1, 16, 2, 2, 2), dtype=np.float32)  # the channels-last kernel gradient

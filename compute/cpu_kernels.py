@@ -17,6 +17,12 @@ run over long contiguous ranges whatever the volume's shape (W1's last axis is 3
 multiply few padding zeros. Work is split over samples (parallel); every temporary is per sample, so
 the extra memory is a few samples' planes, never the batch.
 
+The forward has a second decomposition, by rows (:func:`row_forward`, on a
+:class:`~compute.conv3d_transpose_ops.RowPlan`), taken where it multiplies less padding: one axis
+is held as whole vectors of *input* positions, so a tile multiplies no padding at all; each
+output row sums the partial rows of its row-axis taps at their offsets, and is written to ``y``
+with the bias and relu (stride 2: both residues' vectors interleaved).
+
 Plan arrays (``p`` a phase, ``t`` a tap sorted by phase), axes in plan order; the columns of
 ``dims`` and ``ph`` are read through the names :mod:`compute.conv3d_transpose_ops` defines:
     dims    int64[DIMS_LEN]: D_C, D_F (channels, filters), D_IN0..2, D_OUT0..2 (input and output
@@ -45,6 +51,10 @@ from typing import Any, TypeVar
 import numpy as np
 
 from .conv3d_transpose_ops import (
+    A_COUNT,
+    A_FIRST,
+    A_MLO,
+    A_N,
     D_C,
     D_F,
     D_G2,
@@ -69,11 +79,30 @@ from .conv3d_transpose_ops import (
     PH_R0,
     PH_R1,
     PH_R2,
+    R_C,
+    R_F,
+    R_IN0,
+    R_IN1,
+    R_IN2,
+    R_K1,
+    R_K2,
+    R_KG,
+    R_L,
+    R_OUT2,
+    R_PAD,
+    R_PAIRS,
+    R_PLANES,
+    R_RL,
+    R_S0,
+    R_S1,
+    R_S2,
+    R_V,
 )
 from .simd import (
     LANES,
     fload,
     fstore,
+    vadd,
     vadd_f64,
     vfma,
     vload,
@@ -82,6 +111,8 @@ from .simd import (
     vsplat_at,
     vstore,
     vzero,
+    vzip_hi,
+    vzip_lo,
 )
 
 
@@ -115,6 +146,14 @@ def _jit(fn: _F) -> _F:
     if numba is None:
         return fn
     return numba.njit(cache=True, fastmath=True, boundscheck=False, nogil=True)(fn)
+
+
+def _jit_inline(fn: _F) -> _F:
+    """:func:`_jit`, inlined into its callers by Numba itself (LLVM leaves a small function
+    taking arrays as a call: its arguments, 7 words an array, cost more than its work)."""
+    if numba is None:
+        return fn
+    return numba.njit(cache=True, fastmath=True, boundscheck=False, nogil=True, inline="always")(fn)
 
 
 def _jit_ieee(fn: _F) -> _F:
@@ -637,6 +676,359 @@ def forward(
                     offs, wrow,
                 )  # fmt: skip
             _scatter_phase(buf, yf, ys, n, p, dims, crop, ph, qlo, bias, relu, a_from, a_to)
+
+
+# The forward by rows (:class:`~compute.conv3d_transpose_ops.RowPlan`): a tile holds the sums of
+# 8 filters x 1-3 row-axis taps for one vector of input positions while every (tap pair,
+# channel) input row passes (one vector load, 8-24 broadcast weights, as many multiply-adds),
+# then stores them as partial rows; the output pass adds each tap's partial row at its offset.
+
+
+@_jit
+def _row_tile3(
+    xe: np.ndarray,
+    xo: int,
+    xstep: int,
+    px: np.ndarray,
+    pw: np.ndarray,
+    npair: int,
+    c_n: int,
+    wf: np.ndarray,
+    wo: int,
+    wstep: int,
+    part: np.ndarray,
+    po: int,
+    fstep: int,
+    tstep: int,
+) -> None:
+    """``part[po + i*fstep + j*tstep + b] = sum_u sum_c wf[pw[u] + wo + c*wstep + 3*i + j] *
+    xe[px[u] + xo + c*xstep + b]`` for 8 filters ``i``, 3 taps ``j`` and 16 positions ``b``."""
+    a0 = a1 = a2 = b0 = b1 = b2 = c0 = c1 = c2 = d0 = d1 = d2 = vzero()
+    e0 = e1 = e2 = f0 = f1 = f2 = g0 = g1 = g2 = h0 = h1 = h2 = vzero()
+    for u in range(npair):
+        o = px[u] + xo
+        i = pw[u] + wo
+        for _ in range(c_n):
+            x = vload(xe, o)
+            a0, a1 = vfma(x, vsplat_at(wf, i), a0), vfma(x, vsplat_at(wf, i + 1), a1)
+            a2, b0 = vfma(x, vsplat_at(wf, i + 2), a2), vfma(x, vsplat_at(wf, i + 3), b0)
+            b1, b2 = vfma(x, vsplat_at(wf, i + 4), b1), vfma(x, vsplat_at(wf, i + 5), b2)
+            c0, c1 = vfma(x, vsplat_at(wf, i + 6), c0), vfma(x, vsplat_at(wf, i + 7), c1)
+            c2, d0 = vfma(x, vsplat_at(wf, i + 8), c2), vfma(x, vsplat_at(wf, i + 9), d0)
+            d1, d2 = vfma(x, vsplat_at(wf, i + 10), d1), vfma(x, vsplat_at(wf, i + 11), d2)
+            e0, e1 = vfma(x, vsplat_at(wf, i + 12), e0), vfma(x, vsplat_at(wf, i + 13), e1)
+            e2, f0 = vfma(x, vsplat_at(wf, i + 14), e2), vfma(x, vsplat_at(wf, i + 15), f0)
+            f1, f2 = vfma(x, vsplat_at(wf, i + 16), f1), vfma(x, vsplat_at(wf, i + 17), f2)
+            g0, g1 = vfma(x, vsplat_at(wf, i + 18), g0), vfma(x, vsplat_at(wf, i + 19), g1)
+            g2, h0 = vfma(x, vsplat_at(wf, i + 20), g2), vfma(x, vsplat_at(wf, i + 21), h0)
+            h1, h2 = vfma(x, vsplat_at(wf, i + 22), h1), vfma(x, vsplat_at(wf, i + 23), h2)
+            o += xstep
+            i += wstep
+    for k, (v0, v1, v2) in enumerate(
+        ((a0, a1, a2), (b0, b1, b2), (c0, c1, c2), (d0, d1, d2)),
+    ):
+        vstore(part, po + k * fstep, v0)
+        vstore(part, po + k * fstep + tstep, v1)
+        vstore(part, po + k * fstep + 2 * tstep, v2)
+    for k, (v0, v1, v2) in enumerate(
+        ((e0, e1, e2), (f0, f1, f2), (g0, g1, g2), (h0, h1, h2)),
+    ):
+        vstore(part, po + (k + 4) * fstep, v0)
+        vstore(part, po + (k + 4) * fstep + tstep, v1)
+        vstore(part, po + (k + 4) * fstep + 2 * tstep, v2)
+
+
+@_jit
+def _row_tile2(
+    xe: np.ndarray,
+    xo: int,
+    xstep: int,
+    px: np.ndarray,
+    pw: np.ndarray,
+    npair: int,
+    c_n: int,
+    wf: np.ndarray,
+    wo: int,
+    wstep: int,
+    part: np.ndarray,
+    po: int,
+    fstep: int,
+    tstep: int,
+) -> None:
+    """:func:`_row_tile3` for 2 taps (weights ``2*i + j``)."""
+    a0 = a1 = b0 = b1 = c0 = c1 = d0 = d1 = vzero()
+    e0 = e1 = f0 = f1 = g0 = g1 = h0 = h1 = vzero()
+    for u in range(npair):
+        o = px[u] + xo
+        i = pw[u] + wo
+        for _ in range(c_n):
+            x = vload(xe, o)
+            a0, a1 = vfma(x, vsplat_at(wf, i), a0), vfma(x, vsplat_at(wf, i + 1), a1)
+            b0, b1 = vfma(x, vsplat_at(wf, i + 2), b0), vfma(x, vsplat_at(wf, i + 3), b1)
+            c0, c1 = vfma(x, vsplat_at(wf, i + 4), c0), vfma(x, vsplat_at(wf, i + 5), c1)
+            d0, d1 = vfma(x, vsplat_at(wf, i + 6), d0), vfma(x, vsplat_at(wf, i + 7), d1)
+            e0, e1 = vfma(x, vsplat_at(wf, i + 8), e0), vfma(x, vsplat_at(wf, i + 9), e1)
+            f0, f1 = vfma(x, vsplat_at(wf, i + 10), f0), vfma(x, vsplat_at(wf, i + 11), f1)
+            g0, g1 = vfma(x, vsplat_at(wf, i + 12), g0), vfma(x, vsplat_at(wf, i + 13), g1)
+            h0, h1 = vfma(x, vsplat_at(wf, i + 14), h0), vfma(x, vsplat_at(wf, i + 15), h1)
+            o += xstep
+            i += wstep
+    for k, (v0, v1) in enumerate(((a0, a1), (b0, b1), (c0, c1), (d0, d1))):
+        vstore(part, po + k * fstep, v0)
+        vstore(part, po + k * fstep + tstep, v1)
+    for k, (v0, v1) in enumerate(((e0, e1), (f0, f1), (g0, g1), (h0, h1))):
+        vstore(part, po + (k + 4) * fstep, v0)
+        vstore(part, po + (k + 4) * fstep + tstep, v1)
+
+
+@_jit
+def _row_tile1(
+    xe: np.ndarray,
+    xo: int,
+    xstep: int,
+    px: np.ndarray,
+    pw: np.ndarray,
+    npair: int,
+    c_n: int,
+    wf: np.ndarray,
+    wo: int,
+    wstep: int,
+    part: np.ndarray,
+    po: int,
+    fstep: int,
+    tstep: int,
+) -> None:
+    """:func:`_row_tile3` for 1 tap (weights ``i``)."""
+    a = b = c = d = e = f = g = h = vzero()
+    for u in range(npair):
+        o = px[u] + xo
+        i = pw[u] + wo
+        for _ in range(c_n):
+            x = vload(xe, o)
+            a, b = vfma(x, vsplat_at(wf, i), a), vfma(x, vsplat_at(wf, i + 1), b)
+            c, d = vfma(x, vsplat_at(wf, i + 2), c), vfma(x, vsplat_at(wf, i + 3), d)
+            e, f = vfma(x, vsplat_at(wf, i + 4), e), vfma(x, vsplat_at(wf, i + 5), f)
+            g, h = vfma(x, vsplat_at(wf, i + 6), g), vfma(x, vsplat_at(wf, i + 7), h)
+            o += xstep
+            i += wstep
+    for k, v in enumerate((a, b, c, d, e, f, g, h)):
+        vstore(part, po + k * fstep, v)
+
+
+@_jit
+def _embed_rows(xf: np.ndarray, xs: np.ndarray, n: int, xe: np.ndarray, dims: np.ndarray) -> None:
+    """Sample ``n`` of ``x`` (flat ``xf``, element strides ``xs`` of (N, C, *in), plan order)
+    onto ``xe`` (in0, in1, C, L): rows of the row axis, zero past its length."""
+    c_n, i0, i1, i2, ln = dims[R_C], dims[R_IN0], dims[R_IN1], dims[R_IN2], dims[R_L]
+    flat = xe.reshape(-1)
+    step = xs[4]
+    for a in range(i0):
+        for b in range(i1):
+            src = n * xs[0] + a * xs[2] + b * xs[3]
+            dst = (a * i1 + b) * c_n * ln
+            for c in range(c_n):
+                if step == 1 and i2 >= LANES:
+                    _move(xf, src + c * xs[1], flat, dst + c * ln, i2)
+                else:
+                    _move_strided(xf, src + c * xs[1], step, flat, dst + c * ln, 1, i2)
+
+
+@_jit_inline
+def _residue_sum(part: np.ndarray, at: int, offs: Any, n_taps: int, b: Any) -> Any:
+    """``b + sum_j part[at + offs[j] : ... + 16]`` over one residue's ``n_taps`` taps (``offs``
+    a tuple of 4; more taps: the rest at ``offs[3] + k*(offs[3] - offs[2])``, even spacing)."""
+    v = vadd(b, vload(part, at + offs[0])) if n_taps > 0 else b
+    if n_taps > 1:
+        v = vadd(v, vload(part, at + offs[1]))
+    if n_taps > 2:
+        v = vadd(v, vload(part, at + offs[2]))
+    if n_taps > 3:
+        step = offs[3] - offs[2]
+        for k in range(n_taps - 3):
+            v = vadd(v, vload(part, at + offs[3] + k * step))
+    return v
+
+
+@_jit_inline
+def _residue_offsets(dims: np.ndarray, res: np.ndarray, r: int, taps: np.ndarray) -> Any:
+    """Where residue ``r``'s taps' partial rows hold its first output position, from the start
+    of a filter's partial rows (the row-axis taps of one residue are evenly spaced, in the
+    rows and in offset, so a fourth and later ones follow from the third and fourth)."""
+    rl, pad, first, n_taps = dims[R_RL], dims[R_PAD], res[r, A_FIRST], res[r, A_COUNT]
+    o = [0, 0, 0, 0]
+    for j in range(min(n_taps, 4)):
+        o[j] = (first + j) * rl + pad + res[r, A_MLO] - taps[first + j, 1]
+    return o[0], o[1], o[2], o[3]
+
+
+@_jit
+def _row_write(
+    part: np.ndarray,
+    at: int,
+    tmp: np.ndarray,
+    yf: np.ndarray,
+    d: int,
+    ys: np.ndarray,
+    dims: np.ndarray,
+    crop: int,
+    res: np.ndarray,
+    taps: np.ndarray,
+    bias: np.ndarray,
+    relu: bool,
+) -> None:
+    """The output row at ``y[d + f*ys[1] + o*ys[4]]``, every filter ``f`` and position ``o``:
+    ``bias[f]`` plus each row-axis tap's partial row (``part[at:]``) at its offset, through
+    relu when asked. Whole vectors when the row is contiguous (stride 1, or stride 2 with its
+    two residues' vectors interleaved), else element by element from ``tmp``."""
+    f_n, fstep, s2, o_n = dims[R_F], dims[R_K2] * dims[R_RL], dims[R_S2], dims[R_OUT2]
+    pairs = o_n // 2
+    if ys[4] == 1 and s2 == 1 and o_n >= LANES:
+        offs, n_taps = _residue_offsets(dims, res, 0, taps), res[0, A_COUNT]
+        for f in range(f_n):
+            b, base, dst = vsplat(bias[f]), at + f * fstep, d + f * ys[1]
+            for w in range(0, o_n, LANES):
+                w0 = min(w, o_n - LANES)
+                v = _residue_sum(part, base + w0, offs, n_taps, b)
+                vstore(yf, dst + w0, vrelu(v) if relu else v)
+        return
+    if ys[4] == 1 and s2 == 2 and pairs >= LANES:
+        # o = 2q + e comes from residue (e + crop) % 2 at its (q + 1)-th phase index
+        ra, rb = crop % 2, (crop + 1) % 2
+        offa, na = _residue_offsets(dims, res, ra, taps), res[ra, A_COUNT]
+        offb, nb = _residue_offsets(dims, res, rb, taps), res[rb, A_COUNT]
+        for f in range(f_n):
+            b, base, dst = vsplat(bias[f]), at + f * fstep, d + f * ys[1]
+            for q in range(0, pairs, LANES):
+                q0 = min(q, pairs - LANES)
+                va = _residue_sum(part, base + q0, offa, na, b)
+                vb = _residue_sum(part, base + q0, offb, nb, b)
+                if relu:
+                    va, vb = vrelu(va), vrelu(vb)
+                vstore(yf, dst + 2 * q0, vzip_lo(va, vb))
+                vstore(yf, dst + 2 * q0 + LANES, vzip_hi(va, vb))
+            if o_n % 2:  # the last, unpaired position: lane 15 of residue ra's last vector
+                v = _residue_sum(part, base + pairs - LANES + 1, offa, na, b)
+                vstore(tmp, 0, vrelu(v) if relu else v)
+                fstore(yf, dst + o_n - 1, fload(tmp, LANES - 1))
+        return
+    for r in range(s2):
+        count = res[r, A_N]
+        if count == 0:
+            continue
+        offs, n_taps = _residue_offsets(dims, res, r, taps), res[r, A_COUNT]
+        dr = d + (s2 * res[r, A_MLO] + r - crop) * ys[4]
+        for f in range(f_n):
+            b, base = vsplat(bias[f]), at + f * fstep
+            for w in range(0, count, LANES):
+                v = _residue_sum(part, base + w, offs, n_taps, b)
+                vstore(tmp, w, vrelu(v) if relu else v)
+            _move_strided(tmp, 0, 1, yf, dr + f * ys[1], s2 * ys[4], count)
+
+
+@_jit
+def row_forward(
+    xf: np.ndarray,
+    xs: np.ndarray,
+    wr: np.ndarray,
+    yf: np.ndarray,
+    ys: np.ndarray,
+    n_from: int,
+    n_to: int,
+    dims: np.ndarray,
+    crop: np.ndarray,
+    res0: np.ndarray,
+    res1: np.ndarray,
+    res2: np.ndarray,
+    taps0: np.ndarray,
+    taps1: np.ndarray,
+    taps2: np.ndarray,
+    groups: np.ndarray,
+    bias: np.ndarray,
+    relu: bool,
+    part_k: int,
+    parts: int,
+) -> None:
+    """Samples ``[n_from, n_to)`` of ``y`` (N, F, *out, plan order) = transposed convolution of
+    ``x`` (N, C, *in), ``+ bias``, then relu when asked, by rows
+    (:class:`~compute.conv3d_transpose_ops.RowPlan`); ``wr`` from ``_row_weights``. Only part
+    ``part_k`` of ``parts`` of the output planes along axis 0 (threads share a sample)."""
+    c_n, i0, i1 = dims[R_C], dims[R_IN0], dims[R_IN1]
+    ln, v_n, kg_n, k1, k2 = dims[R_L], dims[R_V], dims[R_KG], dims[R_K1], dims[R_K2]
+    pad, rl = dims[R_PAD], dims[R_RL]
+    s0, s1 = dims[R_S0], dims[R_S1]
+    planes = dims[R_PLANES]
+    xe = np.zeros(i0 * i1 * c_n * ln + LANES, np.float32)
+    # Two sets of partial rows: a row's output pass runs after the next row's tiles, when its
+    # tiles' stores have long reached the cache (loading a vector that straddles two recent
+    # stores stalls until they have: 70 cycles a vector on D4, a third of its time).
+    size = kg_n * 8 * k2 * rl
+    part = np.zeros(2 * size + LANES, np.float32)
+    pending = -1
+    tmp = np.empty(dims[R_RL] + LANES, np.float32)
+    px = np.empty(dims[R_PAIRS], np.int64)
+    pw = np.empty(dims[R_PAIRS], np.int64)
+    wf = wr.reshape(-1)
+    wstep = 8 * k2
+    pair_w = kg_n * c_n * wstep
+    p_from, p_to = planes * part_k // parts, planes * (part_k + 1) // parts
+    cur = 0  # where this row's partial rows go: part[cur : cur + size]
+    for n in range(n_from, n_to):
+        _embed_rows(xf, xs, n, xe, dims)
+        g = 0
+        for r0 in range(s0):
+            for a in range(res0[r0, A_N]):
+                g += 1
+                if not p_from <= g - 1 < p_to:
+                    continue
+                m0 = res0[r0, A_MLO] + a
+                d0 = n * ys[0] + (s0 * m0 + r0 - crop[0]) * ys[2]
+                for r1 in range(s1):
+                    for b in range(res1[r1, A_N]):
+                        m1 = res1[r1, A_MLO] + b
+                        npair = 0
+                        for u0 in range(res0[r0, A_FIRST], res0[r0, A_FIRST] + res0[r0, A_COUNT]):
+                            j0 = m0 - taps0[u0, 1]
+                            if not 0 <= j0 < i0:
+                                continue
+                            for u1 in range(
+                                res1[r1, A_FIRST], res1[r1, A_FIRST] + res1[r1, A_COUNT]
+                            ):
+                                j1 = m1 - taps1[u1, 1]
+                                if 0 <= j1 < i1:
+                                    px[npair] = (j0 * i1 + j1) * c_n * ln
+                                    pw[npair] = (taps0[u0, 0] * k1 + taps1[u1, 0]) * pair_w
+                                    npair += 1
+                        for kg in range(kg_n):
+                            for gi in range(groups.shape[0]):
+                                first, count = groups[gi, 0], groups[gi, 1]
+                                wo = kg * c_n * wstep + 8 * first
+                                po = (kg * 8 * k2 + first) * rl + pad + cur
+                                for v in range(v_n):
+                                    o = po + v * LANES
+                                    if count == 3:
+                                        _row_tile3(
+                                            xe, v * LANES, ln, px, pw, npair, c_n, wf, wo, wstep,
+                                            part, o, k2 * rl, rl,
+                                        )  # fmt: skip
+                                    elif count == 2:
+                                        _row_tile2(
+                                            xe, v * LANES, ln, px, pw, npair, c_n, wf, wo, wstep,
+                                            part, o, k2 * rl, rl,
+                                        )  # fmt: skip
+                                    else:
+                                        _row_tile1(
+                                            xe, v * LANES, ln, px, pw, npair, c_n, wf, wo, wstep,
+                                            part, o, k2 * rl, rl,
+                                        )  # fmt: skip
+                        if pending >= 0:
+                            _row_write(
+                                part, size - cur, tmp, yf, pending, ys, dims, crop[2], res2,
+                                taps2, bias, relu,
+                            )  # fmt: skip
+                        pending = d0 + (s1 * m1 + r1 - crop[1]) * ys[3]
+                        cur = size - cur
+    if pending >= 0:
+        _row_write(part, size - cur, tmp, yf, pending, ys, dims, crop[2], res2, taps2, bias, relu)
 
 
 @_jit

@@ -10,7 +10,8 @@ tiles as plain local variables of type :data:`f32x16` (LLVM ``<16 x float>``):
   guarantees they lie in the array's memory);
 - ``vsplat`` (one float in every lane), ``vsplat_at`` (one array element, loaded and broadcast),
   ``vzero``;
-- ``vfma`` (``a * b + c``, one rounding), ``vrelu`` (0 below zero, NaN kept);
+- ``vfma`` (``a * b + c``, one rounding), ``vadd``, ``vrelu`` (0 below zero, NaN kept);
+- ``vzip_lo`` / ``vzip_hi``: the lanes of two vectors interleaved (a stride-2 output row);
 - ``vadd_f64`` (widen to float64 and add into memory);
 - ``fload`` / ``fstore``: one float, with no index checks (short strided rows).
 
@@ -39,6 +40,9 @@ if TYPE_CHECKING:  # what the kernels see; the definitions below are Numba intri
     def vsplat_at(arr: np.ndarray, idx: int) -> Any: ...
     def vzero() -> Any: ...
     def vfma(a: Any, b: Any, c: Any) -> Any: ...
+    def vadd(a: Any, b: Any) -> Any: ...
+    def vzip_lo(a: Any, b: Any) -> Any: ...
+    def vzip_hi(a: Any, b: Any) -> Any: ...
     def vrelu(a: Any) -> Any: ...
     def fload(arr: np.ndarray, idx: int) -> float: ...
     def fstore(arr: np.ndarray, idx: int, v: float) -> None: ...
@@ -189,6 +193,34 @@ if not TYPE_CHECKING and ir is not None:
         return sig, codegen
 
     @intrinsic
+    def vadd(typingctx: Any, a: Any, b: Any) -> Any:
+        """``a + b`` lane by lane."""
+        sig = f32x16(f32x16, f32x16)
+
+        def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+            return builder.fadd(args[0], args[1])
+
+        return sig, codegen
+
+    def _zip(half: int) -> Any:
+        """The intrinsic interleaving half ``half`` (0: lanes 0-7, 1: lanes 8-15) of two vectors:
+        ``a[h], b[h], a[h + 1], b[h + 1], ...``."""
+
+        def zip_half(typingctx: Any, a: Any, b: Any) -> Any:
+            sig = f32x16(f32x16, f32x16)
+
+            def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+                lanes = [half * LANES // 2 + i // 2 + (LANES if i % 2 else 0) for i in range(LANES)]
+                mask = ir.Constant(ir.VectorType(ir.IntType(32), LANES), lanes)
+                return builder.shuffle_vector(args[0], args[1], mask)
+
+            return sig, codegen
+
+        return intrinsic(zip_half)
+
+    vzip_lo, vzip_hi = _zip(0), _zip(1)
+
+    @intrinsic
     def vrelu(typingctx: Any, a: Any) -> Any:
         """0 where ``a < 0``, else ``a``, lane by lane (NaN kept, as NumPy's ``maximum``)."""
         sig = f32x16(f32x16)
@@ -226,6 +258,15 @@ elif not TYPE_CHECKING:  # pragma: no cover - exercised only where Numba does no
 
     def vfma(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
         return (a.astype(np.float64) * b + c).astype(np.float32)
+
+    def vadd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return (a + b).astype(np.float32)
+
+    def vzip_lo(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.stack([a[: LANES // 2], b[: LANES // 2]], axis=1).reshape(-1)
+
+    def vzip_hi(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return np.stack([a[LANES // 2 :], b[LANES // 2 :]], axis=1).reshape(-1)
 
     def vrelu(a: np.ndarray) -> np.ndarray:
         return np.where(a < 0, np.float32(0), a)

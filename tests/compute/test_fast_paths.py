@@ -355,6 +355,52 @@ def test_forward_shares_samples_between_threads(rng, monkeypatch, case, threads,
     _close(ops._compiled_forward(x, kernel, geom), ops._flat_forward(np, x, kernel, geom))
 
 
+# The forward by rows: rows of whole vectors and not (16, 17, 33, 40 long), 1-7 row-axis taps
+# (a fourth and later ones in one residue), stride 2 interleaved with crop 0 and 1 and odd
+# lengths, stride 3 and channels-last element by element, residues without taps.
+ROWS = [
+    ((2, 3, 16), 3, 1, 1, False, None),  # D4's family: 3 taps, 18 long output
+    ((3, 2, 17), 4, 2, 1, True, None),  # D1's: interleaved, crop 1
+    ((2, 2, 16), 3, 2, 1, True, None),  # D2's: residues of 2 and 1 taps, crop 0
+    ((2, 2, 16), 3, 2, 1, False, None),  # odd output length (33)
+    ((2, 3, 33), (2, 3, 7), 1, (1, 1, 2), True, None),  # 7 taps, dilated: one residue
+    ((2, 2, 20), (3, 2, 7), (1, 2, 2), 1, False, None),  # 4 and 3 taps per residue
+    ((3, 2, 40), (1, 3, 5), (2, 1, 3), (1, 1, 2), True, None),  # stride 3, element by element
+    ((2, 2, 18), (2, 2, 1), (3, 1, 3), 1, False, (2, 0, 2)),  # residues without taps
+    ((1, 1, 5), 3, 2, 1, True, None),  # a row shorter than a vector
+]
+
+
+@pytest.mark.parametrize("layout", ["channels_first", "channels_last"])
+@pytest.mark.parametrize("c, f", [(3, 3), (16, 8), (5, 9), (17, 16)], ids=str)
+@pytest.mark.parametrize("case", ROWS + GEOMETRIES[:6], ids=str)
+def test_row_forward_equals_reference(rng, monkeypatch, case, c, f, layout):
+    """The forward by rows, forced, with bias and relu: the reference's output."""
+    monkeypatch.setenv("CONV3DT_FORWARD", "rows")
+    geom, x, kernel, _ = _case(rng, case, n=2, c=c, f=f)
+    bias = rng.standard_normal(f).astype(np.float32)
+    want = np.maximum(ops._flat_forward(np, x, kernel, geom) + bias.reshape(-1, 1, 1, 1), 0)
+    got = ops._compiled_forward(x, kernel, geom, layout == "channels_last", bias, relu=True)
+    _close(got, want)
+
+
+@pytest.mark.parametrize(
+    "spatial, size, stride, same, c, f, rows",
+    [
+        ((16, 16, 16), 3, 1, False, 16, 16, True),  # D4: no padding multiplied
+        ((16, 16, 16), 4, 2, True, 64, 32, True),  # D1
+        ((8, 8, 8), 4, 2, True, 128, 64, False),  # D3: rows of 8 would waste half the lanes
+        ((10, 6, 64), 3, 1, False, 1, 3, False),  # W1 (plan order): 3 filters of 8
+    ],
+)
+def test_forward_takes_rows_where_they_waste_less(spatial, size, stride, same, c, f, rows):
+    geom = ops.Geometry.of(spatial, (size,) * 3, (stride,) * 3, (1, 1, 1), same)
+    assert ops.use_rows(geom, c, f) == rows
+    assert ops.row_plan(geom, c, f).waste == pytest.approx(
+        (16 * -(-max(spatial) // 16) / max(spatial)) * (8 * -(-f // 8) / f), rel=1e-6
+    )
+
+
 # ----------------------------------------------------------------------------- random layers
 
 axis = st.tuples(
@@ -383,7 +429,7 @@ def test_compiled_kernels_equal_the_reference_on_random_layers(layer):
     """Random layers: any spatial size (rows shorter and longer than a vector), kernel size,
     stride, dilation, padding, channel and filter counts (partial filter groups and channel
     vectors, the channels-last kernel gradient from 12 channels), batch (samples shared between
-    threads), both output layouts, bias and relu; relu's backward fused with the bias
+    threads), both output layouts, bias and relu, the forward by rows and by phase planes; relu's backward fused with the bias
     gradient. 60 examples here (3,000 passed when the kernels were written)."""
     ins, sizes, strides, dilations = zip(*layer["axes"])
     if np.prod(ins) * layer["c"] * layer["n"] > 60_000:  # keep each example quick
@@ -397,8 +443,11 @@ def test_compiled_kernels_equal_the_reference_on_random_layers(layer):
     dy = rng.standard_normal((n, f, *geom.out_shape), dtype=np.float32)
 
     want = np.maximum(ops._flat_forward(np, x, kernel, geom) + bias.reshape(-1, 1, 1, 1), 0)
-    got = ops._compiled_forward(x, kernel, geom, layer["channels_last"], bias, relu=True)
-    _close(got, want)
+    for forward in ("rows", "planes"):
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("CONV3DT_FORWARD", forward)
+            got = ops._compiled_forward(x, kernel, geom, layer["channels_last"], bias, relu=True)
+        _close(got, want)
     _gradients_match_reference(x, kernel, geom, dy)
     dz, db = ops.relu_backward(np, want, dy, True, True)
     _close(dz, dy * (want > 0))
