@@ -348,23 +348,34 @@ def _row_floats(geom: Geometry, c: int, f: int) -> int:
     lanes = 16
     row = _row_axis(geom)
     a = geom.axes[row]
-    ln = lanes * -(-a.in_len // lanes)
-    rows = math.prod(b.in_len for i, b in enumerate(geom.axes) if i != row) * c * ln
+    packed, ln = _row_packing(a.in_len)
+    others = [b.in_len for i, b in enumerate(geom.axes) if i != row]
+    rows = others[0] * (others[1] + 2 * packed) * c * ln
     tmax = ((a.size - 1) * a.dilation) // a.stride  # a residue's largest tap offset
     # pad <= tmax; the furthest load: the last output's phase index + a vector + 1 (t >= -1)
     rl = tmax + (a.crop_start + a.out_len) // a.stride + 2 + ln + 2 * lanes
-    parts = 2 * 8 * -(-f // 8) * a.size * rl
+    parts = 2 * 8 * -(-f // 8) * a.size * packed * rl
     return rows + parts + rl + 3 * lanes
 
 
+def _row_packing(n: int) -> tuple[int, int]:
+    """``(rows per vector, floats per row)`` of input rows ``n`` long: rows of 8 or fewer are
+    packed several to a vector (rows of 8: two), longer ones padded to whole vectors."""
+    if n <= 8:
+        return 16 // n, n
+    return 1, 16 * -(-n // 16)
+
+
+def _lane_fill(n: int) -> float:
+    """The share of a tile's lanes that input rows ``n`` long fill (:func:`_row_packing`)."""
+    packed, ln = _row_packing(n)
+    return n * packed / (16 * -(-ln * packed // 16))
+
+
 def _row_axis(geom: Geometry) -> int:
-    """The row axis of :func:`row_plan`: the one whose length fills whole vectors best (the
-    last one among equals)."""
-
-    def fill(a: AxisGeometry) -> float:
-        return a.in_len / (16 * -(-a.in_len // 16))
-
-    return max(range(3), key=lambda i: (fill(geom.axes[i]), i))
+    """The row axis of :func:`row_plan`: the one whose rows fill a tile's lanes best (the last
+    one among equals)."""
+    return max(range(3), key=lambda i: (_lane_fill(geom.axes[i].in_len), i))
 
 
 @lru_cache(maxsize=64)
@@ -441,8 +452,8 @@ R_C, R_F = 0, 1
 R_IN0, R_IN1, R_IN2 = 2, 3, 4
 R_L, R_V, R_KG, R_K1, R_K2, R_PAD, R_RL = 5, 6, 7, 8, 9, 10, 11
 R_S0, R_S1, R_S2 = 12, 13, 14
-R_PLANES, R_PAIRS, R_OUT2 = 15, 16, 17
-ROW_DIMS_LEN = 18
+R_PLANES, R_PAIRS, R_OUT2, R_P, R_ROWS = 15, 16, 17, 18, 19
+ROW_DIMS_LEN = 20
 # Columns of RowPlan.res0/res1/res2: one row per residue of the axis.
 A_MLO, A_N, A_FIRST, A_COUNT = 0, 1, 2, 3
 # Taps one forward row tile sums along the row axis (its sums: 8 filters x this many vectors).
@@ -457,7 +468,9 @@ class RowPlan:
     axes, per phase) sums, over the (axis-0, axis-1) tap pairs that reach the input, every
     channel's input row times each row-axis tap's weights, and adds those shifted partial rows
     at the end. No product ever touches padding, except the lanes past the row's length when
-    it is not a multiple of 16, and the filters past ``F`` in its last group of 8.
+    it is not a multiple of 16, and the filters past ``F`` in its last group of 8. Rows of 8 or
+    fewer are packed ``R_P`` to a vector (consecutive rows of the middle axis: one vector makes
+    that many output rows' partial rows, stored lane group by lane group).
 
     ``taps*`` rows are ``(kernel index j, offset t)``, ordered by residue (output phase index
     ``m = i + t`` for input index ``i``); ``res*`` rows are :data:`A_MLO`, :data:`A_N` (first
@@ -507,8 +520,9 @@ def row_plan(geom: Geometry, c: int, f: int) -> RowPlan:
     axes = [geom.axes[i] for i in perm]
     (res0, taps0), (res1, taps1), (res2, taps2) = (_residues(a) for a in axes)
     ins = [a.in_len for a in axes]
-    v = -(-ins[2] // lanes)
-    # Partial rows: data at [pad, pad + 16v); every vector the output pass loads stays inside.
+    packed, ln = _row_packing(ins[2])
+    v = -(-ln // lanes)
+    # Partial rows: data at [pad, pad + ln); every vector the output pass loads stays inside.
     reach_lo, reach_hi = 0, 0
     for mlo, count, first, n_taps in res2:
         for _, t in taps2[first : first + n_taps]:
@@ -520,12 +534,13 @@ def row_plan(geom: Geometry, c: int, f: int) -> RowPlan:
     dims = [0] * ROW_DIMS_LEN
     dims[R_C], dims[R_F] = c, f
     dims[R_IN0 : R_IN0 + 3] = ins
-    dims[R_L], dims[R_V], dims[R_KG] = v * lanes, v, -(-f // 8)
+    dims[R_L], dims[R_V], dims[R_KG] = ln, v, -(-f // 8)
+    dims[R_P], dims[R_ROWS] = packed, ins[1] + 2 * (packed - 1)
     dims[R_K1], dims[R_K2], dims[R_PAD], dims[R_RL] = axes[1].size, axes[2].size, pad, rl
     dims[R_S0 : R_S0 + 3] = [a.stride for a in axes]
     dims[R_PLANES], dims[R_PAIRS], dims[R_OUT2] = axes[0].out_len, max(pairs, 1), axes[2].out_len
     i64 = np.int64
-    waste = (v * lanes / ins[2]) * (8 * dims[R_KG] / f)
+    waste = (8 * dims[R_KG] / f) / _lane_fill(ins[2])
     return RowPlan(
         perm,
         np.array(dims, i64),

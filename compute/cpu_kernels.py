@@ -89,10 +89,12 @@ from .conv3d_transpose_ops import (
     R_KG,
     R_L,
     R_OUT2,
+    R_P,
     R_PAD,
     R_PAIRS,
     R_PLANES,
     R_RL,
+    R_ROWS,
     R_S0,
     R_S1,
     R_S2,
@@ -110,6 +112,7 @@ from .simd import (
     vsplat,
     vsplat_at,
     vstore,
+    vstore_lanes,
     vzero,
     vzip_hi,
     vzip_lo,
@@ -684,6 +687,17 @@ def forward(
 # then stores them as partial rows; the output pass adds each tap's partial row at its offset.
 
 
+@_jit_inline
+def _put(part: np.ndarray, o: int, v: Any, p_n: int, ln: int, rstep: int) -> None:
+    """A tile's sums to the partial rows at ``part[o:]``: the whole vector, or, with rows
+    packed ``p_n`` to a vector, lanes ``k*ln .. k*ln + ln - 1`` to ``part[o + k*rstep:]``."""
+    if p_n == 1:
+        vstore(part, o, v)
+    else:
+        for k in range(p_n):
+            vstore_lanes(part, o + k * rstep, v, k * ln, ln)
+
+
 @_jit
 def _row_tile3(
     xe: np.ndarray,
@@ -700,9 +714,13 @@ def _row_tile3(
     po: int,
     fstep: int,
     tstep: int,
+    p_n: int,
+    ln: int,
+    rstep: int,
 ) -> None:
     """``part[po + i*fstep + j*tstep + b] = sum_u sum_c wf[pw[u] + wo + c*wstep + 3*i + j] *
-    xe[px[u] + xo + c*xstep + b]`` for 8 filters ``i``, 3 taps ``j`` and 16 positions ``b``."""
+    xe[px[u] + xo + c*xstep + b]`` for 8 filters ``i``, 3 taps ``j`` and 16 positions ``b``
+    (rows packed ``p_n`` to a vector: lanes ``k*ln ..`` to ``part[... + k*rstep ..]``)."""
     a0 = a1 = a2 = b0 = b1 = b2 = c0 = c1 = c2 = d0 = d1 = d2 = vzero()
     e0 = e1 = e2 = f0 = f1 = f2 = g0 = g1 = g2 = h0 = h1 = h2 = vzero()
     for u in range(npair):
@@ -727,15 +745,15 @@ def _row_tile3(
     for k, (v0, v1, v2) in enumerate(
         ((a0, a1, a2), (b0, b1, b2), (c0, c1, c2), (d0, d1, d2)),
     ):
-        vstore(part, po + k * fstep, v0)
-        vstore(part, po + k * fstep + tstep, v1)
-        vstore(part, po + k * fstep + 2 * tstep, v2)
+        _put(part, po + k * fstep, v0, p_n, ln, rstep)
+        _put(part, po + k * fstep + tstep, v1, p_n, ln, rstep)
+        _put(part, po + k * fstep + 2 * tstep, v2, p_n, ln, rstep)
     for k, (v0, v1, v2) in enumerate(
         ((e0, e1, e2), (f0, f1, f2), (g0, g1, g2), (h0, h1, h2)),
     ):
-        vstore(part, po + (k + 4) * fstep, v0)
-        vstore(part, po + (k + 4) * fstep + tstep, v1)
-        vstore(part, po + (k + 4) * fstep + 2 * tstep, v2)
+        _put(part, po + (k + 4) * fstep, v0, p_n, ln, rstep)
+        _put(part, po + (k + 4) * fstep + tstep, v1, p_n, ln, rstep)
+        _put(part, po + (k + 4) * fstep + 2 * tstep, v2, p_n, ln, rstep)
 
 
 @_jit
@@ -754,6 +772,9 @@ def _row_tile2(
     po: int,
     fstep: int,
     tstep: int,
+    p_n: int,
+    ln: int,
+    rstep: int,
 ) -> None:
     """:func:`_row_tile3` for 2 taps (weights ``2*i + j``)."""
     a0 = a1 = b0 = b1 = c0 = c1 = d0 = d1 = vzero()
@@ -774,11 +795,11 @@ def _row_tile2(
             o += xstep
             i += wstep
     for k, (v0, v1) in enumerate(((a0, a1), (b0, b1), (c0, c1), (d0, d1))):
-        vstore(part, po + k * fstep, v0)
-        vstore(part, po + k * fstep + tstep, v1)
+        _put(part, po + k * fstep, v0, p_n, ln, rstep)
+        _put(part, po + k * fstep + tstep, v1, p_n, ln, rstep)
     for k, (v0, v1) in enumerate(((e0, e1), (f0, f1), (g0, g1), (h0, h1))):
-        vstore(part, po + (k + 4) * fstep, v0)
-        vstore(part, po + (k + 4) * fstep + tstep, v1)
+        _put(part, po + (k + 4) * fstep, v0, p_n, ln, rstep)
+        _put(part, po + (k + 4) * fstep + tstep, v1, p_n, ln, rstep)
 
 
 @_jit
@@ -797,6 +818,9 @@ def _row_tile1(
     po: int,
     fstep: int,
     tstep: int,
+    p_n: int,
+    ln: int,
+    rstep: int,
 ) -> None:
     """:func:`_row_tile3` for 1 tap (weights ``i``)."""
     a = b = c = d = e = f = g = h = vzero()
@@ -812,32 +836,37 @@ def _row_tile1(
             o += xstep
             i += wstep
     for k, v in enumerate((a, b, c, d, e, f, g, h)):
-        vstore(part, po + k * fstep, v)
+        _put(part, po + k * fstep, v, p_n, ln, rstep)
 
 
 @_jit
 def _embed_rows(xf: np.ndarray, xs: np.ndarray, n: int, xe: np.ndarray, dims: np.ndarray) -> None:
     """Sample ``n`` of ``x`` (flat ``xf``, element strides ``xs`` of (N, C, *in), plan order)
-    onto ``xe`` (in0, in1, C, L): rows of the row axis, zero past its length."""
-    c_n, i0, i1, i2, ln = dims[R_C], dims[R_IN0], dims[R_IN1], dims[R_IN2], dims[R_L]
+    onto the zeroed ``xe`` (in0, C, R_ROWS, L): rows of the row axis, from row ``R_P - 1``
+    (zero rows before and after, for packed vectors that reach past the first or last)."""
+    c_n, i0, i1, i2 = dims[R_C], dims[R_IN0], dims[R_IN1], dims[R_IN2]
+    ln, rows, first = dims[R_L], dims[R_ROWS], dims[R_P] - 1
     flat = xe.reshape(-1)
     step = xs[4]
     for a in range(i0):
-        for b in range(i1):
-            src = n * xs[0] + a * xs[2] + b * xs[3]
-            dst = (a * i1 + b) * c_n * ln
-            for c in range(c_n):
+        for c in range(c_n):
+            src = n * xs[0] + a * xs[2] + c * xs[1]
+            dst = ((a * c_n + c) * rows + first) * ln
+            for b in range(i1):
                 if step == 1 and i2 >= LANES:
-                    _move(xf, src + c * xs[1], flat, dst + c * ln, i2)
+                    _move(xf, src + b * xs[3], flat, dst + b * ln, i2)
                 else:
-                    _move_strided(xf, src + c * xs[1], step, flat, dst + c * ln, 1, i2)
+                    _move_strided(xf, src + b * xs[3], step, flat, dst + b * ln, 1, i2)
 
 
 @_jit_inline
 def _residue_sum(part: np.ndarray, at: int, offs: Any, n_taps: int, b: Any) -> Any:
-    """``b + sum_j part[at + offs[j] : ... + 16]`` over one residue's ``n_taps`` taps (``offs``
-    a tuple of 4; more taps: the rest at ``offs[3] + k*(offs[3] - offs[2])``, even spacing)."""
-    v = vadd(b, vload(part, at + offs[0])) if n_taps > 0 else b
+    """``sum_j part[at + offs[j] : ... + 16] + b`` over one residue's ``n_taps`` taps (``offs``
+    a tuple of 4; more taps: the rest at ``offs[3] + k*(offs[3] - offs[2])``, even spacing);
+    the bias added last, as an unfused ``+= bias`` would (the same bits)."""
+    if n_taps == 0:
+        return b
+    v = vload(part, at + offs[0])
     if n_taps > 1:
         v = vadd(v, vload(part, at + offs[1]))
     if n_taps > 2:
@@ -846,7 +875,7 @@ def _residue_sum(part: np.ndarray, at: int, offs: Any, n_taps: int, b: Any) -> A
         step = offs[3] - offs[2]
         for k in range(n_taps - 3):
             v = vadd(v, vload(part, at + offs[3] + k * step))
-    return v
+    return vadd(v, b)
 
 
 @_jit_inline
@@ -855,9 +884,10 @@ def _residue_offsets(dims: np.ndarray, res: np.ndarray, r: int, taps: np.ndarray
     of a filter's partial rows (the row-axis taps of one residue are evenly spaced, in the
     rows and in offset, so a fourth and later ones follow from the third and fourth)."""
     rl, pad, first, n_taps = dims[R_RL], dims[R_PAD], res[r, A_FIRST], res[r, A_COUNT]
+    p_n = dims[R_P]
     o = [0, 0, 0, 0]
     for j in range(min(n_taps, 4)):
-        o[j] = (first + j) * rl + pad + res[r, A_MLO] - taps[first + j, 1]
+        o[j] = (first + j) * p_n * rl + pad + res[r, A_MLO] - taps[first + j, 1]
     return o[0], o[1], o[2], o[3]
 
 
@@ -880,16 +910,35 @@ def _row_write(
     ``bias[f]`` plus each row-axis tap's partial row (``part[at:]``) at its offset, through
     relu when asked. Whole vectors when the row is contiguous (stride 1, or stride 2 with its
     two residues' vectors interleaved), else element by element from ``tmp``."""
-    f_n, fstep, s2, o_n = dims[R_F], dims[R_K2] * dims[R_RL], dims[R_S2], dims[R_OUT2]
+    f_n, s2, o_n = dims[R_F], dims[R_S2], dims[R_OUT2]
+    fstep = dims[R_K2] * dims[R_P] * dims[R_RL]
     pairs = o_n // 2
-    if ys[4] == 1 and s2 == 1 and o_n >= LANES:
+    if ys[4] == 1 and s2 == 1:
         offs, n_taps = _residue_offsets(dims, res, 0, taps), res[0, A_COUNT]
         for f in range(f_n):
             b, base, dst = vsplat(bias[f]), at + f * fstep, d + f * ys[1]
+            if o_n < LANES:  # a short row: one vector, the lanes past its end not stored
+                v = _residue_sum(part, base, offs, n_taps, b)
+                vstore_lanes(yf, dst, vrelu(v) if relu else v, 0, o_n)
+                continue
             for w in range(0, o_n, LANES):
                 w0 = min(w, o_n - LANES)
                 v = _residue_sum(part, base + w0, offs, n_taps, b)
                 vstore(yf, dst + w0, vrelu(v) if relu else v)
+        return
+    if ys[4] == 1 and s2 == 2 and 1 < o_n < 2 * LANES:  # a short row: one pair of vectors
+        ra, rb = crop % 2, (crop + 1) % 2
+        offa, na = _residue_offsets(dims, res, ra, taps), res[ra, A_COUNT]
+        offb, nb = _residue_offsets(dims, res, rb, taps), res[rb, A_COUNT]
+        for f in range(f_n):
+            b, base, dst = vsplat(bias[f]), at + f * fstep, d + f * ys[1]
+            va = _residue_sum(part, base, offa, na, b)
+            vb = _residue_sum(part, base, offb, nb, b)
+            if relu:
+                va, vb = vrelu(va), vrelu(vb)
+            vstore_lanes(yf, dst, vzip_lo(va, vb), 0, min(o_n, LANES))
+            if o_n > LANES:
+                vstore_lanes(yf, dst + LANES, vzip_hi(va, vb), 0, o_n - LANES)
         return
     if ys[4] == 1 and s2 == 2 and pairs >= LANES:
         # o = 2q + e comes from residue (e + crop) % 2 at its (q + 1)-th phase index
@@ -954,16 +1003,18 @@ def row_forward(
     ``part_k`` of ``parts`` of the output planes along axis 0 (threads share a sample)."""
     c_n, i0, i1 = dims[R_C], dims[R_IN0], dims[R_IN1]
     ln, v_n, kg_n, k1, k2 = dims[R_L], dims[R_V], dims[R_KG], dims[R_K1], dims[R_K2]
-    pad, rl = dims[R_PAD], dims[R_RL]
+    pad, rl, p_n, rows = dims[R_PAD], dims[R_RL], dims[R_P], dims[R_ROWS]
     s0, s1 = dims[R_S0], dims[R_S1]
     planes = dims[R_PLANES]
-    xe = np.zeros(i0 * i1 * c_n * ln + LANES, np.float32)
+    xe = np.zeros(i0 * c_n * rows * ln + LANES, np.float32)
     # Two sets of partial rows: a row's output pass runs after the next row's tiles, when its
     # tiles' stores have long reached the cache (loading a vector that straddles two recent
     # stores stalls until they have: 70 cycles a vector on D4, a third of its time).
-    size = kg_n * 8 * k2 * rl
+    size = kg_n * 8 * k2 * p_n * rl
+    fstep, tstep = k2 * p_n * rl, p_n * rl
     part = np.zeros(2 * size + LANES, np.float32)
-    pending = -1
+    pending = np.empty(p_n, np.int64)  # the output rows whose partial rows wait
+    n_pending = 0
     tmp = np.empty(dims[R_RL] + LANES, np.float32)
     px = np.empty(dims[R_PAIRS], np.int64)
     pw = np.empty(dims[R_PAIRS], np.int64)
@@ -983,7 +1034,7 @@ def row_forward(
                 m0 = res0[r0, A_MLO] + a
                 d0 = n * ys[0] + (s0 * m0 + r0 - crop[0]) * ys[2]
                 for r1 in range(s1):
-                    for b in range(res1[r1, A_N]):
+                    for b in range(0, res1[r1, A_N], p_n):  # output rows m1 .. m1 + p_n - 1
                         m1 = res1[r1, A_MLO] + b
                         npair = 0
                         for u0 in range(res0[r0, A_FIRST], res0[r0, A_FIRST] + res0[r0, A_COUNT]):
@@ -993,42 +1044,47 @@ def row_forward(
                             for u1 in range(
                                 res1[r1, A_FIRST], res1[r1, A_FIRST] + res1[r1, A_COUNT]
                             ):
-                                j1 = m1 - taps1[u1, 1]
-                                if 0 <= j1 < i1:
-                                    px[npair] = (j0 * i1 + j1) * c_n * ln
+                                j1 = m1 - taps1[u1, 1]  # the first of p_n input rows
+                                if j1 + p_n > 0 and j1 < i1:
+                                    px[npair] = ((j0 * c_n) * rows + j1 + p_n - 1) * ln
                                     pw[npair] = (taps0[u0, 0] * k1 + taps1[u1, 0]) * pair_w
                                     npair += 1
                         for kg in range(kg_n):
                             for gi in range(groups.shape[0]):
                                 first, count = groups[gi, 0], groups[gi, 1]
                                 wo = kg * c_n * wstep + 8 * first
-                                po = (kg * 8 * k2 + first) * rl + pad + cur
+                                po = (kg * 8 * k2 + first) * p_n * rl + pad + cur
                                 for v in range(v_n):
                                     o = po + v * LANES
                                     if count == 3:
                                         _row_tile3(
-                                            xe, v * LANES, ln, px, pw, npair, c_n, wf, wo, wstep,
-                                            part, o, k2 * rl, rl,
+                                            xe, v * LANES, rows * ln, px, pw, npair, c_n, wf, wo,
+                                            wstep, part, o, fstep, tstep, p_n, ln, rl,
                                         )  # fmt: skip
                                     elif count == 2:
                                         _row_tile2(
-                                            xe, v * LANES, ln, px, pw, npair, c_n, wf, wo, wstep,
-                                            part, o, k2 * rl, rl,
+                                            xe, v * LANES, rows * ln, px, pw, npair, c_n, wf, wo,
+                                            wstep, part, o, fstep, tstep, p_n, ln, rl,
                                         )  # fmt: skip
                                     else:
                                         _row_tile1(
-                                            xe, v * LANES, ln, px, pw, npair, c_n, wf, wo, wstep,
-                                            part, o, k2 * rl, rl,
+                                            xe, v * LANES, rows * ln, px, pw, npair, c_n, wf, wo,
+                                            wstep, part, o, fstep, tstep, p_n, ln, rl,
                                         )  # fmt: skip
-                        if pending >= 0:
+                        for k in range(n_pending):
                             _row_write(
-                                part, size - cur, tmp, yf, pending, ys, dims, crop[2], res2,
-                                taps2, bias, relu,
+                                part, size - cur + k * rl, tmp, yf, pending[k], ys, dims, crop[2],
+                                res2, taps2, bias, relu,
                             )  # fmt: skip
-                        pending = d0 + (s1 * m1 + r1 - crop[1]) * ys[3]
+                        n_pending = min(p_n, res1[r1, A_N] - b)
+                        for k in range(n_pending):
+                            pending[k] = d0 + (s1 * (m1 + k) + r1 - crop[1]) * ys[3]
                         cur = size - cur
-    if pending >= 0:
-        _row_write(part, size - cur, tmp, yf, pending, ys, dims, crop[2], res2, taps2, bias, relu)
+    for k in range(n_pending):
+        _row_write(
+            part, size - cur + k * rl, tmp, yf, pending[k], ys, dims, crop[2], res2, taps2, bias,
+            relu,
+        )  # fmt: skip
 
 
 @_jit

@@ -7,7 +7,7 @@ registers while every (tap, channel) row passes through it, and the kernel gradi
 tiles as plain local variables of type :data:`f32x16` (LLVM ``<16 x float>``):
 
 - ``vload`` / ``vstore``: 16 floats at an index (unaligned, no bounds check: the caller
-  guarantees they lie in the array's memory);
+  guarantees they lie in the array's memory); ``vstore_lanes``: some consecutive lanes only;
 - ``vsplat`` (one float in every lane), ``vsplat_at`` (one array element, loaded and broadcast),
   ``vzero``;
 - ``vfma`` (``a * b + c``, one rounding), ``vadd``, ``vrelu`` (0 below zero, NaN kept);
@@ -40,6 +40,7 @@ if TYPE_CHECKING:  # what the kernels see; the definitions below are Numba intri
     def vsplat_at(arr: np.ndarray, idx: int) -> Any: ...
     def vzero() -> Any: ...
     def vfma(a: Any, b: Any, c: Any) -> Any: ...
+    def vstore_lanes(arr: np.ndarray, idx: int, v: Any, lo: int, n: int) -> None: ...
     def vadd(a: Any, b: Any) -> Any: ...
     def vzip_lo(a: Any, b: Any) -> Any: ...
     def vzip_hi(a: Any, b: Any) -> Any: ...
@@ -193,6 +194,37 @@ if not TYPE_CHECKING and ir is not None:
         return sig, codegen
 
     @intrinsic
+    def vstore_lanes(typingctx: Any, arr: Any, idx: Any, v: Any, lo: Any, n: Any) -> Any:
+        """``arr[idx + i] = v[lo + i]`` for ``i < n``: lanes ``lo .. lo + n - 1`` of ``v`` only
+        (one masked store; the memory around is not touched)."""
+        sig = types.void(arr, types.intp, f32x16, types.intp, types.intp)
+
+        def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+            arr_v, idx, v, lo, n = args
+            i64 = ir.IntType(64)
+            ivec = ir.VectorType(i64, LANES)
+            lanes = ir.Constant(ivec, list(range(LANES)))
+
+            def splat(x: Any) -> Any:
+                one = builder.insert_element(
+                    ir.Constant(ivec, ir.Undefined), x, ir.Constant(ir.IntType(32), 0)
+                )
+                zeros = ir.Constant(ir.VectorType(ir.IntType(32), LANES), [0] * LANES)
+                return builder.shuffle_vector(one, ir.Constant(ivec, ir.Undefined), zeros)
+
+            mask = builder.and_(
+                builder.icmp_signed(">=", lanes, splat(lo)),
+                builder.icmp_signed("<", lanes, splat(builder.add(lo, n))),
+            )
+            ptr = _address(context, builder, sig.args[0], arr_v, builder.sub(idx, lo), _VEC)
+            fnty = ir.FunctionType(ir.VoidType(), [_VEC, ptr.type, ir.IntType(32), mask.type])
+            fn = cgutils.get_or_insert_function(builder.module, fnty, "llvm.masked.store.v16f32.p0")
+            builder.call(fn, [v, ptr, ir.Constant(ir.IntType(32), 4), mask])
+            return context.get_dummy_value()
+
+        return sig, codegen
+
+    @intrinsic
     def vadd(typingctx: Any, a: Any, b: Any) -> Any:
         """``a + b`` lane by lane."""
         sig = f32x16(f32x16, f32x16)
@@ -258,6 +290,9 @@ elif not TYPE_CHECKING:  # pragma: no cover - exercised only where Numba does no
 
     def vfma(a: np.ndarray, b: np.ndarray, c: np.ndarray) -> np.ndarray:
         return (a.astype(np.float64) * b + c).astype(np.float32)
+
+    def vstore_lanes(arr: np.ndarray, idx: int, v: np.ndarray, lo: int, n: int) -> None:
+        arr[idx : idx + n] = v[lo : lo + n]
 
     def vadd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return (a + b).astype(np.float32)

@@ -355,7 +355,8 @@ def test_forward_shares_samples_between_threads(rng, monkeypatch, case, threads,
     _close(ops._compiled_forward(x, kernel, geom), ops._flat_forward(np, x, kernel, geom))
 
 
-# The forward by rows: rows of whole vectors and not (16, 17, 33, 40 long), 1-7 row-axis taps
+# The forward by rows: rows of whole vectors and not (16, 17, 33, 40 long), rows packed 2-16 to
+# a vector (8, 5, 3, 1 long), 1-7 row-axis taps
 # (a fourth and later ones in one residue), stride 2 interleaved with crop 0 and 1 and odd
 # lengths, stride 3 and channels-last element by element, residues without taps.
 ROWS = [
@@ -368,6 +369,10 @@ ROWS = [
     ((3, 2, 40), (1, 3, 5), (2, 1, 3), (1, 1, 2), True, None),  # stride 3, element by element
     ((2, 2, 18), (2, 2, 1), (3, 1, 3), 1, False, (2, 0, 2)),  # residues without taps
     ((1, 1, 5), 3, 2, 1, True, None),  # a row shorter than a vector
+    ((3, 5, 8), 4, 2, 1, True, None),  # D3's family: rows of 8, two to a vector
+    ((2, 7, 8), 3, 1, 1, False, None),  # D7's: an odd count of rows
+    ((2, 9, 3), (3, 2, 3), (1, 2, 2), 1, True, None),  # rows of 3, five to a vector
+    ((5, 18, 1), (1, 3, 2), (2, 1, 2), (1, 2, 1), False, (1, 0, 1)),  # rows of 1: 16
 ]
 
 
@@ -385,20 +390,19 @@ def test_row_forward_equals_reference(rng, monkeypatch, case, c, f, layout):
 
 
 @pytest.mark.parametrize(
-    "spatial, size, stride, same, c, f, rows",
+    "spatial, size, stride, same, c, f, waste, rows",
     [
-        ((16, 16, 16), 3, 1, False, 16, 16, True),  # D4: no padding multiplied
-        ((16, 16, 16), 4, 2, True, 64, 32, True),  # D1
-        ((8, 8, 8), 4, 2, True, 128, 64, False),  # D3: rows of 8 would waste half the lanes
-        ((10, 6, 64), 3, 1, False, 1, 3, False),  # W1 (plan order): 3 filters of 8
+        ((16, 16, 16), 3, 1, False, 16, 16, 1.0, True),  # D4: no padding multiplied
+        ((16, 16, 16), 4, 2, True, 64, 32, 1.0, True),  # D1
+        ((8, 8, 8), 4, 2, True, 128, 64, 1.0, True),  # D3: rows of 8, two to a vector
+        ((12, 12, 12), 3, 1, False, 16, 12, (16 / 12) * (16 / 12), True),
+        ((10, 6, 64), 3, 1, False, 1, 3, 8 / 3, False),  # W1 (plan order): 3 filters of 8
     ],
 )
-def test_forward_takes_rows_where_they_waste_less(spatial, size, stride, same, c, f, rows):
+def test_forward_takes_rows_where_they_waste_less(spatial, size, stride, same, c, f, waste, rows):
     geom = ops.Geometry.of(spatial, (size,) * 3, (stride,) * 3, (1, 1, 1), same)
+    assert ops.row_plan(geom, c, f).waste == pytest.approx(waste)
     assert ops.use_rows(geom, c, f) == rows
-    assert ops.row_plan(geom, c, f).waste == pytest.approx(
-        (16 * -(-max(spatial) // 16) / max(spatial)) * (8 * -(-f // 8) / f), rel=1e-6
-    )
 
 
 # ----------------------------------------------------------------------------- random layers
