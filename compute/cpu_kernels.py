@@ -1258,14 +1258,15 @@ def _tap_filter_tile(
     xe: np.ndarray,
     offs: np.ndarray,
     taps: np.ndarray,
-    q_from: int,
-    q_to: int,
+    rows: Any,
     cb: int,
     cp: int,
 ) -> None:
     """``acc[taps[i], f + k, cb : cb + 16] += sum_q g[(f+k)*gl + q] * xe[offs[i] + q*cp + cb :
     ... + 16]`` for 4 taps ``i`` (``taps[i] < 0``: padding, not added) and 4 filters ``k``
-    (past ``f_n``: not added), ``q`` in ``[q_from, q_to)``; ``acc`` flat (T, F, CP) float64.
+    (past ``f_n``: not added), ``q`` over ``rows`` = ``(b_from, b_to, w_from, w_to, g2)``:
+    ``b*g2 + w`` for rows ``b`` and columns ``w`` in those ranges (the plane's gap columns
+    skipped); ``acc`` flat (T, F, CP) float64.
 
     Sixteen vectors of 16 channels' sums stay in registers over the whole range (four input
     vectors and four broadcast gradients feed 16 fused multiply-adds per position); no
@@ -1277,18 +1278,20 @@ def _tap_filter_tile(
     r2 = min(f + 2, f_n - 1) * gl
     r3 = min(f + 3, f_n - 1) * gl
     o0, o1, o2, o3 = offs[0] + cb, offs[1] + cb, offs[2] + cb, offs[3] + cb
-    for q in range(q_from, q_to):
-        p = q * cp
-        x0, x1 = vload(xe, o0 + p), vload(xe, o1 + p)
-        x2, x3 = vload(xe, o2 + p), vload(xe, o3 + p)
-        v = vsplat(g[r0 + q])
-        a0, a1, a2, a3 = vfma(x0, v, a0), vfma(x1, v, a1), vfma(x2, v, a2), vfma(x3, v, a3)
-        v = vsplat(g[r1 + q])
-        b0, b1, b2, b3 = vfma(x0, v, b0), vfma(x1, v, b1), vfma(x2, v, b2), vfma(x3, v, b3)
-        v = vsplat(g[r2 + q])
-        c0, c1, c2, c3 = vfma(x0, v, c0), vfma(x1, v, c1), vfma(x2, v, c2), vfma(x3, v, c3)
-        v = vsplat(g[r3 + q])
-        d0, d1, d2, d3 = vfma(x0, v, d0), vfma(x1, v, d1), vfma(x2, v, d2), vfma(x3, v, d3)
+    b_from, b_to, w_from, w_to, g2 = rows
+    for row in range(b_from, b_to):
+        for q in range(row * g2 + w_from, row * g2 + w_to):
+            p = q * cp
+            x0, x1 = vload(xe, o0 + p), vload(xe, o1 + p)
+            x2, x3 = vload(xe, o2 + p), vload(xe, o3 + p)
+            v = vsplat_at(g, r0 + q)
+            a0, a1, a2, a3 = vfma(x0, v, a0), vfma(x1, v, a1), vfma(x2, v, a2), vfma(x3, v, a3)
+            v = vsplat_at(g, r1 + q)
+            b0, b1, b2, b3 = vfma(x0, v, b0), vfma(x1, v, b1), vfma(x2, v, b2), vfma(x3, v, b3)
+            v = vsplat_at(g, r2 + q)
+            c0, c1, c2, c3 = vfma(x0, v, c0), vfma(x1, v, c1), vfma(x2, v, c2), vfma(x3, v, c3)
+            v = vsplat_at(g, r3 + q)
+            d0, d1, d2, d3 = vfma(x0, v, d0), vfma(x1, v, d1), vfma(x2, v, d2), vfma(x3, v, d3)
     _add_filters(acc, taps[0], f, f_n, cb, cp, a0, b0, c0, d0)
     _add_filters(acc, taps[1], f, f_n, cb, cp, a1, b1, c1, d1)
     _add_filters(acc, taps[2], f, f_n, cb, cp, a2, b2, c2, d2)
@@ -1305,8 +1308,7 @@ def _two_taps_tile(
     xe: np.ndarray,
     offs: np.ndarray,
     taps: np.ndarray,
-    q_from: int,
-    q_to: int,
+    rows: Any,
     cb: int,
     cp: int,
 ) -> None:
@@ -1318,24 +1320,26 @@ def _two_taps_tile(
     r4, r5 = min(f + 4, f_n - 1) * gl, min(f + 5, f_n - 1) * gl
     r6, r7 = min(f + 6, f_n - 1) * gl, min(f + 7, f_n - 1) * gl
     o0, o1 = offs[0] + cb, offs[1] + cb
-    for q in range(q_from, q_to):
-        x0, x1 = vload(xe, o0 + q * cp), vload(xe, o1 + q * cp)
-        v = vsplat(g[r0 + q])
-        a0, a1 = vfma(x0, v, a0), vfma(x1, v, a1)
-        v = vsplat(g[r1 + q])
-        b0, b1 = vfma(x0, v, b0), vfma(x1, v, b1)
-        v = vsplat(g[r2 + q])
-        c0, c1 = vfma(x0, v, c0), vfma(x1, v, c1)
-        v = vsplat(g[r3 + q])
-        d0, d1 = vfma(x0, v, d0), vfma(x1, v, d1)
-        v = vsplat(g[r4 + q])
-        e0, e1 = vfma(x0, v, e0), vfma(x1, v, e1)
-        v = vsplat(g[r5 + q])
-        h0, h1 = vfma(x0, v, h0), vfma(x1, v, h1)
-        v = vsplat(g[r6 + q])
-        k0, k1 = vfma(x0, v, k0), vfma(x1, v, k1)
-        v = vsplat(g[r7 + q])
-        m0, m1 = vfma(x0, v, m0), vfma(x1, v, m1)
+    b_from, b_to, w_from, w_to, g2 = rows
+    for row in range(b_from, b_to):
+        for q in range(row * g2 + w_from, row * g2 + w_to):
+            x0, x1 = vload(xe, o0 + q * cp), vload(xe, o1 + q * cp)
+            v = vsplat_at(g, r0 + q)
+            a0, a1 = vfma(x0, v, a0), vfma(x1, v, a1)
+            v = vsplat_at(g, r1 + q)
+            b0, b1 = vfma(x0, v, b0), vfma(x1, v, b1)
+            v = vsplat_at(g, r2 + q)
+            c0, c1 = vfma(x0, v, c0), vfma(x1, v, c1)
+            v = vsplat_at(g, r3 + q)
+            d0, d1 = vfma(x0, v, d0), vfma(x1, v, d1)
+            v = vsplat_at(g, r4 + q)
+            e0, e1 = vfma(x0, v, e0), vfma(x1, v, e1)
+            v = vsplat_at(g, r5 + q)
+            h0, h1 = vfma(x0, v, h0), vfma(x1, v, h1)
+            v = vsplat_at(g, r6 + q)
+            k0, k1 = vfma(x0, v, k0), vfma(x1, v, k1)
+            v = vsplat_at(g, r7 + q)
+            m0, m1 = vfma(x0, v, m0), vfma(x1, v, m1)
     _add_filters(acc, taps[0], f, f_n, cb, cp, a0, b0, c0, d0)
     _add_filters(acc, taps[1], f, f_n, cb, cp, a1, b1, c1, d1)
     if f + 4 < f_n:
@@ -1385,8 +1389,8 @@ def backward_kernel_channels(
     its sums in registers over a whole plane (for layers with at least ~12 channels). With
     ``direct`` (one phase, no crop, ``dy``'s rows contiguous and as long as the plane's), the
     output gradient's planes are read where they are, not copied into phase planes."""
-    f_n, i0 = dims[D_F], dims[D_IN0]
-    plane, lead, m0, xq = dims[D_PLANE], dims[D_LEAD], dims[D_M0], dims[D_XQ]
+    f_n, i0, i1, i2 = dims[D_F], dims[D_IN0], dims[D_IN1], dims[D_IN2]
+    plane, lead, m0, g2 = dims[D_PLANE], dims[D_LEAD], dims[D_M0], dims[D_G2]
     acc[:] = 0.0
     xe3 = np.zeros((i0, lead + plane, cp), np.float32)
     xe = xe3.reshape(-1)
@@ -1407,31 +1411,38 @@ def backward_kernel_channels(
                 g = df[n * ds[0] + a * ds[2] :] if direct else dye[p * m0 + a].reshape(-1)
                 u0 = 0
                 while u0 < nsel:
-                    # Four taps by four filters; the last one or two taps of a phase (phases
-                    # of stride-2 layers often have only 1 or 2) by eight filters instead, so
-                    # fewer of the tile's sums are padding.
-                    n_taps = 2 if nsel - u0 <= 2 and f_n >= 8 else 4
-                    # Position q reads input position lead + q - toff[t]: nonzero for q in
-                    # [toff[t], toff[t] + xq); the taps' union, within the phase's range.
-                    q_from, q_to = qlo[p] + qlen[p], qlo[p]
+                    # Four taps by four filters; two taps by eight filters where just two share
+                    # an in-plane offset (the same positions: D3's phases), or for the last one
+                    # or two of a phase, so fewer of the tile's sums are padding.
+                    same = 1
+                    while u0 + same < nsel and toff[tsel[u0 + same]] == toff[tsel[u0]]:
+                        same += 1
+                    n_taps = 2 if (nsel - u0 <= 2 or same == 2) and f_n >= 8 else 4
+                    # Position q = b*g2 + w reads input position lead + q - toff[t]: nonzero for
+                    # rows b in [t1, t1 + in1) and columns w in [t2, t2 + in2) (toff = t1*g2 +
+                    # t2); the taps' union, within the phase's output positions.
+                    b_from, b_to = ph[p, PH_MLO1] + ph[p, PH_N1], ph[p, PH_MLO1]
+                    w_from, w_to = ph[p, PH_MLO2] + ph[p, PH_N2], ph[p, PH_MLO2]
                     for i in range(n_taps):
                         u = min(u0 + i, nsel - 1)
                         t = tsel[u]
                         taps[i] = t if u0 + i < nsel else -1
                         offs[i] = tsrc[u] * s_plane + (lead - toff[t]) * cp
-                        q_from, q_to = min(q_from, toff[t]), max(q_to, toff[t] + xq)
-                    q_from, q_to = max(q_from, qlo[p]), min(q_to, qlo[p] + qlen[p])
+                        t1, t2 = toff[t] // g2, toff[t] % g2
+                        b_from, b_to = min(b_from, t1), max(b_to, t1 + i1)
+                        w_from, w_to = min(w_from, t2), max(w_to, t2 + i2)
+                    b_from = max(b_from, ph[p, PH_MLO1])
+                    b_to = min(b_to, ph[p, PH_MLO1] + ph[p, PH_N1])
+                    w_from = max(w_from, ph[p, PH_MLO2])
+                    w_to = min(w_to, ph[p, PH_MLO2] + ph[p, PH_N2])
+                    rows = (b_from, b_to, w_from, w_to, g2)
                     for cb in range(0, cp, LANES):
                         if n_taps == 2:
                             for f in range(0, f_n, 8):
-                                _two_taps_tile(
-                                    acc, g, gl, f, f_n, xe, offs, taps, q_from, q_to, cb, cp
-                                )
+                                _two_taps_tile(acc, g, gl, f, f_n, xe, offs, taps, rows, cb, cp)
                         else:
                             for f in range(0, f_n, 4):
-                                _tap_filter_tile(
-                                    acc, g, gl, f, f_n, xe, offs, taps, q_from, q_to, cb, cp
-                                )
+                                _tap_filter_tile(acc, g, gl, f, f_n, xe, offs, taps, rows, cb, cp)
                     u0 += n_taps
 
 
