@@ -1575,7 +1575,12 @@ def run_chunks(
                 return
             fn(*make_args(*job))
 
-    helpers = [_pool.submit(drain) for _ in range(min(THREADS, len(jobs)) - 1)]
+    helpers = []
+    for _ in range(min(THREADS, len(jobs)) - 1):
+        try:
+            helpers.append(_pool.submit(drain))
+        except RuntimeError:  # the interpreter is exiting (a warm-up still running): no new
+            break  # threads; this one does the rest
     try:
         drain()
     finally:

@@ -456,3 +456,17 @@ def test_compiled_kernels_equal_the_reference_on_random_layers(layer):
     dz, db = ops.relu_backward(np, want, dy, True, True)
     _close(dz, dy * (want > 0))
     _close(db, (dy * (want > 0)).astype(np.float64).sum(axis=(0, 2, 3, 4)))  # exact-ish sums
+
+
+def test_run_chunks_finishes_on_the_caller_once_the_pool_is_shut_down(monkeypatch):
+    """At interpreter exit the helpers' pool refuses work (a warm-up may still be running):
+    the calling thread then does every range itself, with no error."""
+    from concurrent.futures import ThreadPoolExecutor
+
+    pool = ThreadPoolExecutor(1)
+    pool.shutdown()
+    monkeypatch.setattr(cpu_kernels, "THREADS", 2)
+    monkeypatch.setattr(cpu_kernels, "_pool", pool)
+    done = []
+    cpu_kernels.run_chunks(lambda a, b: done.append((a, b)), 10, 4, lambda k, a, b: (a, b))
+    assert sorted(done) == [(0, 2), (2, 5), (5, 7), (7, 10)]
