@@ -355,7 +355,7 @@ def _row_floats(geom: Geometry, c: int, f: int) -> int:
     # pad <= tmax; the furthest load: the last output's phase index + a vector + 1 (t >= -1)
     rl = tmax + (a.crop_start + a.out_len) // a.stride + 2 + ln + 2 * lanes
     parts = 2 * 8 * -(-f // 8) * a.size * packed * rl
-    return rows + parts + rl + 3 * lanes
+    return rows + parts + f * (rl + lanes) + 3 * lanes
 
 
 def _row_packing(n: int) -> tuple[int, int]:

@@ -107,6 +107,7 @@ from .simd import (
     vadd,
     vadd_f64,
     vfma,
+    vgather,
     vload,
     vrelu,
     vsplat,
@@ -960,12 +961,25 @@ def _row_write(
                 vstore(tmp, 0, vrelu(v) if relu else v)
                 fstore(yf, dst + o_n - 1, fload(tmp, LANES - 1))
         return
+    tl = dims[R_RL] + LANES  # tmp's row per filter
     for r in range(s2):
         count = res[r, A_N]
         if count == 0:
             continue
         offs, n_taps = _residue_offsets(dims, res, r, taps), res[r, A_COUNT]
         dr = d + (s2 * res[r, A_MLO] + r - crop) * ys[4]
+        if ys[1] == 1 and f_n >= LANES:  # channels-last: a position's filters side by side
+            for f in range(f_n):
+                b, base = vsplat(bias[f]), at + f * fstep
+                for w in range(0, count, LANES):
+                    v = _residue_sum(part, base + w, offs, n_taps, b)
+                    vstore(tmp, f * tl + w, vrelu(v) if relu else v)
+            for w in range(count):
+                dw = dr + w * s2 * ys[4]
+                for f in range(0, f_n, LANES):
+                    f0 = min(f, f_n - LANES)
+                    vstore(yf, dw + f0, vgather(tmp, f0 * tl + w, tl))
+            continue
         for f in range(f_n):
             b, base = vsplat(bias[f]), at + f * fstep
             for w in range(0, count, LANES):
@@ -1015,7 +1029,7 @@ def row_forward(
     part = np.zeros(2 * size + LANES, np.float32)
     pending = np.empty(p_n, np.int64)  # the output rows whose partial rows wait
     n_pending = 0
-    tmp = np.empty(dims[R_RL] + LANES, np.float32)
+    tmp = np.empty(dims[R_F] * (dims[R_RL] + LANES) + LANES, np.float32)
     px = np.empty(dims[R_PAIRS], np.int64)
     pw = np.empty(dims[R_PAIRS], np.int64)
     wf = wr.reshape(-1)

@@ -8,6 +8,7 @@ tiles as plain local variables of type :data:`f32x16` (LLVM ``<16 x float>``):
 
 - ``vload`` / ``vstore``: 16 floats at an index (unaligned, no bounds check: the caller
   guarantees they lie in the array's memory); ``vstore_lanes``: some consecutive lanes only;
+  ``vgather``: 16 floats a constant step apart;
 - ``vsplat`` (one float in every lane), ``vsplat_at`` (one array element, loaded and broadcast),
   ``vzero``;
 - ``vfma`` (``a * b + c``, one rounding), ``vadd``, ``vrelu`` (0 below zero, NaN kept);
@@ -41,6 +42,7 @@ if TYPE_CHECKING:  # what the kernels see; the definitions below are Numba intri
     def vzero() -> Any: ...
     def vfma(a: Any, b: Any, c: Any) -> Any: ...
     def vstore_lanes(arr: np.ndarray, idx: int, v: Any, lo: int, n: int) -> None: ...
+    def vgather(arr: np.ndarray, idx: int, step: int) -> Any: ...
     def vadd(a: Any, b: Any) -> Any: ...
     def vzip_lo(a: Any, b: Any) -> Any: ...
     def vzip_hi(a: Any, b: Any) -> Any: ...
@@ -225,6 +227,39 @@ if not TYPE_CHECKING and ir is not None:
         return sig, codegen
 
     @intrinsic
+    def vgather(typingctx: Any, arr: Any, idx: Any, step: Any) -> Any:
+        """``arr[idx + i*step]`` for lanes ``i`` (float32 array): one gather, no index checks."""
+        sig = f32x16(arr, types.intp, types.intp)
+
+        def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+            arr_v, idx, step = args
+            i64, i32 = ir.IntType(64), ir.IntType(32)
+            ivec = ir.VectorType(i64, LANES)
+            zeros = ir.Constant(ir.VectorType(i32, LANES), [0] * LANES)
+
+            def splat(x: Any) -> Any:
+                one = builder.insert_element(
+                    ir.Constant(ivec, ir.Undefined), x, ir.Constant(i32, 0)
+                )
+                return builder.shuffle_vector(one, one, zeros)
+
+            data = context.make_array(sig.args[0])(context, builder, arr_v).data
+            base = builder.ptrtoint(builder.gep(data, [idx]), i64)
+            bytes_ = builder.mul(ir.Constant(ivec, [4 * i for i in range(LANES)]), splat(step))
+            ptrs = builder.inttoptr(
+                builder.add(splat(base), bytes_), ir.VectorType(data.type, LANES)
+            )
+            mask = ir.Constant(ir.VectorType(ir.IntType(1), LANES), [1] * LANES)
+            fnty = ir.FunctionType(_VEC, [ptrs.type, i32, mask.type, _VEC])
+            name = "llvm.masked.gather.v16f32.v16p0"
+            fn = cgutils.get_or_insert_function(builder.module, fnty, name)
+            return builder.call(
+                fn, [ptrs, ir.Constant(i32, 4), mask, ir.Constant(_VEC, ir.Undefined)]
+            )
+
+        return sig, codegen
+
+    @intrinsic
     def vadd(typingctx: Any, a: Any, b: Any) -> Any:
         """``a + b`` lane by lane."""
         sig = f32x16(f32x16, f32x16)
@@ -293,6 +328,9 @@ elif not TYPE_CHECKING:  # pragma: no cover - exercised only where Numba does no
 
     def vstore_lanes(arr: np.ndarray, idx: int, v: np.ndarray, lo: int, n: int) -> None:
         arr[idx : idx + n] = v[lo : lo + n]
+
+    def vgather(arr: np.ndarray, idx: int, step: int) -> np.ndarray:
+        return arr[idx : idx + LANES * step : step].copy()
 
     def vadd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return (a + b).astype(np.float32)
