@@ -361,6 +361,8 @@ def test_forward_shares_samples_between_threads(rng, monkeypatch, case, threads,
 # lengths, stride 3 and channels-last element by element, residues without taps.
 ROWS = [
     ((2, 3, 16), 3, 1, 1, False, None),  # D4's family: 3 taps, 18 long output
+    ((3, 2, 16), 3, 1, 1, True, None),  # the same, cropped by 1
+    ((9, 9, 13), 3, 1, 1, False, None),  # the same on a row shorter than its vector
     ((3, 2, 17), 4, 2, 1, True, None),  # D1's: interleaved, crop 1
     ((2, 2, 16), 3, 2, 1, True, None),  # D2's: residues of 2 and 1 taps, crop 0
     ((2, 2, 16), 3, 2, 1, False, None),  # odd output length (33)
@@ -387,6 +389,20 @@ def test_row_forward_equals_reference(rng, monkeypatch, case, c, f, layout):
     want = np.maximum(ops._flat_forward(np, x, kernel, geom) + bias.reshape(-1, 1, 1, 1), 0)
     got = ops._compiled_forward(x, kernel, geom, layout == "channels_last", bias, relu=True)
     _close(got, want)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("case", ROWS[:4], ids=str)
+def test_rows_fuse_bias_and_relu_bit_for_bit(rng, monkeypatch, case, channels_last):
+    """By rows, bias and relu applied as each output row is written: the same bits as the
+    forward, then ``+= bias``, then relu."""
+    monkeypatch.setenv("CONV3DT_FORWARD", "rows")
+    geom, x, kernel, _ = _case(rng, case, n=2, c=5, f=11)
+    bias = rng.standard_normal(11).astype(np.float32)
+    fused = ops._compiled_forward(x, kernel, geom, channels_last, bias, relu=True)
+    plain = ops._compiled_forward(x, kernel, geom, channels_last)
+    plain += bias.reshape((-1, 1, 1, 1))
+    np.testing.assert_array_equal(fused, np.maximum(plain, 0))
 
 
 @pytest.mark.parametrize(
