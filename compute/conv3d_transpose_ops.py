@@ -41,6 +41,9 @@ KERNEL_GRAD_CHUNKS = 8
 CHUNK_BYTES = 4 * 2**20
 # Small allocations of any call (plan arrays, tap lists, thread-pool bookkeeping), bounded.
 _FIXED_BYTES = 256 * 2**10
+# Floats in one vector of the compiled kernels (compute.simd.LANES, not imported here: importing
+# compute.simd loads Numba).
+LANES = 16
 
 
 @dataclass(frozen=True)
@@ -345,7 +348,7 @@ def _row_floats(geom: Geometry, c: int, f: int) -> int:
     allocates (the sample's rows, two sets of partial rows, a row of scratch), from the
     geometry's lengths alone: no enumeration of residues (a stride of a million is refused by
     the memory guard, not enumerated)."""
-    lanes = 16
+    lanes = LANES
     row = _row_axis(geom)
     a = geom.axes[row]
     packed, ln = _row_packing(a.in_len)
@@ -361,15 +364,15 @@ def _row_floats(geom: Geometry, c: int, f: int) -> int:
 def _row_packing(n: int) -> tuple[int, int]:
     """``(rows per vector, floats per row)`` of input rows ``n`` long: rows of 8 or fewer are
     packed several to a vector (rows of 8: two), longer ones padded to whole vectors."""
-    if n <= 8:
-        return 16 // n, n
-    return 1, 16 * -(-n // 16)
+    if n <= LANES // 2:
+        return LANES // n, n
+    return 1, LANES * -(-n // LANES)
 
 
 def _lane_fill(n: int) -> float:
     """The share of a tile's lanes that input rows ``n`` long fill (:func:`_row_packing`)."""
     packed, ln = _row_packing(n)
-    return n * packed / (16 * -(-ln * packed // 16))
+    return n * packed / (LANES * -(-ln * packed // LANES))
 
 
 def _row_axis(geom: Geometry) -> int:
@@ -513,7 +516,7 @@ def _row_groups(k2: int) -> list[tuple[int, int]]:
 def row_plan(geom: Geometry, c: int, f: int) -> RowPlan:
     """The :class:`RowPlan` of ``geom`` for ``c`` channels and ``f`` filters: the row axis is
     the one whose length fills whole vectors best (the last one among equals)."""
-    lanes = 16
+    lanes = LANES
     row = _row_axis(geom)
     outer = [i for i in range(3) if i != row]
     perm = (outer[0], outer[1], row)
@@ -610,7 +613,7 @@ def _chunks(n: int) -> int:
     return min(n, 4 * _cpu().THREADS)
 
 
-def _flat(a: np.ndarray, plan: PhasePlan) -> tuple[np.ndarray, np.ndarray]:
+def _flat(a: np.ndarray, plan: PhasePlan | RowPlan) -> tuple[np.ndarray, np.ndarray]:
     """Flat view and element strides of a (N, C, *spatial) array, spatial axes in plan order."""
     return _cpu().flat(a.transpose(0, 1, *(2 + i for i in plan.perm)))
 
@@ -713,9 +716,8 @@ def _compiled_forward(
     n, f = x.shape[0], kernel.shape[3]
     bv = np.zeros(f, np.float32) if bias is None else np.asarray(bias, np.float32).reshape(f)
     y = _out_array(n, f, geom, channels_last)
-    rows = row_plan(geom, x.shape[1], f)
     if use_rows(geom, x.shape[1], f):
-        return _row_forward(x, kernel, rows, y, bv, relu)
+        return _row_forward(x, kernel, row_plan(geom, x.shape[1], f), y, bv, relu)
     plan = phase_plan(geom, x.shape[1], f)
     (xf, xs), (yf, ys) = _flat(x, plan), _flat(y, plan)
     wt = _tile_weights(kernel, plan, forward=True)
@@ -751,8 +753,7 @@ def _row_forward(
     x: np.ndarray, kernel: np.ndarray, plan: RowPlan, y: np.ndarray, bv: np.ndarray, relu: bool
 ) -> np.ndarray:
     """:func:`_compiled_forward` by rows (:func:`compute.cpu_kernels.row_forward`) into ``y``."""
-    perm = (0, 1, *(2 + i for i in plan.perm))
-    (xf, xs), (yf, ys) = _cpu().flat(x.transpose(perm)), _cpu().flat(y.transpose(perm))
+    (xf, xs), (yf, ys) = _flat(x, plan), _flat(y, plan)
     wr = _row_weights(kernel, plan)
     jobs = _sample_parts(x.shape[0], int(plan.dims[R_PLANES]))
     p = plan
@@ -802,7 +803,7 @@ def _plane_waste(plan: PhasePlan) -> float:
     f = int(d[D_F])
     filters = (-(-f // 8) * 8 if f > 4 else 4) / f
     useful = int(d[D_IN1]) * int(d[D_IN2])
-    longest = -(-int(plan.qlen.max(initial=0)) // 16) * 16
+    longest = -(-int(plan.qlen.max(initial=0)) // LANES) * LANES
     return filters * max(longest / useful, 1.0)
 
 

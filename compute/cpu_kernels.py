@@ -144,29 +144,31 @@ VECTOR = 16
 _F = TypeVar("_F", bound=Callable[..., Any])
 
 
-def _jit(fn: _F) -> _F:
-    """``fn`` compiled by Numba on its first call (cached on disk, fast maths, no bounds checks,
-    the GIL released), or ``fn`` itself, interpreted, without Numba."""
+def _compiled(fn: _F, fastmath: Any = True, inline: str = "never") -> _F:
+    """``fn`` compiled by Numba on its first call (cached on disk, no bounds checks, the GIL
+    released), or ``fn`` itself, interpreted, without Numba."""
     if numba is None:
         return fn
-    return numba.njit(cache=True, fastmath=True, boundscheck=False, nogil=True)(fn)
+    return numba.njit(cache=True, fastmath=fastmath, boundscheck=False, nogil=True, inline=inline)(
+        fn
+    )
+
+
+def _jit(fn: _F) -> _F:
+    """:func:`_compiled` with fast maths."""
+    return _compiled(fn)
 
 
 def _jit_inline(fn: _F) -> _F:
     """:func:`_jit`, inlined into its callers by Numba itself (LLVM leaves a small function
     taking arrays as a call: its arguments, 7 words an array, cost more than its work)."""
-    if numba is None:
-        return fn
-    return numba.njit(cache=True, fastmath=True, boundscheck=False, nogil=True, inline="always")(fn)
+    return _compiled(fn, inline="always")
 
 
 def _jit_ieee(fn: _F) -> _F:
     """:func:`_jit` with only the fast maths that keep NaN, infinities and signed zeros (sums
     may be reordered, multiply-adds fused)."""
-    if numba is None:
-        return fn
-    fast = {"reassoc", "contract"}
-    return numba.njit(cache=True, fastmath=fast, boundscheck=False, nogil=True)(fn)
+    return _compiled(fn, fastmath={"reassoc", "contract"})
 
 
 @_jit

@@ -417,6 +417,7 @@ def test_rows_fuse_bias_and_relu_bit_for_bit(rng, monkeypatch, case, channels_la
 )
 def test_forward_takes_rows_where_they_waste_less(spatial, size, stride, same, c, f, waste, rows):
     geom = ops.Geometry.of(spatial, (size,) * 3, (stride,) * 3, (1, 1, 1), same)
+    assert ops.LANES == cpu_kernels.LANES  # the plan's vectors are the kernels' vectors
     assert ops.row_plan(geom, c, f).waste == pytest.approx(waste)
     assert ops.use_rows(geom, c, f) == rows
 
