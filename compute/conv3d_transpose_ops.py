@@ -11,7 +11,8 @@ Three paths, chosen by the array module, numerically equal within float32 roundi
 
 - NumPy with Numba (:mod:`compute.cpu_kernels`): the sub-pixel (phase) decomposition of a
   :class:`PhasePlan`, per-sample planes, taps skipped where they miss the input; the fast CPU path.
-  Its forward runs by rows (:class:`RowPlan`) where that multiplies less padding (:func:`use_rows`).
+  Its forward runs by filter vectors or by rows (:class:`RowPlan`) where that multiplies less
+  padding (:func:`forward_path`).
 - CuPy (:mod:`compute.cuda_kernels`): gather kernels, one thread per output or input voxel.
 - Any array module otherwise (the ``_flat_*`` functions, also the tests' reference): "flat offset":
   each sample's input is placed on the output grid (flattened), so every kernel tap is one constant
@@ -328,6 +329,8 @@ def working_bytes(geom: Geometry, c: int, f: int, training: bool = False) -> int
     phases = math.prod(a.stride for a in geom.axes)
     scratch = max(outs) * f * (max(outs) * grids[order[2]] + tile)  # forward: (n0, F, qlen)
     per_thread = max(input_planes + scratch, _row_floats(geom, c, f))
+    if filters_apply(geom, f):
+        per_thread = max(per_thread, _filter_floats(geom, c))
     if training:
         output_planes = phases * max(outs) * f * (2 * plane + slack) + 2 * tile  # dye
         per_thread = input_planes + output_planes + in0 * c * (plane + tile)
@@ -359,6 +362,46 @@ def _row_floats(geom: Geometry, c: int, f: int) -> int:
     rl = tmax + (a.crop_start + a.out_len) // a.stride + 2 + ln + 2 * lanes
     parts = 2 * 8 * -(-f // 8) * a.size * packed * rl
     return rows + parts + f * (rl + lanes) + 3 * lanes
+
+
+def filters_apply(geom: Geometry, f: int) -> bool:
+    """Whether the forward by filter vectors (:func:`compute.cpu_kernels.filter_forward`) can
+    run ``geom`` with ``f`` filters: whole vectors of filters, and along the last axis stride 1,
+    3 taps, dilation 1 and an output inside the full result (its tile holds 16 input positions'
+    18 output positions)."""
+    a = geom.axes[2]
+    return (
+        f % LANES == 0
+        and (a.size, a.stride, a.dilation) == (3, 1, 1)
+        and a.crop_start + a.out_len <= a.full_len
+    )
+
+
+def _filter_waste(geom: Geometry) -> float:
+    """Multiply-adds the forward by filter vectors computes per useful one: the lanes past the
+    last axis's input length in its last vector."""
+    n = geom.axes[2].in_len
+    return LANES * -(-n // LANES) / n
+
+
+def _filter_floats(geom: Geometry, c: int) -> int:
+    """The floats one thread of :func:`compute.cpu_kernels.filter_forward` allocates: the
+    sample's rows in whole vectors, two carried vectors and a vector of scratch."""
+    i0, i1, i2 = (a.in_len for a in geom.axes)
+    return i0 * i1 * c * LANES * -(-i2 // LANES) + 4 * LANES
+
+
+def filter_dims(geom: Geometry, c: int, f: int) -> np.ndarray:
+    """The dims of the forward by filter vectors (columns ``V_*``)."""
+    a0, a1, a2 = geom.axes
+    dims = [0] * FILTER_DIMS_LEN
+    dims[V_C], dims[V_F] = c, f
+    dims[V_IN0], dims[V_IN1], dims[V_IN2] = a0.in_len, a1.in_len, a2.in_len
+    dims[V_OUT0], dims[V_OUT1], dims[V_OUT2] = a0.out_len, a1.out_len, a2.out_len
+    dims[V_K0], dims[V_K1], dims[V_S0], dims[V_S1] = a0.size, a1.size, a0.stride, a1.stride
+    dims[V_D0], dims[V_D1] = a0.dilation, a1.dilation
+    dims[V_CROP0], dims[V_CROP1], dims[V_CROP2] = a0.crop_start, a1.crop_start, a2.crop_start
+    return np.array(dims, np.int64)
 
 
 def _row_packing(n: int) -> tuple[int, int]:
@@ -457,6 +500,14 @@ R_L, R_V, R_KG, R_K1, R_K2, R_PAD, R_RL = 5, 6, 7, 8, 9, 10, 11
 R_S0, R_S1, R_S2 = 12, 13, 14
 R_PLANES, R_PAIRS, R_OUT2, R_P, R_ROWS = 15, 16, 17, 18, 19
 ROW_DIMS_LEN = 20
+# Columns of the dims of the forward by filter vectors (:func:`filter_dims`; read by
+# :func:`compute.cpu_kernels.filter_forward`).
+V_C, V_F = 0, 1
+V_IN0, V_IN1, V_IN2 = 2, 3, 4
+V_OUT0, V_OUT1, V_OUT2 = 5, 6, 7
+V_K0, V_K1, V_S0, V_S1, V_D0, V_D1 = 8, 9, 10, 11, 12, 13
+V_CROP0, V_CROP1, V_CROP2 = 14, 15, 16
+FILTER_DIMS_LEN = 17
 # Columns of RowPlan.res0/res1/res2: one row per residue of the axis.
 A_MLO, A_N, A_FIRST, A_COUNT = 0, 1, 2, 3
 # Taps one forward row tile sums along the row axis (its sums: 8 filters x this many vectors).
@@ -716,7 +767,10 @@ def _compiled_forward(
     n, f = x.shape[0], kernel.shape[3]
     bv = np.zeros(f, np.float32) if bias is None else np.asarray(bias, np.float32).reshape(f)
     y = _out_array(n, f, geom, channels_last)
-    if use_rows(geom, x.shape[1], f):
+    path = forward_path(geom, x.shape[1], f)
+    if path == "filters":
+        return _filter_forward(x, kernel, geom, y, bv, relu)
+    if path == "rows":
         return _row_forward(x, kernel, row_plan(geom, x.shape[1], f), y, bv, relu)
     plan = phase_plan(geom, x.shape[1], f)
     (xf, xs), (yf, ys) = _flat(x, plan), _flat(y, plan)
@@ -785,14 +839,54 @@ def _row_forward(
     return y
 
 
-def use_rows(geom: Geometry, c: int, f: int) -> bool:
-    """Whether the compiled forward runs by rows (:class:`RowPlan`) rather than by phase
-    planes: when its lanes and filter groups waste less than the planes' padding does
-    (``CONV3DT_FORWARD=rows|planes`` forces one: tests, measurements)."""
+def _filter_weights(kernel: np.ndarray) -> np.ndarray:
+    """Kernel (kd, kh, kw, F, C) -> :func:`compute.cpu_kernels.filter_forward`'s weights
+    ``(F/16, kd, kh, C, kw, 16)``: per group of 16 filters, (axis-0, axis-1) tap pair and
+    channel, the last axis's 3 taps' filter vectors."""
+    k0, k1, k2, f, c = kernel.shape
+    k = kernel.reshape(k0, k1, k2, f // LANES, LANES, c).transpose(3, 0, 1, 5, 2, 4)
+    return np.ascontiguousarray(k, np.float32)
+
+
+def _filter_forward(
+    x: np.ndarray, kernel: np.ndarray, geom: Geometry, y: np.ndarray, bv: np.ndarray, relu: bool
+) -> np.ndarray:
+    """:func:`_compiled_forward` by filter vectors (:func:`compute.cpu_kernels.filter_forward`)
+    into ``y``."""
+    (xf, xs), (yf, ys) = _cpu().flat(x), _cpu().flat(y)
+    wv = _filter_weights(kernel)
+    dims = filter_dims(geom, x.shape[1], kernel.shape[3])
+    bias = np.ascontiguousarray(bv, np.float32)
+    jobs = _sample_parts(x.shape[0], geom.axes[0].out_len)
+    _cpu().run_chunks(
+        _cpu().filter_forward,
+        len(jobs),
+        len(jobs),
+        lambda k, a, b: (xf, xs, wv, yf, ys, *jobs[k][:2], dims, bias, relu, *jobs[k][2:]),
+    )
+    return y
+
+
+def forward_path(geom: Geometry, c: int, f: int) -> str:
+    """How the compiled forward runs ``geom``: ``"filters"`` (by filter vectors) where it
+    applies and wastes no more lanes than the rows do, else ``"rows"`` (:class:`RowPlan`) where
+    its lanes and filter groups waste less than the phase planes' padding, else ``"planes"``.
+    ``CONV3DT_FORWARD=filters|rows|planes`` forces one (tests, measurements; ``filters`` only
+    where it applies)."""
     forced = os.environ.get("CONV3DT_FORWARD", "")
+    if forced == "filters" and filters_apply(geom, f):
+        return "filters"
     if forced in ("rows", "planes"):
-        return forced == "rows"
-    return row_plan(geom, c, f).waste <= _plane_waste(phase_plan(geom, c, f))
+        return forced
+    rows = row_plan(geom, c, f).waste
+    if not forced and filters_apply(geom, f) and _filter_waste(geom) <= rows * (1 + 1e-9):
+        return "filters"
+    return "rows" if rows <= _plane_waste(phase_plan(geom, c, f)) else "planes"
+
+
+def use_rows(geom: Geometry, c: int, f: int) -> bool:
+    """Whether the compiled forward runs by rows (:func:`forward_path`)."""
+    return forward_path(geom, c, f) == "rows"
 
 
 def _plane_waste(plan: PhasePlan) -> float:
@@ -959,6 +1053,12 @@ def warm_up() -> bool:
     kernel = np.ones((2, 2, 2, 1, 1), dtype=np.float32)
     y = _compiled_forward(x, kernel, geom)
     _row_forward(x, kernel, row_plan(geom, 1, 1), np.empty_like(y), np.zeros(1, np.float32), True)
+    three = Geometry.of((2, 2, 2), (1, 1, 3), (1, 1, 1), (1, 1, 1), False)  # by filter vectors
+    vectors = np.ones((1, 1, 1, LANES, 1), dtype=np.float32)
+    _filter_forward(
+        x, vectors, three, np.empty((1, LANES, *three.out_shape), np.float32),
+        np.zeros(LANES, np.float32), True,
+    )  # fmt: skip
     _compiled_backward_input(y, kernel, geom)
     _compiled_backward_kernel(x, y, geom, kernel.shape)
     lanes = np.ones((1, 16, 2, 2, 2), dtype=np.float32)  # the channels-last kernel gradient

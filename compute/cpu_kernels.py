@@ -21,7 +21,11 @@ The forward has a second decomposition, by rows (:func:`row_forward`, on a
 :class:`~compute.conv3d_transpose_ops.RowPlan`), taken where it multiplies less padding: one axis
 is held as whole vectors of *input* positions, so a tile multiplies no padding at all; each
 output row sums the partial rows of its row-axis taps at their offsets, and is written to ``y``
-with the bias and relu (stride 2: both residues' vectors interleaved).
+with the bias and relu (stride 2: both residues' vectors interleaved). A third, by filter vectors
+(:func:`filter_forward`), runs layers with stride 1 and 3 taps along the last axis and filters in
+sixteens: a tile holds 16 filters (one vector) at 18 output positions, each input position
+broadcast once into 3 multiply-adds, so no output pass re-reads partial rows; the block is
+transposed in registers as it is written.
 
 Plan arrays (``p`` a phase, ``t`` a tap sorted by phase), axes in plan order; the columns of
 ``dims`` and ``ph`` are read through the names :mod:`compute.conv3d_transpose_ops` defines:
@@ -99,6 +103,23 @@ from .conv3d_transpose_ops import (
     R_S1,
     R_S2,
     R_V,
+    V_C,
+    V_CROP0,
+    V_CROP1,
+    V_CROP2,
+    V_D0,
+    V_D1,
+    V_F,
+    V_IN0,
+    V_IN1,
+    V_IN2,
+    V_K0,
+    V_K1,
+    V_OUT0,
+    V_OUT1,
+    V_OUT2,
+    V_S0,
+    V_S1,
 )
 from .simd import (
     LANES,
@@ -1101,6 +1122,220 @@ def row_forward(
             part, size - cur + k * rl, tmp, yf, pending[k], ys, dims, crop[2], res2, taps2, bias,
             relu,
         )  # fmt: skip
+
+
+# The forward by filter vectors (stride 1 and 3 taps along the last axis, filters in multiples of
+# 16): a tile holds one output row's sums for 16 filters (one vector) at 18 consecutive positions
+# (16 input positions times 3 taps) while every (tap pair, channel) input row passes: per input
+# position one broadcast and 3 multiply-adds with the 3 taps' filter vectors, no padding, no
+# partial rows; the output pass transposes the 16 x 16 block in registers (channels-first) or
+# stores it as is (channels-last).
+
+
+@_jit_inline
+def _transpose16(r: Any) -> Any:
+    """The 16 vectors ``r`` (16 x 16 floats) transposed: 4 rounds of interleaving row ``i``
+    with row ``i + 8`` (each round a perfect shuffle of the element indices' bits)."""
+    r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15 = r
+    for _ in range(4):
+        r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15 = (
+            vzip_lo(r0, r8), vzip_hi(r0, r8), vzip_lo(r1, r9), vzip_hi(r1, r9),
+            vzip_lo(r2, r10), vzip_hi(r2, r10), vzip_lo(r3, r11), vzip_hi(r3, r11),
+            vzip_lo(r4, r12), vzip_hi(r4, r12), vzip_lo(r5, r13), vzip_hi(r5, r13),
+            vzip_lo(r6, r14), vzip_hi(r6, r14), vzip_lo(r7, r15), vzip_hi(r7, r15),
+        )  # fmt: skip
+    return r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15
+
+
+@_jit_inline
+def _finish(v: Any, b: Any, relu: bool) -> Any:
+    """``v + b``, through relu when asked (the bias added last: the bits of ``+= bias``)."""
+    v = vadd(v, b)
+    return vrelu(v) if relu else v
+
+
+@_jit_inline
+def _filter_scatter(yf: np.ndarray, d: int, fs: int, v: Any, tmp: np.ndarray) -> None:
+    """The 16 filters of one output position, ``v``, to ``yf[d + f*fs]``."""
+    if fs == 1:
+        vstore(yf, d, v)
+        return
+    vstore(tmp, 0, v)
+    for f in range(LANES):
+        fstore(yf, d + f * fs, fload(tmp, f))
+
+
+@_jit
+def _filter_tile3(
+    src: np.ndarray,
+    px: np.ndarray,
+    pw: np.ndarray,
+    npair: int,
+    c_n: int,
+    cstep: int,
+    xo: int,
+    wf: np.ndarray,
+    wo: int,
+    carry: np.ndarray,
+    last: bool,
+    bias: np.ndarray,
+    bo: int,
+    relu: bool,
+    yf: np.ndarray,
+    dst: int,
+    fs: int,
+    ps: int,
+    o_lo: int,
+    o_n: int,
+    tmp: np.ndarray,
+) -> None:
+    """One block of an output row for 16 filters: ``sum_u sum_c sum_j wf[pw[u] + wo + c*48 +
+    16*j : +16] * src[px[u] + xo + c*cstep + e]`` at full position ``e + j`` (``e < 16``), plus
+    ``carry`` (the previous block's last two positions) at positions 0 and 1. Positions 0-15
+    (output positions ``o_lo ..``, those in ``[0, o_n)``) get the bias (``bias[bo:]``) and relu
+    and go to ``yf[dst + f*fs + o*ps]``; positions 16 and 17 to ``carry``, or, for the row's
+    ``last`` block, to the output too."""
+    a0, a1 = vload(carry, 0), vload(carry, LANES)
+    a2 = a3 = a4 = a5 = a6 = a7 = a8 = a9 = a10 = a11 = a12 = a13 = a14 = a15 = a16 = a17 = vzero()
+    for u in range(npair):
+        o = px[u] + xo
+        i = pw[u] + wo
+        for _ in range(c_n):
+            w0, w1, w2 = vload(wf, i), vload(wf, i + LANES), vload(wf, i + 2 * LANES)
+            x = vsplat_at(src, o + 0)
+            a0, a1, a2 = vfma(w0, x, a0), vfma(w1, x, a1), vfma(w2, x, a2)
+            x = vsplat_at(src, o + 1)
+            a1, a2, a3 = vfma(w0, x, a1), vfma(w1, x, a2), vfma(w2, x, a3)
+            x = vsplat_at(src, o + 2)
+            a2, a3, a4 = vfma(w0, x, a2), vfma(w1, x, a3), vfma(w2, x, a4)
+            x = vsplat_at(src, o + 3)
+            a3, a4, a5 = vfma(w0, x, a3), vfma(w1, x, a4), vfma(w2, x, a5)
+            x = vsplat_at(src, o + 4)
+            a4, a5, a6 = vfma(w0, x, a4), vfma(w1, x, a5), vfma(w2, x, a6)
+            x = vsplat_at(src, o + 5)
+            a5, a6, a7 = vfma(w0, x, a5), vfma(w1, x, a6), vfma(w2, x, a7)
+            x = vsplat_at(src, o + 6)
+            a6, a7, a8 = vfma(w0, x, a6), vfma(w1, x, a7), vfma(w2, x, a8)
+            x = vsplat_at(src, o + 7)
+            a7, a8, a9 = vfma(w0, x, a7), vfma(w1, x, a8), vfma(w2, x, a9)
+            x = vsplat_at(src, o + 8)
+            a8, a9, a10 = vfma(w0, x, a8), vfma(w1, x, a9), vfma(w2, x, a10)
+            x = vsplat_at(src, o + 9)
+            a9, a10, a11 = vfma(w0, x, a9), vfma(w1, x, a10), vfma(w2, x, a11)
+            x = vsplat_at(src, o + 10)
+            a10, a11, a12 = vfma(w0, x, a10), vfma(w1, x, a11), vfma(w2, x, a12)
+            x = vsplat_at(src, o + 11)
+            a11, a12, a13 = vfma(w0, x, a11), vfma(w1, x, a12), vfma(w2, x, a13)
+            x = vsplat_at(src, o + 12)
+            a12, a13, a14 = vfma(w0, x, a12), vfma(w1, x, a13), vfma(w2, x, a14)
+            x = vsplat_at(src, o + 13)
+            a13, a14, a15 = vfma(w0, x, a13), vfma(w1, x, a14), vfma(w2, x, a15)
+            x = vsplat_at(src, o + 14)
+            a14, a15, a16 = vfma(w0, x, a14), vfma(w1, x, a15), vfma(w2, x, a16)
+            x = vsplat_at(src, o + 15)
+            a15, a16, a17 = vfma(w0, x, a15), vfma(w1, x, a16), vfma(w2, x, a17)
+            o += cstep
+            i += 3 * LANES
+    b = vload(bias, bo)
+    lo, hi = max(0, -o_lo), min(LANES, o_n - o_lo)  # the block's positions inside the output
+    block = (a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15)
+    if ps == 1 and hi > lo:  # channels-first: 16 filter rows of 16 positions
+        t = _transpose16(
+            (
+                _finish(a0, b, relu), _finish(a1, b, relu), _finish(a2, b, relu),
+                _finish(a3, b, relu), _finish(a4, b, relu), _finish(a5, b, relu),
+                _finish(a6, b, relu), _finish(a7, b, relu), _finish(a8, b, relu),
+                _finish(a9, b, relu), _finish(a10, b, relu), _finish(a11, b, relu),
+                _finish(a12, b, relu), _finish(a13, b, relu), _finish(a14, b, relu),
+                _finish(a15, b, relu),
+            )
+        )  # fmt: skip
+        for f, v in enumerate(t):
+            if lo == 0 and hi == LANES:
+                vstore(yf, dst + f * fs + o_lo, v)
+            else:
+                vstore_lanes(yf, dst + f * fs + o_lo + lo, v, lo, hi - lo)
+    elif hi > lo:
+        for j, v in enumerate(block):
+            if lo <= j < hi:
+                _filter_scatter(yf, dst + (o_lo + j) * ps, fs, _finish(v, b, relu), tmp)
+    if not last:
+        vstore(carry, 0, a16)
+        vstore(carry, LANES, a17)
+        return
+    for j, v in enumerate((a16, a17)):
+        if 0 <= o_lo + LANES + j < o_n:
+            _filter_scatter(yf, dst + (o_lo + LANES + j) * ps, fs, _finish(v, b, relu), tmp)
+
+
+@_jit
+def filter_forward(
+    xf: np.ndarray,
+    xs: np.ndarray,
+    wv: np.ndarray,
+    yf: np.ndarray,
+    ys: np.ndarray,
+    n_from: int,
+    n_to: int,
+    dims: np.ndarray,
+    bias: np.ndarray,
+    relu: bool,
+    part_k: int,
+    parts: int,
+) -> None:
+    """Samples ``[n_from, n_to)`` of ``y`` (N, F, *out) = transposed convolution of ``x``
+    (N, C, *in), ``+ bias``, then relu when asked, by filter vectors (stride 1, 3 taps and
+    dilation 1 along the last axis; ``F`` a multiple of 16); ``wv`` from ``_filter_weights``.
+    Only part ``part_k`` of ``parts`` of the output planes along axis 0."""
+    c_n, f_n = dims[V_C], dims[V_F]
+    i0, i1, i2 = dims[V_IN0], dims[V_IN1], dims[V_IN2]
+    o0, o1, o2 = dims[V_OUT0], dims[V_OUT1], dims[V_OUT2]
+    k0, k1, s0, s1, d0, d1 = dims[V_K0], dims[V_K1], dims[V_S0], dims[V_S1], dims[V_D0], dims[V_D1]
+    c0, c1, c2 = dims[V_CROP0], dims[V_CROP1], dims[V_CROP2]
+    nb = -(-i2 // LANES)
+    rw = nb * LANES  # a row of the sample's copy: whole vectors, zero past the input
+    xe = np.zeros(i0 * i1 * c_n * rw + LANES, np.float32)
+    carry = np.zeros(2 * LANES, np.float32)
+    tmp = np.empty(LANES, np.float32)
+    px = np.empty(k0 * k1, np.int64)
+    pw = np.empty(k0 * k1, np.int64)
+    wf = wv.reshape(-1)
+    gstep = k0 * k1 * c_n * 3 * LANES
+    p_from, p_to = o0 * part_k // parts, o0 * (part_k + 1) // parts
+    for n in range(n_from, n_to):
+        for a in range(i0):  # the sample, (in0, in1, C, rw): a pair's channels side by side
+            for b in range(i1):
+                for c in range(c_n):
+                    s = n * xs[0] + c * xs[1] + a * xs[2] + b * xs[3]
+                    d = ((a * i1 + b) * c_n + c) * rw
+                    if xs[4] == 1 and i2 >= LANES:
+                        _move(xf, s, xe, d, i2)
+                    else:
+                        _move_strided(xf, s, xs[4], xe, d, 1, i2)
+        for m0 in range(p_from, p_to):
+            for m1 in range(o1):
+                npair = 0  # the (axis-0, axis-1) taps that reach the input
+                for u0 in range(k0):
+                    t0 = m0 + c0 - u0 * d0
+                    if t0 < 0 or t0 % s0 != 0 or t0 // s0 >= i0:
+                        continue
+                    for u1 in range(k1):
+                        t1 = m1 + c1 - u1 * d1
+                        if t1 < 0 or t1 % s1 != 0 or t1 // s1 >= i1:
+                            continue
+                        px[npair] = ((t0 // s0) * i1 + t1 // s1) * c_n * rw
+                        pw[npair] = (u0 * k1 + u1) * c_n * 3 * LANES
+                        npair += 1
+                for g in range(f_n // LANES):
+                    dst = n * ys[0] + g * LANES * ys[1] + m0 * ys[2] + m1 * ys[3]
+                    vstore(carry, 0, vzero())
+                    vstore(carry, LANES, vzero())
+                    for blk in range(nb):
+                        _filter_tile3(
+                            xe, px, pw, npair, c_n, rw, blk * LANES, wf, g * gstep, carry,
+                            blk == nb - 1, bias, g * LANES, relu, yf, dst, ys[1], ys[4],
+                            blk * LANES - c2, o2, tmp,
+                        )  # fmt: skip
 
 
 @_jit

@@ -391,20 +391,6 @@ def test_row_forward_equals_reference(rng, monkeypatch, case, c, f, layout):
     _close(got, want)
 
 
-@pytest.mark.parametrize("channels_last", [False, True])
-@pytest.mark.parametrize("case", ROWS[:4], ids=str)
-def test_rows_fuse_bias_and_relu_bit_for_bit(rng, monkeypatch, case, channels_last):
-    """By rows, bias and relu applied as each output row is written: the same bits as the
-    forward, then ``+= bias``, then relu."""
-    monkeypatch.setenv("CONV3DT_FORWARD", "rows")
-    geom, x, kernel, _ = _case(rng, case, n=2, c=5, f=11)
-    bias = rng.standard_normal(11).astype(np.float32)
-    fused = ops._compiled_forward(x, kernel, geom, channels_last, bias, relu=True)
-    plain = ops._compiled_forward(x, kernel, geom, channels_last)
-    plain += bias.reshape((-1, 1, 1, 1))
-    np.testing.assert_array_equal(fused, np.maximum(plain, 0))
-
-
 @pytest.mark.parametrize(
     "spatial, size, stride, same, c, f, waste, rows",
     [
@@ -419,7 +405,75 @@ def test_forward_takes_rows_where_they_waste_less(spatial, size, stride, same, c
     geom = ops.Geometry.of(spatial, (size,) * 3, (stride,) * 3, (1, 1, 1), same)
     assert ops.LANES == cpu_kernels.LANES  # the plan's vectors are the kernels' vectors
     assert ops.row_plan(geom, c, f).waste == pytest.approx(waste)
-    assert ops.use_rows(geom, c, f) == rows
+    assert (ops.forward_path(geom, c, f) != "planes") == rows  # rows (or filter vectors: D4)
+
+
+# The forward by filter vectors: stride 1, 3 taps, dilation 1 along the last axis; F in 16s.
+FILTERS = [
+    ((3, 2, 16), 3, 1, 1, False, None),  # D4's family: one block, 18 positions
+    ((2, 3, 16), 3, 1, 1, True, None),  # the same cropped by 1 at each end
+    ((5, 7, 16), (2, 3, 3), (2, 1, 1), (1, 2, 1), True, None),  # other axes: stride, dilation
+    ((3, 4, 20), (3, 2, 3), (1, 3, 1), (2, 1, 1), False, None),  # two blocks, the last short
+    ((4, 3, 33), 3, (2, 2, 1), 1, True, None),  # three blocks, one position in the last
+    ((2, 2, 5), (4, 1, 3), 1, 1, True, None),  # a row shorter than a vector
+    ((3, 3, 1), 3, 1, 1, False, None),  # one position: a block of 15 zero lanes
+    ((2, 2, 48), (1, 1, 3), (3, 1, 1), 1, False, (2, 0, 0)),  # output padding on axis 0
+]
+
+
+@pytest.mark.parametrize("layout", ["channels_first", "channels_last"])
+@pytest.mark.parametrize("c, f", [(3, 16), (17, 32), (1, 48)], ids=str)
+@pytest.mark.parametrize("case", FILTERS, ids=str)
+def test_filter_forward_equals_reference(rng, monkeypatch, case, c, f, layout):
+    """The forward by filter vectors, forced, with bias and relu: the reference's output."""
+    monkeypatch.setenv("CONV3DT_FORWARD", "filters")
+    geom, x, kernel, _ = _case(rng, case, n=3, c=c, f=f)
+    assert ops.forward_path(geom, c, f) == "filters"
+    bias = rng.standard_normal(f).astype(np.float32)
+    want = np.maximum(ops._flat_forward(np, x, kernel, geom) + bias.reshape(-1, 1, 1, 1), 0)
+    got = ops._compiled_forward(x, kernel, geom, layout == "channels_last", bias, relu=True)
+    _close(got, want)
+
+
+@pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize(
+    "path, case, f",
+    [("rows", case, 11) for case in ROWS[:4]] + [("filters", case, 16) for case in FILTERS[:4]],
+    ids=str,
+)
+def test_bias_and_relu_fuse_bit_for_bit(rng, monkeypatch, path, case, f, channels_last):
+    """By rows and by filter vectors, bias and relu applied as each output row is written: the
+    same bits as the forward, then ``+= bias``, then relu."""
+    monkeypatch.setenv("CONV3DT_FORWARD", path)
+    geom, x, kernel, _ = _case(rng, case, n=2, c=5, f=f)
+    assert ops.forward_path(geom, 5, f) == path
+    bias = rng.standard_normal(f).astype(np.float32)
+    fused = ops._compiled_forward(x, kernel, geom, channels_last, bias, relu=True)
+    plain = ops._compiled_forward(x, kernel, geom, channels_last)
+    plain += bias.reshape((-1, 1, 1, 1))
+    np.testing.assert_array_equal(fused, np.maximum(plain, 0))
+
+
+@pytest.mark.parametrize(
+    "spatial, size, stride, c, f, path",
+    [
+        ((16, 16, 16), 3, 1, 16, 16, "filters"),  # D4
+        ((12, 12, 40), 3, 1, 16, 32, "filters"),  # 48 lanes for 40 positions, as the rows
+        ((8, 8, 8), 3, 1, 32, 32, "rows"),  # rows of 8: two to a vector beat half-empty ones
+        ((16, 16, 16), 3, 1, 16, 8, "rows"),  # 8 filters: half a vector
+        ((16, 16, 16), 4, 1, 16, 16, "rows"),  # 4 taps
+        ((16, 16, 16), 4, 2, 64, 32, "rows"),  # D1: stride 2
+    ],
+)
+def test_forward_takes_filter_vectors_where_they_apply(spatial, size, stride, c, f, path):
+    geom = ops.Geometry.of(spatial, (size,) * 3, (stride,) * 3, (1, 1, 1), False)
+    assert ops.forward_path(geom, c, f) == path
+
+
+def test_forcing_filter_vectors_where_they_do_not_apply_chooses_as_usual(monkeypatch):
+    geom = ops.Geometry.of((16, 16, 16), (3, 3, 3), (1, 1, 1), (1, 1, 1), False)
+    monkeypatch.setenv("CONV3DT_FORWARD", "filters")
+    assert ops.forward_path(geom, 16, 8) == "rows"  # 8 filters: not a whole vector
 
 
 # ----------------------------------------------------------------------------- random layers
@@ -450,8 +504,9 @@ def test_compiled_kernels_equal_the_reference_on_random_layers(layer):
     """Random layers: any spatial size (rows shorter and longer than a vector), kernel size,
     stride, dilation, padding, channel and filter counts (partial filter groups and channel
     vectors, the channels-last kernel gradient from 12 channels), batch (samples shared between
-    threads), both output layouts, bias and relu, the forward by rows and by phase planes; relu's backward fused with the bias
-    gradient. 60 examples here (3,000 passed when the kernels were written)."""
+    threads), both output layouts, bias and relu, the forward by filter vectors, by rows and by
+    phase planes; relu's backward fused with the bias gradient. 60 examples here (3,000 passed
+    when the kernels were written)."""
     ins, sizes, strides, dilations = zip(*layer["axes"])
     if np.prod(ins) * layer["c"] * layer["n"] > 60_000:  # keep each example quick
         ins = tuple(min(i, 6) for i in ins)
@@ -464,7 +519,7 @@ def test_compiled_kernels_equal_the_reference_on_random_layers(layer):
     dy = rng.standard_normal((n, f, *geom.out_shape), dtype=np.float32)
 
     want = np.maximum(ops._flat_forward(np, x, kernel, geom) + bias.reshape(-1, 1, 1, 1), 0)
-    for forward in ("rows", "planes"):
+    for forward in ("filters", "rows", "planes"):  # filters only where they apply
         with pytest.MonkeyPatch.context() as mp:
             mp.setenv("CONV3DT_FORWARD", forward)
             got = ops._compiled_forward(x, kernel, geom, layer["channels_last"], bias, relu=True)

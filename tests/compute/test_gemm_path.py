@@ -172,7 +172,7 @@ def test_gemm_kernel_gradient_is_deterministic(rng):
     np.testing.assert_array_equal(first, gemm.backward_kernel(x, dy, geom, kernel.shape))
 
 
-@pytest.mark.parametrize("cpu", ["gemm", "loops", "loops by rows"])
+@pytest.mark.parametrize("cpu", ["gemm", "loops", "loops by rows", "loops by filters"])
 @pytest.mark.parametrize(
     "spatial, k, s, same, c, f",
     [*DECODERS, ((5, 9, 3), 3, 1, False, 5, 3), ((6, 4, 5), 3, 2, True, 2, 3)],
@@ -183,7 +183,7 @@ def test_working_bytes_bounds_the_traced_peak(rng, monkeypatch, cpu, spatial, k,
     kernel gradient and an input gradient allocate beside their inputs and outputs (the loops'
     forward by phase planes, or by rows)."""
     monkeypatch.setenv("CONV3DT_CPU_PATH", cpu.split()[0])
-    monkeypatch.setenv("CONV3DT_FORWARD", "rows" if cpu.endswith("rows") else "planes")
+    monkeypatch.setenv("CONV3DT_FORWARD", cpu.split()[-1] if " by " in cpu else "planes")
     geom = ops.Geometry.of(spatial, (k,) * 3, (s,) * 3, (1, 1, 1), same)
     x = rng.standard_normal((3, c, *spatial), dtype=np.float32)
     kernel = rng.standard_normal((k, k, k, f, c), dtype=np.float32)
