@@ -509,3 +509,31 @@ def test_available_memory_honours_the_address_space_limit():
         [sys.executable, "-c", code], preexec_fn=cap, capture_output=True, text=True, check=True
     )
     assert 0 < int(out.stdout) < limit
+
+
+def test_the_memory_guard_reads_again_for_large_requests_and_after_a_second(monkeypatch):
+    """Small requests reuse the last reading of the limit for up to a second (reading /proc
+    costs as much as a small layer's forward); a request above a sixteenth of it, or a later
+    one, reads again, so a large allocation is always checked against what is free now."""
+    from conv3dt_studio.compute import memory
+
+    readings = []
+
+    def limit():
+        readings.append(1)
+        return 1600
+
+    clock = [100.0]
+    monkeypatch.setattr(memory, "default_limit", limit)
+    monkeypatch.setattr(memory.time, "monotonic", lambda: clock[0])
+    monkeypatch.setattr(memory, "_recent", None)
+    memory.check(100, "small")
+    memory.check(100, "small")
+    assert len(readings) == 1
+    memory.check(101, "above a sixteenth")
+    assert len(readings) == 2
+    clock[0] += memory.RECENT_SECONDS
+    memory.check(1, "a second later")
+    assert len(readings) == 3
+    with pytest.raises(memory.MemoryLimitExceeded, match="too much needs about"):
+        memory.check(1601, "too much")
