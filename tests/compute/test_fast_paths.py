@@ -216,24 +216,31 @@ def test_layer_fast_path_equals_reference_path(rng, monkeypatch, case, data_form
     ids=_ids([GEOMETRIES[i] for i in (0, 3, 6, 10, 12)]),
 )
 def test_compiled_paths_match_torch(rng, case):
+    geom, x, kernel, dy = _case(rng, case)
+    y, dx, dk = _torch_layer(x, kernel, geom, dy)
+    _close(ops._compiled_forward(x, kernel, geom), y)
+    _close(ops._compiled_backward_input(dy, kernel, geom), dx)
+    _close(ops._compiled_backward_kernel(x, dy, geom, kernel.shape), dk)
+
+
+def _torch_layer(x, kernel, geom, dy):
+    """PyTorch's (float64) layer output, input gradient and kernel gradient for ``dy``: the
+    full ``conv_transpose3d``, zero-padded where the Keras window runs past it, then cropped."""
     import torch
 
-    geom, x, kernel, dy = _case(rng, case)
     stride = tuple(a.stride for a in geom.axes)
     dilation = tuple(a.dilation for a in geom.axes)
     xt = torch.tensor(x, dtype=torch.float64, requires_grad=True)
     wt = torch.tensor(kernel.transpose(4, 3, 0, 1, 2), dtype=torch.float64, requires_grad=True)
     full = torch.nn.functional.conv_transpose3d(xt, wt, stride=stride, dilation=dilation)
-    pad = [0, 0] * 3  # zero-pad the end where the Keras window runs past the full result
+    pad = [0, 0] * 3
     for i, a in enumerate(geom.axes):
         pad[2 * (2 - i) + 1] = max(0, a.crop_start + a.out_len - a.full_len)
     full = torch.nn.functional.pad(full, pad)
     y = full[(slice(None), slice(None), *geom.output_slices())]
     y.backward(torch.tensor(dy, dtype=torch.float64))
-    _close(ops._compiled_forward(x, kernel, geom), y.detach().numpy().astype(np.float32))
-    _close(ops._compiled_backward_input(dy, kernel, geom), xt.grad.numpy().astype(np.float32))
-    dk = wt.grad.numpy().transpose(2, 3, 4, 1, 0).astype(np.float32)
-    _close(ops._compiled_backward_kernel(x, dy, geom, kernel.shape), dk)
+    dk = wt.grad.numpy().transpose(2, 3, 4, 1, 0)
+    return (v.astype(np.float32) for v in (y.detach().numpy(), xt.grad.numpy(), dk))
 
 
 # ----------------------------------------------------------------------------- GPU
@@ -433,6 +440,17 @@ def test_filter_forward_equals_reference(rng, monkeypatch, case, c, f, layout):
     want = np.maximum(ops._flat_forward(np, x, kernel, geom) + bias.reshape(-1, 1, 1, 1), 0)
     got = ops._compiled_forward(x, kernel, geom, layout == "channels_last", bias, relu=True)
     _close(got, want)
+
+
+@pytest.mark.parametrize("case", FILTERS[:5], ids=str)
+def test_filter_vectors_match_torch(rng, monkeypatch, case):
+    """The forward by filter vectors against PyTorch's conv_transpose3d (an independent oracle)."""
+    monkeypatch.setenv("CONV3DT_FORWARD", "filters")
+    geom, x, kernel, dy = _case(rng, case, n=2, c=7, f=32)
+    assert ops.forward_path(geom, 7, 32) == "filters"
+    y, _, _ = _torch_layer(x, kernel, geom, dy)
+    _close(ops._compiled_forward(x, kernel, geom), y)
+    _close(ops._compiled_forward(x, kernel, geom, channels_last=True), y)
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
