@@ -915,6 +915,33 @@ def _residue_offsets(dims: np.ndarray, res: np.ndarray, r: int, taps: np.ndarray
     return o[0], o[1], o[2], o[3]
 
 
+@_jit_inline
+def _transpose16(r: Any) -> Any:
+    """The 16 vectors ``r`` (16 x 16 floats) transposed: 4 rounds of interleaving row ``i``
+    with row ``i + 8`` (each round a perfect shuffle of the element indices' bits)."""
+    r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15 = r
+    for _ in range(4):
+        r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15 = (
+            vzip_lo(r0, r8), vzip_hi(r0, r8), vzip_lo(r1, r9), vzip_hi(r1, r9),
+            vzip_lo(r2, r10), vzip_hi(r2, r10), vzip_lo(r3, r11), vzip_hi(r3, r11),
+            vzip_lo(r4, r12), vzip_hi(r4, r12), vzip_lo(r5, r13), vzip_hi(r5, r13),
+            vzip_lo(r6, r14), vzip_hi(r6, r14), vzip_lo(r7, r15), vzip_hi(r7, r15),
+        )  # fmt: skip
+    return r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15
+
+
+@_jit_inline
+def _block16(a: np.ndarray, i: int, step: int) -> Any:
+    """The 16 vectors ``a[i + k*step : ... + 16]``, ``k < 16``."""
+    return (
+        vload(a, i), vload(a, i + step), vload(a, i + 2 * step), vload(a, i + 3 * step),
+        vload(a, i + 4 * step), vload(a, i + 5 * step), vload(a, i + 6 * step),
+        vload(a, i + 7 * step), vload(a, i + 8 * step), vload(a, i + 9 * step),
+        vload(a, i + 10 * step), vload(a, i + 11 * step), vload(a, i + 12 * step),
+        vload(a, i + 13 * step), vload(a, i + 14 * step), vload(a, i + 15 * step),
+    )  # fmt: skip
+
+
 @_jit
 def _row_write(
     part: np.ndarray,
@@ -997,11 +1024,20 @@ def _row_write(
                 for w in range(0, count, LANES):
                     v = _residue_sum(part, base + w, offs, n_taps, b)
                     vstore(tmp, f * tl + w, vrelu(v) if relu else v)
-            for w in range(count):
-                dw = dr + w * s2 * ys[4]
-                for f in range(0, f_n, LANES):
-                    f0 = min(f, f_n - LANES)
-                    vstore(yf, dw + f0, vgather(tmp, f0 * tl + w, tl))
+            if count < LANES:
+                for w in range(count):
+                    dw = dr + w * s2 * ys[4]
+                    for f in range(0, f_n, LANES):
+                        f0 = min(f, f_n - LANES)
+                        vstore(yf, dw + f0, vgather(tmp, f0 * tl + w, tl))
+                continue
+            for f in range(0, f_n, LANES):  # blocks of 16 filters x 16 positions, transposed
+                f0 = min(f, f_n - LANES)
+                for w in range(0, count, LANES):
+                    w0 = min(w, count - LANES)
+                    t = _transpose16(_block16(tmp, f0 * tl + w0, tl))
+                    for j, v in enumerate(t):
+                        vstore(yf, dr + (w0 + j) * s2 * ys[4] + f0, v)
             continue
         for f in range(f_n):
             b, base = vsplat(bias[f]), at + f * fstep
@@ -1130,21 +1166,6 @@ def row_forward(
 # position one broadcast and 3 multiply-adds with the 3 taps' filter vectors, no padding, no
 # partial rows; the output pass transposes the 16 x 16 block in registers (channels-first) or
 # stores it as is (channels-last).
-
-
-@_jit_inline
-def _transpose16(r: Any) -> Any:
-    """The 16 vectors ``r`` (16 x 16 floats) transposed: 4 rounds of interleaving row ``i``
-    with row ``i + 8`` (each round a perfect shuffle of the element indices' bits)."""
-    r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15 = r
-    for _ in range(4):
-        r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15 = (
-            vzip_lo(r0, r8), vzip_hi(r0, r8), vzip_lo(r1, r9), vzip_hi(r1, r9),
-            vzip_lo(r2, r10), vzip_hi(r2, r10), vzip_lo(r3, r11), vzip_hi(r3, r11),
-            vzip_lo(r4, r12), vzip_hi(r4, r12), vzip_lo(r5, r13), vzip_hi(r5, r13),
-            vzip_lo(r6, r14), vzip_hi(r6, r14), vzip_lo(r7, r15), vzip_hi(r7, r15),
-        )  # fmt: skip
-    return r0, r1, r2, r3, r4, r5, r6, r7, r8, r9, r10, r11, r12, r13, r14, r15
 
 
 @_jit_inline
