@@ -879,7 +879,7 @@ def forward_path(geom: Geometry, c: int, f: int) -> str:
     if forced in ("rows", "planes"):
         return forced
     rows = row_plan(geom, c, f).waste
-    if not forced and filters_apply(geom, f) and _filter_waste(geom) <= rows * (1 + 1e-9):
+    if filters_apply(geom, f) and _filter_waste(geom) <= rows * (1 + 1e-9):
         return "filters"
     return "rows" if rows <= _plane_waste(phase_plan(geom, c, f)) else "planes"
 

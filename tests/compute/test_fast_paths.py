@@ -492,6 +492,8 @@ def test_forcing_filter_vectors_where_they_do_not_apply_chooses_as_usual(monkeyp
     geom = ops.Geometry.of((16, 16, 16), (3, 3, 3), (1, 1, 1), (1, 1, 1), False)
     monkeypatch.setenv("CONV3DT_FORWARD", "filters")
     assert ops.forward_path(geom, 16, 8) == "rows"  # 8 filters: not a whole vector
+    monkeypatch.setenv("CONV3DT_FORWARD", "fastest")  # not a path: the automatic choice
+    assert ops.forward_path(geom, 16, 16) == "filters"
 
 
 # ----------------------------------------------------------------------------- random layers
