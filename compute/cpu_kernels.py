@@ -635,6 +635,26 @@ def _select_taps(
     return nsel
 
 
+# Output positions a kernel-gradient tile sums in float32 before adding them to the float64
+# partial sums (a run of planes; a larger plane alone).
+RUN_POSITIONS = 2048
+
+
+@_jit
+def _same_taps(
+    ph: np.ndarray, p: int, m: int, tout: np.ndarray, i0: int, tsel: np.ndarray, nsel: int
+) -> bool:
+    """Whether phase ``p``'s taps that reach its output plane ``m`` (:func:`_select_taps`) are
+    exactly ``tsel[:nsel]``."""
+    k = 0
+    for t in range(ph[p, PH_FIRST], ph[p, PH_FIRST] + ph[p, PH_COUNT]):
+        if 0 <= m - tout[t] < i0:
+            if k >= nsel or tsel[k] != t:
+                return False
+            k += 1
+    return k == nsel
+
+
 @_jit
 def padded(n: int) -> int:
     """``n`` rounded up to whole forward tiles."""
@@ -1533,37 +1553,48 @@ def _tap_filter_tile(
     rows: Any,
     cb: int,
     cp: int,
+    planes: Any,
 ) -> None:
-    """``acc[taps[i], f + k, cb : cb + 16] += sum_q g[(f+k)*gl + q] * xe[offs[i] + q*cp + cb :
-    ... + 16]`` for 4 taps ``i`` (``taps[i] < 0``: padding, not added) and 4 filters ``k``
+    """``acc[taps[i], f + k, cb : cb + 16] += sum_q g[gb + (f+k)*gl + q] * xe[offs[i] + q*cp +
+    cb : ... + 16]`` for 4 taps ``i`` (``taps[i] < 0``: padding, not added) and 4 filters ``k``
     (past ``f_n``: not added), ``q`` over ``rows`` = ``(b_from, b_to, w_from, w_to, g2)``:
     ``b*g2 + w`` for rows ``b`` and columns ``w`` in those ranges (the plane's gap columns
-    skipped); ``acc`` flat (T, F, CP) float64.
+    skipped), summed over ``planes`` = ``(count, gb, g_step, x_step)``: plane ``j`` reads ``g``
+    from ``gb + j*g_step`` and ``xe`` from ``offs[i] + j*x_step``; ``acc`` flat (T, F, CP)
+    float64.
 
     Sixteen vectors of 16 channels' sums stay in registers over the whole range (four input
     vectors and four broadcast gradients feed 16 fused multiply-adds per position); no
-    horizontal sums, one float64 addition per vector at the end."""
+    horizontal sums, one float64 addition per vector at the end (per run of planes: the
+    float64 sums are megabytes, read and written back from beyond L2)."""
     a0 = a1 = a2 = a3 = b0 = b1 = b2 = b3 = vzero()
     c0 = c1 = c2 = c3 = d0 = d1 = d2 = d3 = vzero()
-    r0 = f * gl
-    r1 = min(f + 1, f_n - 1) * gl
-    r2 = min(f + 2, f_n - 1) * gl
-    r3 = min(f + 3, f_n - 1) * gl
-    o0, o1, o2, o3 = offs[0] + cb, offs[1] + cb, offs[2] + cb, offs[3] + cb
+    count, gb, g_step, x_step = planes
     b_from, b_to, w_from, w_to, g2 = rows
-    for row in range(b_from, b_to):
-        for q in range(row * g2 + w_from, row * g2 + w_to):
-            p = q * cp
-            x0, x1 = vload(xe, o0 + p), vload(xe, o1 + p)
-            x2, x3 = vload(xe, o2 + p), vload(xe, o3 + p)
-            v = vsplat_at(g, r0 + q)
-            a0, a1, a2, a3 = vfma(x0, v, a0), vfma(x1, v, a1), vfma(x2, v, a2), vfma(x3, v, a3)
-            v = vsplat_at(g, r1 + q)
-            b0, b1, b2, b3 = vfma(x0, v, b0), vfma(x1, v, b1), vfma(x2, v, b2), vfma(x3, v, b3)
-            v = vsplat_at(g, r2 + q)
-            c0, c1, c2, c3 = vfma(x0, v, c0), vfma(x1, v, c1), vfma(x2, v, c2), vfma(x3, v, c3)
-            v = vsplat_at(g, r3 + q)
-            d0, d1, d2, d3 = vfma(x0, v, d0), vfma(x1, v, d1), vfma(x2, v, d2), vfma(x3, v, d3)
+    for j in range(count):
+        r0 = gb + j * g_step + f * gl
+        r1 = gb + j * g_step + min(f + 1, f_n - 1) * gl
+        r2 = gb + j * g_step + min(f + 2, f_n - 1) * gl
+        r3 = gb + j * g_step + min(f + 3, f_n - 1) * gl
+        xo = cb + j * x_step
+        o0, o1, o2, o3 = offs[0] + xo, offs[1] + xo, offs[2] + xo, offs[3] + xo
+        for row in range(b_from, b_to):
+            for q in range(row * g2 + w_from, row * g2 + w_to):
+                p = q * cp
+                x0, x1 = vload(xe, o0 + p), vload(xe, o1 + p)
+                x2, x3 = vload(xe, o2 + p), vload(xe, o3 + p)
+                v = vsplat_at(g, r0 + q)
+                a0, a1 = vfma(x0, v, a0), vfma(x1, v, a1)
+                a2, a3 = vfma(x2, v, a2), vfma(x3, v, a3)
+                v = vsplat_at(g, r1 + q)
+                b0, b1 = vfma(x0, v, b0), vfma(x1, v, b1)
+                b2, b3 = vfma(x2, v, b2), vfma(x3, v, b3)
+                v = vsplat_at(g, r2 + q)
+                c0, c1 = vfma(x0, v, c0), vfma(x1, v, c1)
+                c2, c3 = vfma(x2, v, c2), vfma(x3, v, c3)
+                v = vsplat_at(g, r3 + q)
+                d0, d1 = vfma(x0, v, d0), vfma(x1, v, d1)
+                d2, d3 = vfma(x2, v, d2), vfma(x3, v, d3)
     _add_filters(acc, taps[0], f, f_n, cb, cp, a0, b0, c0, d0)
     _add_filters(acc, taps[1], f, f_n, cb, cp, a1, b1, c1, d1)
     _add_filters(acc, taps[2], f, f_n, cb, cp, a2, b2, c2, d2)
@@ -1583,35 +1614,39 @@ def _two_taps_tile(
     rows: Any,
     cb: int,
     cp: int,
+    planes: Any,
 ) -> None:
     """:func:`_tap_filter_tile` for 2 taps (``taps[0:2]``) by 8 filters ``f .. f+7``."""
     a0 = a1 = b0 = b1 = c0 = c1 = d0 = d1 = vzero()
     e0 = e1 = h0 = h1 = k0 = k1 = m0 = m1 = vzero()
-    r0, r1 = f * gl, min(f + 1, f_n - 1) * gl
-    r2, r3 = min(f + 2, f_n - 1) * gl, min(f + 3, f_n - 1) * gl
-    r4, r5 = min(f + 4, f_n - 1) * gl, min(f + 5, f_n - 1) * gl
-    r6, r7 = min(f + 6, f_n - 1) * gl, min(f + 7, f_n - 1) * gl
-    o0, o1 = offs[0] + cb, offs[1] + cb
+    count, gb, g_step, x_step = planes
     b_from, b_to, w_from, w_to, g2 = rows
-    for row in range(b_from, b_to):
-        for q in range(row * g2 + w_from, row * g2 + w_to):
-            x0, x1 = vload(xe, o0 + q * cp), vload(xe, o1 + q * cp)
-            v = vsplat_at(g, r0 + q)
-            a0, a1 = vfma(x0, v, a0), vfma(x1, v, a1)
-            v = vsplat_at(g, r1 + q)
-            b0, b1 = vfma(x0, v, b0), vfma(x1, v, b1)
-            v = vsplat_at(g, r2 + q)
-            c0, c1 = vfma(x0, v, c0), vfma(x1, v, c1)
-            v = vsplat_at(g, r3 + q)
-            d0, d1 = vfma(x0, v, d0), vfma(x1, v, d1)
-            v = vsplat_at(g, r4 + q)
-            e0, e1 = vfma(x0, v, e0), vfma(x1, v, e1)
-            v = vsplat_at(g, r5 + q)
-            h0, h1 = vfma(x0, v, h0), vfma(x1, v, h1)
-            v = vsplat_at(g, r6 + q)
-            k0, k1 = vfma(x0, v, k0), vfma(x1, v, k1)
-            v = vsplat_at(g, r7 + q)
-            m0, m1 = vfma(x0, v, m0), vfma(x1, v, m1)
+    for j in range(count):
+        gj = gb + j * g_step
+        r0, r1 = gj + f * gl, gj + min(f + 1, f_n - 1) * gl
+        r2, r3 = gj + min(f + 2, f_n - 1) * gl, gj + min(f + 3, f_n - 1) * gl
+        r4, r5 = gj + min(f + 4, f_n - 1) * gl, gj + min(f + 5, f_n - 1) * gl
+        r6, r7 = gj + min(f + 6, f_n - 1) * gl, gj + min(f + 7, f_n - 1) * gl
+        o0, o1 = offs[0] + cb + j * x_step, offs[1] + cb + j * x_step
+        for row in range(b_from, b_to):
+            for q in range(row * g2 + w_from, row * g2 + w_to):
+                x0, x1 = vload(xe, o0 + q * cp), vload(xe, o1 + q * cp)
+                v = vsplat_at(g, r0 + q)
+                a0, a1 = vfma(x0, v, a0), vfma(x1, v, a1)
+                v = vsplat_at(g, r1 + q)
+                b0, b1 = vfma(x0, v, b0), vfma(x1, v, b1)
+                v = vsplat_at(g, r2 + q)
+                c0, c1 = vfma(x0, v, c0), vfma(x1, v, c1)
+                v = vsplat_at(g, r3 + q)
+                d0, d1 = vfma(x0, v, d0), vfma(x1, v, d1)
+                v = vsplat_at(g, r4 + q)
+                e0, e1 = vfma(x0, v, e0), vfma(x1, v, e1)
+                v = vsplat_at(g, r5 + q)
+                h0, h1 = vfma(x0, v, h0), vfma(x1, v, h1)
+                v = vsplat_at(g, r6 + q)
+                k0, k1 = vfma(x0, v, k0), vfma(x1, v, k1)
+                v = vsplat_at(g, r7 + q)
+                m0, m1 = vfma(x0, v, m0), vfma(x1, v, m1)
     _add_filters(acc, taps[0], f, f_n, cb, cp, a0, b0, c0, d0)
     _add_filters(acc, taps[1], f, f_n, cb, cp, a1, b1, c1, d1)
     if f + 4 < f_n:
@@ -1673,14 +1708,30 @@ def backward_kernel_channels(
     offs = np.empty(4, np.int64)
     taps = np.empty(4, np.int64)
     s_plane = (lead + plane) * cp
+    g = df if direct else dye.reshape(-1)
     for n in range(n_from, n_to):
         _embed_input_channels_last(xf, xs, n, xe3, dims)
         if not direct:
             _embed_output(df, ds, n, dye, dims, crop, ph)
         for p in range(ph.shape[0]):
-            for a in range(ph[p, PH_N0]):
+            a = 0
+            while a < ph[p, PH_N0]:
                 nsel = _select_taps(ph, p, ph[p, PH_MLO0] + a, tout, i0, tsel, tsrc)
-                g = df[n * ds[0] + a * ds[2] :] if direct else dye[p * m0 + a].reshape(-1)
+                # a run of planes with the same taps (each reading the next input plane): one
+                # tile sums them all before its one float64 addition, up to RUN_POSITIONS
+                # positions (float32 sums stay as short as a large plane's)
+                most = max(1, RUN_POSITIONS // max(1, ph[p, PH_N1] * ph[p, PH_N2]))
+                count = 1
+                while (
+                    a + count < ph[p, PH_N0]
+                    and count < most
+                    and _same_taps(ph, p, ph[p, PH_MLO0] + a + count, tout, i0, tsel, nsel)
+                ):
+                    count += 1
+                if direct:
+                    planes = (count, n * ds[0] + a * ds[2], ds[2], s_plane)
+                else:
+                    planes = (count, (p * m0 + a) * f_n * gl, f_n * gl, s_plane)
                 u0 = 0
                 while u0 < nsel:
                     # Four taps by four filters; two taps by eight filters where just two share
@@ -1711,11 +1762,16 @@ def backward_kernel_channels(
                     for cb in range(0, cp, LANES):
                         if n_taps == 2:
                             for f in range(0, f_n, 8):
-                                _two_taps_tile(acc, g, gl, f, f_n, xe, offs, taps, rows, cb, cp)
+                                _two_taps_tile(
+                                    acc, g, gl, f, f_n, xe, offs, taps, rows, cb, cp, planes
+                                )
                         else:
                             for f in range(0, f_n, 4):
-                                _tap_filter_tile(acc, g, gl, f, f_n, xe, offs, taps, rows, cb, cp)
+                                _tap_filter_tile(
+                                    acc, g, gl, f, f_n, xe, offs, taps, rows, cb, cp, planes
+                                )
                     u0 += n_taps
+                a += count
 
 
 @_jit

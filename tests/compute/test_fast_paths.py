@@ -327,6 +327,26 @@ def _gradients_match_reference(x, kernel, geom, dy):
     )
 
 
+@pytest.mark.parametrize(
+    "case",
+    [
+        ((9, 5, 6), 3, 1, 1, False, None),  # stride 1: dy read in place, edge planes' fewer taps
+        ((9, 5, 6), 4, 2, 1, True, None),  # D3's family: 8 phases, runs of interior planes
+        ((7, 3, 4), (5, 2, 3), (1, 2, 1), (2, 1, 1), False, None),  # dilated: short runs
+        ((3, 40, 40), 3, 1, 1, False, None),  # planes above RUN_POSITIONS: one plane a run
+    ],
+    ids=str,
+)
+def test_kernel_gradient_sums_runs_of_planes(rng, case):
+    """The channels kernel gradient sums a run of planes with the same taps in one tile (each
+    tap reading the next input plane), then adds it once to the float64 sums."""
+    geom, x, kernel, dy = _case(rng, case, n=2, c=16, f=9)
+    _close(
+        ops._compiled_backward_kernel(x, dy, geom, kernel.shape),
+        ops._flat_backward_kernel(np, x, dy, geom, kernel.shape),
+    )
+
+
 def test_channel_lanes_take_the_vector_kernel_from_12_channels():
     assert [ops.channel_lanes(c) for c in (3, 8, 11, 12, 16, 17, 24, 25, 64)] == [
         0, 0, 0, 16, 16, 0, 32, 32, 64,
