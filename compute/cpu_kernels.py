@@ -1068,6 +1068,25 @@ def _row_write(
 
 
 @_jit
+def row_weights(k: np.ndarray, taps: np.ndarray, groups: np.ndarray, out: np.ndarray) -> None:
+    """``out[u0*k1 + u1, f // 8, c, 8*a + (f % 8)*n + j] = k[u0, u1, taps[a + j, 0], f, c]``
+    for each row tile ``(a, n)`` of ``groups``: :func:`row_forward`'s weights from the kernel
+    ``k`` (k0, k1, k2, F, C) in plan axis order (any strides); ``out`` zeroed."""
+    k0, k1, _, f_n, c_n = k.shape
+    for u0 in range(k0):
+        for u1 in range(k1):
+            p = u0 * k1 + u1
+            for gi in range(groups.shape[0]):
+                a, n = groups[gi, 0], groups[gi, 1]
+                for j in range(n):
+                    t = taps[a + j, 0]
+                    for f in range(f_n):
+                        col = 8 * a + (f % 8) * n + j
+                        for c in range(c_n):
+                            out[p, f // 8, c, col] = k[u0, u1, t, f, c]
+
+
+@_jit
 def row_forward(
     xf: np.ndarray,
     xs: np.ndarray,
