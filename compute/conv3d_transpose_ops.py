@@ -626,9 +626,10 @@ def _row_weights(kernel: np.ndarray, plan: RowPlan) -> np.ndarray:
 # ----------------------------------------------------------------------------- dispatch
 
 
+@lru_cache(maxsize=1)
 def _cpu() -> ModuleType:
     """:mod:`compute.cpu_kernels`, imported on first use: importing Numba takes a while, and
-    ``import compute`` should not pay for it."""
+    ``import compute`` should not pay for it (cached: a layer call asks for it some 17 times)."""
     from . import cpu_kernels
 
     return cpu_kernels
@@ -676,6 +677,7 @@ _COLS_ELEMENT = 0.5e-9
 _SCATTER_ELEMENT = 1.6e-9
 
 
+@lru_cache(maxsize=64)
 def costs(geom: Geometry, c: int, f: int) -> tuple[float, float]:
     """Estimated seconds per sample of (compiled loops, sub-pixel GEMM) for one forward pass of
     ``geom`` with ``c`` channels and ``f`` filters; the GEMM multiplies the zeros of ``Wb``
