@@ -1354,7 +1354,10 @@ def filter_forward(
     c0, c1, c2 = dims[V_CROP0], dims[V_CROP1], dims[V_CROP2]
     nb = -(-i2 // LANES)
     rw = nb * LANES  # a row of the sample's copy: whole vectors, zero past the input
-    xe = np.zeros(i0 * i1 * c_n * rw + LANES, np.float32)
+    # zero past the input in each row's last vector; rows of whole vectors are all written
+    xe = np.empty(i0 * i1 * c_n * rw + LANES, np.float32)
+    if rw != i2:
+        xe[:] = 0.0
     carry = np.zeros(2 * LANES, np.float32)
     tmp = np.empty(LANES, np.float32)
     px = np.empty(k0 * k1, np.int64)
