@@ -883,11 +883,6 @@ def forward_path(geom: Geometry, c: int, f: int) -> str:
     return "rows" if rows <= _plane_waste(phase_plan(geom, c, f)) else "planes"
 
 
-def use_rows(geom: Geometry, c: int, f: int) -> bool:
-    """Whether the compiled forward runs by rows (:func:`forward_path`)."""
-    return forward_path(geom, c, f) == "rows"
-
-
 def _plane_waste(plan: PhasePlan) -> float:
     """Multiply-adds the phase-plane forward computes per useful one (its tiles of 8 or 4
     filters, its rows rounded up to whole tiles and the plane's padding; taps skipped at a

@@ -641,21 +641,6 @@ RUN_POSITIONS = 2048
 
 
 @_jit
-def _same_taps(
-    ph: np.ndarray, p: int, m: int, tout: np.ndarray, i0: int, tsel: np.ndarray, nsel: int
-) -> bool:
-    """Whether phase ``p``'s taps that reach its output plane ``m`` (:func:`_select_taps`) are
-    exactly ``tsel[:nsel]``."""
-    k = 0
-    for t in range(ph[p, PH_FIRST], ph[p, PH_FIRST] + ph[p, PH_COUNT]):
-        if 0 <= m - tout[t] < i0:
-            if k >= nsel or tsel[k] != t:
-                return False
-            k += 1
-    return k == nsel
-
-
-@_jit
 def padded(n: int) -> int:
     """``n`` rounded up to whole forward tiles."""
     return -(-n // TILE) * TILE
@@ -1727,6 +1712,8 @@ def backward_kernel_channels(
     dye = np.zeros((0 if direct else ph.shape[0] * m0, f_n, plane + lead), np.float32)
     tsel = np.empty(toff.shape[0], np.int64)
     tsrc = np.empty(toff.shape[0], np.int64)
+    next_sel = np.empty(toff.shape[0], np.int64)  # the next plane's taps, to compare
+    next_src = np.empty(toff.shape[0], np.int64)
     offs = np.empty(4, np.int64)
     taps = np.empty(4, np.int64)
     s_plane = (lead + plane) * cp
@@ -1744,11 +1731,12 @@ def backward_kernel_channels(
                 # positions (float32 sums stay as short as a large plane's)
                 most = max(1, RUN_POSITIONS // max(1, ph[p, PH_N1] * ph[p, PH_N2]))
                 count = 1
-                while (
-                    a + count < ph[p, PH_N0]
-                    and count < most
-                    and _same_taps(ph, p, ph[p, PH_MLO0] + a + count, tout, i0, tsel, nsel)
-                ):
+                while a + count < ph[p, PH_N0] and count < most:
+                    m = ph[p, PH_MLO0] + a + count
+                    if _select_taps(ph, p, m, tout, i0, next_sel, next_src) != nsel:
+                        break
+                    if (next_sel[:nsel] != tsel[:nsel]).any():
+                        break
                     count += 1
                 if direct:
                     planes = (count, n * ds[0] + a * ds[2], ds[2], s_plane)
