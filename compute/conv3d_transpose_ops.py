@@ -331,9 +331,11 @@ def working_bytes(geom: Geometry, c: int, f: int, training: bool = False) -> int
     per_thread = max(input_planes + scratch, _row_floats(geom, c, f))
     if filters_apply(geom, f):
         per_thread = max(per_thread, _filter_floats(geom, c))
-    if training:
+    if training:  # the backward's, after the forward's
         output_planes = phases * max(outs) * f * (2 * plane + slack) + 2 * tile  # dye
-        per_thread = input_planes + output_planes + in0 * c * (plane + tile)
+        per_thread = max(per_thread, input_planes + output_planes + in0 * c * (plane + tile))
+        if filter_gradient_applies(geom, f):
+            per_thread = max(per_thread, _filter_grad_floats(geom, f))
     threads = _cpu().THREADS if _path(np) != "flat" else 1
     taps = math.prod(a.size for a in geom.axes) * f * c
     # tap weights (and their transpose), tap lists, plan arrays and Python's own bookkeeping
@@ -991,12 +993,79 @@ def channel_lanes(c: int) -> int:
     return lanes if 4 * c >= 3 * lanes else 0
 
 
+def filter_gradient_applies(geom: Geometry, f: int) -> bool:
+    """Whether the kernel gradient by filter vectors
+    (:func:`compute.cpu_kernels.filter_kernel_gradient`) can run ``geom`` with ``f`` filters:
+    whole vectors of filters, and along the last axis stride 1, 3 taps and dilation 1 (any crop,
+    any output padding)."""
+    a = geom.axes[2]
+    return f % LANES == 0 and (a.size, a.stride, a.dilation) == (3, 1, 1)
+
+
+def kernel_gradient_path(geom: Geometry, c: int, f: int) -> str:
+    """How the compiled kernel gradient runs ``geom``: ``"filters"`` (by filter vectors) where
+    it applies and its channels, taken eight at a time, are at most half padding; else
+    ``"channels"`` (16 channels a vector, where :func:`channel_lanes` allows) or ``"planes"``.
+    ``CONV3DT_KERNEL_GRADIENT=filters|channels|planes`` forces one where it applies (tests,
+    measurements); any other value means the automatic choice."""
+    forced = os.environ.get("CONV3DT_KERNEL_GRADIENT", "")
+    applies = filter_gradient_applies(geom, f)
+    if forced == "filters" and applies:
+        return "filters"
+    if forced == "planes" or (forced == "channels" and channel_lanes(c)):
+        return forced
+    if applies and -(-c // 8) * 8 <= 2 * c:
+        return "filters"
+    return "channels" if channel_lanes(c) else "planes"
+
+
+def _filter_grad_floats(geom: Geometry, f: int) -> int:
+    """The floats one thread of :func:`compute.cpu_kernels.filter_kernel_gradient` allocates:
+    the sample's output gradient by rows of the full result (in2 + 2 long), two row lists in
+    int64 and its small offset arrays."""
+    a0, a1, a2 = geom.axes
+    return a0.out_len * a1.out_len * (a2.in_len + 2) * f + 4 * a0.in_len * a1.in_len + 8 * LANES
+
+
+def _sum_kernel_chunks(acc: np.ndarray, b: int) -> np.ndarray:
+    """The chunks' float64 sums ``acc`` (chunks, T, A, >= b), added in chunk order (for large
+    ones by ranges of taps on the threads) and rounded to float32: (T, A, b)."""
+    taps = acc.shape[1]
+    total = np.empty((taps, acc.shape[2], b), dtype=np.float32)
+    ranges = _chunks(taps) if acc.nbytes >= 4 * 2**20 else 1
+    _cpu().run_chunks(_cpu().sum_chunks, taps, ranges, lambda k, a, b: (acc, total, a, b))
+    return total
+
+
+def _filter_backward_kernel(
+    x: np.ndarray, dy: np.ndarray, geom: Geometry, kernel_shape: tuple[int, ...]
+) -> np.ndarray:
+    """:func:`_compiled_backward_kernel` by filter vectors
+    (:func:`compute.cpu_kernels.filter_kernel_gradient`)."""
+    n, (k0, k1, k2, f, c) = x.shape[0], kernel_shape
+    chunks = min(n, KERNEL_GRAD_CHUNKS)  # fixed, as the other paths': the same bits on any threads
+    acc = np.empty((chunks, k0 * k1 * k2, c, f), dtype=np.float64)  # zeroed by each chunk
+    (xf, xs), (df, ds) = _cpu().flat(x), _cpu().flat(dy)
+    dims = filter_dims(geom, c, f)
+    _cpu().run_chunks(
+        _cpu().filter_kernel_gradient,
+        n,
+        chunks,
+        lambda k, a, b: (xf, xs, df, ds, acc[k].reshape(-1), a, b, dims),
+    )
+    total = _sum_kernel_chunks(acc, f).reshape(k0, k1, k2, c, f)
+    return np.ascontiguousarray(total.transpose(0, 1, 2, 4, 3))
+
+
 def _compiled_backward_kernel(
     x: np.ndarray, dy: np.ndarray, geom: Geometry, kernel_shape: tuple[int, ...]
 ) -> np.ndarray:
     n, f, c = x.shape[0], kernel_shape[3], kernel_shape[4]
+    path = kernel_gradient_path(geom, c, f)
+    if path == "filters":
+        return _filter_backward_kernel(x, dy, geom, kernel_shape)
     plan = phase_plan(geom, c, f)
-    cp = channel_lanes(c)
+    cp = channel_lanes(c) if path == "channels" else 0
     # Fixed chunks, each with its own float64 sums, added in order: deterministic for any threads.
     chunks = min(n, KERNEL_GRAD_CHUNKS)
     # (zeroed by each chunk's kernel, on its thread: D3's four are 4 MiB each)
@@ -1027,10 +1096,7 @@ def _compiled_backward_kernel(
             chunks,
             lambda k, a, b: (xf, xs, df, ds, acc[k], a, b, *common),
         )
-    total = np.empty((len(plan.toff), f, c), dtype=np.float32)
-    taps = len(plan.toff)  # the chunks' sums, in chunk order; large ones by tap ranges on threads
-    ranges = _chunks(taps) if acc.nbytes >= 4 * 2**20 else 1
-    _cpu().run_chunks(_cpu().sum_chunks, taps, ranges, lambda k, a, b: (acc, total, a, b))
+    total = _sum_kernel_chunks(acc, c)
     dk = np.zeros((int(np.prod(kernel_shape[:3])), f, c), dtype=np.float32)
     dk[plan.kidx] = total
     return dk.reshape(kernel_shape)
@@ -1053,6 +1119,8 @@ def warm_up() -> bool:
         x, vectors, three, np.empty((1, LANES, *three.out_shape), np.float32),
         np.zeros(LANES, np.float32), True,
     )  # fmt: skip
+    dy = np.ones((1, LANES, *three.out_shape), np.float32)
+    _filter_backward_kernel(x, dy, three, (1, 1, 3, LANES, 1))
     _compiled_backward_input(y, kernel, geom)
     _compiled_backward_kernel(x, y, geom, kernel.shape)
     lanes = np.ones((1, 16, 2, 2, 2), dtype=np.float32)  # the channels-last kernel gradient

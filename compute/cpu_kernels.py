@@ -1386,6 +1386,166 @@ def filter_forward(
                         )  # fmt: skip
 
 
+# The kernel gradient by filter vectors (the same layers as the forward by filter vectors): the
+# sample's output gradient is laid out channels-last by rows of the full result along the last
+# axis, zero where the output is cropped, ``dyt`` (out0 * out1, in2 + 2, F); a tile keeps 3 taps
+# x 8 channels' sums for 16 filters (24 vectors) in registers while one (axis-0, axis-1) tap
+# pair's input rows pass: per input position 3 loads of gradient vectors, 8 broadcasts of input
+# values and 24 multiply-adds, no padding and no horizontal sums.
+
+
+@_jit
+def _filter_grad_layout(
+    df: np.ndarray, ds: np.ndarray, n: int, dyt: np.ndarray, dims: np.ndarray
+) -> None:
+    """Sample ``n`` of ``dy`` (flat ``df``, strides ``ds`` of (N, F, *out)) into ``dyt`` flat
+    (out0 * out1, in2 + 2, F): position ``p`` of a row holds output position ``p - crop2``, zero
+    outside the output. Blocks of 16 positions x 16 filters are transposed in registers when
+    ``dy``'s rows are contiguous; channels-last, its vectors are copied as they are."""
+    f_n, i2, o0, o1, o2 = dims[V_F], dims[V_IN2], dims[V_OUT0], dims[V_OUT1], dims[V_OUT2]
+    c2 = dims[V_CROP2]
+    ln = i2 + 2
+    p_lo, p_hi = c2, min(ln, o2 + c2)  # the row's positions inside the output
+    for m0 in range(o0):
+        for m1 in range(o1):
+            row = (m0 * o1 + m1) * ln * f_n
+            src = n * ds[0] + m0 * ds[2] + m1 * ds[3] - c2 * ds[4]
+            for p in range(0, p_lo):
+                for f in range(0, f_n, LANES):
+                    vstore(dyt, row + p * f_n + f, vzero())
+            for p in range(max(p_hi, p_lo), ln):
+                for f in range(0, f_n, LANES):
+                    vstore(dyt, row + p * f_n + f, vzero())
+            p = p_lo
+            if ds[4] == 1:
+                while p + LANES <= p_hi:
+                    for f in range(0, f_n, LANES):
+                        t = _transpose16(_block16(df, src + f * ds[1] + p, ds[1]))
+                        for j, v in enumerate(t):
+                            vstore(dyt, row + (p + j) * f_n + f, v)
+                    p += LANES
+            elif ds[1] == 1:  # channels-last: a position's filters side by side already
+                while p < p_hi:
+                    for f in range(0, f_n, LANES):
+                        vstore(dyt, row + p * f_n + f, vload(df, src + p * ds[4] + f))
+                    p += 1
+            for q in range(p, p_hi):
+                for f in range(f_n):
+                    fstore(dyt, row + q * f_n + f, fload(df, src + f * ds[1] + q * ds[4]))
+
+
+@_jit_inline
+def _fma3(x: Any, d0: Any, d1: Any, d2: Any, a: Any, b: Any, c: Any) -> tuple[Any, Any, Any]:
+    """``x*d0 + a, x*d1 + b, x*d2 + c``: one input value's products with 3 taps' vectors."""
+    return vfma(x, d0, a), vfma(x, d1, b), vfma(x, d2, c)
+
+
+@_jit
+def _filter_grad_tile(
+    xf: np.ndarray,
+    xo: np.ndarray,
+    xstep: int,
+    dyt: np.ndarray,
+    rx: np.ndarray,
+    rd: np.ndarray,
+    goff: int,
+    nrows: int,
+    i2: int,
+    f_n: int,
+    acc: np.ndarray,
+    at: np.ndarray,
+    valid: int,
+) -> None:
+    """``acc[at[j*8 + k] : +16] += sum_r sum_e xf[rx[r] + xo[k] + e*xstep] * dyt[rd[r] + goff + (e
+    + j)*f_n : +16]`` for taps ``j < 3`` and channels ``k < valid`` (8 channels' offsets ``xo``;
+    past ``valid``, repeats), over rows ``r < nrows`` and positions ``e < i2``: float32 sums of
+    at most RUN_POSITIONS positions, each then added in float64."""
+    o0, o1, o2, o3, o4, o5, o6, o7 = xo[0], xo[1], xo[2], xo[3], xo[4], xo[5], xo[6], xo[7]
+    per_run = max(1, RUN_POSITIONS // i2)
+    for start in range(0, nrows, per_run):
+        a0 = a1 = a2 = a3 = a4 = a5 = a6 = a7 = vzero()
+        b0 = b1 = b2 = b3 = b4 = b5 = b6 = b7 = vzero()
+        c0 = c1 = c2 = c3 = c4 = c5 = c6 = c7 = vzero()
+        for r in range(start, min(nrows, start + per_run)):
+            xi, di = rx[r], rd[r] + goff
+            for _ in range(i2):
+                d0, d1, d2 = vload(dyt, di), vload(dyt, di + f_n), vload(dyt, di + 2 * f_n)
+                a0, b0, c0 = _fma3(vsplat_at(xf, xi + o0), d0, d1, d2, a0, b0, c0)
+                a1, b1, c1 = _fma3(vsplat_at(xf, xi + o1), d0, d1, d2, a1, b1, c1)
+                a2, b2, c2 = _fma3(vsplat_at(xf, xi + o2), d0, d1, d2, a2, b2, c2)
+                a3, b3, c3 = _fma3(vsplat_at(xf, xi + o3), d0, d1, d2, a3, b3, c3)
+                a4, b4, c4 = _fma3(vsplat_at(xf, xi + o4), d0, d1, d2, a4, b4, c4)
+                a5, b5, c5 = _fma3(vsplat_at(xf, xi + o5), d0, d1, d2, a5, b5, c5)
+                a6, b6, c6 = _fma3(vsplat_at(xf, xi + o6), d0, d1, d2, a6, b6, c6)
+                a7, b7, c7 = _fma3(vsplat_at(xf, xi + o7), d0, d1, d2, a7, b7, c7)
+                xi += xstep
+                di += f_n
+        for k, (va, vb, vc) in enumerate(
+            ((a0, b0, c0), (a1, b1, c1), (a2, b2, c2), (a3, b3, c3),
+             (a4, b4, c4), (a5, b5, c5), (a6, b6, c6), (a7, b7, c7))
+        ):  # fmt: skip
+            if k < valid:
+                vadd_f64(acc, at[k], va)
+                vadd_f64(acc, at[LANES // 2 + k], vb)
+                vadd_f64(acc, at[LANES + k], vc)
+
+
+@_jit
+def filter_kernel_gradient(
+    xf: np.ndarray,
+    xs: np.ndarray,
+    df: np.ndarray,
+    ds: np.ndarray,
+    acc: np.ndarray,
+    n_from: int,
+    n_to: int,
+    dims: np.ndarray,
+) -> None:
+    """``acc`` flat (k0, k1, 3, C, F) float64 = kernel gradient of samples ``[n_from, n_to)``
+    of ``x`` (N, C, *in) and ``dy`` (N, F, *out), by filter vectors (the layers of
+    :func:`filter_forward`)."""
+    c_n, f_n = dims[V_C], dims[V_F]
+    i0, i1, i2 = dims[V_IN0], dims[V_IN1], dims[V_IN2]
+    o0, o1 = dims[V_OUT0], dims[V_OUT1]
+    k0, k1, s0, s1, d0, d1 = dims[V_K0], dims[V_K1], dims[V_S0], dims[V_S1], dims[V_D0], dims[V_D1]
+    c0, c1 = dims[V_CROP0], dims[V_CROP1]
+    acc[:] = 0.0
+    ln = i2 + 2
+    dyt = np.empty(o0 * o1 * ln * f_n + LANES, np.float32)
+    rx = np.empty(i0 * i1, np.int64)
+    rd = np.empty(i0 * i1, np.int64)
+    xo = np.empty(LANES // 2, np.int64)
+    at = np.empty(3 * LANES // 2, np.int64)
+    for n in range(n_from, n_to):
+        _filter_grad_layout(df, ds, n, dyt, dims)
+        for u0 in range(k0):
+            for u1 in range(k1):
+                nrows = 0  # the input rows whose (u0, u1) output row is in the output
+                for a in range(i0):
+                    m0 = a * s0 + u0 * d0 - c0
+                    if m0 < 0 or m0 >= o0:
+                        continue
+                    for b in range(i1):
+                        m1 = b * s1 + u1 * d1 - c1
+                        if 0 <= m1 < o1:
+                            rx[nrows] = n * xs[0] + a * xs[2] + b * xs[3]
+                            rd[nrows] = (m0 * o1 + m1) * ln * f_n
+                            nrows += 1
+                if nrows == 0:
+                    continue
+                for g in range(0, f_n, LANES):
+                    for cg in range(0, c_n, LANES // 2):
+                        valid = min(LANES // 2, c_n - cg)
+                        for k in range(LANES // 2):
+                            xo[k] = min(cg + k, c_n - 1) * xs[1]
+                            for j in range(3):
+                                t = (u0 * k1 + u1) * 3 + j
+                                at[j * LANES // 2 + k] = (t * c_n + cg + k) * f_n + g
+                        _filter_grad_tile(
+                            xf, xo, xs[4], dyt, rx, rd, g, nrows, i2, f_n, acc, at, valid
+                        )
+
+
 @_jit
 def backward_input(
     df: np.ndarray,

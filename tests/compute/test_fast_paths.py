@@ -464,13 +464,16 @@ def test_filter_forward_equals_reference(rng, monkeypatch, case, c, f, layout):
 
 @pytest.mark.parametrize("case", FILTERS[:5], ids=str)
 def test_filter_vectors_match_torch(rng, monkeypatch, case):
-    """The forward by filter vectors against PyTorch's conv_transpose3d (an independent oracle)."""
+    """The forward and the kernel gradient by filter vectors against PyTorch's conv_transpose3d
+    and its autograd (independent oracles)."""
     monkeypatch.setenv("CONV3DT_FORWARD", "filters")
+    monkeypatch.setenv("CONV3DT_KERNEL_GRADIENT", "filters")
     geom, x, kernel, dy = _case(rng, case, n=2, c=7, f=32)
-    assert ops.forward_path(geom, 7, 32) == "filters"
-    y, _, _ = _torch_layer(x, kernel, geom, dy)
+    assert ops.forward_path(geom, 7, 32) == ops.kernel_gradient_path(geom, 7, 32) == "filters"
+    y, _, dk = _torch_layer(x, kernel, geom, dy)
     _close(ops._compiled_forward(x, kernel, geom), y)
     _close(ops._compiled_forward(x, kernel, geom, channels_last=True), y)
+    _close(ops._compiled_backward_kernel(x, dy, geom, kernel.shape), dk)
 
 
 @pytest.mark.parametrize("channels_last", [False, True])
@@ -516,6 +519,62 @@ def test_forcing_filter_vectors_where_they_do_not_apply_chooses_as_usual(monkeyp
     assert ops.forward_path(geom, 16, 16) == "filters"
 
 
+@pytest.mark.parametrize("layout", ["channels_first", "channels_last"])
+@pytest.mark.parametrize("c, f", [(5, 16), (8, 32), (19, 16)], ids=str)
+@pytest.mark.parametrize("case", FILTERS, ids=str)
+def test_filter_kernel_gradient_equals_reference(rng, monkeypatch, case, c, f, layout):
+    """The kernel gradient by filter vectors, forced: channels in eights with a partial last
+    eight (5, 19) or none (8), rows shorter and longer than a vector, crops, strides and
+    dilations on the other axes, and both layouts of ``x`` and ``dy`` (read where they are)."""
+    monkeypatch.setenv("CONV3DT_KERNEL_GRADIENT", "filters")
+    geom, x, kernel, dy = _case(rng, case, n=3, c=c, f=f)
+    assert ops.kernel_gradient_path(geom, c, f) == "filters"
+    want = ops._flat_backward_kernel(np, x, dy, geom, kernel.shape)
+    if layout == "channels_last":
+        x = np.moveaxis(np.ascontiguousarray(np.moveaxis(x, 1, -1)), -1, 1)
+        dy = np.moveaxis(np.ascontiguousarray(np.moveaxis(dy, 1, -1)), -1, 1)
+    _close(ops._compiled_backward_kernel(x, dy, geom, kernel.shape), want)
+
+
+def test_filter_kernel_gradient_is_deterministic(rng, monkeypatch):
+    """Fixed chunks summed in order: the same bits on one thread as on several."""
+    geom, x, kernel, dy = _case(rng, FILTERS[0], n=9, c=8, f=16)
+    assert ops.kernel_gradient_path(geom, 8, 16) == "filters"
+    first = ops._compiled_backward_kernel(x, dy, geom, kernel.shape)
+    monkeypatch.setattr(cpu_kernels, "THREADS", 1)
+    np.testing.assert_array_equal(ops._compiled_backward_kernel(x, dy, geom, kernel.shape), first)
+
+
+@pytest.mark.parametrize(
+    "size, stride, c, f, path",
+    [
+        (3, 1, 16, 16, "filters"),  # D4
+        (3, 1, 4, 16, "filters"),  # half of the eight channels padding: still
+        (3, 1, 3, 16, "planes"),  # more than half: the planar kernel (too few for 16 lanes)
+        (3, 1, 16, 8, "channels"),  # 8 filters: half a vector
+        (4, 2, 64, 32, "channels"),  # D1's: 4 taps, stride 2
+    ],
+)
+def test_kernel_gradient_takes_filter_vectors_where_they_apply(size, stride, c, f, path):
+    geom = ops.Geometry.of((16, 16, 16), (size,) * 3, (stride,) * 3, (1, 1, 1), True)
+    assert ops.kernel_gradient_path(geom, c, f) == path
+
+
+def test_forcing_a_kernel_gradient_path(monkeypatch):
+    """Forced where it applies; elsewhere, and for a value naming no path, the usual choice."""
+    geom = ops.Geometry.of((16, 16, 16), (3, 3, 3), (1, 1, 1), (1, 1, 1), False)
+    monkeypatch.setenv("CONV3DT_KERNEL_GRADIENT", "filters")
+    assert ops.kernel_gradient_path(geom, 3, 16) == "filters"  # channels padding: forced
+    assert ops.kernel_gradient_path(geom, 16, 8) == "channels"  # not a whole filter vector
+    monkeypatch.setenv("CONV3DT_KERNEL_GRADIENT", "channels")
+    assert ops.kernel_gradient_path(geom, 16, 16) == "channels"
+    assert ops.kernel_gradient_path(geom, 3, 16) == "planes"  # too few channels for lanes
+    monkeypatch.setenv("CONV3DT_KERNEL_GRADIENT", "planes")
+    assert ops.kernel_gradient_path(geom, 16, 16) == "planes"
+    monkeypatch.setenv("CONV3DT_KERNEL_GRADIENT", "fastest")  # not a path: the automatic choice
+    assert ops.kernel_gradient_path(geom, 16, 16) == "filters"
+
+
 # ----------------------------------------------------------------------------- random layers
 
 axis = st.tuples(
@@ -545,7 +604,8 @@ def test_compiled_kernels_equal_the_reference_on_random_layers(layer):
     stride, dilation, padding, channel and filter counts (partial filter groups and channel
     vectors, the channels-last kernel gradient from 12 channels), batch (samples shared between
     threads), both output layouts, bias and relu, the forward by filter vectors, by rows and by
-    phase planes; relu's backward fused with the bias gradient. 60 examples here (3,000 passed
+    phase planes, the kernel gradient by filter vectors, channels and planes; relu's backward
+    fused with the bias gradient. 60 examples here (3,000 passed
     when the kernels were written)."""
     ins, sizes, strides, dilations = zip(*layer["axes"])
     if np.prod(ins) * layer["c"] * layer["n"] > 60_000:  # keep each example quick
@@ -565,6 +625,11 @@ def test_compiled_kernels_equal_the_reference_on_random_layers(layer):
             got = ops._compiled_forward(x, kernel, geom, layer["channels_last"], bias, relu=True)
         _close(got, want)
     _gradients_match_reference(x, kernel, geom, dy)
+    want_dk = ops._flat_backward_kernel(np, x, dy, geom, kernel.shape)
+    for gradient in ("filters", "channels", "planes"):  # each where it applies
+        with pytest.MonkeyPatch.context() as mp:
+            mp.setenv("CONV3DT_KERNEL_GRADIENT", gradient)
+            _close(ops._compiled_backward_kernel(x, dy, geom, kernel.shape), want_dk)
     dz, db = ops.relu_backward(np, want, dy, True, True)
     _close(dz, dy * (want > 0))
     _close(db, (dy * (want > 0)).astype(np.float64).sum(axis=(0, 2, 3, 4)))  # exact-ish sums
