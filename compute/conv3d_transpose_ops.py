@@ -109,12 +109,9 @@ class Geometry:
         same: bool,
         output_padding: Sequence[int | None] | None = None,
     ) -> Geometry:
-        op = output_padding if output_padding is not None else (None, None, None)
-        a0, a1, a2 = (
-            axis_geometry(int(n), k, s, d, same, p)
-            for n, k, s, d, p in zip(spatial_in, size, stride, dilation, op)
-        )
-        return cls((a0, a1, a2))
+        op = (None, None, None) if output_padding is None else tuple(output_padding)
+        spatial = tuple(int(n) for n in spatial_in)
+        return _geometry(spatial, tuple(size), tuple(stride), tuple(dilation), bool(same), op)
 
     @property
     def out_shape(self) -> tuple[int, int, int]:
@@ -159,6 +156,24 @@ class Geometry:
     def output_slices(self) -> tuple[slice, ...]:
         """Where the layer's output window sits on the grid."""
         return tuple(slice(a.crop_start, a.crop_start + a.out_len) for a in self.axes)
+
+
+@lru_cache(maxsize=256)
+def _geometry(
+    spatial: tuple[int, ...],
+    size: tuple[int, ...],
+    stride: tuple[int, ...],
+    dilation: tuple[int, ...],
+    same: bool,
+    op: tuple[int | None, ...],
+) -> Geometry:
+    """:meth:`Geometry.of`, remembered: every call of a layer asks for its geometry a few times
+    (shape checks, the memory guard, the kernels)."""
+    a0, a1, a2 = (
+        axis_geometry(n, k, s, d, same, p)
+        for n, k, s, d, p in zip(spatial, size, stride, dilation, op)
+    )
+    return Geometry((a0, a1, a2))
 
 
 def _chunk(n: int, per_sample_bytes: int) -> int:
@@ -313,6 +328,24 @@ def working_bytes(geom: Geometry, c: int, f: int, training: bool = False) -> int
         from . import conv3d_transpose_gemm as gemm
 
         return gemm.working_bytes(geom, c, f, training)
+    per_thread = _thread_floats(geom, c, f, training)
+    threads = _cpu().THREADS if _path(np) != "flat" else 1
+    taps = math.prod(a.size for a in geom.axes) * f * c
+    # tap weights (and their transpose), tap lists, plan arrays and Python's own bookkeeping
+    fixed = _FIXED_BYTES + 3 * 4 * taps + 16 * threads * math.prod(a.size for a in geom.axes)
+    # the kernel gradient's float64 partial sums, their total and the float32 result
+    kernel_sums = 8 * (KERNEL_GRAD_CHUNKS + 1) * taps + 2 * 4 * taps
+    total = fixed + 4 * threads * per_thread + (kernel_sums if training else 0)
+    if _path(np) == "flat":  # the array-module path: sample chunks of the flat grid
+        total += 2 * max(CHUNK_BYTES, 4 * geom.grid_size * 2 * (c + f))
+    return total
+
+
+@lru_cache(maxsize=256)
+def _thread_floats(geom: Geometry, c: int, f: int, training: bool) -> int:
+    """An upper bound of the floats one thread of the compiled kernels allocates (for
+    :func:`working_bytes`): the largest of the forward's paths and, in training, of the
+    gradients' too."""
     grids, outs = [], []
     for a in geom.axes:
         tmax = ((a.size - 1) * a.dilation) // a.stride  # the largest tap offset of any phase
@@ -336,16 +369,7 @@ def working_bytes(geom: Geometry, c: int, f: int, training: bool = False) -> int
         per_thread = max(per_thread, input_planes + output_planes + in0 * c * (plane + tile))
         if filter_gradient_applies(geom, f):
             per_thread = max(per_thread, _filter_grad_floats(geom, f))
-    threads = _cpu().THREADS if _path(np) != "flat" else 1
-    taps = math.prod(a.size for a in geom.axes) * f * c
-    # tap weights (and their transpose), tap lists, plan arrays and Python's own bookkeeping
-    fixed = _FIXED_BYTES + 3 * 4 * taps + 16 * threads * math.prod(a.size for a in geom.axes)
-    # the kernel gradient's float64 partial sums, their total and the float32 result
-    kernel_sums = 8 * (KERNEL_GRAD_CHUNKS + 1) * taps + 2 * 4 * taps
-    total = fixed + 4 * threads * per_thread + (kernel_sums if training else 0)
-    if _path(np) == "flat":  # the array-module path: sample chunks of the flat grid
-        total += 2 * max(CHUNK_BYTES, 4 * geom.grid_size * 2 * (c + f))
-    return total
+    return per_thread
 
 
 def _row_floats(geom: Geometry, c: int, f: int) -> int:

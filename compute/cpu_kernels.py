@@ -1989,6 +1989,33 @@ def relu_backward(
                     sums[b] += v
 
 
+@_jit_ieee
+def mse_grad(
+    p: np.ndarray,
+    t: np.ndarray,
+    g: np.ndarray,
+    scale: float,
+    sums: np.ndarray,
+    bounds: np.ndarray,
+    k_from: int,
+    k_to: int,
+) -> None:
+    """For the blocks ``k`` in ``[k_from, k_to)`` of flat float32 arrays (elements ``bounds[k]``
+    to ``bounds[k + 1]``): ``g = (p - t) * scale`` (the bits of NumPy's ``(p - t) * scale`` in
+    float32) and ``sums[k]`` = the sum of ``(p - t)**2`` in float64. One pass: the mean squared
+    error's value and gradient together."""
+    sc = np.float32(scale)
+    for k in range(k_from, k_to):
+        # slices: indices known non-negative, so the loop is vectorized (no wrap-around checks)
+        pk, tk, gk = p[bounds[k] : bounds[k + 1]], t[bounds[k] : bounds[k + 1]], g[bounds[k] :]
+        total = 0.0
+        for i in range(pk.shape[0]):
+            d = pk[i] - tk[i]
+            gk[i] = d * sc
+            total += np.float64(d) * np.float64(d)
+        sums[k] = total
+
+
 # ----------------------------------------------------------------------------- Python side
 
 
@@ -1998,18 +2025,13 @@ def flat(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     permutation of a contiguous float32 array)."""
     if a.dtype != np.float32:
         a = a.astype(np.float32)
-    st = [s // a.itemsize for s in a.strides]
-    expect = 1
-    for i in sorted(range(a.ndim), key=lambda i: st[i]):
-        if a.shape[i] != 1 and st[i] != expect:
-            a = np.ascontiguousarray(a)
-            st = [s // a.itemsize for s in a.strides]
-            break
-        expect *= a.shape[i]
-    view = np.lib.stride_tricks.as_strided(a, (a.size,), (a.itemsize,), writeable=a.flags.writeable)
+    order = sorted(range(a.ndim), key=a.strides.__getitem__, reverse=True)
+    inner = a.transpose(order)  # C-contiguous when ``a`` is a permutation of such an array
+    if not inner.flags.c_contiguous:
+        a = inner = np.ascontiguousarray(a)
     # A length-1 axis may carry any stride (0 from np.newaxis); only index 0 is ever used there.
-    st = [1 if n == 1 else v for n, v in zip(a.shape, st)]
-    return view, np.array(st, dtype=np.int64)
+    st = [1 if n == 1 else s // 4 for n, s in zip(a.shape, a.strides)]
+    return inner.reshape(-1), np.array(st, dtype=np.int64)
 
 
 def _env_threads() -> int:

@@ -16,6 +16,8 @@ import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
+import numpy as np
+
 from .backend import Array, ArrayModule
 from .errors import ParameterError, ShapeError
 from .params import Param, Schema
@@ -60,11 +62,53 @@ def _d_mse(xp: ArrayModule, t: Array, p: Array, axis: int, **k: float) -> Array:
 
 
 def _mse_both(xp: ArrayModule, t: Array, p: Array, axis: int, **k: float) -> tuple[Array, Array]:
-    """:func:`_mse` and :func:`_d_mse` from one difference (4 passes over the data, not 7)."""
+    """:func:`_mse` and :func:`_d_mse` from one difference (4 passes over the data, not 7); with
+    the compiled CPU kernels, in one pass on their threads (:func:`_mse_compiled`)."""
+    if xp is np and _compiled_mse_applies(t, p):
+        return _mse_compiled(t, p)
     d = p - t
     value = (d * d).mean()
     d *= d.dtype.type(2.0 / d.size)
     return value, d
+
+
+# Elements per block of the compiled MSE (fixed blocks, their float64 sums added in order: the
+# same value on any number of threads).
+MSE_BLOCK = 2**16
+
+
+def _compiled_mse_applies(t: Array, p: Array) -> bool:
+    from . import cpu_kernels
+
+    return (
+        cpu_kernels.AVAILABLE
+        and isinstance(p, np.ndarray)
+        and isinstance(t, np.ndarray)
+        and p.dtype == t.dtype == np.float32
+        and p.shape == t.shape
+        and p.flags.c_contiguous
+        and t.flags.c_contiguous
+    )
+
+
+def _mse_compiled(t: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_mse_both` for C-contiguous float32 NumPy arrays: the gradient's bits are the
+    NumPy path's; the value is summed in float64 by blocks of :data:`MSE_BLOCK` elements."""
+    from . import cpu_kernels
+
+    pf, tf = p.reshape(-1), t.reshape(-1)
+    g = np.empty_like(p)
+    blocks = -(-pf.size // MSE_BLOCK)
+    bounds = np.minimum(np.arange(blocks + 1, dtype=np.int64) * MSE_BLOCK, pf.size)
+    sums = np.empty(blocks, np.float64)
+    scale = float(np.float32(2.0 / pf.size))
+    cpu_kernels.run_chunks(
+        cpu_kernels.mse_grad,
+        blocks,
+        min(blocks, 4 * cpu_kernels.threads()),
+        lambda k, a, b: (pf, tf, g.reshape(-1), scale, sums, bounds, a, b),
+    )
+    return np.float32(sums.sum() / pf.size), g
 
 
 def _mae(xp: ArrayModule, t: Array, p: Array, axis: int, **k: float) -> Array:
