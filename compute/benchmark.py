@@ -201,8 +201,17 @@ def peak_extra_bytes(w: Workload, x: np.ndarray, g: Graph) -> dict[str, int]:
         "sample_output_bytes": out // xf.shape[0],
         "extra_bytes": max(0, forward - out),
         "train_extra_bytes": max(0, train - kernel.nbytes),
-        "path": "gemm" if ops.use_gemm(geom, w.channels, w.filters) else "loops",
+        "path": _cpu_path(geom, w.channels, w.filters),
     }
+
+
+def _cpu_path(geom: ops.Geometry, c: int, f: int) -> str:
+    """The CPU path a layer takes: ``gemm``, or the compiled loops with the way their forward
+    and kernel gradient run (e.g. ``loops (forward by rows, kernel gradient by channels)``)."""
+    if ops.use_gemm(geom, c, f):
+        return "gemm"
+    forward, gradient = ops.forward_path(geom, c, f), ops.kernel_gradient_path(geom, c, f)
+    return f"loops (forward by {forward}, kernel gradient by {gradient})"
 
 
 # ----------------------------------------------------------------------------- PyTorch

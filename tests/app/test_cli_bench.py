@@ -203,7 +203,7 @@ def test_bench_runs_and_writes_json(tmp_path, capsys, vs):
     assert result["workload"] == "W4"
     assert ("ratio" in result["forward"]) == (vs == "torch")
     assert result["memory"]["extra_bytes"] >= 0 and result["memory"]["train_extra_bytes"] >= 0
-    assert result["memory"]["path"] in ("gemm", "loops")
+    assert result["memory"]["path"] == "loops (forward by rows, kernel gradient by channels)"
     assert written["machine"]["backend"] == "numpy"
     text = capsys.readouterr().out
     assert "W4: " in text and text.rstrip().endswith(f"wrote {out}")
