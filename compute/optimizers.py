@@ -141,6 +141,35 @@ CUDA_RULES: dict[str, str] = {
 }
 
 
+# Elements per range of the compiled Adam update on the threads (any split gives the same bits).
+UPDATE_BLOCK = 2**15
+
+
+def _compiled_adam(w: Array, g: Array, m: Array, v: Array, k: dict[str, float]) -> bool:
+    """Adam's update in one compiled pass on the threads (:func:`compute.cpu_kernels.
+    adam_update`, the bits of the NumPy rule) where it applies: compiled kernels, and NumPy
+    float32 arrays, C-contiguous, of one shape. False elsewhere (the NumPy rule runs)."""
+    from . import cpu_kernels
+
+    arrays = (w, g, m, v)
+    if not cpu_kernels.AVAILABLE or not all(
+        isinstance(a, np.ndarray) and a.dtype == np.float32 and a.flags.c_contiguous for a in arrays
+    ):
+        return False
+    if not all(a.shape == w.shape for a in arrays) or not w.flags.writeable:
+        return False
+    flat = [a.reshape(-1) for a in arrays]
+    c = (k["one_minus_beta_1"], k["one_minus_beta_2"], k["alpha"], k["epsilon"])
+    n = w.size
+    cpu_kernels.run_chunks(
+        cpu_kernels.adam_update,
+        n,
+        min(4 * cpu_kernels.threads(), -(-n // UPDATE_BLOCK)) if n else 1,
+        lambda j, a, b: (*flat, *c, a, b),
+    )
+    return True
+
+
 class Optimizer:
     """Applies one algorithm to a fixed list of weights; owns the state (slots and step count).
 
@@ -257,6 +286,8 @@ class Optimizer:
 
     def _adam(self, w: Array, g: Array, s: dict[str, Array], k: dict[str, float]) -> None:
         m, v = s["m"], s["v"]
+        if _compiled_adam(w, g, m, v, k):
+            return
         m += (g - m) * k["one_minus_beta_1"]
         v += (g * g - v) * k["one_minus_beta_2"]
         w -= k["alpha"] * m / (self.backend.xp.sqrt(v) + k["epsilon"])

@@ -268,3 +268,32 @@ def test_states_saved_without_their_algorithm_are_checked(saved, loaded, refused
     else:
         b.set_state(legacy, w)
         assert b.iterations == 3
+
+
+@pytest.mark.parametrize("shape", [(7,), (4, 3, 3, 16, 12), (5, 5, 5, 32, 33)], ids=str)
+def test_compiled_adam_keeps_the_numpy_rule_bits(monkeypatch, shape):
+    """The compiled Adam update (one pass, ranges on the threads; several ranges here) writes
+    the NumPy rule's bits into the weights and both moments, step after step; views that are
+    not contiguous take the NumPy rule."""
+    from conv3dt_studio.compute import cpu_kernels, optimizers
+
+    monkeypatch.setattr(optimizers, "UPDATE_BLOCK", 1000)
+    rng = np.random.default_rng(5)
+    config = {"algorithm": "adam", **CONFIGS[1]}
+    compiled, plain = Optimizer(config, NUMPY), Optimizer(config, NUMPY)
+    w = [rng.standard_normal(shape, dtype=np.float32)]
+    w_plain = [w[0].copy()]
+    for _ in range(3):
+        g = [rng.standard_normal(shape, dtype=np.float32)]
+        assert compiled.apply(w, g) is None
+        with monkeypatch.context() as mp:
+            mp.setattr(optimizers, "_compiled_adam", lambda *a: False)
+            plain.apply(w_plain, g)
+        np.testing.assert_array_equal(w[0], w_plain[0])
+        for name in ("m", "v"):
+            np.testing.assert_array_equal(compiled.slots[0][name], plain.slots[0][name])
+    k = plain.constants(1)
+    arrays = [rng.standard_normal(shape, dtype=np.float32) for _ in range(4)]
+    assert optimizers._compiled_adam(*arrays, k) is cpu_kernels.AVAILABLE
+    strided = [np.asfortranarray(a) if len(shape) > 1 else a[::2] for a in arrays]
+    assert optimizers._compiled_adam(*strided, k) is False
