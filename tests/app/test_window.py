@@ -79,14 +79,19 @@ def test_launch_opens_a_file_and_returns_the_exit_code(monkeypatch, tmp_path, fa
 
     path = tmp_path / "g.json"
     nodes.default_document().save(path)
-    shown = {}
+    shown, created = {}, []
+    run_editor = mw.run_editor
+
+    def capture(make_window):  # the window launch shows (not any top-level widget: earlier
+        return run_editor(lambda: created.append(make_window()) or created[-1])  # tests' too)
 
     def fake_exec(self):
-        w = next(x for x in QApplication.topLevelWidgets() if isinstance(x, mw.MainWindow))
+        (w,) = created
         shown["path"] = w.path
         w.autosaver.close()
         return 0
 
+    monkeypatch.setattr(mw, "run_editor", capture)
     monkeypatch.setattr(QApplication, "exec", fake_exec)
     monkeypatch.setattr(mw, "Dialogs", lambda parent: fake_dialogs)
     assert mw.launch(str(path)) == 0
