@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import itertools
 import math
+import operator
 import os
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
@@ -109,9 +110,11 @@ class Geometry:
         same: bool,
         output_padding: Sequence[int | None] | None = None,
     ) -> Geometry:
-        op = (None, None, None) if output_padding is None else tuple(output_padding)
+        # Python ints and a bool as the remembered geometry's key and fields: equal keys of other
+        # types (2.0, np.int64(2)) would hand their types to every later caller
+        op = (None, None, None) if output_padding is None else _ints(output_padding)
         spatial = tuple(int(n) for n in spatial_in)
-        return _geometry(spatial, tuple(size), tuple(stride), tuple(dilation), bool(same), op)
+        return _geometry(spatial, _ints(size), _ints(stride), _ints(dilation), bool(same), op)
 
     @property
     def out_shape(self) -> tuple[int, int, int]:
@@ -156,6 +159,11 @@ class Geometry:
     def output_slices(self) -> tuple[slice, ...]:
         """Where the layer's output window sits on the grid."""
         return tuple(slice(a.crop_start, a.crop_start + a.out_len) for a in self.axes)
+
+
+def _ints(values: Sequence[int | None]) -> tuple[int | None, ...]:
+    """``values`` as Python ints (``None`` kept); a float is refused (TypeError), not rounded."""
+    return tuple(None if v is None else operator.index(v) for v in values)
 
 
 @lru_cache(maxsize=256)

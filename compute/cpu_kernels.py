@@ -2029,8 +2029,8 @@ def mse_grad(
 ) -> None:
     """For the blocks ``k`` in ``[k_from, k_to)`` of flat float32 arrays (elements ``bounds[k]``
     to ``bounds[k + 1]``): ``g = (p - t) * scale`` (the bits of NumPy's ``(p - t) * scale`` in
-    float32) and ``sums[k]`` = the sum of ``(p - t)**2`` in float64. One pass: the mean squared
-    error's value and gradient together."""
+    float32) and ``sums[k]`` = the sum of the float32 ``(p - t)**2`` in float64. One pass: the
+    mean squared error's value and gradient together."""
     sc = np.float32(scale)
     for k in range(k_from, k_to):
         # slices: indices known non-negative, so the loop is vectorized (no wrap-around checks)
@@ -2039,7 +2039,7 @@ def mse_grad(
         for i in range(pk.shape[0]):
             d = pk[i] - tk[i]
             gk[i] = d * sc
-            total += np.float64(d) * np.float64(d)
+            total += np.float64(d * d)  # squared in float32, as NumPy's: inf where it overflows
         sums[k] = total
 
 

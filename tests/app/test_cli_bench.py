@@ -193,7 +193,9 @@ def test_bench_json_output_is_checked_before_any_timing(capsys, measured, tmp_pa
 
 
 @pytest.mark.parametrize("vs", ["none", "torch"])
-def test_bench_runs_and_writes_json(tmp_path, capsys, vs):
+def test_bench_runs_and_writes_json(tmp_path, capsys, monkeypatch, vs):
+    for forcing in ("CONV3DT_CPU_PATH", "CONV3DT_FORWARD", "CONV3DT_KERNEL_GRADIENT"):
+        monkeypatch.delenv(forcing, raising=False)  # the paths W4 takes by itself
     if vs == "torch":
         import torch  # noqa: F401 - a test dependency: its absence must fail, not skip
     out = tmp_path / "bench.json"

@@ -146,6 +146,17 @@ def test_kernel_gradient_is_deterministic(rng, monkeypatch):
     np.testing.assert_array_equal(first, again)
 
 
+def test_remembered_geometries_hold_python_ints():
+    """Geometries are remembered by their arguments: a NumPy integer is taken as the equal
+    Python int (the geometry holds ints whoever asked first), a float is refused."""
+    first = ops.Geometry.of((4, 5, 6), np.array([3, 3, 3]), (np.int64(2),) * 3, (1, 1, 1), True)
+    again = ops.Geometry.of([4, 5, 6], (3, 3, 3), (2, 2, 2), (1, 1, 1), True)
+    assert again is first
+    assert all(type(v) is int for a in first.axes for v in (a.size, a.stride, a.dilation))
+    with pytest.raises(TypeError):
+        ops.Geometry.of((4, 5, 6), (3, 3, 3), (2.0, 2, 2), (1, 1, 1), True)
+
+
 def test_warm_up_reports_the_compiled_path():
     assert ops.warm_up() is cpu_kernels.AVAILABLE
 

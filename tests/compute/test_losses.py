@@ -246,3 +246,14 @@ def test_mse_keeps_nan_and_takes_any_layout():
     p[1, 2, 3, 4, 5] = np.nan
     value, grad = loss_value_and_grad(np, "mean_squared_error", t, p)
     assert math.isnan(value) and np.isnan(grad[1, 2, 3, 4, 5])
+
+
+def test_compiled_mse_overflows_as_numpy_does():
+    """Squares are taken in float32 on both paths: a difference whose square overflows gives an
+    infinite loss (training stops on it) whichever path runs."""
+    p = np.zeros((2, 1, 1, 4, 4, 4), dtype=np.float32)
+    p[1, 0, 0, 2, 3, 1] = 3e19  # its square overflows float32; the mean of the squares would not
+    t = np.zeros_like(p)
+    value, grad = loss_value_and_grad(np, "mean_squared_error", t, p)
+    assert math.isinf(value)
+    np.testing.assert_array_equal(grad, p * np.float32(2.0 / p.size))
