@@ -402,13 +402,9 @@ def filters_apply(geom: Geometry, f: int) -> bool:
     """Whether the forward by filter vectors (:func:`compute.cpu_kernels.filter_forward`) can
     run ``geom`` with ``f`` filters: whole vectors of filters, and along the last axis stride 1,
     3 taps, dilation 1 and an output inside the full result (its tile holds 16 input positions'
-    18 output positions)."""
+    18 output positions): the kernel gradient's condition, and no output padding past it."""
     a = geom.axes[2]
-    return (
-        f % LANES == 0
-        and (a.size, a.stride, a.dilation) == (3, 1, 1)
-        and a.crop_start + a.out_len <= a.full_len
-    )
+    return filter_gradient_applies(geom, f) and a.crop_start + a.out_len <= a.full_len
 
 
 def _filter_waste(geom: Geometry) -> float:
@@ -936,7 +932,8 @@ def _sample_parts(n: int, planes: int) -> list[tuple[int, int, int, int]]:
     leaves less to wait for)."""
     threads = _cpu().THREADS
     if n >= 2 * threads or threads == 1 or planes < 2:
-        bounds = [(n * k) // _chunks(n) for k in range(_chunks(n) + 1)]
+        chunks = _chunks(n)
+        bounds = [(n * k) // chunks for k in range(chunks + 1)]
         return [(a, b, 0, 1) for a, b in zip(bounds, bounds[1:]) if a < b]
     parts = min(planes, -(-2 * threads // max(n, 1)))
     return [(i, i + 1, part, parts) for i in range(n) for part in range(parts)]

@@ -974,6 +974,16 @@ def _block16(a: np.ndarray, i: int, step: int) -> Any:
     )  # fmt: skip
 
 
+@_jit_inline
+def _transpose_block(
+    src: np.ndarray, s: int, s_step: int, dst: np.ndarray, d: int, d_step: int
+) -> None:
+    """``dst[d + j*d_step + k] = src[s + k*s_step + j]`` for ``j, k < 16``: a 16 x 16 block
+    transposed in registers."""
+    for j, v in enumerate(_transpose16(_block16(src, s, s_step))):
+        vstore(dst, d + j * d_step, v)
+
+
 @_jit_tile
 def _row_write(
     part: np.ndarray,
@@ -1067,9 +1077,8 @@ def _row_write(
                 f0 = min(f, f_n - LANES)
                 for w in range(0, count, LANES):
                     w0 = min(w, count - LANES)
-                    t = _transpose16(_block16(tmp, f0 * tl + w0, tl))
-                    for j, v in enumerate(t):
-                        vstore(yf, dr + (w0 + j) * s2 * ys[4] + f0, v)
+                    dw = s2 * ys[4]
+                    _transpose_block(tmp, f0 * tl + w0, tl, yf, dr + w0 * dw + f0, dw)
             continue
         for f in range(f_n):
             b, base = vsplat(bias[f]), at + f * fstep
@@ -1432,24 +1441,22 @@ def _filter_grad_layout(
     f_n, i2, o0, o1, o2 = dims[V_F], dims[V_IN2], dims[V_OUT0], dims[V_OUT1], dims[V_OUT2]
     c2 = dims[V_CROP2]
     ln = i2 + 2
-    p_lo, p_hi = c2, min(ln, o2 + c2)  # the row's positions inside the output
+    p_lo, p_hi = c2, min(ln, o2 + c2)  # the row's positions inside the output (c2 <= 2 < ln)
     for m0 in range(o0):
         for m1 in range(o1):
             row = (m0 * o1 + m1) * ln * f_n
             src = n * ds[0] + m0 * ds[2] + m1 * ds[3] - c2 * ds[4]
-            for p in range(0, p_lo):
-                for f in range(0, f_n, LANES):
-                    vstore(dyt, row + p * f_n + f, vzero())
-            for p in range(max(p_hi, p_lo), ln):
-                for f in range(0, f_n, LANES):
-                    vstore(dyt, row + p * f_n + f, vzero())
+            for p in range(ln):
+                if p < p_lo or p >= p_hi:
+                    for f in range(0, f_n, LANES):
+                        vstore(dyt, row + p * f_n + f, vzero())
             p = p_lo
             if ds[4] == 1:
                 while p + LANES <= p_hi:
                     for f in range(0, f_n, LANES):
-                        t = _transpose16(_block16(df, src + f * ds[1] + p, ds[1]))
-                        for j, v in enumerate(t):
-                            vstore(dyt, row + (p + j) * f_n + f, v)
+                        _transpose_block(
+                            df, src + f * ds[1] + p, ds[1], dyt, row + p * f_n + f, f_n
+                        )
                     p += LANES
             elif ds[1] == 1:  # channels-last: a position's filters side by side already
                 while p < p_hi:
@@ -2087,6 +2094,18 @@ def flat(a: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     # A length-1 axis may carry any stride (0 from np.newaxis); only index 0 is ever used there.
     st = [1 if n == 1 else s // 4 for n, s in zip(a.shape, a.strides)]
     return inner.reshape(-1), np.array(st, dtype=np.int64)
+
+
+def takes_in_place(*arrays: Any) -> bool:
+    """Whether the compiled element-wise passes (MSE, Adam) can take ``arrays`` as they are:
+    compiled kernels, and NumPy float32 arrays, C-contiguous, all of one shape."""
+    return AVAILABLE and all(
+        isinstance(a, np.ndarray)
+        and a.dtype == np.float32
+        and a.flags.c_contiguous
+        and a.shape == arrays[0].shape
+        for a in arrays
+    )
 
 
 def _env_threads() -> int:

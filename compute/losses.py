@@ -64,8 +64,11 @@ def _d_mse(xp: ArrayModule, t: Array, p: Array, axis: int, **k: float) -> Array:
 def _mse_both(xp: ArrayModule, t: Array, p: Array, axis: int, **k: float) -> tuple[Array, Array]:
     """:func:`_mse` and :func:`_d_mse` from one difference (4 passes over the data, not 7); with
     the compiled CPU kernels, in one pass on their threads (:func:`_mse_compiled`)."""
-    if xp is np and _compiled_mse_applies(t, p):
-        return _mse_compiled(t, p)
+    if xp is np:
+        from . import cpu_kernels  # (it loads Numba: on first use)
+
+        if cpu_kernels.takes_in_place(t, p):
+            return _mse_compiled(t, p)
     d = p - t
     value = (d * d).mean()
     d *= d.dtype.type(2.0 / d.size)
@@ -75,20 +78,6 @@ def _mse_both(xp: ArrayModule, t: Array, p: Array, axis: int, **k: float) -> tup
 # Elements per block of the compiled MSE (fixed blocks, their float64 sums added in order: the
 # same value on any number of threads).
 MSE_BLOCK = 2**16
-
-
-def _compiled_mse_applies(t: Array, p: Array) -> bool:
-    from . import cpu_kernels
-
-    return (
-        cpu_kernels.AVAILABLE
-        and isinstance(p, np.ndarray)
-        and isinstance(t, np.ndarray)
-        and p.dtype == t.dtype == np.float32
-        and p.shape == t.shape
-        and p.flags.c_contiguous
-        and t.flags.c_contiguous
-    )
 
 
 def _mse_compiled(t: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -152,11 +152,7 @@ def _compiled_adam(w: Array, g: Array, m: Array, v: Array, k: dict[str, float]) 
     from . import cpu_kernels
 
     arrays = (w, g, m, v)
-    if not cpu_kernels.AVAILABLE or not all(
-        isinstance(a, np.ndarray) and a.dtype == np.float32 and a.flags.c_contiguous for a in arrays
-    ):
-        return False
-    if not all(a.shape == w.shape for a in arrays) or not w.flags.writeable:
+    if not cpu_kernels.takes_in_place(*arrays) or not w.flags.writeable:
         return False
     flat = [a.reshape(-1) for a in arrays]
     c = (k["one_minus_beta_1"], k["one_minus_beta_2"], k["alpha"], k["epsilon"])
