@@ -40,6 +40,17 @@ def _emulated_gpu(request, tmp_path_factory):
             backend._cupy_backend = real
 
 
+@pytest.fixture(autouse=True)
+def _collect_on_the_main_thread():
+    """Once an editor window exists, automatic garbage collection is off (the editor collects on
+    the GUI thread, from a timer that fires only in an event loop): after each test, collect
+    what is due on the main thread, so garbage does not pile up over tests that run no loop."""
+    yield
+    gui_gc = sys.modules.get("conv3dt_studio.app.editor.gui_gc")
+    if gui_gc is not None:
+        gui_gc.collect_due()
+
+
 @pytest.fixture
 def make_doc():
     """``make_doc(conv=None, batch=2, **data_params)`` -> a small toolkit graph."""

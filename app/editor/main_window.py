@@ -28,6 +28,7 @@ from .canvas_menu import CanvasMenus
 from .dialogs import Dialogs
 from .export_controller import ExportController
 from .files_controller import FilesController
+from .gui_gc import collect_on_gui_thread
 from .launcher import APP_TITLE, apply_style, dispose, run_editor
 from .live_preview import LivePreview
 from .log_panel import LogPanel
@@ -61,6 +62,7 @@ class MainWindow(QMainWindow):
         offer_recovery: bool = True,
     ) -> None:
         super().__init__()
+        collect_on_gui_thread()  # no Qt object is deleted by a collection on another thread
         self.setObjectName("main_window")
         self.dialogs = dialogs or Dialogs(self)
         self.activity = Activity(parent=self)
