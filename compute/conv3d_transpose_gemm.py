@@ -176,17 +176,6 @@ PARTIAL_SUMS_BYTES = 16 * 2**20
 PARTIAL_SUMS = 8
 
 
-def _threads() -> int:
-    from . import cpu_kernels  # the thread pool's size (Numba itself is not needed)
-
-    return int(cpu_kernels.THREADS)
-
-
-def _threads_chunks(n_blocks: int) -> int:
-    """Block ranges for the threads: a few per thread, so one slowed thread is made up for."""
-    return max(1, min(n_blocks, 4 * _threads()))
-
-
 def _partial_sums(n_blocks: int, shape: tuple[int, int]) -> int:
     """How many float64 partial sums of ``shape`` the kernel gradient keeps: fixed by the
     geometry (never by the threads), within :data:`PARTIAL_SUMS_BYTES`."""
@@ -194,15 +183,18 @@ def _partial_sums(n_blocks: int, shape: tuple[int, int]) -> int:
     return max(1, min(n_blocks, PARTIAL_SUMS, room))
 
 
-def _run_blocks(n_blocks: int, chunks: int, work: Callable[[int, int, int], None]) -> None:
-    """``work(k, lo, hi)`` over ``chunks`` contiguous ranges of ``n_blocks`` blocks, on the CPU
-    kernels' thread pool, BLAS running one thread per call meanwhile: its own threads would
-    busy-wait between the many small products and fight ours (and any other library's) for
-    the cores."""
-    from . import cpu_kernels
+def _run_blocks(
+    n_blocks: int, work: Callable[[int, int, int], None], chunks: int | None = None
+) -> None:
+    """``work(k, lo, hi)`` over ``chunks`` contiguous ranges of ``n_blocks`` blocks (default: a
+    few per thread), on the CPU kernels' thread pool, BLAS running one thread per call
+    meanwhile: its own threads would busy-wait between the many small products and fight ours
+    (and any other library's) for the cores."""
+    from . import cpu_kernels  # the thread pool (Numba itself is not needed)
 
+    ranges = cpu_kernels.ranges_for(n_blocks) if chunks is None else chunks
     with single_threaded_blas():
-        cpu_kernels.run_chunks(work, n_blocks, chunks, lambda k, lo, hi: (k, lo, hi))
+        cpu_kernels.run_chunks(work, n_blocks, ranges, lambda k, lo, hi: (k, lo, hi))
 
 
 @lru_cache(maxsize=1)
@@ -381,7 +373,7 @@ def _forward_chunk(
                 np.maximum(z, 0, out=z)
             _scatter(z, plan, y[s : s + ns], a, b0, y.shape[1])
 
-    _run_blocks(len(blocks), _threads_chunks(len(blocks)), work)
+    _run_blocks(len(blocks), work)
 
 
 # Per-phase products (below) when the union's rows exceed the phases' by this factor or more.
@@ -465,7 +457,7 @@ def _forward_phases(
             shape = (ns, *(u.stop - u.start for u in box), f)
             y[(slice(s, s + ns), slice(None)) + ysl] = z.reshape(shape).transpose(0, 4, 1, 2, 3)
 
-    _run_blocks(len(blocks), _threads_chunks(len(blocks)), work)
+    _run_blocks(len(blocks), work)
 
 
 def _slab(plan: GemmPlan, a: int, b0: int) -> slice:
@@ -551,7 +543,7 @@ def _kernel_grad_phases(
             dz = np.ascontiguousarray(part.transpose(0, 2, 3, 4, 1)).reshape(-1, f)
             acc[k, :, p * f : (p + 1) * f] += _im2col_box(xp[s : s + ns], plan, box).T @ dz
 
-    _run_blocks(len(blocks), acc.shape[0], work)
+    _run_blocks(len(blocks), work, acc.shape[0])
     total = acc[0]
     for part in acc[1:]:
         total += part
@@ -571,7 +563,7 @@ def _kernel_grad_chunk(
             cols = _im2col(xp[s : s + ns], plan, a, b0)
             acc[k] += cols.T @ _gather(dy[s : s + ns], plan, a, b0)
 
-    _run_blocks(len(blocks), acc.shape[0], work)
+    _run_blocks(len(blocks), work, acc.shape[0])
     total = acc[0]
     for part in acc[1:]:
         total += part
@@ -627,7 +619,7 @@ def _input_grad_chunk(
         for s, ns, a, b0 in blocks[lo:hi]:
             _input_grad_block(dz, s, ns, a, b0, plan, wbt, dx[s : s + ns])
 
-    _run_blocks(len(blocks), _threads_chunks(len(blocks)), work)
+    _run_blocks(len(blocks), work)
 
 
 def _input_grad_block(
@@ -665,13 +657,15 @@ def working_bytes(geom: Geometry, c: int, f: int, training: bool = False) -> int
     outputs: the padded copy of a sample chunk, one block's im2col rows and products, ``Wb``
     (twice while it is built and transposed) and, for the kernel gradient, the float32 product
     and float64 sums of ``dWb``; the largest of forward, kernel gradient and input gradient."""
+    from . import cpu_kernels  # the thread count (Numba itself is not needed)
+
     plan = gemm_plan(geom)
     a0, a1, a2 = plan.axes
     k, pf = plan.taps * c, plan.phases * f
     weights = 4 * k * pf
     kernel = 4 * math.prod(a.size for a in geom.axes) * f * c
     xpad = max(PAD_BYTES, 4 * a0.xlen * a1.xlen * a2.xlen * c)
-    threads = _threads()
+    threads = int(cpu_kernels.THREADS)
     block = threads * max(BLOCK_BYTES, 4 * a1.mlen * a2.mlen * (k + pf))
     fwd = FIXED_BYTES + xpad + block + 2 * weights + 4 * pf
     if not training:

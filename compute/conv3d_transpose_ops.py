@@ -687,11 +687,6 @@ def _tile_weights(kernel: np.ndarray, plan: PhasePlan, forward: bool) -> np.ndar
     return out.reshape(t * j, -1)
 
 
-def _chunks(n: int) -> int:
-    """Sample ranges for the threads: a few per thread, so one slowed thread is made up for."""
-    return min(n, 4 * _cpu().THREADS)
-
-
 def _flat(a: np.ndarray, plan: PhasePlan | RowPlan) -> tuple[np.ndarray, np.ndarray]:
     """Flat view and element strides of a (N, C, *spatial) array, spatial axes in plan order."""
     return _cpu().flat(a.transpose(0, 1, *(2 + i for i in plan.perm)))
@@ -932,7 +927,7 @@ def _sample_parts(n: int, planes: int) -> list[tuple[int, int, int, int]]:
     leaves less to wait for)."""
     threads = _cpu().THREADS
     if n >= 2 * threads or threads == 1 or planes < 2:
-        chunks = _chunks(n)
+        chunks = _cpu().ranges_for(n)
         bounds = [(n * k) // chunks for k in range(chunks + 1)]
         return [(a, b, 0, 1) for a, b in zip(bounds, bounds[1:]) if a < b]
     parts = min(planes, -(-2 * threads // max(n, 1)))
@@ -965,7 +960,7 @@ def _compiled_backward_input(dy: np.ndarray, kernel: np.ndarray, geom: Geometry)
     _cpu().run_chunks(
         _cpu().backward_input,
         n,
-        _chunks(n),
+        _cpu().ranges_for(n),
         lambda k, a, b: (df, ds, wt, dxf, dxs, a, b, p.dims, p.crop, p.ph, p.toff, p.tout, p.tph),
     )
     return dx
@@ -1061,7 +1056,7 @@ def _sum_kernel_chunks(acc: np.ndarray, b: int) -> np.ndarray:
     ones by ranges of taps on the threads) and rounded to float32: (T, A, b)."""
     taps = acc.shape[1]
     total = np.empty((taps, acc.shape[2], b), dtype=np.float32)
-    ranges = _chunks(taps) if acc.nbytes >= 4 * 2**20 else 1
+    ranges = _cpu().ranges_for(taps) if acc.nbytes >= 4 * 2**20 else 1
     _cpu().run_chunks(_cpu().sum_chunks, taps, ranges, lambda k, a, b: (acc, total, a, b))
     return total
 

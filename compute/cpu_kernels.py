@@ -2187,3 +2187,9 @@ def run_chunks(
 def threads() -> int:
     """Worker threads the kernels use."""
     return THREADS if AVAILABLE else 1
+
+
+def ranges_for(n: int) -> int:
+    """The ranges :func:`run_chunks` splits ``n`` units of work into: a few per thread, so one
+    slowed thread is made up for; at most one per unit, at least one."""
+    return max(1, min(n, 4 * THREADS))

@@ -94,7 +94,7 @@ def _mse_compiled(t: np.ndarray, p: np.ndarray) -> tuple[np.ndarray, np.ndarray]
     cpu_kernels.run_chunks(
         cpu_kernels.mse_grad,
         blocks,
-        min(blocks, 4 * cpu_kernels.threads()),
+        cpu_kernels.ranges_for(blocks),
         lambda k, a, b: (pf, tf, g.reshape(-1), scale, sums, bounds, a, b),
     )
     return np.float32(sums.sum() / pf.size), g

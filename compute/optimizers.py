@@ -160,7 +160,7 @@ def _compiled_adam(w: Array, g: Array, m: Array, v: Array, k: dict[str, float]) 
     cpu_kernels.run_chunks(
         cpu_kernels.adam_update,
         n,
-        min(4 * cpu_kernels.threads(), -(-n // UPDATE_BLOCK)) if n else 1,
+        cpu_kernels.ranges_for(-(-n // UPDATE_BLOCK)),
         lambda j, a, b: (*flat, *c, a, b),
     )
     return True

@@ -17,13 +17,12 @@ from pyqtgraph.util.garbage_collector import GarbageCollector
 _collector: GarbageCollector | None = None
 
 
-def collect_on_gui_thread(interval_s: float = 0.5) -> GarbageCollector:
+def collect_on_gui_thread(interval_s: float = 0.5) -> None:
     """From now on the process collects cycles on this (the GUI) thread only, every
     ``interval_s`` seconds when Python's thresholds are passed; idempotent."""
     global _collector
     if _collector is None:
         _collector = GarbageCollector(interval=interval_s)
-    return _collector
 
 
 def collect_due() -> None:
