@@ -178,6 +178,17 @@ def layer_geometry(config: dict[str, Any], input_shape: Shape) -> ops.Geometry:
         config["padding"],
         config["output_padding"],
     )
+    for i, a in enumerate(geom.axes):
+        if a.out_len < 1:
+            op = config["output_padding"]
+            raise ShapeError(
+                f"The output would be empty along spatial axis {i + 1}: length {a.out_len} from "
+                f"input length {a.in_len}, size {a.size}, stride {a.stride}, dilation "
+                f"{a.dilation}, padding {'same' if config['padding'] else 'valid'} and "
+                f"output_padding {None if op is None else op[i]}; allowed: at least 1 (a larger "
+                f"output_padding or input, or valid padding). Received: input shape "
+                f"{fmt_shape(tuple(input_shape))}"
+            )
     return geom
 
 

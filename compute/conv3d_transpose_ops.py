@@ -684,7 +684,7 @@ def _tile_weights(kernel: np.ndarray, plan: PhasePlan, forward: bool) -> np.ndar
     t, j, cols = k.shape
     out = np.zeros((t, j, -(-cols // 8) * 8), np.float32)
     out[:, :, :cols] = k
-    return out.reshape(t * j, -1)
+    return out.reshape(t * j, out.shape[2])  # t may be 0: no tap reaches the output
 
 
 def _flat(a: np.ndarray, plan: PhasePlan | RowPlan) -> tuple[np.ndarray, np.ndarray]:

@@ -47,6 +47,18 @@ def _as_float32(x: Any, what: str, backend: Backend | None = None) -> Any:
     return a.astype(np.float32, copy=False)
 
 
+def _is_int(v: Any) -> bool:
+    """A Python or NumPy integer, not a bool."""
+    return isinstance(v, (int, np.integer)) and not isinstance(v, (bool, np.bool_))
+
+
+def _is_number(v: Any) -> bool:
+    """A real Python or NumPy number, not a bool."""
+    return isinstance(v, (int, float, np.integer, np.floating)) and not isinstance(
+        v, (bool, np.bool_)
+    )
+
+
 class Graph:
     """``Graph([Input(shape), TimeDistributed(Conv3DTranspose(...))], backend="auto", seed=0)``."""
 
@@ -55,12 +67,12 @@ class Graph:
     ) -> None:
         self.backend: Backend = get_backend(backend)
         retain_freed_memory()  # the steps' output-sized temporaries reuse memory, no page faults
-        if seed is not None and (not isinstance(seed, int) or isinstance(seed, bool) or seed < 0):
+        if seed is not None and (not _is_int(seed) or seed < 0):
             raise ParameterError(
                 f"Invalid value for `seed`: expected a non-negative integer or "
                 f"None. Received: seed={seed!r}"
             )
-        self.seed = seed
+        self.seed = None if seed is None else int(seed)
         self.layers: list[Layer] = []
         self._input_shape: tuple | None = None
         for layer in layers:
@@ -80,6 +92,16 @@ class Graph:
             )
         if any(existing.name == layer.name for existing in self.layers):
             raise ParameterError(f"Layer name `{layer.name}` is already used in this graph")
+        inner = getattr(layer, "layer", None)  # the layer a wrapper (TimeDistributed) holds
+        shared = [
+            e.name for e in self.layers if inner is not None and getattr(e, "layer", 0) is inner
+        ]
+        if shared:
+            raise ParameterError(
+                f"Layer `{getattr(inner, 'name', inner)}` is already used in this graph (in "
+                f"`{shared[0]}`): a layer holds one set of weights and the state of one forward, "
+                f"so each wrapper needs its own layer (copy weights with get_weights/set_weights)"
+            )
         self.layers.append(layer)
         previous = self._input_shape
         if isinstance(layer, Input):
@@ -148,22 +170,15 @@ class Graph:
             raise ShapeError(
                 f"`x` must hold at least one sample. Received: shape {fmt_shape(a.shape)}"
             )
-        if batch_size is not None and (
-            not isinstance(batch_size, (int, np.integer)) or isinstance(batch_size, bool)
-        ):
+        if batch_size is not None and (not _is_int(batch_size) or batch_size < 1):
             raise ParameterError(
-                f"Invalid value for `batch_size`: expected a positive integer. "
-                f"Received: batch_size={batch_size!r}"
+                f"Invalid value for `batch_size`: expected a positive integer or None (all at "
+                f"once). Received: batch_size={batch_size!r}"
             )
-        step = n if not batch_size else int(batch_size)
-        if step < 1:
-            raise ParameterError(
-                f"Invalid value for `batch_size`: expected a positive integer. "
-                f"Received: batch_size={batch_size!r}"
-            )
+        step = n if batch_size is None else int(batch_size)
         # All at once, unless it can be stopped: then in slices of samples sized to take about
         # STOP_SECONDS each (timed on the first sample), so Stop acts and progress moves.
-        adaptive = not batch_size and should_stop is not None and n > 1
+        adaptive = batch_size is None and should_stop is not None and n > 1
         step = 1 if adaptive else step
         y: np.ndarray | None = None if step >= n else np.empty(out_shape, dtype=np.float32)
         s0, b, batches = 0, 0, math.ceil(n / step)
@@ -298,17 +313,18 @@ class Graph:
                 f"{fmt_shape(ya.shape)}"
             )
         for name, v in (("epochs", epochs), ("batch_size", batch_size)):
-            if not isinstance(v, int) or isinstance(v, bool) or v < 1:
+            if not _is_int(v) or v < 1:
                 raise ParameterError(
                     f"Invalid value for `{name}`: expected a positive integer. "
                     f"Received: {name}={v!r}"
                 )
-        if not isinstance(initial_epoch, int) or not 0 <= initial_epoch <= epochs:
+        if not _is_int(initial_epoch) or not 0 <= initial_epoch <= epochs:
             raise ParameterError(
                 f"Invalid value for `initial_epoch`: expected an integer in "
                 f"[0, epochs={epochs}]. Received: initial_epoch={initial_epoch!r}"
             )
-        if not 0.0 <= float(validation_split) < 1.0:
+        epochs, batch_size, initial_epoch = int(epochs), int(batch_size), int(initial_epoch)
+        if not _is_number(validation_split) or not 0.0 <= float(validation_split) < 1.0:
             raise ParameterError(
                 f"Invalid value for `validation_split`: expected a number >= 0 "
                 f"and < 1. Received: validation_split={validation_split!r}"

@@ -199,6 +199,7 @@ class TimeDistributed(Layer):
         return y.reshape((b, t, *y.shape[1:]))
 
     def backward(self, dy: Array, input_grad: bool = True) -> Array | None:
+        self._check(dy.shape)
         b, t = dy.shape[:2]
         self._folded = (b, t)
         dx = call_backward(self.layer, dy.reshape((b * t, *dy.shape[2:])), input_grad)

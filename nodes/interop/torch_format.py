@@ -181,6 +181,8 @@ def _layers(arch: dict[str, Any], state: dict[str, np.ndarray], source: str) -> 
         wkey, bkey = f"layers.{i}.conv.weight", f"layers.{i}.conv.bias"
         want = (spec["in_channels"], spec["n_filters"], *spec["size"])
         expected.add(wkey)
+        if spec["use_bias"]:
+            expected.add(bkey)  # a bias beside a bad weight is not also "unexpected"
         w = state.get(wkey)
         if w is None or tuple(w.shape) != tuple(want):
             got = "missing" if w is None else f"shape {tuple(w.shape)}"
@@ -188,7 +190,6 @@ def _layers(arch: dict[str, Any], state: dict[str, np.ndarray], source: str) -> 
             continue
         bias = None
         if spec["use_bias"]:
-            expected.add(bkey)
             bias = state.get(bkey)
             if bias is None or tuple(bias.shape) != (spec["n_filters"],):
                 problems.append(f"`{bkey}` must have shape ({spec['n_filters']},)")

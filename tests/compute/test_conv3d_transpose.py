@@ -11,7 +11,7 @@ from conv3dt_studio.compute import Conv3DTranspose, Graph, Input, TimeDistribute
 from conv3dt_studio.compute import conv3d_transpose_ops as ops
 from conv3dt_studio.compute.activations import ACTIVATIONS
 from conv3dt_studio.compute.backend import get_backend
-from conv3dt_studio.compute.errors import StateError
+from conv3dt_studio.compute.errors import ShapeError, StateError
 
 NUMPY = get_backend("numpy")
 
@@ -112,6 +112,24 @@ def test_reference_geometry_known_values():
     ]
     for args, expected in table:
         assert ref.axis_out_and_crop(*args) == expected, args
+
+
+def test_an_empty_output_is_refused_with_the_axis_and_its_parameters():
+    """Keras's "same" length with output_padding, ``(in - 1) * stride + k % 2 + op``, is 0 for an
+    even kernel on a 1-long axis with op 0: refused before anything is built or run."""
+    assert ref.axis_out_and_crop(1, 2, 1, 1, True, 0)[0] == 0
+    params = dict(n_filters=2, size=[1, 1, 2], output_padding=[0, 0, 0], padding=True)
+    layer = Conv3DTranspose(**params)
+    with pytest.raises(ShapeError) as err:
+        layer.compute_output_shape((None, 2, 4, 3, 1))
+    msg = str(err.value)
+    assert "\n" not in msg and "spatial axis 3" in msg and "length 0" in msg
+    assert "size 2" in msg and "output_padding 0" in msg and "at least 1" in msg
+    with pytest.raises(ShapeError, match="spatial axis 3"):
+        make((1, 2, 2, 4, 3, 1), **params)[2].predict(np.ones((1, 2, 2, 4, 3, 1), np.float32))
+    # stride 2 with output_padding 1: one output position
+    layer = Conv3DTranspose(**{**params, "stride": [1, 1, 2], "output_padding": [0, 0, 1]})
+    assert layer.compute_output_shape((None, 2, 4, 3, 1)) == (None, 2, 4, 3, 1)
 
 
 def test_reference_naive_matches_torch():

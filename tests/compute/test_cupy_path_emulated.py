@@ -154,3 +154,33 @@ def test_device_arrays_are_taken_as_they_are(fake_gpu):
     _close(from_device, from_host)
     target = fake_gpu.asarray(np.zeros_like(from_host))
     assert g.train_step(fake_gpu.asarray(x), target) == pytest.approx(float((from_host**2).mean()))
+
+
+def test_a_layer_whose_taps_reach_no_output_on_the_cupy_path(fake_gpu):
+    """Stride 3 and dilation 3 with output_padding 1 on a 1-long axis: the one output position
+    lies between the dilated taps, so the output is the bias and the input gradient zero."""
+    config = {
+        "n_filters": 2,
+        "size": [1, 1, 2],
+        "stride": [1, 1, 3],
+        "dilation_rate": [1, 1, 3],
+        "output_padding": [0, 0, 1],
+        "padding": True,
+        "activation": "linear",
+        "bias_initializer": "ones",
+    }
+    x = np.random.default_rng(0).standard_normal((2, 1, 2, 3, 3, 1), dtype=np.float32)
+
+    def graph(backend):
+        return Graph(
+            [Input(shape=x.shape[1:]), TimeDistributed(Conv3DTranspose(**config))], backend, seed=5
+        )
+
+    on_cpu, on_gpu = graph(NUMPY), graph(fake_gpu)
+    y = on_cpu.predict(x)[1]
+    assert y.shape == (2, 1, 2, 3, 3, 1) and np.all(y == 1.0)
+    _close(on_gpu.predict(x)[1], y)
+    _close(on_gpu.forward(x), on_cpu.forward(x))
+    dx = on_gpu.backward(np.ones_like(y))
+    _close(dx, on_cpu.backward(np.ones_like(y)))
+    assert np.all(dx == 0.0)

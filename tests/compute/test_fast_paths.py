@@ -44,6 +44,8 @@ GEOMETRIES = [
     ((4, 3, 2), 1, 3, 1, False, None),  # 1x1x1 kernel: only one phase has taps
     ((1, 1, 1), 3, 2, 1, True, None),  # a single voxel
     ((6, 1, 2), (3, 3, 2), (2, 1, 2), 1, False, None),
+    ((3, 3, 1), (1, 1, 2), (1, 1, 3), (1, 1, 3), True, (0, 0, 1)),  # no tap reaches the output
+    ((2, 1, 1), (4, 1, 2), (1, 3, 3), (1, 2, 3), True, (0, 1, 1)),  # nor reaches the input back
 ]
 
 

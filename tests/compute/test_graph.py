@@ -3,6 +3,8 @@ backends and shape errors."""
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import reference as ref
@@ -537,3 +539,51 @@ def test_the_memory_guard_reads_again_for_large_requests_and_after_a_second(monk
     assert len(readings) == 3
     with pytest.raises(memory.MemoryLimitExceeded, match="too much needs about"):
         memory.check(1601, "too much")
+
+
+def test_one_layer_in_two_wrappers_is_refused():
+    """A layer holds one set of weights and one forward's state: sharing it between two
+    TimeDistributed wrappers would break backward, so the graph refuses it when built."""
+    layer = _layer()
+    with pytest.raises(ParameterError, match="`conv3d_transpose.*` is already used in this graph"):
+        Graph([Input(shape=X_SHAPE[1:]), TimeDistributed(layer), TimeDistributed(layer)])
+
+
+@pytest.mark.parametrize("value", ["a", None, True, [0.1]], ids=repr)
+def test_fit_refuses_a_validation_split_that_is_not_a_number(value):
+    _, _, graph = _graph()
+    x, y = _data()
+    with pytest.raises(
+        ParameterError,
+        match=f"`validation_split`.*Received: validation_split={re.escape(repr(value))}",
+    ):
+        graph.fit(x, y, validation_split=value)
+
+
+def test_numpy_integers_are_integers_and_bools_are_not():
+    x, y = _data()
+    g = Graph([Input(shape=X_SHAPE[1:]), TimeDistributed(_layer())], seed=np.int64(3))
+    assert g.seed == 3 and type(g.seed) is int
+    hist = g.fit(x, y, epochs=np.int64(2), batch_size=np.int32(2), initial_epoch=np.int64(1))
+    assert len(hist["loss"]) == 1
+    with pytest.raises(ParameterError, match="`initial_epoch`"):
+        g.fit(x, y, epochs=2, initial_epoch=True)
+    with pytest.raises(ParameterError, match="`seed`"):
+        Graph(seed=True)
+
+
+@pytest.mark.parametrize("batch_size", [0, -1, 1.5])
+def test_predict_refuses_a_batch_size_that_is_not_positive(batch_size):
+    _, _, graph = _graph()
+    x, _ = _data()
+    with pytest.raises(ParameterError, match="`batch_size`.*positive integer or None"):
+        graph.predict(x, batch_size=batch_size)
+
+
+@pytest.mark.parametrize("dy", [np.ones(1, np.float32), np.float32(1.0)], ids=["1-D", "scalar"])
+def test_backward_names_a_gradient_without_batch_and_time(dy):
+    _, _, graph = _graph()
+    x, _ = _data()
+    graph.forward(x)
+    with pytest.raises(ShapeError, match="batch and time axes first.*Received: shape"):
+        graph.backward(dy)

@@ -154,6 +154,13 @@ def test_weights_that_do_not_fit_are_named(tmp_path, exported):
         import_model(tmp_path / "w.safetensors")
     assert "`layers.0.conv.weight` must have shape" in str(info.value)
     assert "unexpected entries extra" in str(info.value)
+    # a layer with a bias: the fitting bias beside its bad weight is not blamed as unexpected
+    arrays["layers.1.conv.weight"] = arrays["layers.1.conv.weight"][:1]
+    safetensors.numpy.save_file(arrays, tmp_path / "w.safetensors", metadata=meta)
+    with pytest.raises(InteropError) as info:
+        import_model(tmp_path / "w.safetensors")
+    assert "`layers.1.conv.weight` must have shape" in str(info.value)
+    assert "unexpected entries extra" in str(info.value) and "conv.bias" not in str(info.value)
 
 
 def test_architecture_keeps_every_layer_parameter(exported):
