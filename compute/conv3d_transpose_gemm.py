@@ -79,14 +79,21 @@ class AxisUnion:
     in_len: int
 
 
+# Taps x shifts :func:`axis_union` tries at most (every shift of any kernel up to 1,000 long).
+_SHIFT_SEARCH = 1_000_000
+
+
 def axis_union(a: AxisGeometry) -> AxisUnion:
     """The :class:`AxisUnion` of one axis: the ``shift`` in ``[0, stride)`` with the fewest
     (offsets x phase indices), i.e. the fewest multiply-adds (see the module docstring)."""
     s = a.stride
     best = None
     # the offsets change only where some j*dilation - crop + shift meets a multiple of s, and
-    # mlen grows with shift: the best shift is 0 or one of those points (a few, any stride)
-    for shift in sorted({0} | {(a.crop_start - j * a.dilation) % s for j in range(a.size)}):
+    # mlen grows with shift: the best shift is 0 or one of those points (a few, any stride).
+    # Any shift is correct: for huge kernels only the first few are tried (the search costs
+    # size x candidates; a kernel 10^5 long with stride 10^3 would take minutes)
+    candidates = sorted({0} | {(a.crop_start - j * a.dilation) % s for j in range(a.size)})
+    for shift in candidates[: max(1, _SHIFT_SEARCH // a.size)]:
         split = [divmod(j * a.dilation - a.crop_start + shift, s) for j in range(a.size)]
         offs = sorted({o for o, _ in split})
         mlen = max(-(-(a.out_len + shift) // s), 1)
@@ -94,7 +101,8 @@ def axis_union(a: AxisGeometry) -> AxisUnion:
             best = (shift, offs, mlen, split)
     assert best is not None
     shift, offs, mlen, split = best
-    tap = tuple((offs.index(o), r) for o, r in split)
+    index = {o: i for i, o in enumerate(offs)}
+    tap = tuple((index[o], r) for o, r in split)
     pad = offs[-1]
     xlen = max(mlen + pad - offs[0], pad + a.in_len)
     dlen = a.in_len + offs[-1] - offs[0]

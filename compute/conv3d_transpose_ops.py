@@ -698,6 +698,9 @@ def _flat(a: np.ndarray, plan: PhasePlan | RowPlan) -> tuple[np.ndarray, np.ndar
 _LOOPS_FLOP = 1 / 70e9
 _GEMM_FLOP = 1 / 95e9
 _GEMM_WIDE = 64
+# The longest kernel axis the sub-pixel GEMM takes (a longer one: the loops, and the memory
+# estimate of a layer with a kernel millions of taps long stays instant).
+GEMM_MAX_TAPS = 4096
 _COLS_ELEMENT = 0.5e-9
 _SCATTER_ELEMENT = 1.6e-9
 
@@ -729,6 +732,8 @@ def use_gemm(geom: Geometry, c: int, f: int) -> bool:
     forced = os.environ.get("CONV3DT_CPU_PATH", "")
     if forced in ("gemm", "loops"):
         return forced == "gemm"
+    if max(a.size for a in geom.axes) > GEMM_MAX_TAPS:
+        return False  # its plan takes time in the taps, and its im2col columns memory
     loops, gemm_s = costs(geom, c, f)
     return gemm_s < loops
 

@@ -70,6 +70,9 @@ class StudioNode(BaseNode):
 
     def __init__(self) -> None:
         super().__init__()
+        # the title is derived from the node's id (the layer's name, which its weights are saved
+        # under): not editable in place, where a rename only changed the text on screen
+        self.view.text_item.set_locked(True)
         nt = self.NODE_TYPE
         if nt is None:
             return
@@ -494,9 +497,20 @@ class Canvas(QObject):
             if payload.startswith(NODE_MIME_PREFIX):
                 self.add_node(payload[len(NODE_MIME_PREFIX) :], at)
             return
-        for url in mimedata.urls() if mimedata.hasUrls() else []:
+        urls = mimedata.urls() if mimedata.hasUrls() else []
+        if not urls:
+            self._warn(
+                "Nothing to open in what was dropped: drop graph files (.json, snippet .png), a "
+                "Keras model or a PyTorch export, or a node from the palette",
+                dialog=True,
+            )
+        for url in urls:
             path = url.toLocalFile()
             if not path:
+                self._warn(
+                    f"Only files on this computer can be dropped. Received: {url.toString()}",
+                    dialog=True,
+                )
                 continue
             try:
                 other = nodes.load(path)  # a graph, or a Keras / PyTorch model

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import types
 
 from PySide6.QtCore import QMimeData, QPointF, Qt, QUrl
@@ -12,10 +13,11 @@ from conv3dt_studio.app.editor import snippet_export
 from conv3dt_studio.nodes.snippet import read_graph_text
 
 
-def _drop_files(window, paths, at=(100.0, 100.0)):
+def _drop_files(window, paths, at=(100.0, 100.0), mime=None):
     viewer = window.canvas.viewer
-    mime = QMimeData()
-    mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
+    if mime is None:
+        mime = QMimeData()
+        mime.setUrls([QUrl.fromLocalFile(str(p)) for p in paths])
     event = QDropEvent(
         QPointF(viewer.mapFromScene(QPointF(*at))),
         Qt.DropAction.CopyAction,
@@ -78,6 +80,20 @@ def test_a_png_without_a_graph_gets_a_clear_message(window, tmp_path):
     _drop_files(window, [path])
     assert window.canvas.doc.to_json() == before
     assert "without an embedded Conv3DT Studio graph" in window.dialogs.messages[-1][1]
+
+
+def test_a_drop_with_nothing_to_open_says_so(window):
+    before = window.canvas.doc.to_json()
+    web = QMimeData()
+    web.setUrls([QUrl("http://example.com/graph.json")])
+    _drop_files(window, [], mime=web)
+    assert "Only files on this computer" in window.dialogs.messages[-1][1]
+    assert "http://example.com/graph.json" in window.dialogs.messages[-1][1]
+    text = QMimeData()
+    text.setText(json.dumps(before))  # a graph's JSON as text, not a file
+    _drop_files(window, [], mime=text)
+    assert "Nothing to open in what was dropped" in window.dialogs.messages[-1][1]
+    assert window.canvas.doc.to_json() == before and len(window.dialogs.messages) == 2
 
 
 def test_snippet_command_renders_offscreen(tmp_path, qapp):

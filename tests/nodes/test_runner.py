@@ -9,7 +9,7 @@ import pytest
 
 from conv3dt_studio import nodes
 from conv3dt_studio.compute import StateError
-from conv3dt_studio.nodes.runner import estimate_bytes, estimate_device_bytes
+from conv3dt_studio.nodes.runner import estimate_bytes, estimate_device_bytes, memory_problems
 from conv3dt_studio.nodes.weights import save_weights, weights_dict
 
 
@@ -338,5 +338,18 @@ def test_the_training_estimate_grows_with_the_weights_and_the_batch():
 def test_a_huge_dilation_is_refused_by_the_run_estimate(make_doc):
     doc = make_doc({"dilation_rate": 2**31 - 1, "padding": True})
     assert nodes.validate(doc).ok  # a valid graph: "same" keeps the output small
+    with pytest.raises(nodes.MemoryLimitError, match="this run needs about"):
+        nodes.run_document(doc, backend="numpy")
+
+
+@pytest.mark.timeout(120)  # a hang guard: the plan once enumerated the taps quadratically
+@pytest.mark.parametrize("size", [10**5, 10**9])
+def test_a_kernel_millions_of_taps_long_is_refused_at_once(make_doc, size):
+    """What a run would need is estimated from formulas, not by enumerating the taps (the
+    sub-pixel GEMM's plan did, quadratically: 51 s for 10^5 taps, the editor frozen on each
+    edit); a kernel that long never takes the GEMM."""
+    doc = make_doc({"size": [size, 1, 1]})
+    problems = memory_problems(doc)
+    assert len(problems) == 1 and "a run needs about" in str(problems[0])
     with pytest.raises(nodes.MemoryLimitError, match="this run needs about"):
         nodes.run_document(doc, backend="numpy")
