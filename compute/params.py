@@ -346,7 +346,10 @@ def _fmt(v: float) -> str:
 
 
 def _plain(value: Any) -> Any:
-    """Tuples and arrays shown as lists in messages, as the user most likely typed them."""
+    """Tuples and arrays shown as lists in messages, as the user most likely typed them; a text
+    as it was typed (not as a list of its characters)."""
+    if isinstance(value, (str, bytes)):
+        return value
     try:
         return [v.item() if hasattr(v, "item") else v for v in value]
     except TypeError:

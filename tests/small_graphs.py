@@ -4,7 +4,7 @@ milliseconds. One definition for every test folder (the ``make_doc`` fixture han
 from __future__ import annotations
 
 from conv3dt_studio.nodes import GraphDocument
-from conv3dt_studio.nodes.examples import toolkit_example
+from conv3dt_studio.nodes.examples import teacher_student, toolkit_example
 
 SMALL_SAMPLE = (2, 2, 8, 8, 3)  # (time, channels, d1, d2, d3), channels_first
 
@@ -17,3 +17,10 @@ def small_doc(conv: dict | None = None, batch: int = 2, **data) -> GraphDocument
         data={"batch_size": batch, "sample_shape": list(SMALL_SAMPLE), **data},
         input_shape=SMALL_SAMPLE,
     )
+
+
+def teacher_doc(epochs: int) -> GraphDocument:
+    """The bundled teacher-student example set to train ``epochs`` epochs."""
+    doc = teacher_student()
+    doc.extras["training"]["epochs"] = epochs
+    return doc

@@ -4,12 +4,13 @@ tip in one call; menus and toolbars place the same QAction objects. :func:`stack
 
 An action belongs to (is a child of) the window, so ``window.findChild(QAction, name)`` finds it,
 and is added to the widget whose focus its shortcut needs: the window, or the canvas for keys that
-must not act while a text field has the focus (Delete, Tab, F).
+must not act while a text field has the focus (Delete, Tab, F). :func:`prepare_first` has some
+actions call a preparation of the window's first (confirming a value still being typed in a field).
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from typing import TYPE_CHECKING, NamedTuple
 
 from PySide6.QtCore import Qt
@@ -20,6 +21,32 @@ if TYPE_CHECKING:
     from .canvas import Canvas
 
 Shortcut = QKeySequence | QKeySequence.StandardKey | Qt.Key | str
+
+
+class Action(QAction):
+    """A QAction made by :func:`make_action`: its slot runs after ``prepare`` when one is set."""
+
+    def __init__(self, text: str, owner: QWidget, slot: Callable[[], object] | None) -> None:
+        super().__init__(text, owner)
+        self.slot = slot
+        self.prepare: Callable[[], object] | None = None
+        if slot is not None:
+            self.triggered.connect(self.act)
+
+    def act(self, _checked: bool = False) -> None:
+        if self.prepare is not None:
+            self.prepare()
+        if self.slot is not None:
+            self.slot()
+
+
+def prepare_first(prepare: Callable[[], object], actions: Iterable[QAction]) -> None:
+    """Have ``actions`` (made by :func:`make_action`), however triggered (key, menu, toolbar),
+    call ``prepare`` before they act."""
+    for action in actions:
+        if not isinstance(action, Action):
+            raise TypeError(f"{action.objectName()} was not made by make_action")
+        action.prepare = prepare
 
 
 def make_action(
@@ -36,7 +63,7 @@ def make_action(
 ) -> QAction:
     """A QAction owned by ``owner`` and added to ``widget`` (default ``owner``); the tip is the
     text without '…' and '&' unless given. Several shortcuts may be given as a list."""
-    action = QAction(text, owner)
+    action = Action(text, owner, slot)
     action.setObjectName(name)
     if shortcut is not None:
         keys = shortcut if isinstance(shortcut, (list, tuple)) else [shortcut]
@@ -46,10 +73,22 @@ def make_action(
     action.setCheckable(checkable)
     action.setToolTip(tip or text.replace("…", "").replace("&", ""))
     action.setStatusTip(action.toolTip())
-    if slot is not None:
-        action.triggered.connect(lambda _checked=False: slot())
     (widget or owner).addAction(action)
     return action
+
+
+# Keys the README promises beside the platform's own (QKeySequence(StandardKey.Redo) keeps
+# only the platform's first binding: Ctrl+Shift+Z on X11, where Ctrl+Y then did nothing).
+_ALSO = {QKeySequence.StandardKey.Redo: ("Ctrl+Y", "Ctrl+Shift+Z")}
+
+
+def _bindings(key: QKeySequence.StandardKey) -> list[QKeySequence]:
+    """The platform's binding of ``key``, then the README's own keys for it, each once."""
+    keys = [QKeySequence(key)]
+    for text in _ALSO.get(key, ()):
+        if QKeySequence(text) not in keys:
+            keys.append(QKeySequence(text))
+    return keys
 
 
 def stack_actions(owner: QWidget, stack: QUndoStack) -> tuple[QAction, QAction]:
@@ -63,7 +102,7 @@ def stack_actions(owner: QWidget, stack: QUndoStack) -> tuple[QAction, QAction]:
         (redo, "action_redo", QKeySequence.StandardKey.Redo, "&Redo", stack.redoTextChanged),
     ):
         action.setObjectName(name)
-        action.setShortcut(QKeySequence(key))
+        action.setShortcuts(_bindings(key))
         owner.addAction(action)
 
         def keep_text(command: str, action: QAction = action, text: str = text) -> None:

@@ -7,6 +7,8 @@ object with the same methods and nothing ever blocks on a modal loop.
 from __future__ import annotations
 
 import os
+from pathlib import Path
+from typing import Protocol
 
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
@@ -19,6 +21,33 @@ JSON_FILTER = "Graph JSON (*.json)"
 PNG_FILTER = "Snippet PNG (*.png)"
 NPY_FILTER = "NumPy array (*.npy)"
 NPZ_FILTER = "Weights (*.npz)"
+
+
+class Asks(Protocol):
+    """What :func:`confirmed_path` needs: :class:`Dialogs`, or a test's stand-in."""
+
+    def question(self, title: str, text: str) -> bool: ...
+
+
+def with_suffix(path: str, suffix: str) -> str:
+    """``path``, with ``suffix`` added when it has no extension."""
+    return path if Path(path).suffix else path + suffix
+
+
+def confirmed_path(dialogs: Asks, path: str, suffix: str, always: bool = False) -> str | None:
+    """The file a save dialog's answer ``path`` names once ``suffix`` is added when it has none
+    (with ``always``: unless it ends with it); None when that adds the suffix to an existing file
+    and the user will not replace it. (The dialog asked about replacing the name typed, not this
+    one: no file is overwritten unasked.)"""
+    out = path + suffix if always and not path.endswith(suffix) else with_suffix(path, suffix)
+    if out == path or not os.path.exists(out):
+        return out
+    name = os.path.basename(out)
+    if dialogs.question(
+        "Replace file?", f"{name} already exists in {os.path.dirname(out) or '.'}. Replace it?"
+    ):
+        return out
+    return None
 
 
 class Dialogs:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 from PySide6.QtCore import QObject, Signal
@@ -22,7 +23,7 @@ from conv3dt_studio.nodes.interop.common import FORMAT_TITLES, FORMATS
 from .actions import make_action
 from .activity import Activity, JobController
 from .canvas import Canvas
-from .dialogs import Dialogs
+from .dialogs import Dialogs, confirmed_path
 from .jobs import JobControl
 from .run_job import prediction_to_run
 
@@ -71,16 +72,19 @@ class ExportController(JobController):
         return list(self.actions.values())
 
     def export(self, fmt: str, path: str | os.PathLike | None = None, force: bool = False) -> bool:
-        """Export to ``path`` (asked for when None; the dialog has confirmed a replacement)."""
+        """Export to ``path`` (asked for when None; the dialog, or our question when the suffix is
+        added to the name typed, has confirmed a replacement)."""
         if self.activity.busy:
             return False
         if path is None:
             chosen = self.dialogs.save_path(
                 f"Export to {FORMAT_TITLES[fmt]}", FILTERS[fmt], SUGGESTED[fmt]
             )
-            if not chosen:
+            suffix = Path(SUGGESTED[fmt]).suffix  # none for a folder
+            confirmed = chosen and confirmed_path(self.dialogs, chosen, suffix)
+            if not confirmed:
                 return False
-            path, force = chosen, True
+            path, force = confirmed, True
         doc = self.canvas.doc.copy()
         prediction = prediction_to_run(doc, self.canvas.selected_ids())
         weights = self.weights()

@@ -24,13 +24,18 @@ from conv3dt_studio.nodes.files import save_npy
 from . import autosave
 from .activity import Activity
 from .canvas import Canvas
-from .dialogs import GRAPH_FILTER, JSON_FILTER, NPY_FILTER, PNG_FILTER, Dialogs
+from .dialogs import (
+    GRAPH_FILTER,
+    JSON_FILTER,
+    NPY_FILTER,
+    PNG_FILTER,
+    Dialogs,
+    confirmed_path,
+    with_suffix,
+)
 from .snippet_export import export_snippet
 
-
-def with_suffix(path: str, suffix: str) -> str:
-    """``path``, with ``suffix`` added when it has no extension."""
-    return path if Path(path).suffix else path + suffix
+__all__ = ["FilesController", "with_suffix"]
 
 
 class FilesController(QObject):
@@ -51,6 +56,8 @@ class FilesController(QObject):
         parent: QObject | None = None,
         unsaved_weights: Callable[[], bool] = lambda: False,
         keep_weights: Callable[[str], bool] = lambda how: True,
+        weights_modified: Callable[[], bool] | None = None,
+        end_training: Callable[[], bool] = lambda: True,
     ) -> None:
         super().__init__(parent)
         self.canvas = canvas
@@ -59,6 +66,10 @@ class FilesController(QObject):
         self.for_saving = for_saving  # the document as written (trained weights embedded or not)
         self.unsaved_weights = unsaved_weights  # trained weights not saved yet: unsaved work
         self.keep_weights = keep_weights  # 'embed' or 'npz': save them before they go
+        # the weights differ from the saved document's (trained, reset, loaded): a change
+        self.weights_modified = weights_modified or unsaved_weights
+        # a training runs: ask to stop it and wait for its weights (False: the user keeps it)
+        self.end_training = end_training
         self.path: str | None = None
         self.opened_from: str | None = None  # a snippet PNG, an example: the title shows it
         self.dirty_without_undo = False  # restored work not yet saved
@@ -103,7 +114,7 @@ class FilesController(QObject):
         self.activity.log(f"Restored {recovery.describe()}", "ok")
 
     def is_modified(self) -> bool:
-        return self.graph_modified() or self.unsaved_weights()
+        return self.graph_modified() or self.weights_modified()
 
     def graph_modified(self) -> bool:
         return self.dirty_without_undo or not self.canvas.undo_stack.isClean()
@@ -133,7 +144,11 @@ class FilesController(QObject):
 
     # ------------------------------------------------------------------ opening
     def ok_to_replace(self) -> bool:
-        """Ask about unsaved changes; False when the user cancels."""
+        """Ask about unsaved changes; False when the user cancels. A running training is stopped
+        first (when the user agrees), so that its weights are this document's to keep or discard,
+        never the next document's."""
+        if not self.end_training():
+            return False
         if not self.is_modified():
             return True
         weights = self.unsaved_weights()
@@ -213,10 +228,11 @@ class FilesController(QObject):
 
     def save_as(self) -> bool:
         stem = Path(self.opened_from).stem if self.opened_from else "graph"
-        path = self.dialogs.save_path("Save graph", JSON_FILTER, self.path or f"{stem}.json")
-        if not path or not self._save_to(with_suffix(path, ".json")):
+        chosen = self.dialogs.save_path("Save graph", JSON_FILTER, self.path or f"{stem}.json")
+        path = chosen and confirmed_path(self.dialogs, chosen, ".json")
+        if not path or not self._save_to(path):
             return False
-        self.path = with_suffix(path, ".json")
+        self.path = path
         self._update_title()
         return True
 
@@ -233,7 +249,7 @@ class FilesController(QObject):
         return True
 
     def export_json(self, path: str | None = None) -> bool:
-        path = path or self.dialogs.save_path("Export graph JSON", JSON_FILTER, "graph.json")
+        path = path or self._ask_save_path("Export graph JSON", JSON_FILTER, "graph.json")
         if not path:
             return False
         doc = self.for_saving(self.canvas.doc)
@@ -243,7 +259,7 @@ class FilesController(QObject):
         return True
 
     def export_snippet_dialog(self) -> bool:
-        path = self.dialogs.save_path("Export snippet PNG", PNG_FILTER, "snippet.png")
+        path = self._ask_save_path("Export snippet PNG", PNG_FILTER, "snippet.png")
         return bool(path) and self.export_snippet(path)
 
     def export_snippet(self, path: str, selection_only: bool | None = None) -> bool:
@@ -261,7 +277,7 @@ class FilesController(QObject):
     def save_prediction(self, result: RunResult | None, path: str | None = None) -> bool:
         if result is None:
             return False
-        path = path or self.dialogs.save_path("Save prediction", NPY_FILTER, "prediction.npy")
+        path = path or self._ask_save_path("Save prediction", NPY_FILTER, "prediction.npy")
         if not path:
             return False
         out = with_suffix(path, ".npy")
@@ -276,7 +292,7 @@ class FilesController(QObject):
         """Ask where (unless ``path``), then ``write(path)`` a picture (PNG, GIF or MP4, by the
         suggested name's suffix); False when nothing was written."""
         suffix = Path(suggested).suffix
-        path = path or self.dialogs.save_path(title, f"Images (*{suffix})", suggested)
+        path = path or self._ask_save_path(title, f"Images (*{suffix})", suggested)
         if not path:
             return False
         out = with_suffix(path, suffix)
@@ -288,6 +304,12 @@ class FilesController(QObject):
         if written:
             self.activity.log(f"{title}: {out}", "ok")
         return written
+
+    def _ask_save_path(self, title: str, file_filter: str, suggested: str) -> str | None:
+        """The save dialog's answer with the suggested name's suffix added, asking before that
+        names an existing file; None when cancelled."""
+        chosen = self.dialogs.save_path(title, file_filter, suggested)
+        return chosen and confirmed_path(self.dialogs, chosen, Path(suggested).suffix)
 
     def _write(self, title: str, write: Callable[[], object], log: bool = False) -> bool:
         """Run ``write``; a file error becomes a message (and a log line with ``log``)."""

@@ -20,7 +20,7 @@ from conv3dt_studio import nodes
 from conv3dt_studio.nodes import GraphDocument
 
 from . import autosave
-from .actions import canvas_actions, make_action, stack_actions
+from .actions import canvas_actions, make_action, prepare_first, stack_actions
 from .activity import Activity, ActivityBar
 from .backend_selector import backend_text
 from .canvas import Canvas
@@ -85,6 +85,8 @@ class MainWindow(QMainWindow):
             self,
             unsaved_weights=t.has_unsaved_weights,
             keep_weights=t.save_unsaved,
+            weights_modified=t.weights_modified,
+            end_training=t.end_training,
         )
         self.runs = RunController(canvas, a, self.backend, lambda: self.training.weights, self)
         trained = lambda: self.training.weights  # noqa: E731
@@ -205,12 +207,20 @@ class MainWindow(QMainWindow):
         self.runs.prediction_ready.connect(self._show_prediction)
         self.canvas_menus.inspect_requested.connect(self.runs.inspect)
         canvas.document_changed.connect(self.inspector.mark_stale)
+        self.training.weights_updated.connect(self.inspector.mark_stale)
         self.runs.run_finished.connect(self.run_finished)
         self.runs.run_failed.connect(self.run_failed)
         self.runs.run_stopped.connect(self.run_stopped)
         self.training.train_started.connect(self.docks["training_panel"].raise_)
         self.palette.add_requested.connect(lambda t: canvas.add_node(t, canvas.view_center()))
         self.inspector.save_requested.connect(lambda: files.save_prediction(self.inspector.result))
+        # what these act on includes a value typed in a field without Enter (one place for all)
+        acting_on_the_document = [
+            *(self.action_new, self.action_open, self.action_save, self.action_save_as),
+            *(self.action_export_json, self.action_export_snippet, *self.export_actions),
+            *(self.action_run, self.training.action_train),
+        ]
+        prepare_first(self.commit_pending, acting_on_the_document)
 
     def show_summary(self) -> SummaryDialog:
         return self.views.show_summary()
@@ -283,7 +293,14 @@ class MainWindow(QMainWindow):
     def stop(self) -> None:
         self.activity.stop()
 
+    def commit_pending(self) -> None:
+        """Confirm a value typed in a properties or training field without Enter (an undoable
+        edit, or refused with its message), as the actions that act on the document do first."""
+        self.properties.commit_pending()
+        self.training.panel.commit_pending()
+
     def closeEvent(self, event: QCloseEvent) -> None:  # noqa: N802 - Qt's name
+        self.commit_pending()  # a typed value is a change to save or discard too
         if not self.files.ok_to_replace():
             event.ignore()
             return

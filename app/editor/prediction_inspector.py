@@ -38,8 +38,8 @@ pg.setConfigOptions(imageAxisOrder="row-major", antialias=True, exitCleanup=Fals
 
 AXES = ("d1", "d2", "d3")
 STALE_NOTE = (
-    '<p style="color:#f0b450"><b>Stale:</b> the graph changed since this run; run again '
-    "(F5) to update.</p>"
+    '<p style="color:#f0b450"><b>Stale:</b> the graph or its weights changed since this run; run '
+    "again (F5) to update.</p>"
 )
 COLOR_MAP = "viridis"
 NO_TARGET = "Target slice (none: no Loss)"
@@ -497,7 +497,8 @@ class PredictionInspector(QWidget):
         )
 
     def mark_stale(self) -> None:
-        """The graph changed since this prediction: say so above it (it stays for comparison)."""
+        """The graph or its weights changed since this prediction: say so above it (it stays for
+        comparison)."""
         if self.result is None or self.stale:
             return
         self.stale = True

@@ -5,6 +5,13 @@ One editor class per :class:`compute.Param` kind (a 3-int vector editor for ``in
 their ``group`` and clusters get their own box. Every edit goes through
 :meth:`app.canvas.Canvas.set_param`: a refused value leaves the document untouched, the editor goes
 back to the last good value and the field shows the message. Edits are undoable.
+
+What is typed is taken as typed or refused, never quietly changed: a number box keeps any text
+(a plain QSpinBox drops the characters it cannot take, making 35 of '3.5'), and a text that is not
+a list of integers goes to the schema as the text itself, so its refusal quotes what was typed.
+A value typed but not confirmed yet (no Enter) is confirmed by :meth:`PropertyPanel.commit_pending`
+(the window calls it before Save, Run...). Undo and Redo typed in a field act on the document
+(:class:`DocumentKeys`).
 """
 
 from __future__ import annotations
@@ -13,8 +20,8 @@ import copy
 import re
 from typing import Any, TypeVar
 
-from PySide6.QtCore import QSignalBlocker, Qt, Signal
-from PySide6.QtGui import QFocusEvent, QKeyEvent, QValidator
+from PySide6.QtCore import QEvent, QObject, QSignalBlocker, Qt, Signal
+from PySide6.QtGui import QFocusEvent, QKeyEvent, QKeySequence, QValidator
 from PySide6.QtWidgets import (
     QCheckBox,
     QComboBox,
@@ -36,6 +43,7 @@ from .canvas import Canvas, display_name
 
 INT_LIMIT = 2**31 - 1
 LIST_SEPARATORS = r"[,;x×\s()\[\]]+"  # between the numbers of a typed or pasted list
+INTEGER = re.compile(r"[+-]?[0-9]+")  # as typed: not '3.5', '1e3' or '1_000'
 GROUP_TITLES = {
     "layer": "Layer",
     "optimizer": "Optimizer",
@@ -53,7 +61,9 @@ def tooltip(param: Param) -> str:
 
 
 class Editor(QWidget):
-    """Base of the per-kind editors: ``edited`` carries the user's new value."""
+    """Base of the per-kind editors: ``edited`` carries the user's new value. An editor typed in
+    may hold text not confirmed yet (:meth:`pending`), which :meth:`commit_pending` hands on as
+    Enter would."""
 
     edited = Signal(object)
 
@@ -69,6 +79,108 @@ class Editor(QWidget):
 
     def _show(self, value: Any) -> None:  # pragma: no cover - every kind overrides it
         raise NotImplementedError
+
+    def pending(self) -> bool:
+        """Whether the field holds typing not confirmed yet."""
+        return False
+
+    def commit_pending(self) -> None:
+        """Confirm the typing not confirmed yet, as Enter would (nothing when there is none)."""
+
+
+class DocumentKeys(QObject):
+    """Undo and Redo pressed in a field act on the document, as anywhere in the window: a
+    QLineEdit (a spin box's too) would keep these keys for its own text history, empty after each
+    confirmed value, so they would do nothing. While the field holds typing not confirmed yet
+    they stay the field's own: Ctrl+Z first takes back what was just typed, as in any text box
+    (the least surprising: undoing the document's last edit would throw the typing away too);
+    once the field shows its confirmed value again, the next Ctrl+Z undoes the document."""
+
+    KEYS = (QKeySequence.StandardKey.Undo, QKeySequence.StandardKey.Redo)
+
+    def __init__(self, editor: Editor) -> None:
+        super().__init__(editor)
+        self.editor = editor
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
+        if (
+            event.type() == QEvent.Type.ShortcutOverride
+            and isinstance(event, QKeyEvent)
+            and any(event.matches(key) for key in self.KEYS)
+            and not self.editor.pending()
+        ):
+            event.ignore()  # not the field's: the window's shortcut acts
+            return True
+        return False
+
+
+def split_list(text: str) -> list[str]:
+    """'3, 3, 3' / '3x3x3' / '[3 3 3]' -> ['3', '3', '3']."""
+    return [p for p in re.split(LIST_SEPARATORS, text) if p]
+
+
+def read_ints(text: str) -> list[int] | None:
+    """The integers of a typed list ('3, 3, 3', '2x2', '-1'), or None when the text holds
+    anything else ('2.5', '1e3', 'abc', nothing)."""
+    parts = split_list(text)
+    if not parts or not all(INTEGER.fullmatch(p) for p in parts):
+        return None
+    return [int(p) for p in parts]
+
+
+class TypedSpinBox(QSpinBox):
+    """A spin box that keeps what is typed: a list ('3,3,3,3', which a plain QSpinBox turns into
+    3333), a number out of range ('-5', '99999999999') or anything else ('3.5', '1e3', of which
+    a plain one drops the characters it cannot take and makes 35 or 13). Enter, leaving the box
+    or :meth:`commit` confirm it: a number the box takes becomes its value (``valueChanged``),
+    any other text is handed on as ``text_entered`` (without the prefix) for the editor to read
+    and the schema to take or refuse; the box shows its last good value meanwhile."""
+
+    text_entered = Signal(str)
+
+    def value_text(self) -> str:
+        """The text that shows the current value."""
+        return self.prefix() + self.textFromValue(self.value()) + self.suffix()
+
+    def pending(self) -> bool:
+        """Whether the box holds typing not confirmed yet."""
+        return self.text() != self.value_text()
+
+    def typed(self, text: str | None = None) -> str:
+        """The current (or given) text without the prefix."""
+        text = self.text() if text is None else text
+        return text[len(self.prefix()) :] if text.startswith(self.prefix()) else text
+
+    def validate(self, text: str, pos: int) -> object:  # noqa: D102 - Qt's hook
+        typed = self.typed(text).lstrip()
+        if re.search(LIST_SEPARATORS, typed) and split_list(typed):
+            return QValidator.State.Intermediate, text, pos  # a list: not '2,2' read as 22
+        state, text, pos = super().validate(text, pos)  # type: ignore[misc]
+        if state != QValidator.State.Acceptable:
+            state = QValidator.State.Intermediate  # kept: confirmed, it is taken or refused
+        return state, text, pos
+
+    def commit(self) -> None:
+        """Confirm what is typed, as Enter does (nothing when nothing is pending)."""
+        if not self.pending():
+            return
+        state = self.validate(self.text(), 0)[0]  # type: ignore[index]
+        if state == QValidator.State.Acceptable:
+            self.interpretText()  # a number the box takes: valueChanged
+            return
+        text = self.typed().strip()
+        self.lineEdit().setText(self.value_text())  # until the edit is taken
+        self.text_entered.emit(text)
+
+    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt's name
+        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
+            self.commit()
+        super().keyPressEvent(event)
+
+    def focusOutEvent(self, event: QFocusEvent) -> None:  # noqa: N802 - Qt's name
+        if event.reason() != Qt.FocusReason.PopupFocusReason:  # not for its context menu
+            self.commit()
+        super().focusOutEvent(event)
 
 
 SpinT = TypeVar("SpinT", bound=QSpinBox)
@@ -88,9 +200,21 @@ def _spin(param: Param, minimum: float | None = None, kind: type[SpinT] = QSpinB
 class IntEditor(Editor):
     def __init__(self, param: Param) -> None:
         super().__init__(param)
-        self.spin = _spin(param)
+        self.spin = _spin(param, kind=TypedSpinBox)
         _single(self, self.spin)
         self.spin.valueChanged.connect(self.edited.emit)
+        self.spin.text_entered.connect(self._commit_text)
+        self.spin.installEventFilter(DocumentKeys(self))
+
+    def _commit_text(self, text: str) -> None:
+        ints = read_ints(text)  # '-5' as -5; '3.5', '1e3', '3,3' as typed, for the schema
+        self.edited.emit(ints[0] if ints is not None and len(ints) == 1 else text)
+
+    def pending(self) -> bool:
+        return self.spin.pending()
+
+    def commit_pending(self) -> None:
+        self.spin.commit()
 
     def _show(self, value: Any) -> None:
         with QSignalBlocker(self.spin):
@@ -99,39 +223,55 @@ class IntEditor(Editor):
                 self.spin.setValue(max(self.spin.minimum(), min(self.spin.maximum(), value)))
 
 
-class FloatEditor(Editor):
+class LineEditor(Editor):
+    """Base of the editors typed in a line: Enter, leaving the field or :meth:`commit_pending`
+    hand on what was typed, once (:meth:`value_of` the text)."""
+
+    def __init__(self, param: Param, placeholder: str = "") -> None:
+        super().__init__(param)
+        self.line = QLineEdit()
+        self.line.setPlaceholderText(placeholder)
+        _single(self, self.line)
+        self.shown = ""  # the text of the last value shown: anything else is typing
+        self.line.editingFinished.connect(self.commit_pending)
+        self.line.installEventFilter(DocumentKeys(self))
+
+    def value_of(self, text: str) -> Any:
+        return text
+
+    def text_of(self, value: Any) -> str:
+        return str(value)
+
+    def pending(self) -> bool:
+        return self.line.text() != self.shown
+
+    def commit_pending(self) -> None:
+        if self.pending():
+            self.shown = self.line.text()  # handed on once (a refusal shows the last good value)
+            self.edited.emit(self.value_of(self.shown))
+
+    def _show(self, value: Any) -> None:
+        with QSignalBlocker(self.line):
+            self.line.setText(self.text_of(value))
+        self.shown = self.line.text()
+
+
+class FloatEditor(LineEditor):
     """A text field (floats like 1e-7 do not fit a spin box's fixed decimals)."""
 
-    def __init__(self, param: Param) -> None:
-        super().__init__(param)
-        self.line = QLineEdit()
-        _single(self, self.line)
-        self.line.editingFinished.connect(self._commit)
-
-    def _commit(self) -> None:
-        text = self.line.text().strip()
+    def value_of(self, text: str) -> Any:
         try:
-            value: Any = float(text)
+            return float(text)
         except ValueError:
-            value = text  # the schema names the problem
-        self.edited.emit(value)
+            return text  # the schema names the problem
 
-    def _show(self, value: Any) -> None:
-        with QSignalBlocker(self.line):
-            self.line.setText(repr(value) if isinstance(value, float) else str(value))
+    def text_of(self, value: Any) -> str:
+        return repr(value) if isinstance(value, float) else str(value)
 
 
-class StrEditor(Editor):
+class StrEditor(LineEditor):
     def __init__(self, param: Param) -> None:
-        super().__init__(param)
-        self.line = QLineEdit()
-        self.line.setPlaceholderText("(empty)")
-        _single(self, self.line)
-        self.line.editingFinished.connect(lambda: self.edited.emit(self.line.text()))
-
-    def _show(self, value: Any) -> None:
-        with QSignalBlocker(self.line):
-            self.line.setText(str(value))
+        super().__init__(param, "(empty)")
 
 
 class BoolEditor(Editor):
@@ -160,59 +300,10 @@ class ChoiceEditor(Editor):
             self.combo.setCurrentIndex(index)  # -1: blank for a damaged value, never a wrong one
 
 
-def split_list(text: str) -> list[str]:
-    """'3, 3, 3' / '3x3x3' / '[3 3 3]' -> ['3', '3', '3']."""
-    return [p for p in re.split(LIST_SEPARATORS, text) if p]
-
-
-class ListSpinBox(QSpinBox):
-    """A spin box that keeps a typed or pasted list ('3,3,3,3') instead of dropping its
-    separators (a plain QSpinBox turns it into 3333): Enter or leaving the box hands the text
-    on as ``list_entered``, for the three boxes to fill or the schema to refuse."""
-
-    list_entered = Signal(str)
-
-    def list_text(self, text: str | None = None) -> str | None:
-        """The current (or given) text without the prefix when it holds separators (a list
-        being typed: '3, ' too), else None."""
-        text = self.lineEdit().text() if text is None else text
-        if text.startswith(self.prefix()):
-            text = text[len(self.prefix()) :]
-        text = text.lstrip()
-        return text if re.search(LIST_SEPARATORS, text) and split_list(text) else None
-
-    def validate(self, text: str, pos: int) -> object:  # noqa: D102 - Qt's hook
-        if self.list_text(text) is not None:
-            return QValidator.State.Intermediate, text, pos
-        return super().validate(text, pos)
-
-    def _hand_on(self) -> bool:
-        text = self.list_text()
-        if text is None:
-            return False
-        parts = split_list(text)
-        self.lineEdit().setText(self.prefix() + self.textFromValue(self.value()))
-        if len(parts) == 1 and parts[0].isdigit() and int(parts[0]) <= self.maximum():
-            self.setValue(max(self.minimum(), int(parts[0])))  # '5 ': just this axis
-        else:
-            self.list_entered.emit(text)
-        return True
-
-    def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt's name
-        if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter) and self._hand_on():
-            event.accept()
-            return
-        super().keyPressEvent(event)
-
-    def focusOutEvent(self, event: QFocusEvent) -> None:  # noqa: N802 - Qt's name
-        self._hand_on()
-        super().focusOutEvent(event)
-
-
 class Int3Editor(Editor):
     """Three spin boxes (depth, height, width); a nullable one has a 'set' check box. A list
-    typed or pasted into any box fills the three ('3, 3, 3'); any other list goes to the schema,
-    whose refusal shows under the field."""
+    typed or pasted into any box fills the three ('3, 3, 3'); one number sets its axis; any other
+    text goes to the schema, whose refusal shows under the field."""
 
     AXES = ("d", "h", "w")
 
@@ -226,13 +317,14 @@ class Int3Editor(Editor):
             self.enabled.setToolTip("Unchecked: None (inferred)")
             self.enabled.toggled.connect(self._on_enabled)
             row.addWidget(self.enabled)
-        self.spins: list[ListSpinBox] = []
+        self.spins: list[TypedSpinBox] = []
         for axis in self.AXES:
-            spin = _spin(param, 0 if param.minimum is None else param.minimum, ListSpinBox)
+            spin = _spin(param, 0 if param.minimum is None else param.minimum, TypedSpinBox)
             spin.setPrefix(f"{axis} ")
             spin.setMinimumWidth(64)
             spin.valueChanged.connect(self._commit)
-            spin.list_entered.connect(self._commit_list)
+            spin.text_entered.connect(lambda text, spin=spin: self._commit_text(spin, text))
+            spin.installEventFilter(DocumentKeys(self))
             row.addWidget(spin)
             self.spins.append(spin)
 
@@ -249,19 +341,24 @@ class Int3Editor(Editor):
     def _commit(self) -> None:
         self.edited.emit(self.value())
 
-    def _commit_list(self, text: str) -> None:
-        parts = split_list(text)
-        try:
-            value: Any = [int(p) for p in parts]
-        except ValueError:
-            value = text  # the schema names the problem
-        if isinstance(value, list) and len(value) == len(self.spins):
-            fits = all(s.minimum() <= v <= s.maximum() for s, v in zip(self.spins, value))
+    def _commit_text(self, typed_in: TypedSpinBox, text: str) -> None:
+        ints = read_ints(text)
+        if ints is not None and len(ints) == 1:  # '0' or '-3 ': the axis it was typed in
+            ints = [ints[0] if s is typed_in else s.value() for s in self.spins]
+        if ints is not None and len(ints) == len(self.spins):
+            fits = all(s.minimum() <= v <= s.maximum() for s, v in zip(self.spins, ints))
             if fits:
-                for spin, v in zip(self.spins, value):
+                for spin, v in zip(self.spins, ints):
                     with QSignalBlocker(spin):
                         spin.setValue(v)
-        self.edited.emit(value)
+        self.edited.emit(text if ints is None else ints)  # the schema names the problem
+
+    def pending(self) -> bool:
+        return any(s.pending() for s in self.spins)
+
+    def commit_pending(self) -> None:
+        for spin in self.spins:
+            spin.commit()
 
     def _show(self, value: Any) -> None:
         blockers = [QSignalBlocker(w) for w in (*self.spins, self.enabled) if w is not None]
@@ -276,29 +373,21 @@ class Int3Editor(Editor):
         del blockers
 
 
-class ShapeEditor(Editor):
-    """A tensor shape typed as '6, 5, 64, 64, 3' (× and x separators accepted)."""
+class ShapeEditor(LineEditor):
+    """A tensor shape typed as '6, 5, 64, 64, 3' (× and x separators accepted); any text that
+    is not a list of integers goes to the schema as typed ('2.5,2,8,8,3')."""
 
     def __init__(self, param: Param) -> None:
-        super().__init__(param)
-        self.line = QLineEdit()
-        self.line.setPlaceholderText("e.g. 6, 5, 64, 64, 3")
-        _single(self, self.line)
-        self.line.editingFinished.connect(self._commit)
+        super().__init__(param, "e.g. 6, 5, 64, 64, 3")
 
-    def _commit(self) -> None:
-        try:
-            value: Any = [int(p) for p in split_list(self.line.text())]
-        except ValueError:
-            value = self.line.text()
-        self.edited.emit(value)
+    def value_of(self, text: str) -> Any:
+        ints = read_ints(text)
+        return text if ints is None else ints
 
-    def _show(self, value: Any) -> None:
-        with QSignalBlocker(self.line):
-            if isinstance(value, (list, tuple)):
-                self.line.setText(", ".join(str(v) for v in value))
-            else:
-                self.line.setText(str(value))
+    def text_of(self, value: Any) -> str:
+        if isinstance(value, (list, tuple)):
+            return ", ".join(str(v) for v in value)
+        return str(value)
 
 
 class ClusterEditor(Editor):
@@ -320,6 +409,13 @@ class ClusterEditor(Editor):
 
     def _commit(self, name: str, value: Any) -> None:
         self.edited.emit({**self.current, name: value})
+
+    def pending(self) -> bool:
+        return any(ed.pending() for ed in self.fields.values())
+
+    def commit_pending(self) -> None:
+        for ed in self.fields.values():
+            ed.commit_pending()
 
     def _show(self, value: Any) -> None:
         defaults = self.param.fields.to_json(self.param.fields.defaults())
@@ -511,6 +607,13 @@ class PropertyPanel(QScrollArea):
             if error:
                 self.refresh()
         return error
+
+    def commit_pending(self) -> None:
+        """Confirm a value typed but not confirmed yet (no Enter) as Enter would: through the
+        usual undoable edit, or refused with its message. The window calls it before an action
+        that acts on the document (Save, Run...), so that it acts on what the fields show."""
+        for field in list(self.fields.values()):
+            field.editor.commit_pending()
 
     def error_text(self, name: str) -> str:
         field = self.fields.get(name)

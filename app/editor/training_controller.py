@@ -7,6 +7,13 @@ state) live here, not in the document: Run predicts with them, Train continues f
 second Train click resumes exactly), and they are saved to .npz or embedded in the saved graph on
 request. Changing the architecture of a layer makes them unusable; that is reported, and "Reset
 Weights" forgets them.
+
+Trained weights are the user's work: Reset and Load ask before they discard unsaved ones, and
+discarding or replacing weights is a change of the document (its modified mark) until it is saved.
+A training belongs to the document it started on: opening another document or closing the window
+asks first (:meth:`TrainingController.end_training`), and a result that arrives for a document no
+longer shown is discarded. An edit made while training is checked against the new weights when
+the training ends, exactly as an edit made after it.
 """
 
 from __future__ import annotations
@@ -16,7 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QObject, Signal
+from PySide6.QtCore import QCoreApplication, QObject, Signal
 from PySide6.QtGui import QAction
 from PySide6.QtWidgets import QWidget
 
@@ -35,10 +42,12 @@ from conv3dt_studio.nodes.weights import (
 from .actions import make_action
 from .activity import Activity, JobController
 from .canvas import Canvas
-from .dialogs import NPZ_FILTER, Dialogs
+from .dialogs import NPZ_FILTER, Dialogs, confirmed_path
 from .train_job import Training, training_job
 from .training_panel import TrainingPanel
 from .undo import SetTrainingSettingCmd
+
+STOP_WAIT_MS = 30_000  # a training stops after its current batch: how long to wait for it
 
 
 def merged_weights(
@@ -54,13 +63,15 @@ def merged_weights(
 @dataclass
 class DroppedWeights:
     """Trained weights an edit made unusable, kept so that undoing the edit brings them back:
-    ``at`` is the undo stack's index before that edit."""
+    ``at`` are the undo stack's indexes before the edits that may have made them unusable (one
+    edit; or every edit made while they were being trained)."""
 
     weights: dict[str, np.ndarray]
     epochs_done: int
     curve: list[tuple[int, dict[str, float]]]
     unsaved: bool
-    at: int
+    replaced: bool
+    at: tuple[int, ...]
 
 
 class TrainingController(JobController):
@@ -71,6 +82,7 @@ class TrainingController(JobController):
     train_finished = Signal(object)  # nodes.training.TrainResult
     train_failed = Signal(str)
     weights_changed = Signal()  # trained weights came, went, or were saved
+    weights_updated = Signal()  # the weights Run uses are others now: earlier results are stale
 
     def __init__(
         self,
@@ -87,9 +99,12 @@ class TrainingController(JobController):
         self.panel = TrainingPanel()
         self.weights: dict[str, np.ndarray] | None = None
         self.unsaved = False  # trained weights not saved yet (embedded or .npz)
+        self.replaced = False  # weights were discarded or replaced since the document was saved
         self.epochs_done = 0
         self.dropped: DroppedWeights | None = None
         self.weights_doc = canvas.doc  # the document the trained weights belong to
+        self.training_doc: nodes.GraphDocument | None = None  # the document being trained
+        self.edits_while_training: list[int] = []  # undo indexes before each, as `at`
         self.panel.setting_edited.connect(self._setting_edited)
         canvas.document_changed.connect(self.show_settings)
         canvas.document_changed.connect(self._drop_stale_weights)
@@ -132,6 +147,7 @@ class TrainingController(JobController):
         self.action_embed_weights = make_action(
             owner, "action_embed_weights", "Embed Weights When Saving", checkable=True
         )
+        self.activity.busy_changed.connect(self._follow_busy)
         return [
             self.action_train,
             self.action_save_weights,
@@ -150,20 +166,32 @@ class TrainingController(JobController):
 
     def _drop_stale_weights(self) -> None:
         """After an edit of the architecture (filters, size, a layer's name...) the trained weights
-        no longer fit: forget them, saying so, rather than failing every later Run."""
-        if self.weights is None or self.job is not None or not self.canvas.report.ok:
+        no longer fit: forget them, saying so, rather than failing every later Run. While a
+        training runs, the edit is remembered and checked when the training ends."""
+        # an edit runs inside the stack's push or undo: its index is still the one before
+        index = self.canvas.undo_stack.index()
+        if self.job is not None:
+            if self.canvas.doc is self.training_doc:
+                self.edits_while_training.append(index)
+            return
+        self._drop_if_stale((index,))
+
+    def _drop_if_stale(self, at: tuple[int, ...]) -> None:
+        """Forget the trained weights when they do not fit the graph (after the edits made at the
+        undo indexes ``at``), keeping them for an Undo of those edits."""
+        if self.weights is None or not self.canvas.report.ok:
             return
         if self.canvas.doc is not self.weights_doc:
             return  # another document is being opened: it brings its own weights (or none)
         try:
             self.check_weights(self.weights, "the trained weights")
         except nodes.FileError as exc:
-            stack = self.canvas.undo_stack
-            # an edit runs inside the stack's push or undo: its index is still the one before
+            curve = self.panel.curve()
             self.dropped = DroppedWeights(
-                self.weights, self.epochs_done, self.panel.curve(), self.unsaved, stack.index()
+                self.weights, self.epochs_done, curve, self.unsaved, self.replaced, at
             )
-            self.reset_weights(log=False)
+            self.replaced = True
+            self._forget_weights()
             self.activity.log(
                 f"Trained weights dropped: they no longer fit the graph ({exc}); Undo brings "
                 "them back",
@@ -176,7 +204,7 @@ class TrainingController(JobController):
         """Undo went back to before the edit that dropped the trained weights: restore them,
         with their epochs and learning curve, when they fit again."""
         d = self.dropped
-        if d is None or index != d.at or self.job is not None:
+        if d is None or index not in d.at or self.job is not None:
             return
         try:
             self.check_weights(d.weights, "the trained weights")
@@ -185,7 +213,9 @@ class TrainingController(JobController):
         self.dropped = None
         self.weights, self.epochs_done = d.weights, d.epochs_done
         self.panel.show_curve(d.curve)
+        self.replaced = d.replaced
         self._set_unsaved(d.unsaved)
+        self.weights_updated.emit()
         self.activity.log("Trained weights restored (the edit that dropped them was undone)", "ok")
 
     def _set_unsaved(self, unsaved: bool) -> None:
@@ -195,6 +225,43 @@ class TrainingController(JobController):
 
     def has_unsaved_weights(self) -> bool:
         return self.weights is not None and self.unsaved
+
+    def weights_modified(self) -> bool:
+        """The weights are not those of the saved document: trained and not saved, or discarded or
+        replaced since it was saved (a change, like an edit)."""
+        return self.has_unsaved_weights() or self.replaced
+
+    def ok_to_discard(self, what: str) -> bool:
+        """Before the action ``what`` ('Reset Weights', 'Load Weights') throws the trained weights
+        away: True when they are saved, or the user agrees to lose them."""
+        if not self.has_unsaved_weights():
+            return True
+        epochs = f" ({self.epochs_done} epochs)" if self.epochs_done else ""
+        return self.dialogs.question(
+            what,
+            f"The trained weights{epochs} are not saved: {what} discards them for good "
+            "(Save Weights… keeps them). Discard them?",
+        )
+
+    def end_training(self) -> bool:
+        """Before the document is closed or replaced while a training runs: ask, then stop it and
+        wait for its end, so that its weights are this document's (to keep or discard with the
+        unsaved-changes question that follows). False when the user lets it train on, or it did
+        not stop in time."""
+        if self.job is None:
+            return True
+        if not self.dialogs.question(
+            "Training running",
+            "A training is running. Stop it? Its weights can then be saved or discarded.",
+        ):
+            return False
+        self.stop()
+        self.activity.pool.waitForDone(STOP_WAIT_MS)
+        QCoreApplication.sendPostedEvents()  # its final signal: the weights arrive now
+        if self.job is not None:
+            self.activity.log("The training did not stop in time: try again", "error")
+            return False
+        return True
 
     def save_unsaved(self, how: str) -> bool:
         """Keep the trained weights before they are discarded: ``how`` 'embed' (embedded in the
@@ -206,8 +273,9 @@ class TrainingController(JobController):
 
     def graph_saved(self) -> None:
         """The graph was saved: with its weights when they were embedded."""
-        if self.action_embed_weights.isChecked() and self.weights is not None:
-            self._set_unsaved(False)
+        self.replaced = False
+        embedded = self.action_embed_weights.isChecked() and self.weights is not None
+        self._set_unsaved(self.unsaved and not embedded)  # the title follows
 
     def _setting_edited(self, name: str, value: Any) -> None:
         doc = self.canvas.doc
@@ -238,6 +306,7 @@ class TrainingController(JobController):
         if self.weights is None:
             self.panel.reset()
             self.epochs_done = 0
+        self.training_doc, self.edits_while_training = doc, []
         job = training_job(doc, self.backend(), self.weights, self.epochs_done)
         self.start_job(job, self._on_finished, self._on_failed, report=self._on_report)
         self.train_started.emit()
@@ -252,6 +321,8 @@ class TrainingController(JobController):
         return True
 
     def _on_report(self, kind: str, payload: tuple) -> None:
+        if self.training_doc is not None and self.canvas.doc is not self.training_doc:
+            return  # its graph was closed: the panel shows the graph now open
         if kind == "epoch_end":
             self._on_epoch(*payload)
         elif kind == "step":
@@ -268,20 +339,29 @@ class TrainingController(JobController):
     def _on_finished(self, done: Training) -> None:
         result = done.result
         losses = result.history["loss"]
+        word = "stopped" if result.stopped else "finished"
+        if self.canvas.doc is not self.training_doc:  # never another document's weights
+            self.activity.log(
+                f"Training {word}: its graph was closed, its weights are discarded", "warning"
+            )
+            self.train_finished.emit(result)
+            return
         self.epochs_done += len(losses)
         self.weights = merged_weights(self.weights, weights_dict(result.graph.layers))
         self.dropped = None
         self._set_unsaved(True)
+        self.weights_updated.emit()
         self.panel.show_gradients(done.gradients)
         final = f"final loss {losses[-1]:.6g}" if losses else "no epoch completed"
         if result.history.get("val_loss"):
             final += f", validation loss {result.history['val_loss'][-1]:.6g}"
-        word = "stopped" if result.stopped else "finished"
         self.activity.log(
             f"Training {word}: {len(losses)} epochs in {result.seconds:.2f} s, {final}",
             "warning" if result.stopped or (losses and losses[0] == 0) else "ok",
         )
         self.activity.show_status(f"Training {word}: {final}", 8000)
+        if self.edits_while_training:  # as if those edits were made now
+            self._drop_if_stale(tuple(self.edits_while_training))
         self.train_finished.emit(result)
 
     def _on_failed(self, exc: BaseException) -> None:
@@ -324,7 +404,9 @@ class TrainingController(JobController):
         if self.weights is None:
             self.dialogs.message("No trained weights", "Train the graph (or load weights) first.")
             return False
-        path = path or self.dialogs.save_path("Save weights", NPZ_FILTER, "weights.npz")
+        if path is None:
+            chosen = self.dialogs.save_path("Save weights", NPZ_FILTER, "weights.npz")
+            path = chosen and confirmed_path(self.dialogs, chosen, ".npz", always=True)
         if not path:
             return False
         from conv3dt_studio.nodes.files import save_npz
@@ -338,7 +420,22 @@ class TrainingController(JobController):
         self._set_unsaved(False)
         return True
 
+    def _refused_while_training(self, what: str) -> bool:
+        """True (saying why) while a training runs: its weights replace the current ones when it
+        ends, so loading or resetting them now would be lost silently."""
+        if self.job is None:
+            return False
+        self.activity.log(f"Cannot {what} while training: stop the training first", "warning")
+        self.activity.show_status(f"Stop the training first to {what}")
+        return True
+
+    def _follow_busy(self, _busy: bool) -> None:
+        for action in (self.action_load_weights, self.action_reset_weights):
+            action.setEnabled(self.job is None)
+
     def load_weights(self, path: str | None = None) -> bool:
+        if self._refused_while_training("load weights"):
+            return False
         path = path or self.dialogs.open_path("Load weights", NPZ_FILTER)
         if not path:
             return False
@@ -351,27 +448,48 @@ class TrainingController(JobController):
             self.dialogs.message("Cannot load weights", str(exc))
             self.activity.log(f"Cannot load weights: {exc}", "error")
             return False
+        if not self.ok_to_discard("Load Weights"):
+            return False
         self.weights = arrays
         self.epochs_done = 0
         self.dropped = None
+        self.replaced = True
+        self.panel.reset()  # no curve: these weights were trained elsewhere
         self._set_unsaved(False)
+        self.weights_updated.emit()
         self.activity.log(f"Loaded weights from {path}; Run and Train use them", "ok")
         return True
 
-    def reset_weights(self, log: bool = True) -> None:
+    def reset_weights(self) -> bool:
+        """Reset Weights: forget the trained weights (asking first when they are not saved);
+        False when the user keeps them."""
+        if self._refused_while_training("reset the weights"):
+            return False
+        if self.weights is None:
+            return True
+        if not self.ok_to_discard("Reset Weights"):
+            return False
+        self.dropped = None
+        self.replaced = True  # a change of the document: the title shows it
+        self._forget_weights()
+        self.activity.log("Weights reset: Run and Train start from seeded weights again")
+        return True
+
+    def _forget_weights(self) -> None:
         had = self.weights is not None
         self.weights = None
         self.epochs_done = 0
         self.panel.reset()
         self._set_unsaved(False)
-        if log and had:
-            self.activity.log("Weights reset: Run and Train start from seeded weights again")
+        if had:
+            self.weights_updated.emit()
 
     def document_opened(self, doc: nodes.GraphDocument) -> None:
         """A new document: its embedded weights (if any) become the trained weights."""
         self.stop()
         self.dropped = None
-        self.reset_weights(log=False)
+        self.replaced = False
+        self._forget_weights()
         embedded = doc.extras.get("weights")
         self.action_embed_weights.setChecked(bool(embedded))
         if embedded:

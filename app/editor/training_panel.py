@@ -46,6 +46,7 @@ class TrainingPanel(QWidget):
         super().__init__()
         self.setObjectName("training_panel_view")
         self.fields: dict[str, Field] = {}
+        self.values: dict[str, Any] = TRAINING_SCHEMA.defaults()  # the document's, last shown
         settings = QGroupBox("Training settings")
         form = QFormLayout(settings)
         for param in TRAINING_SCHEMA:
@@ -111,18 +112,28 @@ class TrainingPanel(QWidget):
 
     # ------------------------------------------------------------------ settings
     def set_settings(self, values: dict[str, Any]) -> None:
+        self.values = dict(values)
         for name, field in self.fields.items():
             field.editor.set_value(values[name])
             field.show_error(None)
 
     def _edited(self, name: str, value: Any) -> None:
+        """A refused value shows its message and, as in the properties panel, the field shows
+        the last good value again: the one the next training uses."""
         try:
             value = TRAINING_SCHEMA[name].validate(value)
         except ParameterError as exc:
+            self.fields[name].editor.set_value(self.values[name])
             self.fields[name].show_error(str(exc))
             return
         self.fields[name].show_error(None)
         self.setting_edited.emit(name, value)
+
+    def commit_pending(self) -> None:
+        """Confirm a setting typed but not confirmed yet (no Enter), as Enter would; the window
+        calls it before Train, Save... (as :meth:`.PropertyPanel.commit_pending`)."""
+        for field in self.fields.values():
+            field.editor.commit_pending()
 
     def show_setting_error(self, name: str, text: str | None) -> None:
         self.fields[name].show_error(text)

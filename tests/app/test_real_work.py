@@ -51,6 +51,21 @@ def test_ctrl_z_and_ctrl_y_on_the_focused_canvas_undo_and_redo(window):
     assert c.doc.params("conv3d_transpose")["n_filters"] == 5
 
 
+def test_ctrl_shift_z_redoes_too_and_both_redo_keys_are_bound(window):
+    """The README promises Ctrl+Y and Ctrl+Shift+Z; the platform's standard Redo binding alone
+    is only one of them (which one depends on the platform)."""
+    from PySide6.QtGui import QAction, QKeySequence
+
+    redo = window.findChild(QAction, "action_redo")
+    assert {QKeySequence("Ctrl+Y"), QKeySequence("Ctrl+Shift+Z")} <= set(redo.shortcuts())
+    c = window.canvas
+    c.set_param("conv3d_transpose", "n_filters", 5)
+    keys(window, Qt.Key.Key_Z)
+    assert c.doc.params("conv3d_transpose")["n_filters"] == 3
+    keys(window, Qt.Key.Key_Z, CTRL | Qt.KeyboardModifier.ShiftModifier)
+    assert c.doc.params("conv3d_transpose")["n_filters"] == 5
+
+
 def test_nodegraphqt_has_no_undo_action_and_no_menu_of_its_own(window):
     viewer = window.canvas.viewer
     assert viewer.qaction_for_undo() is None and viewer.qaction_for_redo() is None
@@ -316,3 +331,22 @@ def test_inspect_any_tensor_without_a_prediction_node(window, qtbot):
     assert (
         "prediction_6d_2" not in window.canvas.doc.nodes and "probe" not in window.canvas.doc.nodes
     )
+
+
+def test_a_node_title_is_not_renamed_in_place_by_a_double_click(window):
+    """Titles follow the node ids (the layers' names, under which weights are saved): a double
+    click on one does not start an edit that would only change the text on screen."""
+    c = window.canvas
+    window.activateWindow()
+    QApplication.setActiveWindow(window)
+    c.viewer.setFocus()
+    title = c.views["conv3d_transpose"].view.text_item
+    centre = title.mapToScene(title.boundingRect().center())
+    QTest.mouseDClick(
+        c.viewer.viewport(), Qt.MouseButton.LeftButton, pos=c.viewer.mapFromScene(centre)
+    )
+    assert title.textInteractionFlags() == Qt.TextInteractionFlag.NoTextInteraction
+    assert "edit" not in title.toolTip()
+    QTest.keyClicks(c.viewer, "xyz")
+    QTest.keyClick(c.viewer, Qt.Key.Key_Return)
+    assert title.toPlainText() == "Conv3DTranspose" and "conv3d_transpose" in c.doc.nodes

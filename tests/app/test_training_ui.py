@@ -5,15 +5,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from small_graphs import teacher_doc
 
 from conv3dt_studio import nodes
-from conv3dt_studio.nodes.examples import teacher_student
 
 
 def _doc(epochs: int = 3):
-    doc = teacher_student()
-    doc.extras["training"]["epochs"] = epochs
-    return doc
+    return teacher_doc(epochs)
 
 
 @pytest.fixture
