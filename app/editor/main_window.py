@@ -208,6 +208,7 @@ class MainWindow(QMainWindow):
         self.canvas_menus.inspect_requested.connect(self.runs.inspect)
         canvas.document_changed.connect(self.inspector.mark_stale)
         self.training.weights_updated.connect(self.inspector.mark_stale)
+        self.training.weights_updated.connect(self.live.schedule)  # previews with the new weights
         self.runs.run_finished.connect(self.run_finished)
         self.runs.run_failed.connect(self.run_failed)
         self.runs.run_stopped.connect(self.run_stopped)

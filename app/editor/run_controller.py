@@ -57,6 +57,7 @@ class RunController(JobController):
         self.canvas = canvas
         self.backend = backend  # the backend chosen in the toolbar
         self.weights = weights  # the trained weights, or None
+        self.run_doc: GraphDocument | None = None  # the canvas's document the job runs for
 
     @property
     def is_running(self) -> bool:
@@ -97,7 +98,16 @@ class RunController(JobController):
             f"backend {backend} ({backend_text(backend)})"
         )
         job = prediction_job(doc, backend, weights, pid)
+        self.run_doc = self.canvas.doc
         self.start_job(job, self._on_finished, self._on_failed, self._on_cancelled)
+        return True
+
+    def _for_another_document(self) -> bool:
+        """Whether the document the job ran for is no longer the canvas's (New or Open while it
+        ran): its outcome is logged, never shown on the new document."""
+        if self.run_doc is self.canvas.doc:
+            return False
+        self.activity.log("A run of the previous document ended: its outcome is not shown")
         return True
 
     def refuse(self, pid: str | None, problems: list) -> None:
@@ -114,6 +124,8 @@ class RunController(JobController):
         return True
 
     def _on_finished(self, done: Prediction) -> None:
+        if self._for_another_document():
+            return
         result = done.result
         self.prediction_ready.emit(result, done.summary)
         shape = "×".join(str(s) for s in result.info.shape)
@@ -128,6 +140,8 @@ class RunController(JobController):
     def _on_failed(self, exc: BaseException) -> None:
         """Problems of nodes go on the nodes; a failure of the run itself (backend, memory
         guard, an unexpected error) is no node's fault: the status bar shows it whole."""
+        if self._for_another_document():
+            return
         errors = node_errors(exc)
         text = failure_text(exc)
         self.canvas.set_run_errors(errors)

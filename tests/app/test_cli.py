@@ -74,6 +74,11 @@ def test_run_default_toolkit_example(capsys):
     assert "name:        time_distributed" in out
     assert "graph index: 1" in out
     assert "shape:       (10, 6, 3, 66, 66, 5)" in out
+    # docs/cli.md shows this run's output: every line but the time it took
+    docs = (Path(__file__).resolve().parents[2] / "docs" / "cli.md").read_text(encoding="utf-8")
+    shown = docs.split("Prediction 6D `prediction_6d` (toolkit_example.json)\n", 1)[1]
+    shown = shown.split("elapsed:", 1)[0].rstrip().splitlines()
+    assert shown and all(line in out.splitlines() for line in shown), shown
 
 
 def test_run_prints_info_backend_and_statistics(capsys, graph):

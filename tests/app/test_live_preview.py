@@ -153,3 +153,17 @@ def test_the_edit_never_waits_for_the_preview(make_window, qtbot):
         window.canvas.set_param("conv3d_transpose", "activation", "tanh")
         assert shown == []  # the edit is done; its preview is not yet
     assert len(shown) == 1
+
+
+def test_new_weights_refresh_the_live_preview(make_window, qtbot):
+    """A training's weights (as a reset's or a load's) change what the graph computes: Live
+    previews it again with them."""
+    from small_graphs import teacher_doc
+
+    window = make_window(teacher_doc(2))
+    _live_on(window, qtbot)
+    before = window.live.generation
+    with qtbot.waitSignal(window.training.train_finished, timeout=60_000):
+        assert window.training.train()
+    assert window.live.generation > before
+    _settle(window, qtbot)

@@ -299,3 +299,29 @@ def test_a_new_file_with_an_added_suffix_is_written_without_a_question(
     assert window.save_as()
     assert (tmp_path / "model.json").exists() and fake_dialogs.questions == []
     assert window.path == str(tmp_path / "model.json")
+
+
+def test_a_run_of_the_previous_document_is_not_shown_on_a_new_one(window, qtbot, monkeypatch):
+    """New while a run ends (its last batch done as Stop is asked): its prediction belongs to
+    the previous document and is neither shown in the inspector nor put on the new one."""
+    import threading
+
+    from conv3dt_studio.app.editor import run_controller
+    from conv3dt_studio.app.editor.jobs import JobControl
+
+    gate = threading.Event()
+    prediction_job = run_controller.prediction_job
+
+    def held(*args, **kwargs):
+        job = prediction_job(*args, **kwargs)
+        unstoppable = JobControl(lambda *_: None, lambda *_: None, lambda: False)
+        return lambda control: gate.wait(30) and job(unstoppable)
+
+    monkeypatch.setattr(run_controller, "prediction_job", held)
+    assert window.runs.run()
+    window.files.new_document()
+    assert window.canvas.doc.nodes == {} or "conv3d_transpose" not in window.canvas.doc.nodes
+    gate.set()
+    qtbot.waitUntil(lambda: not window.runs.is_running, timeout=TIMEOUT_MS)
+    assert window.inspector.result is None
+    assert "A run of the previous document ended" in window.log.text()
