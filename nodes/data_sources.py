@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable
+from pathlib import Path
 from typing import Any
 
 import numpy as np
@@ -14,7 +15,7 @@ import numpy as np
 from conv3dt_studio.compute import ShapeError
 
 from . import media
-from .files import FileError, array_headers, check_fits, load_arrays
+from .files import FileError, array_headers, check_fits, is_array_file, load_arrays
 
 BLOBS = 3  # blobs per sample of the "blobs" generator
 
@@ -80,21 +81,39 @@ def _pick(names: list[str], path: str, array_name: str) -> str:
         if array_name not in names:
             raise FileError(
                 f"File `{path}` has no array `{array_name}`: it holds "
-                f"{', '.join(sorted(names)) or 'nothing'}"
+                f"{', '.join(sorted(names)) or 'nothing'}",
+                param="array_name",
             )
         return array_name
     if len(names) != 1:
         raise FileError(
             f"File `{path}` holds {len(names)} arrays ({', '.join(sorted(names))}): "
-            "set `array_name` to choose one"
+            "set `array_name` to choose one",
+            param="array_name",
         )
     return names[0]
 
 
-NO_FILE = (
-    "No data file given: set `path` (a .npy or .npz file, a TIFF stack, a video or a folder of "
-    "images)"
+ARRAY_SUFFIXES = (".npy", ".npz")
+# what a Data node (and the CLI's --data) reads
+DATA_FORMATS = (
+    f"a .npy or .npz file, a TIFF stack ({', '.join(media.TIFF_SUFFIXES)}), a video "
+    f"({', '.join(media.VIDEO_SUFFIXES)}) or a folder of images"
 )
+NO_FILE = f"No data file given: set `path` ({DATA_FORMATS})"
+
+
+def _not_data(path: str) -> FileError:
+    """A file that none of the readers takes: what is accepted, and what it is."""
+    single_image = Path(path).suffix.lower() in media.IMAGE_SUFFIXES
+    received = (
+        "a single image (give the folder holding the images, one per frame)"
+        if single_image
+        else "a file without a NumPy or zip header"
+    )
+    return FileError(
+        f"File `{path}` is not a data file: expected {DATA_FORMATS}. Received: {received}"
+    )
 
 
 def _header(path: str, array_name: str) -> tuple[media.Header, str]:
@@ -106,6 +125,8 @@ def _header(path: str, array_name: str) -> tuple[media.Header, str]:
         header = media.media_header(path)
         name = ""
     else:
+        if Path(path).suffix.lower() not in ARRAY_SUFFIXES and not is_array_file(path):
+            raise _not_data(path)  # (a damaged .npy or .npz is told as such by its reader)
         headers = array_headers(path)
         name = _pick(list(headers), path, array_name)
         header = media.Header(*headers[name], axes="")

@@ -22,7 +22,16 @@ from . import memory
 
 
 class FileError(Conv3DTStudioError, OSError):
-    """A file could not be read or written; the message names it."""
+    """A file could not be read or written; the message names it. ``param`` names the argument
+    or parameter to change when the fault is its (e.g. ``array_name`` for a .npz holding several
+    arrays), so that a caller can place or phrase the message in its own terms."""
+
+    param: str | None = None
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        if param is not None:
+            self.param = param
 
 
 def _current_umask() -> int:
@@ -182,17 +191,31 @@ def _read_header(fh: IO[bytes], p: Path) -> tuple[tuple[int, ...], np.dtype]:
     return tuple(int(s) for s in shape), dtype
 
 
+NPY_MAGIC, ZIP_MAGIC = b"\x93NUMPY", b"PK"  # how a .npy and a .npz (a zip) file begin
+
+
+def is_array_file(path: str | os.PathLike) -> bool:
+    """Whether ``path`` begins as a .npy or .npz file does (by its bytes, whatever its name)."""
+    p = require_file(path)
+    try:
+        with open(p, "rb") as fh:
+            magic = fh.read(len(NPY_MAGIC))
+    except OSError as exc:
+        raise FileError(f"Cannot read `{p}`: {exc.strerror or exc}") from exc
+    return magic.startswith((NPY_MAGIC, ZIP_MAGIC))
+
+
 def array_headers(path: str | os.PathLike) -> dict[str, tuple[tuple[int, ...], np.dtype]]:
     """Shape and dtype of every array of a .npz file (``""`` for a .npy file), read from the
     headers only: nothing is inflated or loaded."""
     p = require_file(path)
     try:
         with open(p, "rb") as fh:
-            magic = fh.read(6)
-            if magic == b"\x93NUMPY":
+            magic = fh.read(len(NPY_MAGIC))
+            if magic == NPY_MAGIC:
                 fh.seek(0)
                 return {"": _read_header(fh, p)}
-        if not magic.startswith(b"PK"):
+        if not magic.startswith(ZIP_MAGIC):
             # np.load would take any other bytes for a pickle and blame pickling
             raise FileError(f"File `{p}` is not a readable .npy/.npz file (no NumPy or zip header)")
         with zipfile.ZipFile(p) as zf:

@@ -674,10 +674,29 @@ def loads(text: str | bytes, source: str = "document") -> GraphDocument:
         raise DocumentError(f"{source}: cannot be read as a graph: {_what(exc)}") from exc
 
 
+# characters JSON text never holds raw (only tab, line feed and carriage return, as whitespace)
+_BINARY = re.compile("[\x00-\x08\x0b\x0c\x0e-\x1f]")
+
+
+def _json_text(text: str | bytes, source: str) -> str:
+    """``text`` decoded as JSON is (UTF-8, or UTF-16/32 by its first bytes); binary data - a
+    .npy given as a graph, say - is refused as not a graph file rather than by a codec error."""
+    try:
+        decoded = text if isinstance(text, str) else text.decode(json.detect_encoding(text))
+    except UnicodeDecodeError:
+        decoded = None
+    if decoded is None or _BINARY.search(decoded):
+        raise DocumentError(
+            f"{source}: not a graph file: expected JSON text (a .json graph) or a snippet .png "
+            "with an embedded graph; received binary data"
+        )
+    return decoded
+
+
 def _loads(text: str | bytes, source: str) -> GraphDocument:
     try:
         data = json.loads(
-            text,
+            _json_text(text, source),
             object_pairs_hook=_strict_object(source),
             parse_int=_strict_int(source),
             parse_constant=_no_constant(source),
@@ -714,13 +733,14 @@ def _depth(data: Any) -> int:
     return deepest
 
 
-def load(path: str | os.PathLike) -> GraphDocument:
+def load(path: str | os.PathLike, notes: list[str] | None = None) -> GraphDocument:
     """Load a graph from a .json file, a snippet .png with an embedded graph, or a model from
     another framework that :mod:`.interop` imports (a .keras file, an exported PyTorch folder or
-    its weights file, weights embedded). Whatever goes wrong is one :class:`DocumentError` or
-    :class:`FileError` naming the file - an unexpected failure of a library included."""
+    its weights file, weights embedded; what the import chose itself is appended to ``notes``).
+    Whatever goes wrong is one :class:`DocumentError` or :class:`FileError` naming the file - an
+    unexpected failure of a library included."""
     try:
-        return _load(path)
+        return _load(path, notes)
     except Conv3DTStudioError:
         raise
     except Exception as exc:  # noqa: BLE001 - a file from a stranger defeated a check: one line
@@ -732,11 +752,11 @@ def _what(exc: BaseException) -> str:
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
 
 
-def _load(path: str | os.PathLike) -> GraphDocument:
+def _load(path: str | os.PathLike, notes: list[str] | None = None) -> GraphDocument:
     from .interop import import_model, importable  # noqa: PLC0415 - interop imports this module
 
     if importable(path):
-        return import_model(path)
+        return import_model(path, notes=notes)
     p = require_file(path)
     try:
         raw = p.read_bytes()

@@ -9,7 +9,8 @@ is a channel and ``I``, an image sequence, is time) and a video or a folder of i
 
 Shapes come from headers and metadata only (cached per file version, since the editor infers
 shapes on every edit); pixels are read only by :func:`read_media`, frame by frame with progress.
-Every failure is a :class:`FileError` of one line naming the file.
+Every failure is a :class:`FileError` of one line naming the file; a TIFF holding less than it
+declares (truncated, or damaged: tifffile then reads what it can and only logs) is one too.
 """
 
 from __future__ import annotations
@@ -19,6 +20,7 @@ import functools
 import logging
 import math
 import os
+import re
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -129,16 +131,32 @@ def _cached_header(path: str, signature: Any) -> Header:
     return _tiff_header(Path(path))
 
 
+class _Collected(logging.Handler):
+    def __init__(self) -> None:
+        super().__init__(logging.ERROR)
+        self.messages: list[str] = []
+
+    def emit(self, record: logging.LogRecord) -> None:
+        # tifffile starts its messages with the object at fault, e.g. "<tifffile.TiffFile 'a.tif'>"
+        self.messages.append(re.sub(r"^<[^>]*>\s*", "", record.getMessage()))
+
+
 @contextlib.contextmanager
-def _quiet(logger: str) -> Iterator[None]:
-    """Silence a library's warnings for a while: its problems come back as our one line."""
+def _library_errors(logger: str) -> Iterator[list[str]]:
+    """Collect the errors a library logs for a while instead of printing them (tifffile logs a
+    damaged file and goes on with what it could read): they come back as our one line."""
     log = logging.getLogger(logger)
-    level = log.level
-    log.setLevel(logging.CRITICAL)
+    handler = _Collected()
+    saved = log.level, log.propagate
+    log.addHandler(handler)
+    log.setLevel(logging.ERROR)
+    log.propagate = False
     try:
-        yield
+        yield handler.messages
     finally:
-        log.setLevel(level)
+        log.removeHandler(handler)
+        log.setLevel(saved[0])
+        log.propagate = saved[1]
 
 
 def _first_line(exc: BaseException) -> str:
@@ -150,7 +168,7 @@ def _tiff_header(p: Path) -> Header:
     import tifffile
 
     try:
-        with _quiet("tifffile"), tifffile.TiffFile(p) as tif:
+        with _library_errors("tifffile") as errors, tifffile.TiffFile(p) as tif:
             series = tif.series[0]
             shape, dtype, own = (
                 tuple(int(s) for s in series.shape),
@@ -158,8 +176,7 @@ def _tiff_header(p: Path) -> Header:
                 series.axes,
             )
             end = _tiff_data_end(series)
-    except FileError:
-        raise
+            damage = _tiff_damage(p, tif, series, errors)
     except Exception as exc:
         raise FileError(f"File `{p}` is not a readable TIFF file: {_first_line(exc)}") from exc
     size = p.stat().st_size
@@ -168,10 +185,26 @@ def _tiff_header(p: Path) -> Header:
             f"File `{p}` is truncated: its pixel data end at byte {end:,}, the file has "
             f"{size:,} bytes"
         )
+    if damage:
+        raise FileError(f"File `{p}` is truncated or damaged: {damage}")
     ours = "".join(_TIFF_TO_OURS.get(a, "?") for a in own)
     if "?" in ours or len(set(ours)) < len(ours):
         ours = ""  # the file's axes have no (unique) meaning here: `axes` must name them
     return Header(shape, dtype, ours, own)
+
+
+def _tiff_damage(p: Path, tif: Any, series: Any, errors: list[str]) -> str | None:
+    """Why a TIFF holds less than it declares, or None: tifffile reads what it can of a
+    truncated or damaged file (its first page, say) and only logs the damage (``errors``)."""
+    declared = tif.imagej_metadata.get("images") if tif.is_imagej else None
+    images = math.prod(series.shape) // max(math.prod(series.keyframe.shape), 1)
+    if isinstance(declared, int) and declared > images:
+        return (
+            f"its ImageJ metadata declares {declared:,} images (pages), the file holds {images:,}"
+        )
+    if errors:
+        return f"{errors[0]} (the file has {p.stat().st_size:,} bytes)"
+    return None
 
 
 def _tiff_data_end(series: Any) -> int:
@@ -300,8 +333,11 @@ def _tiff_frames(p: Path) -> Iterator[np.ndarray]:
     import tifffile
 
     try:
-        with _quiet("tifffile"), tifffile.TiffFile(p) as tif:
+        with _library_errors("tifffile") as errors, tifffile.TiffFile(p) as tif:
             series = tif.series[0]
+            damage = _tiff_damage(p, tif, series, errors)
+            if damage:
+                raise FileError(f"File `{p}` is truncated or damaged: {damage}")
             pages = len(series.pages)
             if pages < 2 or math.prod(series.shape) % pages:
                 yield np.asarray(series.asarray())

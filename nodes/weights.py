@@ -18,7 +18,7 @@ import numpy as np
 
 from conv3dt_studio.compute import Conv3DTranspose, ParameterError, ShapeError
 
-from .files import FileError, load_arrays, save_npz
+from .files import FileError, array_headers, load_arrays, save_npz
 
 
 def conv_layers(layers: Iterable) -> list[Conv3DTranspose]:
@@ -107,8 +107,22 @@ def _iterations(value: Any) -> int:
     return int(number)
 
 
+def read_weights_file(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """The named arrays of a weights .npz file; a .npy file (one unnamed array, e.g. data given
+    by mistake) is refused before it is read."""
+    headers = array_headers(path)
+    if "" in headers:
+        shape, dtype = headers[""]
+        raise FileError(
+            f"`{path}` is not a weights file: expected a .npz file of named arrays "
+            f"(<layer>/kernel, <layer>/bias). Received: a .npy file holding one {dtype} array "
+            f"of shape {tuple(shape)}"
+        )
+    return load_arrays(path)
+
+
 def load_weights(path: str | os.PathLike, layers: Iterable) -> None:
-    apply_weights(load_arrays(path), layers, source=str(path))
+    apply_weights(read_weights_file(path), layers, source=str(path))
 
 
 def encode_weights(arrays: dict[str, np.ndarray]) -> dict[str, dict]:
@@ -181,7 +195,7 @@ def resolve_weights(weights: WeightsSource, doc: Any = None) -> dict[str, np.nda
         return decode_weights(embedded) if embedded else None
     if isinstance(weights, dict):
         return weights
-    return load_arrays(weights)
+    return read_weights_file(weights)
 
 
 def apply_run_weights(weights: WeightsSource, doc: Any, layers: Iterable) -> None:

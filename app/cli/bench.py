@@ -17,7 +17,7 @@ from typing import Any
 from .errors import EXIT_ERROR, EXIT_OK, PROG, print_error
 from .lazy_import import optional_module
 from .output_files import output_problem
-from .parser import BACKENDS, CommandLineParser, parse
+from .parser import BACKENDS, CommandLineParser, non_negative_int, parse, positive_int
 
 ROW_LABELS = {
     "forward": "forward",
@@ -66,8 +66,8 @@ def bench_parser(benchmark: ModuleType) -> argparse.ArgumentParser:
         help="also time PyTorch, alternately, in this process",
     )
     p.add_argument("--backend", default="auto", choices=BACKENDS)
-    p.add_argument("--rounds", type=int, default=7, help="timed rounds per measurement")
-    p.add_argument("--warmup", type=int, default=2, help="untimed rounds first")
+    p.add_argument("--rounds", type=positive_int, default=7, help="timed rounds per measurement")
+    p.add_argument("--warmup", type=non_negative_int, default=2, help="untimed rounds first")
     p.add_argument(
         "--peak-gflops",
         type=float,
@@ -82,8 +82,6 @@ def bench_parser(benchmark: ModuleType) -> argparse.ArgumentParser:
 
 def option_problem(args: argparse.Namespace) -> str | None:
     """Why the options cannot be run, as one line (checked before any timing); None when fine."""
-    if args.rounds < 1 or args.warmup < 0:
-        return "--rounds must be >= 1 and --warmup >= 0"
     if args.peak_gflops is not None and not 0 < args.peak_gflops < float("inf"):
         return f"--peak-gflops must be a positive number. Received: {args.peak_gflops}"
     if args.json is not None:

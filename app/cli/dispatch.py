@@ -32,6 +32,14 @@ COMMANDS: dict[str | None, Callable[[argparse.Namespace], int]] = {
     None: lambda args: cmd_open(None),
 }
 
+# the arguments of the Python API that each command's options stand for: an error about one of
+# them (its ``param``) names the option, e.g. "pass --force" where the API says "pass force=True"
+OPTION_NAMES: dict[str, dict[str, str]] = {
+    "run": {"array_name": "--array", "axes": "--axes"},
+    "train": {"array_name": "--array", "axes": "--axes"},
+    "export": {"path": "-o", "force": "--force"},
+}
+
 
 def main(argv: list[str] | None = None) -> int:
     """Entry point of ``conv3dt-studio``; returns the exit status."""
@@ -49,7 +57,12 @@ def main(argv: list[str] | None = None) -> int:
     subject = next(
         (getattr(args, k) for k in ("graph", "model", "file") if getattr(args, k, None)), None
     )
-    return guarded(lambda: COMMANDS[args.command](args), getattr(args, "debug", False), subject)
+    return guarded(
+        lambda: COMMANDS[args.command](args),
+        getattr(args, "debug", False),
+        subject,
+        OPTION_NAMES.get(args.command),
+    )
 
 
 def split_bench(argv: Sequence[str]) -> tuple[bool, list[str]] | None:

@@ -9,9 +9,10 @@ library is not installed names the ``pip install`` to run. No Qt is imported.
 from __future__ import annotations
 
 import argparse
+import sys
 from pathlib import Path
 
-from .errors import EXIT_OK, with_source
+from .errors import EXIT_OK, PROG, with_source
 from .output_files import checked_output
 
 
@@ -43,9 +44,12 @@ def cmd_import(args: argparse.Namespace) -> int:
     from conv3dt_studio.nodes import LAYER_ROLE
     from conv3dt_studio.nodes.interop import import_model
 
-    out = checked_output(args.output, args.force, "-o")
-    doc = import_model(args.model)
+    out = checked_output(args.output, args.force, "-o", suffix=".json")
+    notes: list[str] = []
+    doc = import_model(args.model, notes=notes)
     doc.save(out)
     layers = len(doc.ids_with_role(LAYER_ROLE))
     print(f"imported {layers} layer{'s' if layers != 1 else ''} from `{args.model}` into `{out}`")
+    for note in notes:  # what the import chose itself, e.g. 1 time step
+        print(f"{PROG}: warning: {note}", file=sys.stderr)
     return EXIT_OK

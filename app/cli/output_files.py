@@ -1,7 +1,9 @@
 """The check every output option makes before any work: ``run --out``, ``train --weights-out`` and
-``--history``, ``snippet -o`` and ``bench --json``.
+``--history``, ``snippet -o``, ``import -o`` and ``bench --json``.
 
-A command that would compute for minutes and then fail to save must fail first instead. An output
+An option whose file has one format (``run --out``: .npy, ``import -o``: .json, ``snippet -o``:
+.png) adds that suffix to a name without one and refuses another suffix, so that no file hides its
+format behind a wrong name. A command that would compute for minutes and then fail to save must fail first instead. An output
 is refused when its name is empty, names a folder, lies in a missing folder or under a file, already
 exists (a dangling link included) without ``--force``, is a device, FIFO or socket, lies in a
 folder where no file can be created, or is named by two options of one command; writability is tried with a temporary file, because permissions alone do not tell (root,
@@ -73,11 +75,32 @@ def distinct_outputs(outputs: dict[str, str | None]) -> None:
         seen[key] = option
 
 
-def checked_output(name: str | None, force: bool, option: str) -> Path | None:
-    """The output path of ``option`` (None when not given); a :class:`UsageError` when it cannot
-    be written."""
+def suffixed(name: str, suffix: str, option: str) -> str:
+    """``name`` with ``suffix`` added when it has none (a name ending in another suffix is a
+    :class:`UsageError`). An empty name, a folder or a device is left as it is: it is refused as
+    such by :func:`output_problem`."""
+    path = Path(name)
+    if not name.strip() or name.endswith(os.sep) or path.is_dir() or _special_kind(path):
+        return name
+    if not path.suffix:
+        return name + suffix
+    if path.suffix.lower() != suffix:
+        raise UsageError(
+            f"Invalid value for {option}: expected a {suffix} file (a name without an extension "
+            f"gets {suffix}). Received: `{name}`"
+        )
+    return name
+
+
+def checked_output(
+    name: str | None, force: bool, option: str, suffix: str | None = None
+) -> Path | None:
+    """The output path of ``option`` (None when not given), ``suffix`` added to a name without
+    one (see :func:`suffixed`); a :class:`UsageError` when it cannot be written."""
     if name is None:
         return None
+    if suffix is not None:
+        name = suffixed(name, suffix, option)
     problem = output_problem(name, force, option)
     if problem:
         raise UsageError(problem)

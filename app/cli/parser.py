@@ -8,6 +8,7 @@ appears here only by name: it parses its own options (:mod:`.bench`).
 from __future__ import annotations
 
 import argparse
+from collections.abc import Callable
 from typing import NoReturn
 
 from .errors import EXIT_ERROR, PROG, UsageError
@@ -69,23 +70,41 @@ def seed(text: str) -> int:
     return value
 
 
-def non_negative_int(text: str) -> int:
-    """An argparse type: an integer >= 0."""
+def _int_at_least(text: str, minimum: int, words: str) -> int:
     try:
         value = int(text)
     except ValueError:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}") from None
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"expected a non-negative integer, got {text!r}")
+        value = minimum - 1
+    if value < minimum:
+        raise argparse.ArgumentTypeError(f"expected {words}, got {text!r}")
     return value
+
+
+def non_negative_int(text: str) -> int:
+    """An argparse type: an integer >= 0."""
+    return _int_at_least(text, 0, "a non-negative integer")
 
 
 def positive_int(text: str) -> int:
     """An argparse type: an integer >= 1."""
-    value = non_negative_int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"expected a positive integer, got {text!r}")
-    return value
+    return _int_at_least(text, 1, "a positive integer")
+
+
+def training_setting(name: str) -> Callable[[str], int]:
+    """An argparse type for the integer training setting ``name`` (``epochs``, ``batch_size``):
+    its bounds and its words are those of its one declaration, the document's training schema."""
+    from conv3dt_studio.nodes.settings import TRAINING_SCHEMA
+
+    param = TRAINING_SCHEMA[name]
+
+    def parse(text: str) -> int:
+        try:
+            return int(param.validate(int(text)))
+        except ValueError:  # not an integer, or outside the declared bounds (a ParameterError)
+            raise argparse.ArgumentTypeError(f"expected {param.describe()}, got {text!r}") from None
+
+    parse.__name__ = name  # argparse names the type in some messages
+    return parse
 
 
 def positive_mib(text: str) -> float:
@@ -175,7 +194,11 @@ def _add_run(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         help="array backend (auto: CuPy when a GPU answers, else NumPy)",
     )
     run.add_argument("--weights", metavar="FILE.npz", help="weights saved by the editor or train")
-    run.add_argument("--out", metavar="FILE.npy", help="save the prediction as .npy")
+    run.add_argument(
+        "--out",
+        metavar="FILE.npy",
+        help="save the prediction as .npy (added to a name without a suffix)",
+    )
     run.add_argument("--force", action="store_true", help="let --out replace an existing file")
     run.add_argument(
         "--memory-limit",
@@ -216,8 +239,8 @@ def _add_train(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     _add_data(train)
     train.add_argument("--x", metavar="FILE", help=".npy/.npz samples fed to the Input as they are")
     train.add_argument("--y", metavar="FILE", help=".npy/.npz targets replacing the Target node")
-    train.add_argument("--epochs", type=positive_int, metavar="N")
-    train.add_argument("--batch-size", type=positive_int, metavar="N")
+    train.add_argument("--epochs", type=training_setting("epochs"), metavar="N")
+    train.add_argument("--batch-size", type=training_setting("batch_size"), metavar="N")
     train.add_argument("--loss", metavar="NAME", help="loss replacing the Loss node's")
     train.add_argument("--seed", type=seed, metavar="N")
     train.add_argument("--backend", choices=BACKENDS, default="auto")
@@ -297,7 +320,13 @@ def _add_interop(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         "exported PyTorch folder, or its .safetensors / .pt weights, and save it as a graph.",
     )
     import_.add_argument("model", metavar="MODEL")
-    import_.add_argument("-o", "--output", required=True, metavar="GRAPH.json")
+    import_.add_argument(
+        "-o",
+        "--output",
+        required=True,
+        metavar="GRAPH.json",
+        help="the graph to write (.json added to a name without a suffix)",
+    )
     import_.add_argument("--force", action="store_true", help="replace an existing GRAPH.json")
 
 

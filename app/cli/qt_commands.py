@@ -12,7 +12,6 @@ import argparse
 import os
 import sys
 from collections.abc import Callable
-from pathlib import Path
 
 from .errors import EXIT_ERROR, EXIT_OK, UsageError
 from .lazy_import import optional_module
@@ -25,25 +24,12 @@ def cmd_snippet(args: argparse.Namespace) -> int:
     """``snippet``: render the graph as a PNG with the graph embedded."""
     from conv3dt_studio import nodes
 
-    args.output = str(checked_output(png_name(args.output), args.force, "-o"))
+    # .png added as the editor's Export Snippet PNG does; another suffix would hide the PNG from
+    # `open` and the file dialogs
+    args.output = str(checked_output(args.output, args.force, "-o", suffix=".png"))
     nodes.load(args.graph)  # file and format errors reported here, in the CLI's own form
     module = optional_module("conv3dt_studio.app.editor.snippet_export", "the `snippet` command")
     return exit_code(module.main, args)
-
-
-def png_name(path: str) -> str:
-    """A snippet's file name: `.png` is added to a name without an extension (as the editor's
-    Export Snippet PNG does); another extension would hide the PNG from `open` and the file
-    dialogs, so it is refused."""
-    suffix = Path(path).suffix
-    if not suffix:
-        return path + ".png"
-    if suffix.lower() != ".png":
-        raise UsageError(
-            "Invalid value for -o: expected a .png file (a name without an extension gets "
-            f".png). Received: `{path}`"
-        )
-    return path
 
 
 def cmd_open(path: str | None) -> int:

@@ -28,7 +28,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from conv3dt_studio.nodes.files import save_npy
 
     graph = Path(args.graph) if args.graph else nodes.DEFAULT_EXAMPLE
-    out = checked_output(args.out, args.force, "--out")
+    out = checked_output(args.out, args.force, "--out", suffix=".npy")
     doc = nodes.load(graph)
     _check_prediction(doc, args.prediction, graph)
     doc = with_data_file(doc, args, args.prediction)
@@ -65,8 +65,16 @@ def with_data_file(doc: GraphDocument, args: argparse.Namespace, pred: str | Non
             option = "--axes" if args.axes else "--array"
             raise UsageError(f"{option} describes the --data file: give --data FILE too")
         return doc
+    from conv3dt_studio.nodes import FileError
+    from conv3dt_studio.nodes.data_sources import peek_shape
     from conv3dt_studio.nodes.runner import with_file
 
+    try:
+        peek_shape(args.data, args.array, args.axes)
+    except FileError as exc:
+        if exc.param is not None:  # --array or --axes at fault: named so (see dispatch)
+            raise
+        # a fault of the file itself is reported by the run, naming the node that reads it
     return with_file(doc, args.data, args.array, args.axes, pred)
 
 

@@ -512,11 +512,14 @@ class Canvas(QObject):
                     dialog=True,
                 )
                 continue
+            notes: list[str] = []
             try:
-                other = nodes.load(path)  # a graph, or a Keras / PyTorch model
+                other = nodes.load(path, notes)  # a graph, or a Keras / PyTorch model
             except Conv3DTStudioError as exc:
                 self._warn(str(exc), dialog=True)
                 continue
+            for note in notes:  # what an import chose itself, e.g. 1 time step
+                self._warn(note)
             self.insert_document(other, at)
             at = (at[0] + 60, at[1] + 60)
 

@@ -213,12 +213,16 @@ class FilesController(QObject):
     def _load(self, path: str | os.PathLike, title: str) -> GraphDocument | None:
         """A graph (JSON, snippet PNG) or a model from Keras or PyTorch (``nodes.load`` imports
         it, weights embedded); a file that cannot be read is a message."""
+        notes: list[str] = []
         try:
-            return nodes.load(path)
+            doc = nodes.load(path, notes)
         except Conv3DTStudioError as exc:
             self.activity.log(str(exc), "error")
             self.dialogs.message(title, str(exc))
             return None
+        for note in notes:  # what an import chose itself, e.g. 1 time step
+            self.activity.log(note, "warning")
+        return doc
 
     # ------------------------------------------------------------------ saving
     def save(self) -> bool:

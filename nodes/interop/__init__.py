@@ -42,7 +42,7 @@ SUFFIXES = {"onnx": ".onnx", "keras": ".keras", "pytorch": None, "python": ".py"
 WHAT = {
     "onnx": "an ONNX file",
     "keras": "a Keras file",
-    "pytorch": "a folder",
+    "pytorch": "PyTorch exports a folder holding model.py and weights.safetensors",
     "python": "a Python script",
 }
 
@@ -128,9 +128,11 @@ def importable(path: str | os.PathLike) -> bool:
         return False
 
 
-def import_model(path: str | os.PathLike) -> GraphDocument:
+def import_model(path: str | os.PathLike, *, notes: list[str] | None = None) -> GraphDocument:
     """A graph document (Data -> Input -> TimeDistributed(Conv3DTranspose)... -> Prediction 6D,
-    weights embedded) from a Keras or PyTorch model; see docs/interop.md."""
+    weights embedded) from a Keras or PyTorch model; see docs/interop.md. What the import had to
+    choose itself (e.g. 1 time step for a Keras model that takes any number) is appended to
+    ``notes``, one line each, for the caller to show."""
     p = _model_folder(Path(path))
     if not p.exists():
         raise InteropError(f"File `{p}` does not exist")
@@ -138,7 +140,7 @@ def import_model(path: str | os.PathLike) -> GraphDocument:
     if kind == "keras":
         from .keras_format import import_keras
 
-        return import_keras(p)
+        return import_keras(p, notes)
     if kind == "pytorch":
         from .torch_format import import_pytorch
 

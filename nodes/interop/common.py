@@ -60,7 +60,12 @@ ARCH_PARAMS = (
 
 class InteropError(Conv3DTStudioError, ValueError):
     """A graph cannot be exported or a file imported; the one-line message names the file, node
-    or parameter, what is allowed and what was received."""
+    or parameter, what is allowed and what was received. ``param`` names the argument at fault
+    (e.g. ``path``, ``force``) when there is one, so that the command line names its option."""
+
+    def __init__(self, message: str, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
 
 
 class MissingExtraError(InteropError):
@@ -218,6 +223,13 @@ def architecture(spec: ModelSpec) -> dict[str, Any]:
     return data
 
 
+def generator_params(data: Any) -> dict[str, Any] | None:
+    """The exported Data node's generator settings (a data file is not carried along)."""
+    if not isinstance(data, dict) or data.get("source") != "generator":
+        return None
+    return {k: data[k] for k in ("distribution", "batch_size", "seed") if k in data}
+
+
 def read_architecture(data: Any, source: str) -> dict[str, Any]:
     """Check an architecture JSON object (as :func:`architecture` writes it)."""
     if not isinstance(data, dict) or data.get("format") != ARCHITECTURE_FORMAT:
@@ -341,16 +353,33 @@ def _unique(name: str, taken: set[str]) -> str:
 
 
 # ---------------------------------------------------------------------------- output paths
+# suffixes that name a file, refused for a folder (``-o model.py`` meant a file, not a folder)
+# fmt: off
+FILE_SUFFIXES = frozenset({
+    ".bin", ".ckpt", ".csv", ".gz", ".h5", ".hdf5", ".ipynb", ".jpg", ".json", ".keras", ".md",
+    ".npy", ".npz", ".onnx", ".pb", ".pkl", ".pickle", ".png", ".pt", ".pth", ".py",
+    ".safetensors", ".tar", ".tgz", ".tif", ".tiff", ".tflite", ".txt", ".zip",
+})
+# fmt: on
+
+
 def output_path(path: str | os.PathLike, suffix: str | None, what: str) -> Path:
     """``path`` with ``suffix`` added when it has none; another suffix is refused (as the
-    editor's snippet export does). ``suffix`` None: a folder, any name."""
+    editor's snippet export does). ``suffix`` None: a folder, any name but a file's."""
     p = Path(path)
+    if suffix is None and p.suffix.lower() in FILE_SUFFIXES:
+        raise InteropError(
+            f"Invalid value for `path`: expected a folder name ({what}), not a file name "
+            f"ending in {p.suffix}. Received: path={str(p)!r}",
+            param="path",
+        )
     if suffix is None or p.suffix.lower() == suffix:
         return p
     if p.suffix:
         raise InteropError(
             f"Invalid value for `path`: expected a file name ending in {suffix} ({what}). "
-            f"Received: path={str(p)!r}"
+            f"Received: path={str(p)!r}",
+            param="path",
         )
     return p.with_name(p.name + suffix)
 
@@ -363,8 +392,8 @@ def check_writable(paths: list[Path], force: bool) -> None:
             raise InteropError(f"Cannot export to `{p}`: folder `{parent}` does not exist")
         if (p.exists() or p.is_symlink()) and not force:
             raise InteropError(
-                f"`{p}` already exists: pass force=True (--force) to replace it. "
-                "Nothing was written"
+                f"`{p}` already exists: pass force=True to replace it. Nothing was written",
+                param="force",
             )
 
 
@@ -396,12 +425,34 @@ def replace_path(src: Path, dst: Path) -> None:
 
 
 def write_folder(path: Path, fill: Callable[[Path], None]) -> None:
-    """Build a folder with ``fill(tmp)`` beside ``path``, then rename it to ``path``."""
+    """Build a folder with ``fill(tmp)`` beside ``path``, then rename it to ``path``. Everything
+    in it gets the permissions of a new file (``0666 & ~umask``) or folder (``0777 & ~umask``),
+    whatever the writers chose (safetensors writes 0600)."""
     with temporary_folder_beside(path) as tmp:
         folder = tmp / "out"
         folder.mkdir()
         fill(folder)
+        give_usual_permissions(folder)
         replace_path(folder, path)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
+def give_usual_permissions(folder: Path) -> None:
+    """Set ``folder``, the folders and the files in it to the modes that new ones get."""
+    mask = _umask()
+    os.chmod(folder, 0o777 & ~mask)
+    for root, dirs, files in os.walk(folder):
+        for name in dirs:
+            os.chmod(os.path.join(root, name), 0o777 & ~mask)
+        for name in files:
+            file = os.path.join(root, name)
+            if not os.path.islink(file):
+                os.chmod(file, 0o666 & ~mask)
 
 
 # ---------------------------------------------------------------------------- results

@@ -12,19 +12,28 @@ has the same output length, crop and output_padding as ours (ours follows Keras 
 stride > 1 together with dilation > 1, so such a graph is refused with the node named.
 ``keras.saving.load_model(path)`` opens the file without custom objects. The file holds the
 weights; its layers' initializers are "zeros" (a random one costs JAX an XLA compilation per
-kernel shape at every load, seconds on a small CPU).
+kernel shape at every load, seconds on a small CPU). The graph's settings that a Keras model has
+no place for (the time length, the Data generator's settings, the seed) are recorded as the
+architecture JSON under ``conv3dt_studio.architecture`` in the archive's ``metadata.json``, which
+Keras writes and never reads back.
 
 Import: any Keras 3 model that is one chain Input -> TimeDistributed(Conv3DTranspose)... with,
 optionally, after each, one of the activation layers above (``Activation``, ``LeakyReLU``,
 ``ReLU``, ``ELU``, ``Softmax``, bare or in TimeDistributed) when it matches one of our 15
-activations with our constants. Every other layer is listed in one error. A time axis of unknown
-length imports as 1 time step. The file is loaded with ``safe_mode=True`` (no lambda code).
+activations with our constants. Every other layer is listed in one error. The file is loaded with
+``safe_mode=True`` (no lambda code); a file that is not a zip archive is refused before Keras sees
+it. A file exported by the studio comes back with the time length and Data settings recorded in
+it (while its input and layers still match them); otherwise a time axis of unknown length imports
+as 1 time step, and the import says so in a note.
 """
 
 from __future__ import annotations
 
+import json
 import math
 import os
+import shutil
+import zipfile
 from pathlib import Path
 from typing import Any
 
@@ -34,15 +43,22 @@ from conv3dt_studio.compute.activations import ELU_ALPHA, LEAKY_RELU_ALPHA, THRE
 from conv3dt_studio.nodes.graph_document import GraphDocument
 
 from .common import (
+    ARCHITECTURE_KEY,
     ImportedLayer,
     InteropError,
     LayerSpec,
     ModelSpec,
+    architecture,
     document_from_layers,
+    generator_params,
+    read_architecture,
     replace_path,
     require,
     temporary_folder_beside,
 )
+
+KERAS_METADATA = "metadata.json"  # in the .keras zip: Keras writes it on save, never reads it
+MAX_METADATA_BYTES = 1 << 20
 
 # our activation -> the Keras activation string with the same function (on the Conv3DTranspose)
 SAME_NAME = {
@@ -152,14 +168,34 @@ def export_keras(spec: ModelSpec, path: Path) -> None:
     """Save ``spec`` as a .keras file at ``path`` (written beside it, then renamed)."""
     model = build_model(spec)
     with temporary_folder_beside(path) as tmp:
+        saved = tmp / "saved.keras"
+        model.save(saved)
         target = tmp / "model.keras"
-        model.save(target)
+        _record_architecture(saved, target, architecture(spec))
         replace_path(target, path)
 
 
+def _record_architecture(src: Path, dst: Path, arch: dict[str, Any]) -> None:
+    """Copy the .keras zip ``src`` to ``dst`` with ``arch`` added to its metadata.json."""
+    with zipfile.ZipFile(src) as zin, zipfile.ZipFile(dst, "w") as zout:
+        for info in zin.infolist():
+            if info.filename == KERAS_METADATA:
+                meta = json.loads(zin.read(info))
+                meta[ARCHITECTURE_KEY] = arch
+                zout.writestr(info, json.dumps(meta, indent=4))
+                continue
+            with zin.open(info) as fin, zout.open(info, "w") as fout:
+                shutil.copyfileobj(fin, fout, 1 << 20)
+
+
 # ---------------------------------------------------------------------------- import
-def import_keras(path: Path) -> GraphDocument:
-    """A graph document from a .keras file (see the module docstring)."""
+def import_keras(path: Path, notes: list[str] | None = None) -> GraphDocument:
+    """A graph document from a .keras file (see the module docstring); what the import chose
+    itself is appended to ``notes``."""
+    if not zipfile.is_zipfile(path):
+        raise InteropError(
+            f"`{path}` is not a Keras model file (a .keras file is a zip archive; this is not one)"
+        )
     keras = keras_module("Import from Keras")
     try:
         model = keras.saving.load_model(path, compile=False, safe_mode=True)
@@ -191,9 +227,53 @@ def import_keras(path: Path) -> GraphDocument:
         )
     if not layers:
         raise InteropError(f"`{path.name}`: no TimeDistributed(Conv3DTranspose) layer to import")
-    time_steps = shape[1] if shape[1] is not None else 1
     input_name = _input_name(model)
-    return document_from_layers(input_name, (time_steps, *shape[2:]), layers, path.name)
+    arch = _recorded_architecture(path, shape, layers)
+    time_steps = shape[1]
+    if time_steps is None and arch is not None:
+        time_steps = int(arch["input"]["shape"][0])
+    if time_steps is None:
+        time_steps = 1
+        if notes is not None:
+            notes.append(
+                f"`{path}`: the model takes any number of time steps; the graph's Input "
+                f"`{input_name}` and Data use 1 (shape {[1, *shape[2:]]}): set the Input's "
+                "`shape` to your data's time length"
+            )
+    return document_from_layers(
+        input_name,
+        (time_steps, *shape[2:]),
+        layers,
+        path.name,
+        data=None if arch is None else generator_params(arch.get("data")),
+        seed=0 if arch is None else int(arch.get("seed", 0) or 0),
+    )
+
+
+def _recorded_architecture(
+    path: Path, shape: tuple, layers: list[ImportedLayer]
+) -> dict[str, Any] | None:
+    """The architecture JSON our export recorded in the file, while it still describes the
+    model (the same sample shape after time, the same layers); None for any other file."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            info = zf.getinfo(KERAS_METADATA)
+            if info.file_size > MAX_METADATA_BYTES:
+                return None
+            meta = json.loads(zf.read(info))
+    except (KeyError, OSError, ValueError, zipfile.BadZipFile):
+        return None
+    recorded = meta.get(ARCHITECTURE_KEY) if isinstance(meta, dict) else None
+    if recorded is None:
+        return None
+    try:
+        arch = read_architecture(recorded, path.name)
+    except InteropError:
+        return None
+    same_sample = [int(s) for s in arch["input"]["shape"][1:]] == list(shape[2:])
+    names = [x.get("name") if isinstance(x, dict) else None for x in arch["layers"]]
+    same_layers = names == [x.name for x in layers]
+    return arch if same_sample and same_layers else None
 
 
 def _input_name(model: Any) -> str:

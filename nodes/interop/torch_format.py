@@ -37,6 +37,7 @@ from .common import (
     ModelSpec,
     architecture,
     document_from_layers,
+    generator_params,
     load_architecture_json,
     read_architecture,
     require,
@@ -104,22 +105,14 @@ def import_pytorch(path: Path) -> GraphDocument:
         state, meta = _read_pt(weights_file), None
     arch = _architecture(weights_file, meta)
     layers = _layers(arch, state, weights_file.name)
-    data = arch.get("data") if isinstance(arch.get("data"), dict) else None
     return document_from_layers(
         arch["input"].get("name") or "input",
         tuple(int(s) for s in arch["input"]["shape"]),
         layers,
         weights_file.name,
-        data=_generator_params(data),
+        data=generator_params(arch.get("data")),
         seed=int(arch.get("seed", 0) or 0),
     )
-
-
-def _generator_params(data: dict | None) -> dict | None:
-    """The exported Data node's generator settings (a data file is not carried along)."""
-    if not data or data.get("source") != "generator":
-        return None
-    return {k: data[k] for k in ("distribution", "batch_size", "seed") if k in data}
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, np.ndarray], dict | None]:
@@ -139,10 +132,7 @@ def _read_pt(path: Path) -> dict[str, np.ndarray]:
     try:
         state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
-        first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-        raise InteropError(
-            f"`{path.name}`: not a state dict readable with torch.load(weights_only=True): {first}"
-        ) from exc
+        raise InteropError(_unreadable(path, exc)) from exc
     for key in ("state_dict", "model_state_dict", "model"):
         if isinstance(state, dict) and isinstance(state.get(key), dict):
             state = state[key]
@@ -157,6 +147,25 @@ def _read_pt(path: Path) -> dict[str, np.ndarray]:
             raise InteropError(f"`{path.name}`: entry `{k}` is not a tensor")
         out[k] = v.detach().cpu().float().numpy()
     return out
+
+
+def _unreadable(path: Path, exc: Exception) -> str:
+    """Why torch.load(weights_only=True) failed, without torch's advice to retry with
+    weights_only=False: nothing is ever unpickled here."""
+    text = str(exc)
+    if "weights only load failed" in text.lower():
+        if "global" in text.lower():  # a class or function that only unpickling could rebuild
+            return (
+                f"`{path}`: refused: it holds Python objects that only unpickling could read "
+                "(weights are read with torch.load(weights_only=True)); save a plain state dict "
+                f"or export {WEIGHTS_FILE}"
+            )
+        return (
+            f"`{path}`: not a PyTorch state dict file (torch.load(weights_only=True) cannot "
+            "read it: not a file torch.save wrote, or a damaged one)"
+        )
+    first = text.strip().splitlines()[0].split(". ")[0] if text.strip() else type(exc).__name__
+    return f"`{path}`: not a state dict readable with torch.load(weights_only=True): {first}"
 
 
 def _architecture(weights_file: Path, meta: dict | None) -> dict[str, Any]:

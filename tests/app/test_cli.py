@@ -184,7 +184,9 @@ def test_data_npz_with_array_name(capsys, graph, tmp_path):
     code, out, _ = run(capsys, "run", graph, "--data", path, "--array", "x")
     assert code == 0 and "shape:       (1, 2, 3, 10, 10, 5)" in out
     code, _, err = run(capsys, "run", graph, "--data", path)
-    assert code == 2 and "set `array_name`" in error_lines(err)[0]
+    assert error_lines(err) == [
+        f"File `{path}` holds 2 arrays (other, x): set --array to choose one"
+    ]
 
 
 def test_wrong_data_shape_names_both_shapes(capsys, graph, tmp_path):

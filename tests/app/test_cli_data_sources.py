@@ -43,7 +43,8 @@ def test_run_maps_a_tiff_with_axes(capsys, tmp_path):
     code, out, err = run(capsys, "run", graph, "--data", tiff, "--axes", "TCYX")
     assert code == 2
     (line,) = error_lines(err)
-    assert "node `data`, `axes`" in line and "has 5 axes" in line and "names 4" in line
+    assert line.startswith("Invalid value for --axes: file ")
+    assert "has 5 axes" in line and "but --axes 'TCYX' names 4" in line
 
 
 def test_train_with_data_resamples_the_input_and_keeps_the_original_as_target(capsys, tmp_path):

@@ -106,3 +106,40 @@ def test_importing_something_else_is_one_line(capsys, graph, tmp_path):
     assert main(["import", str(graph), "-o", str(tmp_path / "out.json")]) == 2
     (line,) = capsys.readouterr().err.splitlines()
     assert str(graph) in line
+
+
+def test_an_import_says_what_it_chose(capsys, tmp_path):
+    """A Keras model of any time length comes in with 1 time step, and a warning says so."""
+    import keras
+
+    x = keras.Input(shape=(None, 2, 3, 3, 1), name="frames")
+    y = keras.layers.TimeDistributed(keras.layers.Conv3DTranspose(2, 2), name="up")(x)
+    keras.Model(x, y).save(tmp_path / "user.keras")
+    assert main(["import", str(tmp_path / "user.keras"), "-o", str(tmp_path / "g.json")]) == 0
+    captured = capsys.readouterr()
+    assert captured.out.startswith("imported 1 layer from ")
+    (line,) = captured.err.splitlines()
+    assert line.startswith("conv3dt-studio: warning: ") and "any number of time steps" in line
+    assert nodes.load(tmp_path / "g.json").nodes["frames"].params["shape"][0] == 1
+
+
+def test_a_keras_round_trip_keeps_the_time_length(capsys, tmp_path):
+    doc = small_doc(batch=3)
+    time_steps = doc.params("input")["shape"][0]
+    doc.save(tmp_path / "g.json")
+    model, back = tmp_path / "m.keras", tmp_path / "back.json"
+    assert main(["export", str(tmp_path / "g.json"), "--format", "keras", "-o", str(model)]) == 0
+    assert main(["import", str(model), "-o", str(back)]) == 0
+    assert capsys.readouterr().err == ""
+    doc_back = nodes.load(back)
+    (inp,) = [n for n in doc_back.nodes.values() if n.type == "input"]
+    (data,) = [n for n in doc_back.nodes.values() if n.type == "data"]
+    assert inp.params["shape"][0] == time_steps and data.params["batch_size"] == 3
+
+
+@pytest.mark.parametrize("name", ["model.py", "m.json"])
+def test_a_pytorch_folder_with_a_file_name_is_refused(capsys, graph, tmp_path, name):
+    assert main(["export", str(graph), "--format", "pytorch", "-o", str(tmp_path / name)]) == 2
+    (line,) = capsys.readouterr().err.splitlines()
+    assert "expected a folder name" in line and f"Received: -o '{tmp_path / name}'" in line
+    assert not (tmp_path / name).exists()

@@ -24,6 +24,9 @@ COMMANDS = {
     "--json": ["bench", "--json"],
 }
 
+# the options whose files have one format and so one extension (the others accept any)
+EXTENSIONS = {"--out": ".npy", "-o": ".png"}
+
 # kind -> what its message says
 KINDS = {
     "empty": "give a file name",
@@ -38,45 +41,40 @@ KINDS = {
 }
 
 
-def bad_output(tmp_path: Path, kind: str) -> str:
-    """An output name of the given kind (ending in .png, which every command accepts)."""
+def bad_output(tmp_path: Path, kind: str, ext: str = ".png") -> str:
+    """An output name of the given kind, ending in ``ext`` (.png, which every command accepts
+    but `run --out`: .npy)."""
     if kind == "folder":
-        (tmp_path / "d.png").mkdir()
+        (tmp_path / f"d{ext}").mkdir()
     elif kind == "under-a-file":
         (tmp_path / "file").write_text("")
     elif kind == "existing":
-        (tmp_path / "old.png").write_bytes(b"precious")
+        (tmp_path / f"old{ext}").write_bytes(b"precious")
     elif kind == "dangling-link":
-        (tmp_path / "link.png").symlink_to(tmp_path / "nowhere")
+        (tmp_path / f"link{ext}").symlink_to(tmp_path / "nowhere")
     elif kind == "fifo":
-        os.mkfifo(tmp_path / "pipe.png")
+        os.mkfifo(tmp_path / f"pipe{ext}")
     names = {
         "empty": "",
-        "folder": tmp_path / "d.png",
-        "under-a-file": tmp_path / "file" / "x.png",
-        "missing-folder": tmp_path / "nodir" / "x.png",
-        "existing": tmp_path / "old.png",
-        "dangling-link": tmp_path / "link.png",
-        "unwritable": "/proc/x.png",
+        "folder": tmp_path / f"d{ext}",
+        "under-a-file": tmp_path / "file" / f"x{ext}",
+        "missing-folder": tmp_path / "nodir" / f"x{ext}",
+        "existing": tmp_path / f"old{ext}",
+        "dangling-link": tmp_path / f"link{ext}",
+        "unwritable": f"/proc/x{ext}",
         "device": "/dev/null",
-        "fifo": tmp_path / "pipe.png",
+        "fifo": tmp_path / f"pipe{ext}",
     }
     return str(names[kind])
 
 
-# an empty `snippet -o` is not empty: like the editor, snippet adds .png to a name without one
-# (and so `-o /dev/null` names /dev/null.png, an ordinary new file)
-CASES = [
-    (o, k)
-    for o in sorted(COMMANDS)
-    for k in sorted(KINDS)
-    if (o, k) not in (("-o", "empty"), ("-o", "device"))
-]
+# an extension is added to no empty name, folder or device: each is refused as such
+CASES = [(o, k) for o in sorted(COMMANDS) for k in sorted(KINDS)]
 
 
 @pytest.mark.parametrize(("option", "kind"), CASES)
 def test_every_output_option_is_refused_alike(capsys, tmp_path, option, kind):
-    name = bad_output(tmp_path, kind)
+    name = bad_output(tmp_path, kind, EXTENSIONS.get(option, ".png"))
     assert main([*COMMANDS[option], name]) == 2
     err = capsys.readouterr().err
     assert err == f"{ERR}{output_problem(name, False, option)}\n"

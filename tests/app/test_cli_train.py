@@ -114,7 +114,7 @@ def test_training_data_from_files(tmp_path, capsys):
     [
         (["train", str(EXAMPLES / "toolkit_example.json")], "not trainable: add a Target"),
         (["train", GRAPH, "--loss", "nope"], "Invalid value for `loss`"),
-        (["train", GRAPH, "--epochs", "0"], "expected a positive integer"),
+        (["train", GRAPH, "--epochs", "0"], "expected an integer >= 1 and <= 2147483647, got '0'"),
     ],
 )
 def test_bad_training_input(args, message, capsys):

@@ -76,3 +76,25 @@ def test_drop_a_model_on_the_canvas_adds_its_nodes(window, pytorch_model):
     mime.setUrls([QUrl.fromLocalFile(str(pytorch_model))])
     window.canvas.drop(mime, QPointF(100, 100))
     assert len(window.canvas.doc.nodes) == before + 5
+
+
+def test_opening_a_keras_model_of_any_time_length_logs_the_chosen_one(window, tmp_path):
+    import os
+
+    os.environ.setdefault("KERAS_BACKEND", "jax")
+    import keras
+
+    x = keras.Input(shape=(None, 2, 3, 3, 1), name="frames")
+    y = keras.layers.TimeDistributed(keras.layers.Conv3DTranspose(2, 2), name="up")(x)
+    keras.Model(x, y).save(tmp_path / "user.keras")
+    assert window.open_path(tmp_path / "user.keras")
+    assert window.canvas.doc.nodes["frames"].params["shape"][0] == 1
+    warned = [e.text for e in window.log.entries if e.level == "warning"]
+    assert any("any number of time steps" in t for t in warned)
+    # dropped on the canvas, the same note
+    before = len(warned)
+    mime = QMimeData()
+    mime.setUrls([QUrl.fromLocalFile(str(tmp_path / "user.keras"))])
+    window.canvas.drop(mime, QPointF(0, 0))
+    warned = [e.text for e in window.log.entries if e.level == "warning"]
+    assert len(warned) == before + 1 and "any number of time steps" in warned[-1]

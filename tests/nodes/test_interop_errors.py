@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import stat
 import subprocess
 import sys
 
@@ -64,7 +66,7 @@ def test_an_existing_output_is_kept_without_force(fmt, doc, tmp_path):
     target = tmp_path / f"out{SUFFIX[fmt]}"
     first = export_document(doc, fmt, target)
     before = sorted((p.name, p.stat().st_mtime_ns) for p in tmp_path.rglob("*"))
-    with pytest.raises(InteropError, match=r"already exists: pass force=True \(--force\)"):
+    with pytest.raises(InteropError, match=r"already exists: pass force=True to replace it"):
         export_document(doc, fmt, target, seed=3)
     assert sorted((p.name, p.stat().st_mtime_ns) for p in tmp_path.rglob("*")) == before
     again = export_document(doc, fmt, target, seed=3, force=True)
@@ -138,9 +140,45 @@ def test_import_refuses_other_files(tmp_path):
         import_model(tmp_path / "graph.json")
     with pytest.raises(InteropError, match="does not exist"):
         import_model(tmp_path / "absent.keras")
-    (tmp_path / "broken.keras").write_bytes(b"not a zip")
-    with pytest.raises(InteropError, match="`broken.keras`: Keras cannot open it"):
-        import_model(tmp_path / "broken.keras")
+
+
+def test_a_keras_file_that_is_not_a_zip_is_named(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "imp").mkdir()
+    (tmp_path / "imp" / "broken.keras").write_bytes(b"not a zip")
+    with pytest.raises(InteropError) as info:
+        import_model("imp/broken.keras")
+    assert str(info.value) == (
+        "`imp/broken.keras` is not a Keras model file (a .keras file is a zip archive; "
+        "this is not one)"
+    )
+
+
+@pytest.mark.parametrize("name", ["model.py", "model.onnx", "w.safetensors", "g.json"])
+def test_the_folder_format_refuses_a_file_name(name, doc, tmp_path):
+    with pytest.raises(InteropError) as info:
+        export_document(doc, "pytorch", tmp_path / name)
+    message = str(info.value)
+    assert message.startswith("Invalid value for `path`: expected a folder name (PyTorch ")
+    assert message.endswith(f"Received: path={str(tmp_path / name)!r}") and "\n" not in message
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_folder_name_with_a_dot_is_a_folder(doc, tmp_path):
+    assert export_document(doc, "pytorch", tmp_path / "run.v2").path.is_dir()
+
+
+@pytest.mark.parametrize("umask", [0o022, 0o002, 0o077])
+def test_a_pytorch_folder_gets_the_permissions_of_new_files(umask, doc, tmp_path):
+    old = os.umask(umask)
+    try:
+        folder = export_document(doc, "pytorch", tmp_path / "pt").path
+    finally:
+        os.umask(old)
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o777 & ~umask
+    modes = {p.name: stat.S_IMODE(p.stat().st_mode) for p in folder.iterdir()}
+    assert "weights.safetensors" in modes
+    assert modes == dict.fromkeys(modes, 0o666 & ~umask)
 
 
 def test_importing_the_package_loads_no_optional_library():

@@ -5,6 +5,7 @@ folder, a bare .safetensors file or a .pt state dict."""
 from __future__ import annotations
 
 import json
+import os
 import shutil
 
 import numpy as np
@@ -133,12 +134,37 @@ def test_a_pt_state_dict_from_ddp_imports_without_unpickling(exported, tmp_path)
     assert _weights_equal(doc, import_model(tmp_path / "c.pth"))
 
 
-def test_a_pickled_object_is_refused(tmp_path, exported):
+class _Evil:
+    def __reduce__(self):
+        return (os.system, ("echo unpickled",))
+
+
+@pytest.mark.parametrize("obj", [object(), _Evil()], ids=["object", "reduce"])
+def test_a_pickled_object_is_refused_without_advice_to_unpickle(
+    obj, tmp_path, exported, monkeypatch
+):
     folder, _ = exported("sweep", SMALL)
-    shutil.copy(folder / "architecture.json", tmp_path)
-    torch.save({"weights": object()}, tmp_path / "evil.pt")  # needs unpickling code objects
-    with pytest.raises(InteropError, match=r"weights_only=True"):
-        import_model(tmp_path / "evil.pt")
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "in").mkdir()
+    shutil.copy(folder / "architecture.json", tmp_path / "in")
+    torch.save({"weights": obj}, tmp_path / "in" / "evil.pt")  # needs unpickling objects
+    with pytest.raises(InteropError) as info:
+        import_model("in/evil.pt")
+    assert str(info.value) == (
+        "`in/evil.pt`: refused: it holds Python objects that only unpickling could read "
+        "(weights are read with torch.load(weights_only=True)); save a plain state dict or "
+        "export weights.safetensors"
+    )
+
+
+def test_a_file_torch_cannot_read_is_one_line_without_advice(tmp_path):
+    (tmp_path / "architecture.json").write_text("{}")
+    (tmp_path / "garbage.pt").write_bytes(b"garbage")
+    with pytest.raises(InteropError) as info:
+        import_model(tmp_path / "garbage.pt")
+    message = str(info.value)
+    assert message.startswith(f"`{tmp_path / 'garbage.pt'}`: not a PyTorch state dict file")
+    assert "False" not in message and "\n" not in message
 
 
 def test_weights_that_do_not_fit_are_named(tmp_path, exported):
