@@ -26,12 +26,16 @@ def build_menus(w: MainWindow, files: FilesController, docks: Iterable[QDockWidg
     bar = w.menuBar()
     file_menu = bar.addMenu("&File")
     file_menu.addActions([w.action_new, w.action_open])
-    recent = RecentFiles(files.open_recent, w)
+    # as New and Open (actions made by make_action), a value typed without Enter is confirmed
+    # first, so that the question about unsaved changes covers it
+    recent = RecentFiles(lambda path: (w.commit_pending(), files.open_recent(path)), w)
     file_menu.addMenu(recent)
     examples = QMenu("Open &Example", w)
     file_menu.addMenu(examples)
     for ex in example_paths():
-        examples.addAction(ex.stem.replace("_", " "), lambda p=ex: files.open_example(p))
+        examples.addAction(
+            ex.stem.replace("_", " "), lambda p=ex: (w.commit_pending(), files.open_example(p))
+        )
     for group in (
         [w.action_save, w.action_save_as],
         [w.action_import, w.action_export_json, w.action_export_snippet],

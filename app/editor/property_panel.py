@@ -87,6 +87,9 @@ class Editor(QWidget):
     def commit_pending(self) -> None:
         """Confirm the typing not confirmed yet, as Enter would (nothing when there is none)."""
 
+    def abandon_pending(self) -> None:
+        """Throw the typing not confirmed yet away: the field shows its value again."""
+
 
 class DocumentKeys(QObject):
     """Undo and Redo pressed in a field act on the document, as anywhere in the window: a
@@ -103,15 +106,27 @@ class DocumentKeys(QObject):
         self.editor = editor
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 - Qt's name
-        if (
-            event.type() == QEvent.Type.ShortcutOverride
-            and isinstance(event, QKeyEvent)
+        if not isinstance(event, QKeyEvent) or not self._handles(event):
+            return False
+        if event.key() == Qt.Key.Key_Escape:  # typing pending: Escape throws it away
+            if event.type() == QEvent.Type.ShortcutOverride:
+                event.accept()  # the field's key now, not Stop's
+                return False
+            self.editor.abandon_pending()
+            return True
+        event.ignore()  # Undo / Redo, nothing typed: not the field's, the window's shortcut acts
+        return True
+
+    def _handles(self, event: QKeyEvent) -> bool:
+        kind = event.type()
+        if event.key() == Qt.Key.Key_Escape and event.modifiers() == Qt.KeyboardModifier.NoModifier:
+            pending = kind in (QEvent.Type.ShortcutOverride, QEvent.Type.KeyPress)
+            return pending and self.editor.pending()
+        return (
+            kind == QEvent.Type.ShortcutOverride
             and any(event.matches(key) for key in self.KEYS)
             and not self.editor.pending()
-        ):
-            event.ignore()  # not the field's: the window's shortcut acts
-            return True
-        return False
+        )
 
 
 def split_list(text: str) -> list[str]:
@@ -172,6 +187,19 @@ class TypedSpinBox(QSpinBox):
         self.lineEdit().setText(self.value_text())  # until the edit is taken
         self.text_entered.emit(text)
 
+    def abandon(self) -> None:
+        """Throw away what is typed: the box shows its value again."""
+        self.lineEdit().setText(self.value_text())
+
+    def stepBy(self, steps: int) -> None:  # noqa: N802 - Qt's name
+        """An arrow key, Page Up/Down or the wheel: on typing the box cannot take as a number
+        ('2,2', '3.5') it confirms the typing as Enter does (Qt would first make 22 of '2,2', or
+        silently drop '3.5'), and steps nothing on top of it."""
+        if self.pending() and self.validate(self.text(), 0)[0] != QValidator.State.Acceptable:  # type: ignore[index]
+            self.commit()
+            return
+        super().stepBy(steps)
+
     def keyPressEvent(self, event: QKeyEvent) -> None:  # noqa: N802 - Qt's name
         if event.key() in (Qt.Key.Key_Return, Qt.Key.Key_Enter):
             self.commit()
@@ -216,6 +244,9 @@ class IntEditor(Editor):
     def commit_pending(self) -> None:
         self.spin.commit()
 
+    def abandon_pending(self) -> None:
+        self.spin.abandon()
+
     def _show(self, value: Any) -> None:
         with QSignalBlocker(self.spin):
             if isinstance(value, int) and not isinstance(value, bool):
@@ -249,6 +280,10 @@ class LineEditor(Editor):
         if self.pending():
             self.shown = self.line.text()  # handed on once (a refusal shows the last good value)
             self.edited.emit(self.value_of(self.shown))
+
+    def abandon_pending(self) -> None:
+        with QSignalBlocker(self.line):
+            self.line.setText(self.shown)
 
     def _show(self, value: Any) -> None:
         with QSignalBlocker(self.line):
@@ -359,6 +394,10 @@ class Int3Editor(Editor):
     def commit_pending(self) -> None:
         for spin in self.spins:
             spin.commit()
+
+    def abandon_pending(self) -> None:
+        for spin in self.spins:
+            spin.abandon()
 
     def _show(self, value: Any) -> None:
         blockers = [QSignalBlocker(w) for w in (*self.spins, self.enabled) if w is not None]
@@ -567,6 +606,7 @@ class PropertyPanel(QScrollArea):
         values.update(node.params)
         for name, field in self.fields.items():
             field.editor.set_value(copy.deepcopy(values.get(name)))
+            field.show_error(None)  # a refused typing's message ends with what it refused
         if "source" in values:  # Data / Target: only the chosen source's settings apply
             teacher = values["source"] == "teacher"
             for group in ("generator", "file"):
@@ -603,9 +643,9 @@ class PropertyPanel(QScrollArea):
             error = self.canvas.set_param(self.node_id, name, value)
         field = self.fields.get(name)
         if field is not None:
-            field.show_error(error)
             if error:
-                self.refresh()
+                self.refresh()  # the last good value (clears the fields' messages)
+            field.show_error(error)
         return error
 
     def commit_pending(self) -> None:

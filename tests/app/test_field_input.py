@@ -262,3 +262,92 @@ def test_a_refused_training_setting_shows_the_last_good_value(make_window, qtbot
     assert "Received: validation_split=0.95" in panel.fields["validation_split"].error.text()
     assert window.canvas.doc.extras["training"]["validation_split"] == 0.25
     assert line.text() == "0.25"  # what the next training uses
+
+
+# ---------------------------------------------------------------------- step keys, Escape, menus
+@pytest.mark.parametrize("key", [Qt.Key.Key_Up, Qt.Key.Key_PageDown, "wheel"], ids=str)
+def test_a_step_on_typing_the_box_cannot_take_confirms_it_as_enter(window, qtbot, key):
+    """Qt's step first read '2,2' as 22 (',' a thousands separator) and dropped '3.5' silently:
+    a step key or the wheel now confirms such typing as Enter does, and steps nothing."""
+    from PySide6.QtCore import QPoint, QPointF
+    from PySide6.QtGui import QWheelEvent
+
+    spin = _n_filters(window)
+    for text in ("2,2", "3.5"):
+        _type(qtbot, window, spin, text)
+        if key == "wheel":
+            centre = QPointF(spin.rect().center())
+            QApplication.sendEvent(
+                spin,
+                QWheelEvent(
+                    centre, spin.mapToGlobal(centre), QPoint(0, 0), QPoint(0, 120),
+                    Qt.MouseButton.NoButton, Qt.KeyboardModifier.NoModifier,
+                    Qt.ScrollPhase.NoScrollPhase, False,
+                ),
+            )  # fmt: skip
+        else:
+            QTest.keyClick(spin, key)
+        assert _params(window, "conv3d_transpose")["n_filters"] == 3
+        assert f"Received: n_filters='{text}'" in window.properties.error_text("n_filters")
+        assert spin.text() == "3" and window.canvas.undo_stack.count() == 0
+    _type(qtbot, window, spin, "7")
+    QTest.keyClick(spin, Qt.Key.Key_Up)  # a number it takes: taken, then stepped
+    assert _params(window, "conv3d_transpose")["n_filters"] == 8
+
+
+def test_a_list_then_a_step_in_a_3_int_box_fills_the_three(window, qtbot):
+    window.canvas.select("conv3d_transpose")
+    spins = window.properties.fields["stride"].editor.spins
+    _type(qtbot, window, spins[0], "2,2,2")
+    QTest.keyClick(spins[0], Qt.Key.Key_Up)
+    assert _params(window, "conv3d_transpose")["stride"] == [2, 2, 2]
+
+
+@pytest.mark.parametrize("field", ["n_filters", "stride", "sample_shape"])
+def test_escape_throws_the_typing_away(window, qtbot, field):
+    if field == "sample_shape":
+        widget = _sample_shape(window)
+    elif field == "stride":
+        window.canvas.select("conv3d_transpose")
+        widget = window.properties.fields["stride"].editor.spins[0]
+    else:
+        widget = _n_filters(window)
+    shown = widget.text()
+    _type(qtbot, window, widget, "7")
+    QTest.keyClick(widget, Qt.Key.Key_Escape)
+    assert widget.text() == shown
+    QTest.keyClick(widget, Qt.Key.Key_Tab)  # leaving the field confirms nothing now
+    assert window.canvas.undo_stack.count() == 0
+
+
+def test_undo_clears_the_message_of_a_refused_typing(window, qtbot):
+    spin = _n_filters(window)
+    _type(qtbot, window, spin, "5", enter=True)
+    _type(qtbot, window, spin, "3.5", enter=True)
+    assert "3.5" in window.properties.error_text("n_filters")
+    QTest.keyClick(spin, Qt.Key.Key_Z, CTRL)
+    assert _params(window, "conv3d_transpose")["n_filters"] == 3
+    assert spin.text() == "3" and window.properties.error_text("n_filters") == ""
+
+
+def test_open_recent_and_examples_confirm_typing_before_asking(
+    window, qtbot, fake_dialogs, tmp_path
+):
+    """As New and Open: the typed value is a change, so the unsaved-changes question comes."""
+    from PySide6.QtWidgets import QMenu
+
+    other = tmp_path / "other.json"
+    teacher_student().save(other)
+    window.recent_menu.add(str(other))
+    fake_dialogs.save_changes_answer = "cancel"
+    menus = {m.title(): m for m in window.findChildren(QMenu)}
+    entries = [
+        next(a for a in window.recent_menu.actions() if str(other) in a.text()),
+        menus["Open &Example"].actions()[0],
+    ]
+    for asked, entry in enumerate(entries, start=1):
+        spin = _n_filters(window)
+        _type(qtbot, window, spin, str(6 + asked))
+        entry.trigger()
+        assert fake_dialogs.save_changes_asked == asked
+        assert _params(window, "conv3d_transpose")["n_filters"] == 6 + asked  # kept: Cancel
