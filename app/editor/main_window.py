@@ -220,6 +220,7 @@ class MainWindow(QMainWindow):
             *(self.action_new, self.action_open, self.action_save, self.action_save_as),
             *(self.action_export_json, self.action_export_snippet, *self.export_actions),
             *(self.action_run, self.training.action_train),
+            *self.edit_actions,  # Duplicate, Copy...: the node as its fields show it
         ]
         prepare_first(self.commit_pending, acting_on_the_document)
 

@@ -351,3 +351,12 @@ def test_open_recent_and_examples_confirm_typing_before_asking(
         entry.trigger()
         assert fake_dialogs.save_changes_asked == asked
         assert _params(window, "conv3d_transpose")["n_filters"] == 6 + asked  # kept: Cancel
+
+
+def test_duplicate_takes_the_node_as_its_fields_show_it(window, qtbot):
+    spin = _n_filters(window)
+    _type(qtbot, window, spin, "7")
+    window.edit_actions.duplicate.trigger()
+    doc = window.canvas.doc
+    convs = [n for n in doc.nodes.values() if n.type == "conv3d_transpose"]
+    assert len(convs) == 2 and all(n.params["n_filters"] == 7 for n in convs)
