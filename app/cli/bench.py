@@ -14,9 +14,9 @@ import json
 from types import ModuleType
 from typing import Any
 
-from .errors import EXIT_ERROR, EXIT_OK, PROG, print_error
+from .errors import EXIT_ERROR, EXIT_OK, PROG, UsageError, print_error
 from .lazy_import import optional_module
-from .output_files import output_problem
+from .output_files import output_problem, suffixed
 from .parser import BACKENDS, CommandLineParser, non_negative_int, parse, positive_int
 
 ROW_LABELS = {
@@ -85,6 +85,10 @@ def option_problem(args: argparse.Namespace) -> str | None:
     if args.peak_gflops is not None and not 0 < args.peak_gflops < float("inf"):
         return f"--peak-gflops must be a positive number. Received: {args.peak_gflops}"
     if args.json is not None:
+        try:
+            args.json = suffixed(args.json, ".json", "--json")  # as every output file
+        except UsageError as exc:
+            return str(exc)
         problem = output_problem(args.json, args.force, "--json")
         if problem:
             return problem

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from .errors import EXIT_OK, PROG, UsageError, with_source
-from .output_files import checked_output, distinct_outputs
+from .output_files import checked_output, distinct_outputs, suffixed
 from .progress import Progress
 
 if TYPE_CHECKING:
@@ -31,9 +31,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     from .run import with_data_file
 
-    distinct_outputs({"--weights-out": args.weights_out, "--history": args.history})
-    weights_out = checked_output(args.weights_out, args.force, "--weights-out")
-    history_out = checked_output(args.history, args.force, "--history")
+    # each file its extension (added to a name without one), then no two options naming one file
+    names = {
+        "--weights-out": args.weights_out and suffixed(args.weights_out, ".npz", "--weights-out"),
+        "--history": args.history and suffixed(args.history, ".json", "--history"),
+    }
+    distinct_outputs(names)
+    weights_out = checked_output(names["--weights-out"], args.force, "--weights-out")
+    history_out = checked_output(names["--history"], args.force, "--history")
     if args.loss is not None:
         get_loss(args.loss)  # a bad name fails before any work
     if args.data and args.x:

@@ -174,8 +174,8 @@ def _json_target(tmp_path, kind: str):
         (tmp_path / "file").write_text("")
         return tmp_path / "file" / "b.json"
     if kind == "dangling-link":
-        (tmp_path / "dangling").symlink_to(tmp_path / "nowhere")
-        return tmp_path / "dangling"
+        (tmp_path / "dangling.json").symlink_to(tmp_path / "nowhere")
+        return tmp_path / "dangling.json"
     return {"missing-folder": tmp_path / "nodir" / "b.json", "a-folder": tmp_path}[kind]
 
 

@@ -54,6 +54,9 @@ def test_a_truncated_imagej_tiff_is_refused_not_run_on_its_first_page(capsys, tm
     [
         (["run", "{graph}", "--out"], "result.txt", ".npy"),
         (["import", "m.keras", "-o"], "o.txt", ".json"),
+        (["train", "{graph}", "--weights-out"], "w.npy", ".npz"),
+        (["train", "{graph}", "--history"], "h.csv", ".json"),
+        (["bench", "--json"], "results.txt", ".json"),
     ],
 )
 def test_an_output_with_another_suffix_is_refused(capsys, graph, tmp_path, argv, name, suffix):
@@ -77,8 +80,6 @@ def test_run_out_without_a_suffix_gets_npy(capsys, graph, tmp_path):
 
 
 def test_import_o_without_a_suffix_gets_json(capsys, graph, tmp_path):
-    pytest.importorskip("safetensors")
-    pytest.importorskip("torch")
     model = tmp_path / "model"
     assert run(capsys, "export", graph, "--format", "pytorch", "-o", model)[0] == 0
     code, out, err = run(capsys, "import", model, "-o", tmp_path / "back")
@@ -221,3 +222,16 @@ def test_bench_rounds_says_what_it_received(capsys, value):
         f"argument --rounds: expected a positive integer, got '{value}' "
         "(see conv3dt-studio bench --help)"
     ]
+
+
+def test_train_outputs_without_a_suffix_get_theirs(capsys, tmp_path):
+    from small_graphs import teacher_doc
+
+    graph = tmp_path / "ts.json"
+    teacher_doc(1).save(graph)
+    argv = ("train", graph, "--weights-out", tmp_path / "w", "--history", tmp_path / "h")
+    code, out, err = run(capsys, *argv)
+    assert code == 0, err
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["h.json", "ts.json", "w.npz"]
+    with np.load(tmp_path / "w.npz", allow_pickle=False) as weights:
+        assert any(k.endswith("/kernel") for k in weights.files)

@@ -24,8 +24,14 @@ COMMANDS = {
     "--json": ["bench", "--json"],
 }
 
-# the options whose files have one format and so one extension (the others accept any)
-EXTENSIONS = {"--out": ".npy", "-o": ".png"}
+# each option's file has one format and so one extension
+EXTENSIONS = {
+    "--out": ".npy",
+    "-o": ".png",
+    "--weights-out": ".npz",
+    "--history": ".json",
+    "--json": ".json",
+}
 
 # kind -> what its message says
 KINDS = {
@@ -74,7 +80,7 @@ CASES = [(o, k) for o in sorted(COMMANDS) for k in sorted(KINDS)]
 
 @pytest.mark.parametrize(("option", "kind"), CASES)
 def test_every_output_option_is_refused_alike(capsys, tmp_path, option, kind):
-    name = bad_output(tmp_path, kind, EXTENSIONS.get(option, ".png"))
+    name = bad_output(tmp_path, kind, EXTENSIONS[option])
     assert main([*COMMANDS[option], name]) == 2
     err = capsys.readouterr().err
     assert err == f"{ERR}{output_problem(name, False, option)}\n"
@@ -82,10 +88,10 @@ def test_every_output_option_is_refused_alike(capsys, tmp_path, option, kind):
 
 
 def test_existing_outputs_are_kept(capsys, tmp_path):
-    name = bad_output(tmp_path, "existing")
     for option in COMMANDS:
+        name = bad_output(tmp_path, "existing", EXTENSIONS[option])
         assert main([*COMMANDS[option], name]) == 2
-    assert Path(name).read_bytes() == b"precious"
+        assert Path(name).read_bytes() == b"precious"
 
 
 @pytest.mark.parametrize("kind", ["existing", "dangling-link"])
@@ -115,15 +121,16 @@ def test_force_does_not_make_a_device_or_fifo_writable(tmp_path, kind):
     assert KINDS[kind] in output_problem(bad_output(tmp_path, kind), True, "--out")
 
 
-@pytest.mark.parametrize("second", ["same.out", "./same.out", "link.out"])
+@pytest.mark.parametrize("second", ["link.json", "./link.json"])
 def test_two_outputs_naming_one_file_are_refused_before_training(capsys, tmp_path, second):
-    (tmp_path / "link.out").symlink_to(tmp_path / "same.out")
-    first = str(tmp_path / "same.out")
-    second = str(tmp_path / second) if second != "./same.out" else str(tmp_path) + "/./same.out"
+    """Their extensions differ (.npz, .json), but a link can still make them one file."""
+    (tmp_path / "link.json").symlink_to(tmp_path / "same.npz")
+    first = str(tmp_path / "same.npz")
+    second = str(tmp_path / second) if second != "./link.json" else str(tmp_path) + "/./link.json"
     assert main(["train", GRAPH, "--weights-out", first, "--history", second]) == 2
     out, err = capsys.readouterr()
     assert (
         err == f"{ERR}--weights-out and --history name the same file `{second}`: give each "
         "its own file\n"
     )
-    assert "epoch" not in out and not (tmp_path / "same.out").exists()
+    assert "epoch" not in out and not (tmp_path / "same.npz").exists()
