@@ -353,7 +353,7 @@ def option_cases() -> list[Case]:
         (["train", "{d}/t.json", "--epochs", "0"], "--epochs", t),
         (["train", "{d}/t.json", "--batch-size", "-2"], "--batch-size", t),
         (["train", "{d}/t.json", "--loss", "mse2"], "mse2", t),
-        (["train", "{d}/t.json", "--weights-out", "{d}/a", "--history", "{d}/a"], "--history", t),
+        (["train", "{d}/t.json", "--weights-out", "{d}/a.json"], "--weights-out", t),
         (["train", "{d}/t.json", "--history", "/dev/null"], "--history", t),
         (["train", "{d}/g.json"], "Target", g),
         (["export", "{d}/g.json", "--format", "tflite", "-o", "{d}/m"], "tflite", g),
