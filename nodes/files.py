@@ -34,7 +34,8 @@ class FileError(Conv3DTStudioError, OSError):
             self.param = param
 
 
-def _current_umask() -> int:
+def current_umask() -> int:
+    """The process's umask (new files get ``0666 & ~umask``, new folders ``0777 & ~umask``)."""
     mask = os.umask(0)
     os.umask(mask)
     return mask
@@ -99,7 +100,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     directory = target.parent if str(target.parent) else Path(".")
     if not directory.is_dir():
         raise FileError(f"Cannot save `{given}`: folder `{directory}` does not exist")
-    mode = target.stat().st_mode & 0o7777 if target.exists() else 0o666 & ~_current_umask()
+    mode = target.stat().st_mode & 0o7777 if target.exists() else 0o666 & ~current_umask()
     remove_stale_temporaries(target)
     try:
         fd, tmp = tempfile.mkstemp(

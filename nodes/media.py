@@ -176,7 +176,9 @@ def _tiff_header(p: Path) -> Header:
                 series.axes,
             )
             end = _tiff_data_end(series)
-            damage = _tiff_damage(p, tif, series, errors)
+            _refuse_damage(p, tif, series, errors)
+    except FileError:
+        raise
     except Exception as exc:
         raise FileError(f"File `{p}` is not a readable TIFF file: {_first_line(exc)}") from exc
     size = p.stat().st_size
@@ -185,26 +187,24 @@ def _tiff_header(p: Path) -> Header:
             f"File `{p}` is truncated: its pixel data end at byte {end:,}, the file has "
             f"{size:,} bytes"
         )
-    if damage:
-        raise FileError(f"File `{p}` is truncated or damaged: {damage}")
     ours = "".join(_TIFF_TO_OURS.get(a, "?") for a in own)
     if "?" in ours or len(set(ours)) < len(ours):
         ours = ""  # the file's axes have no (unique) meaning here: `axes` must name them
     return Header(shape, dtype, ours, own)
 
 
-def _tiff_damage(p: Path, tif: Any, series: Any, errors: list[str]) -> str | None:
-    """Why a TIFF holds less than it declares, or None: tifffile reads what it can of a
-    truncated or damaged file (its first page, say) and only logs the damage (``errors``)."""
+def _refuse_damage(p: Path, tif: Any, series: Any, errors: list[str]) -> None:
+    """A :class:`FileError` when a TIFF holds less than it declares: tifffile reads what it can
+    of a truncated or damaged file (its first page, say) and only logs the damage (``errors``)."""
     declared = tif.imagej_metadata.get("images") if tif.is_imagej else None
     images = math.prod(series.shape) // max(math.prod(series.keyframe.shape), 1)
+    why = None
     if isinstance(declared, int) and declared > images:
-        return (
-            f"its ImageJ metadata declares {declared:,} images (pages), the file holds {images:,}"
-        )
-    if errors:
-        return f"{errors[0]} (the file has {p.stat().st_size:,} bytes)"
-    return None
+        why = f"its ImageJ metadata declares {declared:,} images (pages), the file holds {images:,}"
+    elif errors:
+        why = f"{errors[0]} (the file has {p.stat().st_size:,} bytes)"
+    if why:
+        raise FileError(f"File `{p}` is truncated or damaged: {why}")
 
 
 def _tiff_data_end(series: Any) -> int:
@@ -335,9 +335,7 @@ def _tiff_frames(p: Path) -> Iterator[np.ndarray]:
     try:
         with _library_errors("tifffile") as errors, tifffile.TiffFile(p) as tif:
             series = tif.series[0]
-            damage = _tiff_damage(p, tif, series, errors)
-            if damage:
-                raise FileError(f"File `{p}` is truncated or damaged: {damage}")
+            _refuse_damage(p, tif, series, errors)
             pages = len(series.pages)
             if pages < 2 or math.prod(series.shape) % pages:
                 yield np.asarray(series.asarray())

@@ -30,6 +30,7 @@ import numpy as np
 from conv3dt_studio.compute import Conv3DTStudioError, ParameterError
 from conv3dt_studio.compute.conv3d_transpose_ops import AxisGeometry, Geometry
 from conv3dt_studio.compute.layers import fmt_shape
+from conv3dt_studio.nodes.files import current_umask
 from conv3dt_studio.nodes.graph_document import GraphDocument
 from conv3dt_studio.nodes.runner import Plan, build_graph, plan
 from conv3dt_studio.nodes.validation import validate
@@ -436,15 +437,9 @@ def write_folder(path: Path, fill: Callable[[Path], None]) -> None:
         replace_path(folder, path)
 
 
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
-
-
 def give_usual_permissions(folder: Path) -> None:
     """Set ``folder``, the folders and the files in it to the modes that new ones get."""
-    mask = _umask()
+    mask = current_umask()
     os.chmod(folder, 0o777 & ~mask)
     for root, dirs, files in os.walk(folder):
         for name in dirs:

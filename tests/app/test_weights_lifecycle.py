@@ -146,12 +146,17 @@ def test_closing_during_a_training_that_the_user_keeps_does_not_close(
 
 
 # ---------------------------------------------------------------------- (5) edit while training
-def test_an_edit_made_while_training_drops_the_weights_when_it_ends(long_trainer, qtbot):
-    w = long_trainer
+def _edit_the_architecture_while_training(w, qtbot) -> None:
+    """n_filters 3 -> 4 during a training, then Stop: the trained weights no longer fit."""
     _start_training(w, qtbot)
     w.canvas.set_param("conv3d_transpose", "n_filters", 4)
     _stop_training(w, qtbot)
     assert w.training.weights is None
+
+
+def test_an_edit_made_while_training_drops_the_weights_when_it_ends(long_trainer, qtbot):
+    w = long_trainer
+    _edit_the_architecture_while_training(w, qtbot)
     assert "Trained weights dropped: they no longer fit the graph" in w.log.text()
     _run(w, qtbot)
     assert "Run failed" not in w.log.text()
@@ -159,10 +164,7 @@ def test_an_edit_made_while_training_drops_the_weights_when_it_ends(long_trainer
 
 def test_undoing_an_edit_made_while_training_brings_the_weights_back(long_trainer, qtbot):
     w = long_trainer
-    _start_training(w, qtbot)
-    w.canvas.set_param("conv3d_transpose", "n_filters", 4)
-    _stop_training(w, qtbot)
-    assert w.training.weights is None
+    _edit_the_architecture_while_training(w, qtbot)
     w.action_undo.trigger()
     assert w.training.weights["conv3d_transpose/kernel"].shape[3] == 3
     assert w.training.epochs_done == len(w.training.panel.epochs) >= 1
