@@ -11,8 +11,8 @@ Three paths, chosen by the array module, numerically equal within float32 roundi
 
 - NumPy with Numba (:mod:`compute.cpu_kernels`): the sub-pixel (phase) decomposition of a
   :class:`PhasePlan`, per-sample planes, taps skipped where they miss the input; the fast CPU path.
-  Its forward runs by filter vectors or by rows (:class:`RowPlan`) where that multiplies less
-  padding (:func:`forward_path`).
+  Its forward runs by Winograd tiles, by filter vectors or by rows (:class:`RowPlan`) where
+  that multiplies less (:func:`forward_path`).
 - CuPy (:mod:`compute.cuda_kernels`): gather kernels, one thread per output or input voxel.
 - Any array module otherwise (the ``_flat_*`` functions, also the tests' reference): "flat offset":
   each sample's input is placed on the output grid (flattened), so every kernel tap is one constant
@@ -372,6 +372,8 @@ def _thread_floats(geom: Geometry, c: int, f: int, training: bool) -> int:
     per_thread = max(input_planes + scratch, _row_floats(geom, c, f))
     if filters_apply(geom, f):
         per_thread = max(per_thread, _filter_floats(geom, c))
+    if winograd_applies(geom, f):
+        per_thread = max(per_thread, _winograd_floats(geom, c))
     if training:  # the backward's, after the forward's
         output_planes = phases * max(outs) * f * (2 * plane + slack) + 2 * tile  # dye
         per_thread = max(per_thread, input_planes + output_planes + in0 * c * (plane + tile))
@@ -432,6 +434,66 @@ def filter_dims(geom: Geometry, c: int, f: int) -> np.ndarray:
     dims[V_D0], dims[V_D1] = a0.dilation, a1.dilation
     dims[V_CROP0], dims[V_CROP1], dims[V_CROP2] = a0.crop_start, a1.crop_start, a2.crop_start
     return np.array(dims, np.int64)
+
+
+def winograd_applies(geom: Geometry, f: int) -> bool:
+    """Whether the forward by Winograd tiles (:func:`compute.cpu_kernels.winograd_forward`)
+    can run ``geom`` with ``f`` filters: where the forward by filter vectors can, with 3 taps,
+    stride 1 and dilation 1 on axes 0 and 1 too and their output inside the full result."""
+    return filters_apply(geom, f) and all(
+        (a.size, a.stride, a.dilation) == (3, 1, 1) and a.crop_start + a.out_len <= a.full_len
+        for a in geom.axes[:2]
+    )
+
+
+def _winograd_tiles(a: AxisGeometry) -> int:
+    """The Winograd tiles (2 full positions each) that hold axis ``a``'s output."""
+    return (a.crop_start + a.out_len - 1) // 2 - a.crop_start // 2 + 1
+
+
+def _taps_hit(a: AxisGeometry) -> int:
+    """The (output position, tap) pairs of a stride-1, dilation-1 axis whose tap reads an input
+    position: ``sum_u |[crop, crop + out) ∩ [u, u + in)|``, no enumeration."""
+    lo, hi = a.crop_start, a.crop_start + a.out_len
+    return sum(max(0, min(hi, u + a.in_len) - max(lo, u)) for u in range(a.size))
+
+
+# The Winograd forward's costs, in multiply-adds of 16-float vectors (one a cycle; measured on
+# 3x3x3 layers of 1-64 channels, 4^3 to 32^3, one core): its input transform per transformed
+# row vector, its output transform and writes per tile, filter group and row vector, and the
+# rest of a row pass (call, sums stored) per row vector; the filter-vector forward's output pass
+# per output row vector and the rest of a row pass.
+_WINOGRAD_INPUT = 4
+_WINOGRAD_OUTPUT = 1500
+_WINOGRAD_PASS = 24
+_FILTER_ROW_WRITE = 240
+_FILTER_PASS = 8
+
+
+def winograd_gain(geom: Geometry, c: int, f: int) -> float:
+    """Estimated time of the forward by Winograd tiles over that of the forward by filter
+    vectors: 16 row passes per tile (2 x 2 output rows) and its transforms, against the filter
+    vectors' row passes (one per tap pair reaching the input) and their output pass."""
+    a0, a1, a2 = geom.axes
+    nb, groups = -(-a2.in_len // LANES), f // LANES
+    tiles = _winograd_tiles(a0) * _winograd_tiles(a1)
+    per_tile = 16 * c * nb * _WINOGRAD_INPUT
+    per_tile += groups * nb * (16 * (48 * c + _WINOGRAD_PASS) + _WINOGRAD_OUTPUT)
+    passes = _taps_hit(a0) * _taps_hit(a1)
+    rows = a0.out_len * a1.out_len
+    filters = groups * nb * (passes * (48 * c + _FILTER_PASS) + rows * _FILTER_ROW_WRITE)
+    return tiles * per_tile / max(filters, 1)
+
+
+def _winograd_floats(geom: Geometry, c: int) -> int:
+    """The floats one thread of :func:`compute.cpu_kernels.winograd_forward` allocates: the
+    sample's padded rows, the transformed rows V, M's 16 rows and the output block's 4."""
+    a0, a1, a2 = geom.axes
+    rw = LANES * -(-a2.in_len // LANES)
+    s1 = c * rw + LANES
+    s0 = (2 * _winograd_tiles(a1) + a1.crop_start // 2 * 2 + 2) * s1 + LANES
+    planes = 2 * _winograd_tiles(a0) + a0.crop_start // 2 * 2 + 2
+    return planes * s0 + LANES + 16 * s1 + LANES + (16 * (rw + 2) + 4 * (rw + LANES) + 2) * LANES
 
 
 def _row_packing(n: int) -> tuple[int, int]:
@@ -797,8 +859,8 @@ def _compiled_forward(
     bv = np.zeros(f, np.float32) if bias is None else np.asarray(bias, np.float32).reshape(f)
     y = _out_array(n, f, geom, channels_last)
     path = forward_path(geom, x.shape[1], f)
-    if path == "filters":
-        return _filter_forward(x, kernel, geom, y, bv, relu)
+    if path in ("filters", "winograd"):
+        return _filter_forward(x, kernel, geom, y, bv, relu, path == "winograd")
     if path == "rows":
         return _row_forward(x, kernel, row_plan(geom, x.shape[1], f), y, bv, relu)
     plan = phase_plan(geom, x.shape[1], f)
@@ -877,37 +939,74 @@ def _filter_weights(kernel: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(k, np.float32)
 
 
+# Winograd's F(2, 3) weight transform: 4 taps from 3 (Lavin & Gray, 2016).
+_WINOGRAD_G = np.array([[1, 0, 0], [0.5, 0.5, 0.5], [0.5, -0.5, 0.5], [0, 0, 1]])
+
+
+def _winograd_weights(kernel: np.ndarray) -> np.ndarray:
+    """Kernel (3, 3, 3, F, C) -> :func:`compute.cpu_kernels.winograd_forward`'s weights
+    ``(F/16, 4, 4, C, 3, 16)``: ``U = G g G^T`` over axes 0 and 1, ``g`` the taps reversed
+    along them (the transposed convolution as a correlation), in float64 before rounding."""
+    f, c = kernel.shape[3:]
+    g = np.asarray(kernel, np.float64)[::-1, ::-1].reshape(3, 3, -1)
+    u = _WINOGRAD_G @ (_WINOGRAD_G @ g).transpose(1, 0, 2)  # (4 axis-1, 4 axis-0, rest)
+    u = u.reshape(4, 4, 3, f // LANES, LANES, c).transpose(3, 1, 0, 5, 2, 4)
+    return np.ascontiguousarray(u, np.float32)
+
+
 def _filter_forward(
-    x: np.ndarray, kernel: np.ndarray, geom: Geometry, y: np.ndarray, bv: np.ndarray, relu: bool
+    x: np.ndarray,
+    kernel: np.ndarray,
+    geom: Geometry,
+    y: np.ndarray,
+    bv: np.ndarray,
+    relu: bool,
+    winograd: bool = False,
 ) -> np.ndarray:
     """:func:`_compiled_forward` by filter vectors (:func:`compute.cpu_kernels.filter_forward`)
+    or, with ``winograd``, by Winograd tiles (:func:`compute.cpu_kernels.winograd_forward`)
     into ``y``."""
     (xf, xs), (yf, ys) = _cpu().flat(x), _cpu().flat(y)
-    wv = _filter_weights(kernel)
+    if winograd:
+        fn, w = _cpu().winograd_forward, _winograd_weights(kernel)
+        planes = _winograd_tiles(geom.axes[0])  # the threads share rows of tiles
+    else:
+        fn, w, planes = _cpu().filter_forward, _filter_weights(kernel), geom.axes[0].out_len
     dims = filter_dims(geom, x.shape[1], kernel.shape[3])
     bias = np.ascontiguousarray(bv, np.float32)
-    jobs = _sample_parts(x.shape[0], geom.axes[0].out_len)
+    jobs = _sample_parts(x.shape[0], planes)
     _cpu().run_chunks(
-        _cpu().filter_forward,
+        fn,
         len(jobs),
         len(jobs),
-        lambda k, a, b: (xf, xs, wv, yf, ys, *jobs[k][:2], dims, bias, relu, *jobs[k][2:]),
+        lambda k, a, b: (xf, xs, w, yf, ys, *jobs[k][:2], dims, bias, relu, *jobs[k][2:]),
     )
     return y
 
 
 def forward_path(geom: Geometry, c: int, f: int) -> str:
-    """How the compiled forward runs ``geom``: ``"filters"`` (by filter vectors) where it
-    applies and wastes no more lanes than the rows do, else ``"rows"`` (:class:`RowPlan`) where
-    its lanes and filter groups waste less than the phase planes' padding, else ``"planes"``.
-    ``CONV3DT_FORWARD=filters|rows|planes`` forces one (tests, measurements; ``filters`` only
-    where it applies)."""
+    """How the compiled forward runs ``geom``: ``"winograd"`` (by Winograd tiles) where it
+    applies and :func:`winograd_gain` expects it faster than the filter vectors (and the rows,
+    taken as the filter vectors times their lanes' waste over the filter vectors'), else
+    ``"filters"`` (by filter vectors) where they apply and waste no more lanes than the rows
+    do, else ``"rows"`` (:class:`RowPlan`) where its lanes and filter groups waste less than the
+    phase planes' padding, else ``"planes"``. ``CONV3DT_FORWARD=winograd|filters|rows|planes``
+    forces one (tests, measurements; ``winograd`` and ``filters`` only where they apply)."""
     forced = os.environ.get("CONV3DT_FORWARD", "")
+    if forced == "winograd" and winograd_applies(geom, f):
+        return "winograd"
     if forced == "filters" and filters_apply(geom, f):
         return "filters"
     if forced in ("rows", "planes"):
         return forced
     rows = row_plan(geom, c, f).waste
+    # against the filter vectors, or the rows where their lanes waste less
+    if (
+        forced != "filters"
+        and winograd_applies(geom, f)
+        and winograd_gain(geom, c, f) < min(1.0, rows / _filter_waste(geom))
+    ):
+        return "winograd"
     if filters_apply(geom, f) and _filter_waste(geom) <= rows * (1 + 1e-9):
         return "filters"
     return "rows" if rows <= _plane_waste(phase_plan(geom, c, f)) else "planes"
@@ -1147,6 +1246,11 @@ def warm_up() -> bool:
     _filter_forward(
         x, vectors, three, np.empty((1, LANES, *three.out_shape), np.float32),
         np.zeros(LANES, np.float32), True,
+    )  # fmt: skip
+    cube = Geometry.of((1, 1, 1), (3, 3, 3), (1, 1, 1), (1, 1, 1), False)  # Winograd tiles
+    _filter_forward(
+        x[:, :, :1, :1, :1], np.ones((3, 3, 3, LANES, 1), np.float32), cube,
+        np.empty((1, LANES, 3, 3, 3), np.float32), np.zeros(LANES, np.float32), True, True,
     )  # fmt: skip
     dy = np.ones((1, LANES, *three.out_shape), np.float32)
     _filter_backward_kernel(x, dy, three, (1, 1, 3, LANES, 1))

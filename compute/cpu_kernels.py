@@ -135,6 +135,7 @@ from .simd import (
     vsplat_at,
     vstore,
     vstore_lanes,
+    vsub,
     vzero,
     vzip_hi,
     vzip_lo,
@@ -1246,8 +1247,8 @@ def _filter_scatter(yf: np.ndarray, d: int, fs: int, v: Any, tmp: np.ndarray) ->
         fstore(yf, d + f * fs, fload(tmp, f))
 
 
-@_jit_tile
-def _filter_tile3(
+@_jit_inline
+def _row_sums(
     src: np.ndarray,
     px: np.ndarray,
     pw: np.ndarray,
@@ -1257,26 +1258,14 @@ def _filter_tile3(
     xo: int,
     wf: np.ndarray,
     wo: int,
-    carry: np.ndarray,
-    last: bool,
-    bias: np.ndarray,
-    bo: int,
-    relu: bool,
-    yf: np.ndarray,
-    dst: int,
-    fs: int,
-    ps: int,
-    o_lo: int,
-    o_n: int,
-    tmp: np.ndarray,
-) -> None:
-    """One block of an output row for 16 filters: ``sum_u sum_c sum_j wf[pw[u] + wo + c*48 +
-    16*j : +16] * src[px[u] + xo + c*cstep + e]`` at full position ``e + j`` (``e < 16``), plus
-    ``carry`` (the previous block's last two positions) at positions 0 and 1. Positions 0-15
-    (output positions ``o_lo ..``, those in ``[0, o_n)``) get the bias (``bias[bo:]``) and relu
-    and go to ``yf[dst + f*fs + o*ps]``; positions 16 and 17 to ``carry``, or, for the row's
-    ``last`` block, to the output too."""
-    a0, a1 = vload(carry, 0), vload(carry, LANES)
+    a0: Any,
+    a1: Any,
+) -> Any:
+    """18 vectors of 16 filters' sums at full positions 0-17: ``a0`` and ``a1`` at positions
+    0 and 1, plus ``wf[pw[u] + wo + c*48 + 16*j : +16] * src[px[u] + xo + c*cstep + e]`` at
+    position ``e + j`` (``e < 16``) for every row ``u < npair``, channel ``c`` and tap
+    ``j < 3``: per channel 3 filter vectors loaded, 16 values broadcast and 48 multiply-adds,
+    the sums in registers."""
     a2 = a3 = a4 = a5 = a6 = a7 = a8 = a9 = a10 = a11 = a12 = a13 = a14 = a15 = a16 = a17 = vzero()
     for u in range(npair):
         o = px[u] + xo
@@ -1317,6 +1306,42 @@ def _filter_tile3(
             a15, a16, a17 = vfma(w0, x, a15), vfma(w1, x, a16), vfma(w2, x, a17)
             o += cstep
             i += 3 * LANES
+    return a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17
+
+
+@_jit_tile
+def _filter_tile3(
+    src: np.ndarray,
+    px: np.ndarray,
+    pw: np.ndarray,
+    npair: int,
+    c_n: int,
+    cstep: int,
+    xo: int,
+    wf: np.ndarray,
+    wo: int,
+    carry: np.ndarray,
+    last: bool,
+    bias: np.ndarray,
+    bo: int,
+    relu: bool,
+    yf: np.ndarray,
+    dst: int,
+    fs: int,
+    ps: int,
+    o_lo: int,
+    o_n: int,
+    tmp: np.ndarray,
+) -> None:
+    """One block of an output row for 16 filters: ``sum_u sum_c sum_j wf[pw[u] + wo + c*48 +
+    16*j : +16] * src[px[u] + xo + c*cstep + e]`` at full position ``e + j`` (``e < 16``), plus
+    ``carry`` (the previous block's last two positions) at positions 0 and 1. Positions 0-15
+    (output positions ``o_lo ..``, those in ``[0, o_n)``) get the bias (``bias[bo:]``) and relu
+    and go to ``yf[dst + f*fs + o*ps]``; positions 16 and 17 to ``carry``, or, for the row's
+    ``last`` block, to the output too."""
+    a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15, a16, a17 = _row_sums(
+        src, px, pw, npair, c_n, cstep, xo, wf, wo, vload(carry, 0), vload(carry, LANES)
+    )
     b = vload(bias, bo)
     lo, hi = max(0, -o_lo), min(LANES, o_n - o_lo)  # the block's positions inside the output
     block = (a0, a1, a2, a3, a4, a5, a6, a7, a8, a9, a10, a11, a12, a13, a14, a15)
@@ -1347,6 +1372,33 @@ def _filter_tile3(
     for j, v in enumerate((a16, a17)):
         if 0 <= o_lo + LANES + j < o_n:
             _filter_scatter(yf, dst + (o_lo + LANES + j) * ps, fs, _finish(v, b, relu), tmp)
+
+
+@_jit
+def _copy_rows(
+    xf: np.ndarray,
+    xs: np.ndarray,
+    n: int,
+    xe: np.ndarray,
+    d: int,
+    sa: int,
+    sb: int,
+    sc: int,
+    dims: np.ndarray,
+) -> None:
+    """Sample ``n`` of ``x`` (flat ``xf``, strides ``xs`` of (N, C, *in); lengths from the
+    forward by filter vectors' dims) to ``xe``: row ``(a, b)`` of channel ``c`` at ``d + a*sa +
+    b*sb + c*sc``, contiguous."""
+    c_n, i0, i1, i2 = dims[V_C], dims[V_IN0], dims[V_IN1], dims[V_IN2]
+    for a in range(i0):
+        for b in range(i1):
+            for c in range(c_n):
+                s = n * xs[0] + c * xs[1] + a * xs[2] + b * xs[3]
+                at = d + a * sa + b * sb + c * sc
+                if xs[4] == 1 and i2 >= LANES:
+                    _move(xf, s, xe, at, i2)
+                else:
+                    _move_strided(xf, s, xs[4], xe, at, 1, i2)
 
 
 @_jit
@@ -1387,15 +1439,8 @@ def filter_forward(
     gstep = k0 * k1 * c_n * 3 * LANES
     p_from, p_to = o0 * part_k // parts, o0 * (part_k + 1) // parts
     for n in range(n_from, n_to):
-        for a in range(i0):  # the sample, (in0, in1, C, rw): a pair's channels side by side
-            for b in range(i1):
-                for c in range(c_n):
-                    s = n * xs[0] + c * xs[1] + a * xs[2] + b * xs[3]
-                    d = ((a * i1 + b) * c_n + c) * rw
-                    if xs[4] == 1 and i2 >= LANES:
-                        _move(xf, s, xe, d, i2)
-                    else:
-                        _move_strided(xf, s, xs[4], xe, d, 1, i2)
+        # the sample, (in0, in1, C, rw): a pair's channels side by side
+        _copy_rows(xf, xs, n, xe, 0, i1 * c_n * rw, c_n * rw, rw, dims)
         for m0 in range(p_from, p_to):
             for m1 in range(o1):
                 npair = 0  # the (axis-0, axis-1) taps that reach the input
@@ -1420,6 +1465,220 @@ def filter_forward(
                             blk == nb - 1, bias, g * LANES, relu, yf, dst, ys[1], ys[4],
                             blk * LANES - c2, o2, tmp,
                         )  # fmt: skip
+
+
+# The forward by Winograd tiles (3 taps, stride 1 and dilation 1 on every axis, filters in
+# multiples of 16): F(2 x 2, 3 x 3) over axes 0 and 1 (Lavin & Gray, 2016), the filter-vector
+# rows of :func:`_row_sums` along the last axis. A 2 x 2 block of output rows is A^T M A, where
+# each of the 16 rows of M is one row of the filter-vector forward with a single (tap pair) row:
+# the transformed input row V = B^T d B (d: the 4 x 4 input rows the block reads) against the
+# transformed taps U = G g G^T (computed once per call). 16 row passes per 4 output rows where the
+# filter-vector forward makes up to 36 (9 tap pairs per row); the transforms are additions only,
+# and G's halves are exact in float32.
+
+
+@_jit_inline
+def _winograd_bt(d0: Any, d1: Any, d2: Any, d3: Any) -> tuple[Any, Any, Any, Any]:
+    """B^T d of F(2, 3) for four vectors ``d``."""
+    return vsub(d0, d2), vadd(d1, d2), vsub(d2, d1), vsub(d1, d3)
+
+
+@_jit_inline
+def _winograd_bt4(xe: np.ndarray, b: int, s1: int) -> tuple[Any, Any, Any, Any]:
+    """:func:`_winograd_bt` of the vectors ``xe[b + k*s1 : +16]``, ``k < 4``."""
+    return _winograd_bt(
+        vload(xe, b), vload(xe, b + s1), vload(xe, b + 2 * s1), vload(xe, b + 3 * s1)
+    )
+
+
+@_jit_tile
+def _winograd_input(
+    xe: np.ndarray, e0: int, s0: int, s1: int, n: int, v: np.ndarray, vs: int
+) -> None:
+    """``v[q*vs : +n]`` (``q = 4*q0 + q1``) = B^T d B, where ``d[m0][m1]`` is the row
+    ``xe[e0 + m0*s0 + m1*s1 : +n]`` (``m0, m1 < 4``), vector by vector in registers."""
+    for k in range(0, n, LANES):
+        r00, r01, r02, r03 = _winograd_bt4(xe, e0 + k, s1)
+        r10, r11, r12, r13 = _winograd_bt4(xe, e0 + s0 + k, s1)
+        r20, r21, r22, r23 = _winograd_bt4(xe, e0 + 2 * s0 + k, s1)
+        r30, r31, r32, r33 = _winograd_bt4(xe, e0 + 3 * s0 + k, s1)
+        columns = (
+            (r00, r10, r20, r30), (r01, r11, r21, r31), (r02, r12, r22, r32), (r03, r13, r23, r33)
+        )  # fmt: skip
+        for q1, (t0, t1, t2, t3) in enumerate(columns):
+            u0, u1, u2, u3 = _winograd_bt(t0, t1, t2, t3)
+            vstore(v, q1 * vs + k, u0)
+            vstore(v, (4 + q1) * vs + k, u1)
+            vstore(v, (8 + q1) * vs + k, u2)
+            vstore(v, (12 + q1) * vs + k, u3)
+
+
+@_jit_tile
+def _winograd_rows(
+    v: np.ndarray,
+    vs: int,
+    c_n: int,
+    rw: int,
+    nb: int,
+    wf: np.ndarray,
+    wo: int,
+    zero: np.ndarray,
+    m: np.ndarray,
+    ml: int,
+) -> None:
+    """The 16 rows of M for 16 filters: ``m[q*ml + p*16 : +16]`` at every full position ``p <
+    nb*16 + 2``, from ``v``'s rows (``v[q*vs + c*rw :]``, ``nb`` vectors each) and the
+    transformed taps ``wf[wo + q*C*48 :]``; ``zero`` holds one 0 (a row offset for
+    :func:`_row_sums`)."""
+    for q in range(16):
+        a0 = a1 = vzero()
+        for blk in range(nb):
+            sums = _row_sums(
+                v, zero, zero, 1, c_n, rw, q * vs + blk * LANES, wf, wo + q * c_n * 3 * LANES,
+                a0, a1,
+            )  # fmt: skip
+            d = q * ml + blk * LANES * LANES
+            for j, a in enumerate(sums[:LANES]):
+                vstore(m, d + j * LANES, a)
+            a0, a1 = sums[LANES], sums[LANES + 1]
+        vstore(m, q * ml + nb * LANES * LANES, a0)
+        vstore(m, q * ml + (nb * LANES + 1) * LANES, a1)
+
+
+@_jit_inline
+def _winograd_at(m: np.ndarray, b: int, ml: int) -> tuple[Any, Any]:
+    """A^T a of F(2, 3) for the four vectors ``a[k] = m[b + k*ml : +16]``."""
+    a0, a1, a2, a3 = vload(m, b), vload(m, b + ml), vload(m, b + 2 * ml), vload(m, b + 3 * ml)
+    return vadd(vadd(a0, a1), a2), vsub(vsub(a1, a2), a3)
+
+
+@_jit_tile
+def _winograd_output(m: np.ndarray, ml: int, n: int, y: np.ndarray, yl: int) -> None:
+    """``y[(2*r0 + r1)*yl : +n]`` (``r0, r1 < 2``) = A^T M A of ``m``'s 16 rows (``ml`` apart):
+    ``A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]``, vector by vector."""
+    for p in range(0, n, LANES):
+        z00, z01 = _winograd_at(m, p, ml)
+        z10, z11 = _winograd_at(m, p + 4 * ml, ml)
+        z20, z21 = _winograd_at(m, p + 8 * ml, ml)
+        z30, z31 = _winograd_at(m, p + 12 * ml, ml)
+        vstore(y, p, vadd(vadd(z00, z10), z20))
+        vstore(y, yl + p, vadd(vadd(z01, z11), z21))
+        vstore(y, 2 * yl + p, vsub(vsub(z10, z20), z30))
+        vstore(y, 3 * yl + p, vsub(vsub(z11, z21), z31))
+
+
+@_jit_tile
+def _winograd_write(
+    y: np.ndarray,
+    r: int,
+    c2: int,
+    o2: int,
+    bias: np.ndarray,
+    bo: int,
+    relu: bool,
+    yf: np.ndarray,
+    dst: int,
+    fs: int,
+    ps: int,
+    tmp: np.ndarray,
+) -> None:
+    """One output row for 16 filters from ``y[r + (o + c2)*16 : +16]`` (output position
+    ``o < o2``), plus ``bias[bo:]`` and relu, to ``yf[dst + f*fs + o*ps]``: channels-first, 16
+    positions at a time transposed in registers (a block of 4 or fewer position by position);
+    channels-last, each position's vector as it is."""
+    b = vload(bias, bo)
+    for o_lo in range(0, o2, LANES):
+        hi = min(LANES, o2 - o_lo)
+        at = r + (o_lo + c2) * LANES
+        if ps == 1 and hi > 4:
+            block = _block16(y, at, LANES)
+            t = _transpose16(
+                (
+                    _finish(block[0], b, relu), _finish(block[1], b, relu),
+                    _finish(block[2], b, relu), _finish(block[3], b, relu),
+                    _finish(block[4], b, relu), _finish(block[5], b, relu),
+                    _finish(block[6], b, relu), _finish(block[7], b, relu),
+                    _finish(block[8], b, relu), _finish(block[9], b, relu),
+                    _finish(block[10], b, relu), _finish(block[11], b, relu),
+                    _finish(block[12], b, relu), _finish(block[13], b, relu),
+                    _finish(block[14], b, relu), _finish(block[15], b, relu),
+                )
+            )  # fmt: skip
+            for f, w in enumerate(t):
+                if hi == LANES:
+                    vstore(yf, dst + f * fs + o_lo, w)
+                else:
+                    vstore_lanes(yf, dst + f * fs + o_lo, w, 0, hi)
+        else:
+            for j in range(hi):
+                w = _finish(vload(y, at + j * LANES), b, relu)
+                _filter_scatter(yf, dst + (o_lo + j) * ps, fs, w, tmp)
+
+
+@_jit
+def winograd_forward(
+    xf: np.ndarray,
+    xs: np.ndarray,
+    wu: np.ndarray,
+    yf: np.ndarray,
+    ys: np.ndarray,
+    n_from: int,
+    n_to: int,
+    dims: np.ndarray,
+    bias: np.ndarray,
+    relu: bool,
+    part_k: int,
+    parts: int,
+) -> None:
+    """Samples ``[n_from, n_to)`` of ``y`` (N, F, *out) = transposed convolution of ``x``
+    (N, C, *in), ``+ bias``, then relu when asked, by Winograd tiles (3 taps, stride 1 and
+    dilation 1 on every axis; ``F`` a multiple of 16); ``wu`` from ``_winograd_weights``, the
+    dims those of the forward by filter vectors. Only part ``part_k`` of ``parts`` of the
+    tiles' rows along axis 0."""
+    c_n, f_n = dims[V_C], dims[V_F]
+    i2 = dims[V_IN2]
+    o0, o1, o2 = dims[V_OUT0], dims[V_OUT1], dims[V_OUT2]
+    c0, c1, c2 = dims[V_CROP0], dims[V_CROP1], dims[V_CROP2]
+    nb = -(-i2 // LANES)
+    rw = nb * LANES  # a row of the sample's copy: whole vectors, zero past the input
+    # the tiles (2 x 2 full rows) that hold the output along axes 0 and 1
+    ta0, tb0 = c0 // 2, (c0 + o0 - 1) // 2 + 1
+    ta1, tb1 = c1 // 2, (c1 + o1 - 1) // 2 + 1
+    # the sample's copy (rows of axes 0 and 1 with 2 zero rows before the input, C, rw); a row
+    # of every channel one vector longer, a plane one vector more: rows 4 KiB apart shared
+    # their cache sets (the input transform ran 1.7 times longer)
+    s1 = c_n * rw + LANES
+    s0 = (2 * tb1 + 2) * s1 + LANES
+    xe = np.zeros((2 * tb0 + 2) * s0 + LANES, np.float32)
+    v = np.empty(16 * s1 + LANES, np.float32)
+    ml = (rw + 2) * LANES  # a row of M: full positions x 16 filters
+    yl = (rw + LANES) * LANES  # of the output block: whole blocks of 16 positions
+    m = np.zeros(16 * ml, np.float32)
+    y = np.zeros(4 * yl, np.float32)
+    zero = np.zeros(1, np.int64)
+    tmp = np.empty(LANES, np.float32)
+    wf = wu.reshape(-1)
+    gstep = 16 * c_n * 3 * LANES
+    tiles = tb0 - ta0
+    t_from, t_to = ta0 + tiles * part_k // parts, ta0 + tiles * (part_k + 1) // parts
+    for n in range(n_from, n_to):
+        _copy_rows(xf, xs, n, xe, 2 * s0 + 2 * s1, s0, s1, rw, dims)
+        for t0 in range(t_from, t_to):
+            for t1 in range(ta1, tb1):
+                _winograd_input(xe, 2 * t0 * s0 + 2 * t1 * s1, s0, s1, c_n * rw, v, s1)
+                for g in range(f_n // LANES):
+                    _winograd_rows(v, s1, c_n, rw, nb, wf, g * gstep, zero, m, ml)
+                    _winograd_output(m, ml, (i2 + 2) * LANES, y, yl)
+                    for r0 in range(2):
+                        m0 = 2 * t0 + r0 - c0
+                        for r1 in range(2):
+                            m1 = 2 * t1 + r1 - c1
+                            if 0 <= m0 < o0 and 0 <= m1 < o1:
+                                dst = n * ys[0] + g * LANES * ys[1] + m0 * ys[2] + m1 * ys[3]
+                                _winograd_write(
+                                    y, (2 * r0 + r1) * yl, c2, o2, bias, g * LANES, relu, yf,
+                                    dst, ys[1], ys[4], tmp,
+                                )  # fmt: skip
 
 
 # The kernel gradient by filter vectors (the same layers as the forward by filter vectors): the

@@ -11,7 +11,7 @@ tiles as plain local variables of type :data:`f32x16` (LLVM ``<16 x float>``):
   ``vgather``: 16 floats a constant step apart;
 - ``vsplat`` (one float in every lane), ``vsplat_at`` (one array element, loaded and broadcast),
   ``vzero``;
-- ``vfma`` (``a * b + c``, one rounding), ``vadd``, ``vrelu`` (0 below zero, NaN kept);
+- ``vfma`` (``a * b + c``, one rounding), ``vadd``, ``vsub``, ``vrelu`` (0 below zero, NaN kept);
 - ``vzip_lo`` / ``vzip_hi``: the lanes of two vectors interleaved (a stride-2 output row);
 - ``vadd_f64`` (widen to float64 and add into memory);
 - ``fload`` / ``fstore``: one float, with no index checks (short strided rows).
@@ -44,6 +44,7 @@ if TYPE_CHECKING:  # what the kernels see; the definitions below are Numba intri
     def vstore_lanes(arr: np.ndarray, idx: int, v: Any, lo: int, n: int) -> None: ...
     def vgather(arr: np.ndarray, idx: int, step: int) -> Any: ...
     def vadd(a: Any, b: Any) -> Any: ...
+    def vsub(a: Any, b: Any) -> Any: ...
     def vzip_lo(a: Any, b: Any) -> Any: ...
     def vzip_hi(a: Any, b: Any) -> Any: ...
     def vrelu(a: Any) -> Any: ...
@@ -259,15 +260,21 @@ if not TYPE_CHECKING and ir is not None:
 
         return sig, codegen
 
-    @intrinsic
-    def vadd(typingctx: Any, a: Any, b: Any) -> Any:
-        """``a + b`` lane by lane."""
-        sig = f32x16(f32x16, f32x16)
+    def _lanewise(operation: str) -> Any:
+        """The intrinsic applying the LLVM builder's ``operation`` (``fadd``: ``a + b``,
+        ``fsub``: ``a - b``) lane by lane to two vectors."""
 
-        def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
-            return builder.fadd(args[0], args[1])
+        def lanewise(typingctx: Any, a: Any, b: Any) -> Any:
+            sig = f32x16(f32x16, f32x16)
 
-        return sig, codegen
+            def codegen(context: Any, builder: Any, sig: Any, args: Any) -> Any:
+                return getattr(builder, operation)(args[0], args[1])
+
+            return sig, codegen
+
+        return intrinsic(lanewise)
+
+    vadd, vsub = _lanewise("fadd"), _lanewise("fsub")
 
     def _zip(half: int) -> Any:
         """The intrinsic interleaving half ``half`` (0: lanes 0-7, 1: lanes 8-15) of two vectors:
@@ -334,6 +341,9 @@ elif not TYPE_CHECKING:  # pragma: no cover - exercised only where Numba does no
 
     def vadd(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return (a + b).astype(np.float32)
+
+    def vsub(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+        return (a - b).astype(np.float32)
 
     def vzip_lo(a: np.ndarray, b: np.ndarray) -> np.ndarray:
         return np.stack([a[: LANES // 2], b[: LANES // 2]], axis=1).reshape(-1)

@@ -461,20 +461,6 @@ FILTERS = [
 ]
 
 
-@pytest.mark.parametrize("layout", ["channels_first", "channels_last"])
-@pytest.mark.parametrize("c, f", [(3, 16), (17, 32), (1, 48)], ids=str)
-@pytest.mark.parametrize("case", FILTERS, ids=str)
-def test_filter_forward_equals_reference(rng, monkeypatch, case, c, f, layout):
-    """The forward by filter vectors, forced, with bias and relu: the reference's output."""
-    monkeypatch.setenv("CONV3DT_FORWARD", "filters")
-    geom, x, kernel, _ = _case(rng, case, n=3, c=c, f=f)
-    assert ops.forward_path(geom, c, f) == "filters"
-    bias = rng.standard_normal(f).astype(np.float32)
-    want = np.maximum(ops._flat_forward(np, x, kernel, geom) + bias.reshape(-1, 1, 1, 1), 0)
-    got = ops._compiled_forward(x, kernel, geom, layout == "channels_last", bias, relu=True)
-    _close(got, want)
-
-
 @pytest.mark.parametrize("case", FILTERS[:5], ids=str)
 def test_filter_vectors_match_torch(rng, monkeypatch, case):
     """The forward and the kernel gradient by filter vectors against PyTorch's conv_transpose3d
@@ -489,14 +475,87 @@ def test_filter_vectors_match_torch(rng, monkeypatch, case):
     _close(ops._compiled_backward_kernel(x, dy, geom, kernel.shape), dk)
 
 
+# 3 taps, stride 1 and dilation 1 on every axis: the forward by Winograd tiles
+WINOGRAD = [
+    ((3, 2, 16), 3, 1, 1, False, None),  # D4's family: one block, 18 positions
+    ((2, 3, 16), 3, 1, 1, True, None),  # cropped by 1 at each end: tiles cut on axes 0 and 1
+    ((4, 5, 20), 3, 1, 1, False, None),  # two blocks, the last short; odd tile counts
+    ((5, 4, 33), 3, 1, 1, True, None),  # three blocks, one position in the last
+    ((1, 1, 1), 3, 1, 1, False, None),  # one voxel: a tile's second row past the output
+    ((2, 7, 5), 3, 1, 1, True, None),  # a row shorter than a vector
+    ((6, 1, 3), 3, 1, 1, False, None),
+]
+
+
+@pytest.mark.parametrize("layout", ["channels_first", "channels_last"])
+@pytest.mark.parametrize("n, c, f", [(3, 3, 16), (2, 17, 32), (1, 1, 48)], ids=str)
+@pytest.mark.parametrize(
+    "path, case",
+    [("filters", case) for case in FILTERS] + [("winograd", case) for case in WINOGRAD],
+    ids=str,
+)
+def test_vector_forwards_equal_reference(rng, monkeypatch, path, case, n, c, f, layout):
+    """The forward by filter vectors and by Winograd tiles, forced, with bias and relu: the
+    reference's output. One to three samples: output planes or rows of tiles shared between
+    threads."""
+    monkeypatch.setenv("CONV3DT_FORWARD", path)
+    geom, x, kernel, _ = _case(rng, case, n=n, c=c, f=f)
+    assert ops.forward_path(geom, c, f) == path
+    bias = rng.standard_normal(f).astype(np.float32)
+    want = np.maximum(ops._flat_forward(np, x, kernel, geom) + bias.reshape(-1, 1, 1, 1), 0)
+    got = ops._compiled_forward(x, kernel, geom, layout == "channels_last", bias, relu=True)
+    _close(got, want)
+
+
+@pytest.mark.parametrize("case", WINOGRAD[:4], ids=str)
+def test_winograd_forward_matches_torch(rng, monkeypatch, case):
+    """The forward by Winograd tiles against PyTorch's conv_transpose3d (float64), an
+    independent oracle; the transforms' rounding stays within the usual tolerance."""
+    monkeypatch.setenv("CONV3DT_FORWARD", "winograd")
+    geom, x, kernel, dy = _case(rng, case, n=2, c=24, f=32)
+    assert ops.forward_path(geom, 24, 32) == "winograd"
+    y, _, _ = _torch_layer(x, kernel, geom, dy)
+    _close(ops._compiled_forward(x, kernel, geom), y)
+    _close(ops._compiled_forward(x, kernel, geom, channels_last=True), y)
+
+
+@pytest.mark.skipif(not cpu_kernels.AVAILABLE, reason="interpreted, 40 layers take too long")
+@settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    st.tuples(st.integers(1, 19), st.integers(1, 19), st.integers(1, 40)),
+    st.booleans(),
+    st.integers(1, 3),
+    st.sampled_from([1, 5, 16, 19]),
+    st.sampled_from([16, 32]),
+    st.booleans(),
+    st.integers(0, 2**16),
+)
+def test_winograd_forward_equals_reference_on_random_layers(ins, same, n, c, f, last, seed):
+    """Random 3x3x3 stride-1 layers by Winograd tiles: any lengths (tiles cut at either end,
+    rows of one to three vectors), padding, batch, channels, filter groups and layout."""
+    geom = ops.Geometry.of(ins, (3, 3, 3), (1, 1, 1), (1, 1, 1), same)
+    rng = np.random.default_rng(seed)
+    x = rng.standard_normal((n, c, *ins), dtype=np.float32)
+    kernel = rng.standard_normal((3, 3, 3, f, c), dtype=np.float32)
+    bias = rng.standard_normal(f).astype(np.float32)
+    want = np.maximum(ops._flat_forward(np, x, kernel, geom) + bias.reshape(-1, 1, 1, 1), 0)
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("CONV3DT_FORWARD", "winograd")
+        assert ops.forward_path(geom, c, f) == "winograd"
+        _close(ops._compiled_forward(x, kernel, geom, last, bias, relu=True), want)
+
+
 @pytest.mark.parametrize("channels_last", [False, True])
 @pytest.mark.parametrize(
     "path, case, f",
-    [("rows", case, 11) for case in ROWS[:4]] + [("filters", case, 16) for case in FILTERS[:4]],
+    [("rows", case, 11) for case in ROWS[:4]]
+    + [("filters", case, 16) for case in FILTERS[:4]]
+    + [("winograd", case, 16) for case in WINOGRAD[:4]],
     ids=str,
 )
 def test_bias_and_relu_fuse_bit_for_bit(rng, monkeypatch, path, case, f, channels_last):
-    """By rows and by filter vectors, bias and relu applied as each output row is written: the
+    """By rows, filter vectors and Winograd tiles, bias and relu applied as each output row is
+    written: the
     same bits as the forward, then ``+= bias``, then relu."""
     monkeypatch.setenv("CONV3DT_FORWARD", path)
     geom, x, kernel, _ = _case(rng, case, n=2, c=5, f=f)
@@ -511,8 +570,11 @@ def test_bias_and_relu_fuse_bit_for_bit(rng, monkeypatch, path, case, f, channel
 @pytest.mark.parametrize(
     "spatial, size, stride, c, f, path",
     [
-        ((16, 16, 16), 3, 1, 16, 16, "filters"),  # D4
-        ((12, 12, 40), 3, 1, 16, 32, "filters"),  # 48 lanes for 40 positions, as the rows
+        ((16, 16, 16), 3, 1, 16, 16, "winograd"),  # D4: 16 row passes per 4 rows, not 36
+        ((12, 12, 40), 3, 1, 16, 32, "winograd"),
+        ((4, 4, 16), 3, 1, 16, 16, "filters"),  # 4 rows: tiles past the edges cost more
+        ((12, 12, 40), (1, 3, 3), 1, 16, 32, "filters"),  # no Winograd (1 tap on axis 0); 48
+        # lanes for 40 positions, as many as the rows waste
         ((8, 8, 8), 3, 1, 32, 32, "rows"),  # rows of 8: two to a vector beat half-empty ones
         ((16, 16, 16), 3, 1, 16, 8, "rows"),  # 8 filters: half a vector
         ((16, 16, 16), 4, 1, 16, 16, "rows"),  # 4 taps
@@ -520,16 +582,24 @@ def test_bias_and_relu_fuse_bit_for_bit(rng, monkeypatch, path, case, f, channel
     ],
 )
 def test_forward_takes_filter_vectors_where_they_apply(spatial, size, stride, c, f, path):
-    geom = ops.Geometry.of(spatial, (size,) * 3, (stride,) * 3, (1, 1, 1), False)
+    geom = ops.Geometry.of(spatial, _triple(size), (stride,) * 3, (1, 1, 1), False)
     assert ops.forward_path(geom, c, f) == path
 
 
 def test_forcing_filter_vectors_where_they_do_not_apply_chooses_as_usual(monkeypatch):
     geom = ops.Geometry.of((16, 16, 16), (3, 3, 3), (1, 1, 1), (1, 1, 1), False)
     monkeypatch.setenv("CONV3DT_FORWARD", "filters")
+    assert ops.forward_path(geom, 16, 16) == "filters"  # not Winograd: forced
     assert ops.forward_path(geom, 16, 8) == "rows"  # 8 filters: not a whole vector
+    monkeypatch.setenv("CONV3DT_FORWARD", "winograd")
+    assert ops.forward_path(geom, 16, 8) == "rows"
+    dilated = ops.Geometry.of((16, 16, 16), (3, 3, 3), (1, 1, 1), (2, 1, 1), False)
+    assert ops.forward_path(dilated, 16, 16) == "filters"  # dilation 2 on axis 0
+    small = ops.Geometry.of((2, 2, 16), (3, 3, 3), (1, 1, 1), (1, 1, 1), False)
+    assert ops.forward_path(small, 16, 16) == "winograd"  # where it would not be chosen
     monkeypatch.setenv("CONV3DT_FORWARD", "fastest")  # not a path: the automatic choice
-    assert ops.forward_path(geom, 16, 16) == "filters"
+    assert ops.forward_path(geom, 16, 16) == "winograd"
+    assert ops.forward_path(small, 16, 16) == "filters"
 
 
 @pytest.mark.parametrize("layout", ["channels_first", "channels_last"])

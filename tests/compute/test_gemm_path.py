@@ -172,7 +172,9 @@ def test_gemm_kernel_gradient_is_deterministic(rng):
     np.testing.assert_array_equal(first, gemm.backward_kernel(x, dy, geom, kernel.shape))
 
 
-@pytest.mark.parametrize("cpu", ["gemm", "loops", "loops by rows", "loops by filters"])
+@pytest.mark.parametrize(
+    "cpu", ["gemm", "loops", "loops by rows", "loops by filters", "loops by winograd"]
+)
 @pytest.mark.parametrize(
     "spatial, k, s, same, c, f",
     [*DECODERS, ((5, 9, 3), 3, 1, False, 5, 3), ((6, 4, 5), 3, 2, True, 2, 3)],
