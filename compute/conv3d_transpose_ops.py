@@ -379,6 +379,9 @@ def _thread_floats(geom: Geometry, c: int, f: int, training: bool) -> int:
         per_thread = max(per_thread, input_planes + output_planes + in0 * c * (plane + tile))
         if filter_gradient_applies(geom, f):
             per_thread = max(per_thread, _filter_grad_floats(geom, f))
+        dual = input_gradient_geometry(geom)
+        if dual is not None and winograd_applies(dual, c):
+            per_thread = max(per_thread, _winograd_floats(dual, f))
     return per_thread
 
 
@@ -491,8 +494,9 @@ def _winograd_floats(geom: Geometry, c: int) -> int:
     a0, a1, a2 = geom.axes
     rw = LANES * -(-a2.in_len // LANES)
     s1 = c * rw + LANES
-    s0 = (2 * _winograd_tiles(a1) + a1.crop_start // 2 * 2 + 2) * s1 + LANES
-    planes = 2 * _winograd_tiles(a0) + a0.crop_start // 2 * 2 + 2
+    rows = [max(2 * _winograd_tiles(a) + a.crop_start // 2 * 2 + 2, a.in_len + 2) for a in (a0, a1)]
+    s0 = rows[1] * s1 + LANES
+    planes = rows[0]
     return planes * s0 + LANES + 16 * s1 + LANES + (16 * (rw + 2) + 4 * (rw + LANES) + 2) * LANES
 
 
@@ -1054,8 +1058,44 @@ def backward_input(xp: ArrayModule, dy: Array, kernel: Array, geom: Geometry) ->
     return _compiled_backward_input(dy, kernel, geom)
 
 
+def input_gradient_geometry(geom: Geometry) -> Geometry | None:
+    """The input gradient of a layer with 3 taps, stride 1 and dilation 1 on every axis as a
+    transposed convolution of ``dy`` (the same taps reversed, channels and filters exchanged):
+    ``dx[i] = sum_u dy[i - crop + u] w[u]`` is that layer's output cropped from ``2 - crop``,
+    ``in`` long. None for other layers."""
+    if any((a.size, a.stride, a.dilation) != (3, 1, 1) for a in geom.axes):
+        return None
+    axes = tuple(
+        AxisGeometry(
+            a.out_len, 3, 1, 1, 3, a.out_len + 2, 2 - a.crop_start, a.in_len, a.out_len + 2
+        )
+        for a in geom.axes
+    )
+    return Geometry((axes[0], axes[1], axes[2]))
+
+
+def input_gradient_path(geom: Geometry, c: int, f: int) -> str:
+    """How the compiled input gradient runs ``geom`` (``c`` channels, ``f`` filters):
+    ``"winograd"`` (the forward by Winograd tiles of :func:`input_gradient_geometry`, ``c`` in
+    sixteens) where it applies and :func:`winograd_gain` expects it faster than the filter
+    vectors (themselves faster than the phase planes), else ``"planes"``.
+    ``CONV3DT_INPUT_GRADIENT=winograd|planes`` forces one (``winograd`` where it applies)."""
+    dual = input_gradient_geometry(geom)
+    if dual is None or not winograd_applies(dual, c):
+        return "planes"
+    forced = os.environ.get("CONV3DT_INPUT_GRADIENT", "")
+    if forced in ("winograd", "planes"):
+        return forced
+    return "winograd" if winograd_gain(dual, f, c) < 1 else "planes"
+
+
 def _compiled_backward_input(dy: np.ndarray, kernel: np.ndarray, geom: Geometry) -> np.ndarray:
     n, c = dy.shape[0], kernel.shape[4]
+    dual = input_gradient_geometry(geom)
+    if dual is not None and input_gradient_path(geom, c, kernel.shape[3]) == "winograd":
+        dx = np.empty((n, c, *(a.in_len for a in geom.axes)), np.float32)
+        reversed_taps = np.ascontiguousarray(kernel[::-1, ::-1, ::-1].transpose(0, 1, 2, 4, 3))
+        return _filter_forward(dy, reversed_taps, dual, dx, np.zeros(c, np.float32), False, True)
     plan = phase_plan(geom, c, kernel.shape[3])
     wt = _tile_weights(kernel, plan, forward=False)
     dx = np.empty((n, c) + tuple(a.in_len for a in geom.axes), dtype=np.float32)

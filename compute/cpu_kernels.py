@@ -1636,7 +1636,7 @@ def winograd_forward(
     dims those of the forward by filter vectors. Only part ``part_k`` of ``parts`` of the
     tiles' rows along axis 0."""
     c_n, f_n = dims[V_C], dims[V_F]
-    i2 = dims[V_IN2]
+    i0, i1, i2 = dims[V_IN0], dims[V_IN1], dims[V_IN2]
     o0, o1, o2 = dims[V_OUT0], dims[V_OUT1], dims[V_OUT2]
     c0, c1, c2 = dims[V_CROP0], dims[V_CROP1], dims[V_CROP2]
     nb = -(-i2 // LANES)
@@ -1647,9 +1647,11 @@ def winograd_forward(
     # the sample's copy (rows of axes 0 and 1 with 2 zero rows before the input, C, rw); a row
     # of every channel one vector longer, a plane one vector more: rows 4 KiB apart shared
     # their cache sets (the input transform ran 1.7 times longer)
+    # (rows past those the tiles read are copied too: an input gradient's dual layer reads
+    # none of the positions an output padding added)
     s1 = c_n * rw + LANES
-    s0 = (2 * tb1 + 2) * s1 + LANES
-    xe = np.zeros((2 * tb0 + 2) * s0 + LANES, np.float32)
+    s0 = max(2 * tb1 + 2, i1 + 2) * s1 + LANES
+    xe = np.zeros(max(2 * tb0 + 2, i0 + 2) * s0 + LANES, np.float32)
     v = np.empty(16 * s1 + LANES, np.float32)
     ml = (rw + 2) * LANES  # a row of M: full positions x 16 filters
     yl = (rw + LANES) * LANES  # of the output block: whole blocks of 16 positions

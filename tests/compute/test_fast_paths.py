@@ -519,20 +519,61 @@ def test_winograd_forward_matches_torch(rng, monkeypatch, case):
     _close(ops._compiled_forward(x, kernel, geom, channels_last=True), y)
 
 
+@pytest.mark.parametrize("n, c, f", [(3, 16, 3), (2, 32, 16), (1, 16, 21)], ids=str)
+@pytest.mark.parametrize(
+    "case", [*WINOGRAD, ((4, 3, 5), 3, 1, 1, False, (1, 0, 2))], ids=str
+)  # output padding: gradient positions past the full result
+def test_winograd_input_gradient_equals_reference(rng, monkeypatch, case, n, c, f):
+    """The input gradient of a 3x3x3 stride-1 layer as the Winograd forward of its dual
+    geometry (taps reversed, channels and filters exchanged), forced: the reference's."""
+    monkeypatch.setenv("CONV3DT_INPUT_GRADIENT", "winograd")
+    geom, _, kernel, dy = _case(rng, case, n=n, c=c, f=f)
+    assert ops.input_gradient_path(geom, c, f) == "winograd"
+    _close(
+        ops._compiled_backward_input(dy, kernel, geom),
+        ops._flat_backward_input(np, dy, kernel, geom),
+    )
+
+
+@pytest.mark.parametrize("case", WINOGRAD[:3], ids=str)
+def test_winograd_input_gradient_matches_torch(rng, monkeypatch, case):
+    monkeypatch.setenv("CONV3DT_INPUT_GRADIENT", "winograd")
+    geom, x, kernel, dy = _case(rng, case, n=2, c=32, f=24)
+    _, dx, _ = _torch_layer(x, kernel, geom, dy)
+    _close(ops._compiled_backward_input(dy, kernel, geom), dx)
+
+
+def test_input_gradient_takes_winograd_tiles_where_they_apply(monkeypatch):
+    geom = ops.Geometry.of((16, 16, 16), (3, 3, 3), (1, 1, 1), (1, 1, 1), False)  # D4
+    assert ops.input_gradient_path(geom, 16, 16) == "winograd"
+    assert ops.input_gradient_path(geom, 8, 16) == "planes"  # 8 channels: half a vector
+    strided = ops.Geometry.of((16, 16, 16), (3, 3, 3), (2, 2, 2), (1, 1, 1), True)
+    assert ops.input_gradient_geometry(strided) is None
+    assert ops.input_gradient_path(strided, 16, 16) == "planes"
+    small = ops.Geometry.of((1, 1, 1), (3, 3, 3), (1, 1, 1), (1, 1, 1), True)
+    assert ops.input_gradient_path(small, 16, 16) == "planes"  # one voxel: the planes win
+    monkeypatch.setenv("CONV3DT_INPUT_GRADIENT", "winograd")
+    assert ops.input_gradient_path(small, 16, 16) == "winograd"
+    assert ops.input_gradient_path(strided, 16, 16) == "planes"  # forced where it applies only
+    monkeypatch.setenv("CONV3DT_INPUT_GRADIENT", "planes")
+    assert ops.input_gradient_path(geom, 16, 16) == "planes"
+
+
 @pytest.mark.skipif(not cpu_kernels.AVAILABLE, reason="interpreted, 40 layers take too long")
 @settings(max_examples=40, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(
     st.tuples(st.integers(1, 19), st.integers(1, 19), st.integers(1, 40)),
     st.booleans(),
     st.integers(1, 3),
-    st.sampled_from([1, 5, 16, 19]),
+    st.sampled_from([1, 5, 16, 19, 32]),
     st.sampled_from([16, 32]),
     st.booleans(),
     st.integers(0, 2**16),
 )
 def test_winograd_forward_equals_reference_on_random_layers(ins, same, n, c, f, last, seed):
     """Random 3x3x3 stride-1 layers by Winograd tiles: any lengths (tiles cut at either end,
-    rows of one to three vectors), padding, batch, channels, filter groups and layout."""
+    rows of one to three vectors), padding, batch, channels, filter groups and layout; the input
+    gradient too where the channels come in sixteens."""
     geom = ops.Geometry.of(ins, (3, 3, 3), (1, 1, 1), (1, 1, 1), same)
     rng = np.random.default_rng(seed)
     x = rng.standard_normal((n, c, *ins), dtype=np.float32)
@@ -543,6 +584,12 @@ def test_winograd_forward_equals_reference_on_random_layers(ins, same, n, c, f, 
         mp.setenv("CONV3DT_FORWARD", "winograd")
         assert ops.forward_path(geom, c, f) == "winograd"
         _close(ops._compiled_forward(x, kernel, geom, last, bias, relu=True), want)
+        if c % 16 == 0:  # the input gradient's dual layer: c filters
+            mp.setenv("CONV3DT_INPUT_GRADIENT", "winograd")
+            assert ops.input_gradient_path(geom, c, f) == "winograd"
+            dy = rng.standard_normal((n, f, *geom.out_shape), dtype=np.float32)
+            dx = ops._flat_backward_input(np, dy, kernel, geom)
+            _close(ops._compiled_backward_input(dy, kernel, geom), dx)
 
 
 @pytest.mark.parametrize("channels_last", [False, True])

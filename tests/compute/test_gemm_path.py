@@ -186,6 +186,7 @@ def test_working_bytes_bounds_the_traced_peak(rng, monkeypatch, cpu, spatial, k,
     forward by phase planes, or by rows)."""
     monkeypatch.setenv("CONV3DT_CPU_PATH", cpu.split()[0])
     monkeypatch.setenv("CONV3DT_FORWARD", cpu.split()[-1] if " by " in cpu else "planes")
+    monkeypatch.setenv("CONV3DT_INPUT_GRADIENT", "winograd" if "winograd" in cpu else "planes")
     geom = ops.Geometry.of(spatial, (k,) * 3, (s,) * 3, (1, 1, 1), same)
     x = rng.standard_normal((3, c, *spatial), dtype=np.float32)
     kernel = rng.standard_normal((k, k, k, f, c), dtype=np.float32)
