@@ -1472,9 +1472,9 @@ def filter_forward(
 # rows of :func:`_row_sums` along the last axis. A 2 x 2 block of output rows is A^T M A, where
 # each of the 16 rows of M is one row of the filter-vector forward with a single (tap pair) row:
 # the transformed input row V = B^T d B (d: the 4 x 4 input rows the block reads) against the
-# transformed taps U = G g G^T (computed once per call). 16 row passes per 4 output rows where the
-# filter-vector forward makes up to 36 (9 tap pairs per row); the transforms are additions only,
-# and G's halves are exact in float32.
+# transformed taps U = G g G^T (computed once per call, in float64, rounded once). 16 row passes
+# per 4 output rows where the filter-vector forward makes up to 36 (9 tap pairs per row); the
+# input and output transforms are additions and subtractions only.
 
 
 @_jit_inline
