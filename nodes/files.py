@@ -99,7 +99,10 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         raise FileError(f"Cannot save `{given}`: it is {kind}")
     directory = target.parent if str(target.parent) else Path(".")
     if not directory.is_dir():
-        raise FileError(f"Cannot save `{given}`: folder `{directory}` does not exist")
+        where = f"folder `{directory}` does not exist"
+        if directory.exists():
+            where = f"`{directory}` is a file, not a folder"
+        raise FileError(f"Cannot save `{given}`: {where}")
     mode = target.stat().st_mode & 0o7777 if target.exists() else 0o666 & ~current_umask()
     remove_stale_temporaries(target)
     try:

@@ -96,9 +96,10 @@ def _print_prediction(result: RunResult, graph: Path) -> None:
     print(f"  graph index: {info.index}")
     print(f"  shape:       {_fmt_shape(info.shape)}")
     print(f"backend: {backend.name} ({backend.device_name})")
+    finite = "finite " if stats["nan"] or stats["inf"] else ""  # NaN and Inf left out
     print(
-        f"min: {stats['min']:.6g}  max: {stats['max']:.6g}  "
-        f"mean: {stats['mean']:.6g}  std: {stats['std']:.6g}"
+        f"{finite}min: {stats['min']:.6g}  max: {stats['max']:.6g}  "
+        f"{finite}mean: {stats['mean']:.6g}  std: {stats['std']:.6g}"
     )
     print(f"NaN: {stats['nan']}  Inf: {stats['inf']}")
     print(f"elapsed: {result.seconds:.3f} s")

@@ -4,8 +4,9 @@ tip in one call; menus and toolbars place the same QAction objects. :func:`stack
 
 An action belongs to (is a child of) the window, so ``window.findChild(QAction, name)`` finds it,
 and is added to the widget whose focus its shortcut needs: the window, or the canvas for keys that
-must not act while a text field has the focus (Delete, Tab, F). :func:`prepare_first` has some
-actions call a preparation of the window's first (confirming a value still being typed in a field).
+must not act while a text field has the focus (Delete, Tab, F). :func:`window_keys` lists the
+window's keys for its non-modal dialogs to answer too. :func:`prepare_first` has some actions call
+a preparation of the window's first (confirming a value still being typed in a field).
 """
 
 from __future__ import annotations
@@ -75,6 +76,20 @@ def make_action(
     action.setStatusTip(action.toolTip())
     (widget or owner).addAction(action)
     return action
+
+
+def window_keys(window: QWidget) -> list[QAction]:
+    """The actions whose keys answer anywhere in ``window`` (Undo, Run, Save...), for another
+    window of the editor to add: a non-modal dialog (the Summary) is a window of its own, which
+    a window's shortcuts do not reach. Escape (Stop) is left out: in a dialog it closes it."""
+    escape = QKeySequence(Qt.Key.Key_Escape)
+    return [
+        a
+        for a in window.actions()
+        if a.shortcutContext() == Qt.ShortcutContext.WindowShortcut
+        and a.shortcuts()
+        and escape not in a.shortcuts()
+    ]
 
 
 # Keys the README promises beside the platform's own (QKeySequence(StandardKey.Redo) keeps

@@ -391,9 +391,11 @@ class Canvas(QObject):
         return None
 
     def _inputs_following(self, after: GraphDocument) -> dict[str, list[int]]:
-        """The Inputs whose declared shape is the shape of the samples arriving at them now
-        (they follow the data) and whose arriving samples change shape in ``after``: each
-        with its new shape. An Input typed to another shape is left alone."""
+        """The Inputs that follow their data, each with its new shape: those whose declared
+        shape is the shape of the samples arriving at them now, or whose data has no shape now
+        (a Data switched to a file not chosen yet, or one that cannot be read), when the
+        arriving samples have another shape in ``after``. An Input typed to another shape than
+        its data's is left alone."""
         now, then = nodes.infer_shapes(self.doc), nodes.infer_shapes(after)
         out: dict[str, list[int]] = {}
         for input_id in self.doc.ids_with_role(nodes.INPUT):
@@ -403,9 +405,9 @@ class Canvas(QObject):
             if feeder is None or not isinstance(shape, list):
                 continue
             old, new = now.get(feeder[0]), then.get(feeder[0])
-            if old is None or new is None or None in new or list(old[1:]) != shape:
+            if new is None or None in new or list(new[1:]) == shape:
                 continue
-            if list(new[1:]) == shape:
+            if old is not None and list(old[1:]) != shape:
                 continue
             try:
                 out[input_id] = after.check_param(input_id, "shape", list(new[1:]))

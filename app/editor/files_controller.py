@@ -5,12 +5,16 @@ Export snippet PNG, and saving a prediction.
 Every question goes through the window's :class:`~.dialogs.Dialogs`; every message to the log
 through its :class:`~.activity.Activity`. The window follows by signals: ``document_opened(doc)``
 when another document is shown, ``title_changed(name, modified)``, ``file_used(path)`` for the
-recent files. A file that cannot be read or written is a message, never an exception.
+recent files. A file that cannot be read or written is a message, never an exception; a failed
+write is one line naming the file, the reason and what would work (:func:`write_failure`).
 """
 
 from __future__ import annotations
 
+import errno
 import os
+import re
+import tempfile
 from collections.abc import Callable
 from pathlib import Path
 
@@ -35,7 +39,68 @@ from .dialogs import (
 )
 from .snippet_export import export_snippet
 
-__all__ = ["FilesController", "with_suffix"]
+__all__ = ["FilesController", "with_suffix", "write_failure", "write_problem"]
+
+# what would work, by the reason a write failed (errno)
+REMEDIES = {
+    errno.ENOSPC: "free some disk space or choose another disk",
+    errno.EDQUOT: "free some disk space or choose another disk",
+    errno.EACCES: "choose a folder you can write to",
+    errno.EPERM: "choose a folder you can write to",
+    errno.EROFS: "choose a folder you can write to",
+    errno.ENAMETOOLONG: "choose a shorter name",
+}
+ANOTHER_PLACE = "choose another file name or folder"
+NOTHING_SHOWN = "Nothing to export yet: run the graph (F5) so that the inspector shows a prediction"
+
+
+def write_problem(path: str) -> str | None:
+    """Why ``path`` cannot be written, as one line naming it, the reason and what would work;
+    None when nothing is in the way."""
+    target = Path(path)
+    if target.is_dir():
+        return f"Cannot save `{path}`: it is a folder; choose a file name inside it"
+    folder = target.parent if str(target.parent) else Path(".")
+    existing = folder
+    while not existing.exists() and existing != existing.parent:
+        existing = existing.parent
+    if existing.exists() and not existing.is_dir():
+        return (
+            f"Cannot save `{path}`: `{existing}` is a file, not a folder; choose a file in an "
+            "existing folder"
+        )
+    if not folder.is_dir():
+        return (
+            f"Cannot save `{path}`: folder `{folder}` does not exist; create it first or choose "
+            "an existing folder"
+        )
+    try:  # permissions alone do not tell (root, read-only file systems)
+        with tempfile.TemporaryFile(dir=folder):
+            pass
+    except OSError as exc:
+        reason = exc.strerror or type(exc).__name__
+        return f"Cannot save `{path}`: cannot write in folder `{folder}` ({reason}); " + (
+            REMEDIES.get(exc.errno or 0, ANOTHER_PLACE)
+        )
+    return None
+
+
+def write_failure(path: str, exc: BaseException) -> str:
+    """One line for a write of ``path`` that failed with ``exc``: the file, the reason, what
+    would work. The reason is :func:`write_problem`'s when it finds one (the write's own error
+    may blame a missing folder that is a file), else the first line of ``exc`` (no tool's
+    dump, such as ffmpeg's command line)."""
+    problem = write_problem(path)
+    if problem is not None:
+        return problem
+    cause = exc if getattr(exc, "errno", None) else exc.__cause__
+    remedy = REMEDIES.get(getattr(cause, "errno", None) or 0, ANOTHER_PLACE)
+    if isinstance(exc, nodes.FileError):  # names the file already
+        return f"{str(exc).splitlines()[0]}; {remedy}"
+    lines = str(exc).strip().splitlines()
+    reason = getattr(exc, "strerror", None) or (lines[0] if lines else type(exc).__name__)
+    reason = re.sub(r"^\[Errno \d+\]\s*", "", reason)  # OSError's prefix, when no strerror
+    return f"Cannot save `{path}`: {reason}; {remedy}"
 
 
 class FilesController(QObject):
@@ -241,9 +306,8 @@ class FilesController(QObject):
         return True
 
     def _save_to(self, path: str) -> bool:
-        if not self._write(
-            "Cannot save", lambda: self.for_saving(self.canvas.doc).save(path), True
-        ):
+        save = lambda: self.for_saving(self.canvas.doc).save(path)  # noqa: E731
+        if not self._write("Cannot save", path, save, True):
             return False
         self.forget_changes()
         self.autosaver.discard()
@@ -257,7 +321,8 @@ class FilesController(QObject):
         if not path:
             return False
         doc = self.for_saving(self.canvas.doc)
-        if not self._write("Cannot export", lambda: doc.save(with_suffix(path, ".json"))):
+        out = with_suffix(path, ".json")
+        if not self._write("Cannot export", out, lambda: doc.save(out)):
             return False
         self.activity.log(f"Exported graph JSON to {path}", "ok")
         return True
@@ -272,7 +337,7 @@ class FilesController(QObject):
         use_selection = bool(selected) if selection_only is None else selection_only
         ids = selected if use_selection else None
         out = with_suffix(path, ".png")
-        if not self._write("Cannot export", lambda: export_snippet(self.canvas, out, ids)):
+        if not self._write("Cannot export", out, lambda: export_snippet(self.canvas, out, ids)):
             return False
         what = f"{len(selected)} selected nodes" if use_selection else "the graph"
         self.activity.log(f"Exported a snippet PNG of {what} to {path}", "ok")
@@ -285,7 +350,7 @@ class FilesController(QObject):
         if not path:
             return False
         out = with_suffix(path, ".npy")
-        if not self._write("Cannot save", lambda: save_npy(out, result.prediction)):
+        if not self._write("Cannot save", out, lambda: save_npy(out, result.prediction), True):
             return False
         self.activity.log(f"Saved prediction {result.prediction.shape} to {path}", "ok")
         return True
@@ -294,7 +359,8 @@ class FilesController(QObject):
         self, title: str, suggested: str, write: Callable[[str], bool], path: str | None = None
     ) -> bool:
         """Ask where (unless ``path``), then ``write(path)`` a picture (PNG, GIF or MP4, by the
-        suggested name's suffix); False when nothing was written."""
+        suggested name's suffix; it returns False when there is nothing to draw, raises OSError
+        when it cannot write); False when nothing was written, and the message says why."""
         suffix = Path(suggested).suffix
         path = path or self._ask_save_path(title, f"Images (*{suffix})", suggested)
         if not path:
@@ -303,11 +369,13 @@ class FilesController(QObject):
         try:
             written = write(out)
         except OSError as exc:
-            self.dialogs.message(f"Cannot {title.lower()}", f"{out}: {exc}")
+            self._refuse(f"Cannot {title.lower()}", write_failure(out, exc), log=True)
             return False
-        if written:
-            self.activity.log(f"{title}: {out}", "ok")
-        return written
+        if not written:
+            self._refuse(f"Cannot {title.lower()}", NOTHING_SHOWN)
+            return False
+        self.activity.log(f"{title}: {out}", "ok")
+        return True
 
     def _ask_save_path(self, title: str, file_filter: str, suggested: str) -> str | None:
         """The save dialog's answer with the suggested name's suffix added, asking before that
@@ -315,13 +383,17 @@ class FilesController(QObject):
         chosen = self.dialogs.save_path(title, file_filter, suggested)
         return chosen and confirmed_path(self.dialogs, chosen, Path(suggested).suffix)
 
-    def _write(self, title: str, write: Callable[[], object], log: bool = False) -> bool:
-        """Run ``write``; a file error becomes a message (and a log line with ``log``)."""
+    def _write(self, title: str, path: str, write: Callable[[], object], log: bool = False) -> bool:
+        """Run ``write``, which writes ``path``; a failure becomes a one-line message (and a log
+        line with ``log``) and False."""
         try:
             write()
-        except nodes.FileError as exc:
-            if log:
-                self.activity.log(str(exc), "error")
-            self.dialogs.message(title, str(exc))
+        except OSError as exc:  # nodes.FileError among them
+            self._refuse(title, write_failure(path, exc), log)
             return False
         return True
+
+    def _refuse(self, title: str, text: str, log: bool = False) -> None:
+        if log:
+            self.activity.log(text, "error")
+        self.dialogs.message(title, text)

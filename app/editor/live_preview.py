@@ -13,6 +13,7 @@ newer edit started is dropped. The pure steps (:func:`first_step`, :func:`previe
 from __future__ import annotations
 
 import json
+import os
 import threading
 from collections.abc import Callable
 from typing import NamedTuple
@@ -42,8 +43,10 @@ class Preview(NamedTuple):
 
 
 class SourceCache:
-    """The first sample's first time step of the last Data node read, keyed by its parameters:
-    an edit of a layer does not generate or read the data again. Used from the preview thread."""
+    """The first sample's first time step of the last Data node read, keyed by its parameters
+    and, for a file, by :func:`file_stamp` (a file rewritten on disk is read again, as a Run
+    reads it): an edit of a layer does not generate or read the data again. Used from the
+    preview thread."""
 
     def __init__(self) -> None:
         self.lock = threading.Lock()
@@ -51,7 +54,8 @@ class SourceCache:
         self.value: np.ndarray | None = None
 
     def first_step(self, doc: GraphDocument, data_node: str) -> np.ndarray:
-        key = json.dumps([data_node, doc.params(data_node)], sort_keys=True, default=str)
+        stamp = file_stamp(doc, data_node)
+        key = json.dumps([data_node, doc.params(data_node), stamp], sort_keys=True, default=str)
         with self.lock:
             if key == self.key and self.value is not None:
                 return self.value
@@ -59,6 +63,25 @@ class SourceCache:
         with self.lock:
             self.key, self.value = key, value
         return value
+
+
+def file_stamp(doc: GraphDocument, data_node: str) -> list:
+    """What tells whether the file a Data node reads changed: its full path with its
+    modification time and size, and for a folder of images those of each entry (a frame
+    rewritten in place leaves the folder's own time alone); [] for generated data."""
+    params = doc.nodes[data_node].params
+    if params.get("source") != "file" or not isinstance(params.get("path"), str):
+        return []
+    path = doc.resolve_path(params["path"])
+    try:
+        if not os.path.isdir(path):
+            st = os.stat(path)
+            return [path, st.st_mtime_ns, st.st_size]
+        with os.scandir(path) as entries:
+            found = sorted((e.name, e.stat().st_mtime_ns, e.stat().st_size) for e in entries)
+        return [path, found]
+    except OSError:
+        return [path, None]  # gone: reading it says why
 
 
 def first_step(doc: GraphDocument, data_node: str) -> np.ndarray:

@@ -71,7 +71,7 @@ class MainWindow(QMainWindow):
         self.setCentralWidget(self.canvas.viewer)
         self.log = LogPanel()
         self.palette = NodePalette()
-        self.properties = PropertyPanel(self.canvas)
+        self.properties = PropertyPanel(self.canvas, self.dialogs.open_path)
         self.inspector = PredictionInspector()
         a, canvas = self.activity, self.canvas
         self.training = TrainingController(canvas, self.dialogs, a, self.backend, self)
@@ -209,12 +209,19 @@ class MainWindow(QMainWindow):
         canvas.document_changed.connect(self.inspector.mark_stale)
         self.training.weights_updated.connect(self.inspector.mark_stale)
         self.training.weights_updated.connect(self.live.schedule)  # previews with the new weights
+        self.live.preview_failed.connect(self._preview_failed)
         self.runs.run_finished.connect(self.run_finished)
         self.runs.run_failed.connect(self.run_failed)
         self.runs.run_stopped.connect(self.run_stopped)
         self.training.train_started.connect(self.docks["training_panel"].raise_)
         self.palette.add_requested.connect(lambda t: canvas.add_node(t, canvas.view_center()))
         self.inspector.save_requested.connect(lambda: files.save_prediction(self.inspector.result))
+        pictures = (
+            self.action_export_view,
+            self.action_export_time_series,
+            self.action_export_video,
+        )
+        self.inspector.enable_with_result(*pictures)  # nothing to export before a result
         # what these act on includes a value typed in a field without Enter (one place for all)
         acting_on_the_document = [
             *(self.action_new, self.action_open, self.action_save, self.action_save_as),
@@ -232,6 +239,12 @@ class MainWindow(QMainWindow):
 
     def _log(self, level: str, text: str, group: str = "") -> None:
         self.log.log(text, level, group)
+
+    def _preview_failed(self, node: str, text: str) -> None:
+        """No thumbnail for the newest edit: say why (consecutive failures share a log line)."""
+        line = f"No live preview of `{node}`: {text}"
+        self.activity.log(line, "warning", group="live_preview")
+        self.activity.show_status(line, 10_000)
 
     def _show_busy(self, busy: bool) -> None:
         """A run or a training is under way: one at a time, Stop stops it."""

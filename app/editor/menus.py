@@ -80,6 +80,8 @@ def build_toolbar(w: MainWindow) -> tuple[QComboBox, QLabel]:
     ):
         tb.addActions(group)
         tb.addSeparator()
+        for action in group:  # action_run_button... (the stylesheet colours Run's)
+            tb.widgetForAction(action).setObjectName(f"{action.objectName()}_button")
     selector = add_backend_selector(tb)
     w.addToolBar(tb)
     return selector

@@ -7,17 +7,23 @@ the chosen axis, beside the matching slice of the input. The Volume tab shows on
 as volume viewers do: three orthogonal planes (d1, d2, d3) through a crosshair, which a click on a
 plane or the crosshair's spin boxes move, and a maximum-intensity projection along the viewer's
 axis, all four on one colour scale (the volume's range). Each tensor is sliced with its own layout.
+A new result of the same shapes keeps the view (axis, slice, crosshair), so that one slice compares
+before and after an edit. The picture exports write atomically and raise :class:`OSError` (a
+``nodes.FileError`` naming the file) when they cannot.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+import tempfile
+from dataclasses import dataclass, field
 from functools import partial
+from pathlib import Path
 
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer, Signal
+from PySide6.QtCore import QBuffer, QByteArray, QIODevice, Qt, QTimer, Signal
+from PySide6.QtGui import QAction
 from PySide6.QtWidgets import (
     QComboBox,
     QGridLayout,
@@ -32,7 +38,8 @@ from PySide6.QtWidgets import (
 )
 
 from conv3dt_studio.compute.layers import fmt_shape
-from conv3dt_studio.nodes import RunResult, prediction_stats
+from conv3dt_studio.nodes import FileError, RunResult, prediction_stats
+from conv3dt_studio.nodes.files import atomic_write_bytes
 
 pg.setConfigOptions(imageAxisOrder="row-major", antialias=True, exitCleanup=False)
 
@@ -42,23 +49,31 @@ STALE_NOTE = (
     "again (F5) to update.</p>"
 )
 COLOR_MAP = "viridis"
-NO_TARGET = "Target slice (none: no Loss)"
+TARGET_TITLE = "Target slice"
+NO_LOSS = "no Loss"  # why a run has no target, unless its context says otherwise
 TENSORS = ("prediction", "input", "target")  # what the Volume tab can show, in this order
 PREDICTION_VOLUME, INPUT_VOLUME, TARGET_VOLUME = range(len(TENSORS))
 VIDEO_SIZE = 320  # an MP4's frames are enlarged (whole pixels) to about this size
 VIDEO_BLOCK = 16  # ... and padded to a multiple of this (what H.264 encoders want)
 
 
-def layouts_of(result: RunResult) -> tuple[bool, bool]:
+def layouts_of(result: RunResult, without_layers: bool = True) -> tuple[bool, bool]:
     """Whether the run's input and its prediction are channels_first: the input has the layout
     of the first Conv3DTranspose layer (which reads it), the prediction that of the last (which
-    produced it); channels_first without a layer."""
+    produced it); ``without_layers`` for both when the run's graph has no layer (an Input
+    inspected: the canvas knows the layout of the layer it feeds)."""
     flags = [
         bool(inner.channels_first)
         for inner in (getattr(layer, "layer", None) for layer in result.graph.layers)
         if inner is not None and hasattr(inner, "channels_first")
     ]
-    return (flags[0], flags[-1]) if flags else (True, True)
+    return (flags[0], flags[-1]) if flags else (without_layers, without_layers)
+
+
+def shapes_of(result: RunResult) -> tuple:
+    """The shapes the viewer's ranges follow: a new result with the same keeps the view."""
+    target = result.target
+    return result.prediction.shape, result.input.shape, None if target is None else target.shape
 
 
 def layout_text(shape: tuple, channels_first: bool) -> str:
@@ -79,13 +94,27 @@ def volume(a: np.ndarray, b: int, t: int, c: int, channels_first: bool) -> np.nd
 
 
 @dataclass(frozen=True)
+class RunContext:
+    """What the window knows of a run that its result cannot say (the run controller fills it
+    in when the run ends): the node whose output it is, as the canvas names it ('': the
+    result's Prediction 6D id); the tensor's layout when the run's graph has no layer to tell;
+    why it has no target; whether the graph or the weights changed while it ran."""
+
+    node: str = ""
+    channels_first: bool = True
+    no_target: str = NO_LOSS
+    stale: bool = False
+
+
+@dataclass(frozen=True)
 class Summary:
     """What the inspector shows about a whole prediction; computed on the worker thread, since
-    a pass over millions of values would stall the GUI."""
+    a pass over millions of values would stall the GUI. ``context``: see :class:`RunContext`."""
 
     stats: dict[str, float]
     counts: np.ndarray
     edges: np.ndarray
+    context: RunContext = field(default_factory=RunContext)
 
 
 def summarize(y: np.ndarray, bins: int = 64) -> Summary:
@@ -178,11 +207,13 @@ class PredictionInspector(QWidget):
     """Shows the last :class:`nodes.RunResult`."""
 
     save_requested = Signal()
+    result_shown = Signal(bool)  # a result is shown now (True), or none any more (False)
 
     def __init__(self) -> None:
         super().__init__()
         self.setObjectName("prediction_inspector_view")
         self.result: RunResult | None = None
+        self.context = RunContext()  # of the shown result
         self.channels_first = True  # the prediction's layout
         self.input_channels_first = True
         self.stale = False
@@ -297,7 +328,7 @@ class PredictionInspector(QWidget):
         self.plots.setBackground((20, 23, 28))
         self.input_plot = self.plots.addPlot(row=0, col=0, title="Input slice")
         self.pred_plot = self.plots.addPlot(row=0, col=1, title="Prediction slice")
-        self.target_plot = self.plots.addPlot(row=0, col=2, title=NO_TARGET)
+        self.target_plot = self.plots.addPlot(row=0, col=2, title=TARGET_TITLE)
         self.input_image = pg.ImageItem()
         self.pred_image = pg.ImageItem()
         self.target_image = pg.ImageItem()
@@ -368,17 +399,32 @@ class PredictionInspector(QWidget):
 
     # ------------------------------------------------------------------ showing a result
     def show_result(self, result: RunResult, summary: Summary | None = None) -> None:
+        """Show ``result``; with the shapes and layouts of the shown one, keep the view (axis,
+        slice, crosshair), else start at the middle slice across the thinnest axis."""
         self._ensure_plots()
         summary = summary or summarize(result.prediction)
-        self.result = result
-        self.stale = False
-        self.input_channels_first, self.channels_first = layouts_of(result)
+        context = summary.context
+        layouts = layouts_of(result, context.channels_first)
+        old = self.result
+        keep_view = (
+            old is not None
+            and shapes_of(old) == shapes_of(result)
+            and layouts == (self.input_channels_first, self.channels_first)
+        )
+        self.result, self.context, self.stale = result, context, False
+        self.input_channels_first, self.channels_first = layouts
         y, x = result.prediction, result.input
-        for spin, n in ((self.batch, y.shape[0]), (self.time, y.shape[1])):
-            spin.setRange(0, max(n - 1, 0))
-        self.filter.setRange(0, max(channels(y, self.channels_first) - 1, 0))
         x_channels = channels(x, self.input_channels_first) if x.ndim == 6 else 1
-        self.in_channel.setRange(0, max(x_channels - 1, 0))
+        ranges = (
+            (self.batch, y.shape[0]),
+            (self.time, y.shape[1]),
+            (self.filter, channels(y, self.channels_first)),
+            (self.in_channel, x_channels),
+        )
+        for spin, n in ranges:  # all of them before any redraw: each clamps its own value
+            spin.blockSignals(True)
+            spin.setRange(0, max(n - 1, 0))
+            spin.blockSignals(False)
         for w in self._controls():
             w.setEnabled(True)
         self.info.setText(self._info_text(result, summary.stats))
@@ -386,13 +432,31 @@ class PredictionInspector(QWidget):
             self.hist_curve.setData(summary.edges, summary.counts)
         else:
             self.hist_curve.setData([], [])
-        vol = volume(y, 0, 0, 0, self.channels_first)
-        self.slice.setValue(0)
-        self.axis.blockSignals(True)
-        self.axis.setCurrentIndex(int(np.argmin(vol.shape)))  # the largest 2-D slices
-        self.axis.blockSignals(False)
-        self._recenter()
-        self._axis_changed()
+        if keep_view:
+            self.update_view()
+        else:
+            vol = volume(y, 0, 0, 0, self.channels_first)
+            self.slice.blockSignals(True)
+            self.slice.setValue(0)  # the middle slice, once the axis is chosen
+            self.slice.blockSignals(False)
+            self.axis.blockSignals(True)
+            self.axis.setCurrentIndex(int(np.argmin(vol.shape)))  # the largest 2-D slices
+            self.axis.blockSignals(False)
+            self._recenter()
+            self._axis_changed()
+        if context.stale:
+            self.mark_stale()
+        self.result_shown.emit(True)
+
+    def has_result(self) -> bool:
+        """Whether a result is shown (what Save prediction and the picture exports need)."""
+        return self.result is not None
+
+    def enable_with_result(self, *items: QWidget | QAction) -> None:
+        """Keep ``items`` (the picture exports' actions) enabled only while a result is shown."""
+        for item in items:
+            item.setEnabled(self.has_result())
+            self.result_shown.connect(item.setEnabled)
 
     def _controls(self) -> tuple[QWidget, ...]:
         return (
@@ -413,6 +477,7 @@ class PredictionInspector(QWidget):
         """Show nothing (a new or opened document): no image, no ranges from an old result."""
         self.play.setChecked(False)
         self.result = None
+        self.context = RunContext()
         self.stale = False
         if self.plots is not None:
             self.input_image.clear()
@@ -421,9 +486,7 @@ class PredictionInspector(QWidget):
             self.hist_curve.setData([], [])
             self.input_plot.setTitle("Input slice")
             self.pred_plot.setTitle("Prediction slice")
-            self.target_plot.setTitle(NO_TARGET)
-            for image in self.planes:
-                image.clear()
+            self.target_plot.setTitle(TARGET_TITLE)
         self.info.setText("Run the graph (F5) to inspect its prediction.")
         self.slice_label.setText("0")
         for w in self._controls():
@@ -432,6 +495,8 @@ class PredictionInspector(QWidget):
                 w.setRange(0, 0)
                 w.blockSignals(False)
             w.setEnabled(False)
+        self.update_volume()  # no planes, no crosshair
+        self.result_shown.emit(False)
 
     # ------------------------------------------------------------------ time and exports
     def _play_toggled(self, *_args) -> None:
@@ -451,7 +516,13 @@ class PredictionInspector(QWidget):
         """The shown tab's plots (slices, or the volume), as a PNG; False when nothing is shown."""
         if self.plots is None or self.result is None:
             return False
-        return bool(self.views.currentWidget().grab().save(path, "PNG"))
+        data = QByteArray()
+        buffer = QBuffer(data)
+        buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+        if not self.views.currentWidget().grab().save(buffer, "PNG"):
+            raise FileError(f"Cannot save `{path}`: the view could not be drawn as a PNG")
+        atomic_write_bytes(path, data.data())
+        return True
 
     def export_time_series(self, path: str) -> bool:
         """The shown slice over every time step as an animated GIF at the player's frame rate;
@@ -461,26 +532,32 @@ class PredictionInspector(QWidget):
         frames = self._time_frames()
         if frames is None:
             return False
-        iio.imwrite(path, frames, extension=".gif", duration=1000 / self.fps.value(), loop=0)
+        gif = iio.imwrite(
+            "<bytes>", frames, extension=".gif", duration=1000 / self.fps.value(), loop=0
+        )
+        atomic_write_bytes(path, gif)
         return True
 
     def export_video(self, path: str) -> bool:
         """The shown slice over every time step as an H.264 MP4 at the player's frame rate
         (ffmpeg from imageio-ffmpeg), enlarged so its voxels can be seen; False when nothing is
-        shown."""
+        shown. ffmpeg writes a temporary file, copied to ``path`` atomically."""
         import imageio.v3 as iio
 
         frames = self._time_frames()
         if frames is None:
             return False
-        iio.imwrite(
-            path,
-            video_frames(frames),
-            extension=".mp4",
-            fps=self.fps.value(),
-            codec="libx264",
-            macro_block_size=VIDEO_BLOCK,
-        )
+        with tempfile.TemporaryDirectory(prefix="conv3dt-video-") as folder:
+            video = Path(folder) / "video.mp4"
+            iio.imwrite(
+                video,
+                video_frames(frames),
+                extension=".mp4",
+                fps=self.fps.value(),
+                codec="libx264",
+                macro_block_size=VIDEO_BLOCK,
+            )
+            atomic_write_bytes(path, video.read_bytes())
         return True
 
     def _time_frames(self) -> np.ndarray | None:
@@ -508,16 +585,18 @@ class PredictionInspector(QWidget):
         return self.info.text()
 
     def _info_text(self, r: RunResult, s: dict[str, float]) -> str:
+        # min, max, mean and std are over the finite values (NumPy's would be inf or nan)
+        finite = "finite " if s["nan"] or s["inf"] else ""
         rows = [
-            ("node", r.prediction_node),
+            ("node", self.context.node or r.prediction_node),
             ("layer name", r.info.name),
             ("graph index", r.info.index),
             ("output shape", fmt_shape(r.info.shape)),
             ("output layout", layout_text(r.info.shape, self.channels_first)),
             ("input layout", layout_text(r.input.shape, self.input_channels_first)),
             ("dtype", str(r.prediction.dtype)),
-            ("min / max", f"{s['min']:.6g} / {s['max']:.6g}"),
-            ("mean / std", f"{s['mean']:.6g} / {s['std']:.6g}"),
+            (f"{finite}min / max", f"{s['min']:.6g} / {s['max']:.6g}"),
+            (f"{finite}mean / std", f"{s['mean']:.6g} / {s['std']:.6g}"),
             ("NaN / Inf", f"{s['nan']} / {s['inf']}"),
             ("backend", r.backend),
             ("time", f"{r.seconds:.2f} s"),
@@ -558,10 +637,10 @@ class PredictionInspector(QWidget):
             shown[self.target_image] = take_slice(
                 volume(target, b, t, c, self.channels_first), axis, index
             )
-            self.target_plot.setTitle(f"Target slice {index}")
+            self.target_plot.setTitle(f"{TARGET_TITLE} {index}")
         else:
             self.target_image.clear()
-            self.target_plot.setTitle(NO_TARGET)
+            self.target_plot.setTitle(f"{TARGET_TITLE} (none: {self._no_target()})")
         self.pred_plot.setTitle(f"Prediction slice {index}")
         self._show(shown)
         self.update_volume()
@@ -586,6 +665,13 @@ class PredictionInspector(QWidget):
         if a is None or a.shape != r.prediction.shape:
             return None
         return volume(a, b, t, self.filter.value(), self.channels_first)
+
+    def _no_target(self) -> str:
+        """Why the shown result has no target to show beside its prediction."""
+        r = self.result
+        if r is not None and r.target is not None:
+            return f"its shape {fmt_shape(r.target.shape)} is not the prediction's"
+        return self.context.no_target
 
     def _tensor_changed(self, *_args) -> None:
         self._recenter()
@@ -620,11 +706,19 @@ class PredictionInspector(QWidget):
         if self.plots is None:
             return
         vol = self.shown_volume()
+        for spin in self.cross:  # nothing to move through without a volume
+            spin.setEnabled(vol is not None)
+        for line in (line for lines in self.cross_lines for line in lines):
+            line.setVisible(vol is not None)
         if vol is None:
-            for image in self.planes:
+            which = self.volume_of.currentIndex()
+            if self.result is None:
+                why = "no run yet"
+            else:
+                why = self._no_target() if which == TARGET_VOLUME else "not a 6-D tensor"
+            for plane, (image, plot) in enumerate(zip(self.planes, self.plane_plots)):
                 image.clear()
-            tensor = TENSORS[self.volume_of.currentIndex()]
-            self.plane_plots[0].setTitle(f"{tensor}: none in this run")
+                plot.setTitle(f"{TENSORS[which]}: none ({why})" if plane == 0 else "")
             return
         at = self.crosshair()
         along = self.axis.currentIndex()

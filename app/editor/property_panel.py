@@ -17,7 +17,9 @@ A value typed but not confirmed yet (no Enter) is confirmed by :meth:`PropertyPa
 from __future__ import annotations
 
 import copy
+import os
 import re
+from collections.abc import Callable
 from typing import Any, TypeVar
 
 from PySide6.QtCore import QEvent, QObject, QSignalBlocker, Qt, Signal
@@ -32,12 +34,14 @@ from PySide6.QtWidgets import (
     QLineEdit,
     QScrollArea,
     QSpinBox,
+    QToolButton,
     QVBoxLayout,
     QWidget,
 )
 
 from conv3dt_studio.compute import Param
-from conv3dt_studio.nodes import NODE_TYPES
+from conv3dt_studio.nodes import NODE_TYPES, media
+from conv3dt_studio.nodes.data_sources import ARRAY_SUFFIXES
 
 from .canvas import Canvas, display_name
 
@@ -56,6 +60,26 @@ GROUP_TITLES = {
 }
 
 
+def _patterns(suffixes: tuple[str, ...]) -> str:
+    return " ".join(f"*{s}" for s in suffixes)
+
+
+# what a Data node reads; a folder of images is chosen by one of its images
+DATA_FILTER = (
+    f"Data files ({_patterns((*ARRAY_SUFFIXES, *media.TIFF_SUFFIXES, *media.VIDEO_SUFFIXES))});;"
+    f"A folder of images: choose any one of them ({_patterns(media.IMAGE_SUFFIXES)});;"
+    "All files (*)"
+)
+FOLDER_IMAGES = tuple(s for s in media.IMAGE_SUFFIXES if s not in media.TIFF_SUFFIXES)
+OpenPath = Callable[[str, str], str | None]  # Dialogs.open_path(title, file filter)
+
+
+def chosen_data_path(path: str) -> str:
+    """The data path a file chosen in the browse dialog stands for: the file, or for a single
+    image (a frame) the folder of images holding it."""
+    return os.path.dirname(path) if path.lower().endswith(FOLDER_IMAGES) else path
+
+
 def tooltip(param: Param) -> str:
     return f"{param.help}\nAllowed: {param.describe()}"
 
@@ -63,15 +87,21 @@ def tooltip(param: Param) -> str:
 class Editor(QWidget):
     """Base of the per-kind editors: ``edited`` carries the user's new value. An editor typed in
     may hold text not confirmed yet (:meth:`pending`), which :meth:`commit_pending` hands on as
-    Enter would."""
+    Enter would. Its objectName is ``name`` (default ``param_<parameter>``); the widgets typed
+    or clicked in take it with a suffix (``_spin``, ``_line``, ``_check``, ``_combo``; a 3-int
+    editor's ``_d``, ``_h``, ``_w`` and ``_set``)."""
 
     edited = Signal(object)
 
-    def __init__(self, param: Param) -> None:
+    def __init__(self, param: Param, name: str | None = None) -> None:
         super().__init__()
         self.param = param
         self.setToolTip(tooltip(param))
-        self.setObjectName(f"param_{param.name}")
+        self.setObjectName(name or f"param_{param.name}")
+
+    def part_name(self, part: str) -> str:
+        """The objectName of this editor's widget ``part``."""
+        return f"{self.objectName()}_{part}"
 
     def set_value(self, value: Any) -> None:
         with QSignalBlocker(self):
@@ -226,9 +256,10 @@ def _spin(param: Param, minimum: float | None = None, kind: type[SpinT] = QSpinB
 
 
 class IntEditor(Editor):
-    def __init__(self, param: Param) -> None:
-        super().__init__(param)
+    def __init__(self, param: Param, name: str | None = None) -> None:
+        super().__init__(param, name)
         self.spin = _spin(param, kind=TypedSpinBox)
+        self.spin.setObjectName(self.part_name("spin"))
         _single(self, self.spin)
         self.spin.valueChanged.connect(self.edited.emit)
         self.spin.text_entered.connect(self._commit_text)
@@ -258,9 +289,10 @@ class LineEditor(Editor):
     """Base of the editors typed in a line: Enter, leaving the field or :meth:`commit_pending`
     hand on what was typed, once (:meth:`value_of` the text)."""
 
-    def __init__(self, param: Param, placeholder: str = "") -> None:
-        super().__init__(param)
+    def __init__(self, param: Param, name: str | None = None, placeholder: str = "") -> None:
+        super().__init__(param, name)
         self.line = QLineEdit()
+        self.line.setObjectName(self.part_name("line"))
         self.line.setPlaceholderText(placeholder)
         _single(self, self.line)
         self.shown = ""  # the text of the last value shown: anything else is typing
@@ -305,14 +337,15 @@ class FloatEditor(LineEditor):
 
 
 class StrEditor(LineEditor):
-    def __init__(self, param: Param) -> None:
-        super().__init__(param, "(empty)")
+    def __init__(self, param: Param, name: str | None = None) -> None:
+        super().__init__(param, name, "(empty)")
 
 
 class BoolEditor(Editor):
-    def __init__(self, param: Param) -> None:
-        super().__init__(param)
+    def __init__(self, param: Param, name: str | None = None) -> None:
+        super().__init__(param, name)
         self.check = QCheckBox()
+        self.check.setObjectName(self.part_name("check"))
         _single(self, self.check)
         self.check.toggled.connect(self.edited.emit)
 
@@ -322,9 +355,10 @@ class BoolEditor(Editor):
 
 
 class ChoiceEditor(Editor):
-    def __init__(self, param: Param) -> None:
-        super().__init__(param)
+    def __init__(self, param: Param, name: str | None = None) -> None:
+        super().__init__(param, name)
         self.combo = QComboBox()
+        self.combo.setObjectName(self.part_name("combo"))
         self.combo.addItems(list(param.choices))
         _single(self, self.combo)
         self.combo.currentTextChanged.connect(self.edited.emit)
@@ -342,19 +376,21 @@ class Int3Editor(Editor):
 
     AXES = ("d", "h", "w")
 
-    def __init__(self, param: Param) -> None:
-        super().__init__(param)
+    def __init__(self, param: Param, name: str | None = None) -> None:
+        super().__init__(param, name)
         row = QHBoxLayout(self)
         row.setContentsMargins(0, 0, 0, 0)
         self.enabled: QCheckBox | None = None
         if param.nullable:
             self.enabled = QCheckBox("set")
+            self.enabled.setObjectName(self.part_name("set"))
             self.enabled.setToolTip("Unchecked: None (inferred)")
             self.enabled.toggled.connect(self._on_enabled)
             row.addWidget(self.enabled)
         self.spins: list[TypedSpinBox] = []
         for axis in self.AXES:
             spin = _spin(param, 0 if param.minimum is None else param.minimum, TypedSpinBox)
+            spin.setObjectName(self.part_name(axis))
             spin.setPrefix(f"{axis} ")
             spin.setMinimumWidth(64)
             spin.valueChanged.connect(self._commit)
@@ -416,8 +452,8 @@ class ShapeEditor(LineEditor):
     """A tensor shape typed as '6, 5, 64, 64, 3' (× and x separators accepted); any text that
     is not a list of integers goes to the schema as typed ('2.5,2,8,8,3')."""
 
-    def __init__(self, param: Param) -> None:
-        super().__init__(param, "e.g. 6, 5, 64, 64, 3")
+    def __init__(self, param: Param, name: str | None = None) -> None:
+        super().__init__(param, name, "e.g. 6, 5, 64, 64, 3")
 
     def value_of(self, text: str) -> Any:
         ints = read_ints(text)
@@ -430,10 +466,12 @@ class ShapeEditor(LineEditor):
 
 
 class ClusterEditor(Editor):
-    """A nested schema (the optimizer cluster): one editor per field; emits the whole dict."""
+    """A nested schema (the optimizer cluster): one editor per field; emits the whole dict.
+    The fields keep their plain names (``param_learning_rate``): a node's panel shows one
+    cluster of each name."""
 
-    def __init__(self, param: Param) -> None:
-        super().__init__(param)
+    def __init__(self, param: Param, name: str | None = None) -> None:
+        super().__init__(param, name)
         form = QFormLayout(self)
         form.setContentsMargins(0, 0, 0, 0)
         self.fields: dict[str, Editor] = {}
@@ -475,8 +513,9 @@ EDITORS: dict[str, type[Editor]] = {
 }
 
 
-def make_editor(param: Param) -> Editor:
-    return EDITORS[param.kind](param)
+def make_editor(param: Param, name: str | None = None) -> Editor:
+    """The editor of ``param``'s kind, named ``name`` (default ``param_<parameter>``)."""
+    return EDITORS[param.kind](param, name)
 
 
 def _single(owner: QWidget, widget: QWidget) -> None:
@@ -511,14 +550,17 @@ class Field(QWidget):
 
 
 class PropertyPanel(QScrollArea):
-    """Shows and edits the selected node's parameters."""
+    """Shows and edits the selected node's parameters. A file parameter (a Data node's
+    ``path``) has a browse button (``param_path_browse``) when ``open_path`` (the window's
+    :meth:`.Dialogs.open_path`) is given."""
 
-    def __init__(self, canvas: Canvas) -> None:
+    def __init__(self, canvas: Canvas, open_path: OpenPath | None = None) -> None:
         super().__init__()
         self.setObjectName("properties_panel_view")
         self.setWidgetResizable(True)
         self.setMinimumWidth(400)
         self.canvas = canvas
+        self.open_path = open_path
         self.node_id: str | None = None
         self.fields: dict[str, Field] = {}
         self._build_empty()
@@ -565,18 +607,20 @@ class PropertyPanel(QScrollArea):
         box.addWidget(self.problems)
         self.fields = {}
         self.groups: dict[str, QGroupBox] = {}
+        files = nt.path_params if nt else ()
         for group, params in nt.schema.groups().items() if nt else []:
             for cluster in [p for p in params if p.kind == "cluster"]:
                 box.addWidget(self._group(cluster.name.replace("_", " ").title(), [cluster]))
             plain = [p for p in params if p.kind != "cluster"]
             if plain:
-                self.groups[group] = self._group(GROUP_TITLES.get(group, group.title()), plain)
+                title = GROUP_TITLES.get(group, group.title())
+                self.groups[group] = self._group(title, plain, files)
                 box.addWidget(self.groups[group])
         box.addStretch(1)
         self.setWidget(body)
         self.refresh()
 
-    def _group(self, title: str, params: list[Param]) -> QGroupBox:
+    def _group(self, title: str, params: list[Param], files: tuple[str, ...] = ()) -> QGroupBox:
         group = QGroupBox(title)
         form = QFormLayout(group)
         form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
@@ -589,8 +633,34 @@ class PropertyPanel(QScrollArea):
             else:
                 label = QLabel(p.name)
                 label.setToolTip(tooltip(p))
-                form.addRow(label, field)
+                browse = p.name in files and self.open_path is not None
+                form.addRow(label, self._with_browse(field) if browse else field)
         return group
+
+    def _with_browse(self, field: Field) -> QWidget:
+        """``field`` with a '…' button beside it that chooses its file in a dialog."""
+        row = QWidget()
+        box = QHBoxLayout(row)
+        box.setContentsMargins(0, 0, 0, 0)
+        box.addWidget(field, 1)
+        button = QToolButton()
+        button.setText("…")
+        button.setObjectName(field.editor.part_name("browse"))
+        button.setToolTip("Choose the file (a folder of images: choose any one of its images)")
+        name = field.editor.param.name
+        button.clicked.connect(lambda _checked=False: self.browse(name))
+        box.addWidget(button, 0, Qt.AlignmentFlag.AlignTop)
+        return row
+
+    def browse(self, name: str) -> str | None:
+        """Choose the file of the parameter ``name`` in a file dialog and set it (an undoable
+        edit, which the Inputs that follow the data share); nothing when cancelled. Returns the
+        refusal's message, if any."""
+        if self.open_path is None or self.node_id is None:
+            return None
+        node = display_name(self.canvas.doc.nodes[self.node_id])
+        path = self.open_path(f"Choose the data file of {node}", DATA_FILTER)
+        return self.edit(name, chosen_data_path(path)) if path else None
 
     # ------------------------------------------------------------------ values
     def refresh(self) -> None:

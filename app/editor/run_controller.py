@@ -5,22 +5,28 @@ when its chain has problems (listed in the log, shown on the nodes; other branch
 and starts the job through the window's :class:`~.activity.Activity`. The outcome is a signal:
 ``prediction_ready(result, summary)`` then ``run_finished(result)``, or ``run_failed(text)``, or
 ``run_stopped(message)``. Failures of nodes go on the nodes, others to the log and status bar.
+The summary carries the run's :class:`~.prediction_inspector.RunContext`: what only the window
+knows (the inspected node and its layout, why there is no target), and whether the graph or the
+weights changed while the job ran (its prediction is then shown Stale).
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable
+from dataclasses import replace
 
 from PySide6.QtCore import QObject, Signal
 
 from conv3dt_studio.compute import Conv3DTStudioError
 from conv3dt_studio.nodes import GraphDocument
+from conv3dt_studio.nodes.catalogue import LOSS
 from conv3dt_studio.nodes.runner import probe_document
 from conv3dt_studio.nodes.validation import relevant_problems, validate
 
 from .activity import Activity, JobController
 from .backend_selector import backend_text
 from .canvas import Canvas, display_name
+from .prediction_inspector import NO_LOSS, RunContext
 from .run_job import (
     Prediction,
     failure_text,
@@ -35,6 +41,16 @@ def node_text(doc: GraphDocument, node_id: str | None) -> str:
     """'Prediction 6D 2 (`prediction_6d_2`)': the canvas title and the id."""
     node = doc.nodes.get(node_id)
     return f"{display_name(node)} (`{node_id}`)" if node else f"`{node_id}`"
+
+
+def feeds_a_loss(doc: GraphDocument, node_id: str | None) -> bool:
+    """Whether ``node_id`` (a Prediction 6D) is the prediction of a Loss."""
+    if node_id not in doc.nodes:
+        return False
+    return any(
+        doc.role(link.dst[0]) == LOSS and link.dst[1] == "prediction"
+        for link in doc.downstream(node_id)
+    )
 
 
 class RunController(JobController):
@@ -58,6 +74,10 @@ class RunController(JobController):
         self.backend = backend  # the backend chosen in the toolbar
         self.weights = weights  # the trained weights, or None
         self.run_doc: GraphDocument | None = None  # the canvas's document the job runs for
+        self.context = RunContext()  # of the job under way
+        self.run_weights: dict | None = None  # the weights it runs with
+        self.changed_while_running = False  # the document changed since the job started
+        canvas.document_changed.connect(self._document_changed)
 
     @property
     def is_running(self) -> bool:
@@ -81,10 +101,19 @@ class RunController(JobController):
         except Conv3DTStudioError as exc:
             self.run_failed.emit(self.activity.refuse("Cannot inspect:", [exc], str(exc)))
             return False
-        self.activity.log(f"Inspecting the output of {node_text(self.canvas.doc, node_id)}")
-        return self._start(doc, probe, validate(doc).problems)
+        shown = node_text(self.canvas.doc, node_id)
+        self.activity.log(f"Inspecting the output of {shown}")
+        # an Input's output has the layout of the layer it feeds: the run's graph has no layer
+        context = RunContext(node=shown, channels_first=self.canvas.channels_first(node_id))
+        return self._start(doc, probe, validate(doc).problems, context)
 
-    def _start(self, doc: GraphDocument, pid: str | None, problems: list | None = None) -> bool:
+    def _start(
+        self,
+        doc: GraphDocument,
+        pid: str | None,
+        problems: list | None = None,
+        context: RunContext | None = None,
+    ) -> bool:
         self.canvas.set_run_errors({})
         problems = self.canvas.report.problems if problems is None else problems
         if pid is not None:  # else every problem blocks ("no Prediction 6D node" among them)
@@ -93,14 +122,21 @@ class RunController(JobController):
             self.refuse(pid, problems)
             return False
         backend, weights = self.backend(), self.weights()
+        no_target = "its Loss's target cannot be computed" if feeds_a_loss(doc, pid) else NO_LOSS
+        context = replace(context or RunContext(), no_target=no_target)
         self.activity.log(
-            f"Run of {node_text(doc, pid)} with {weights_text(doc, pid, weights)} started on "
+            f"Run of {context.node or node_text(doc, pid)} with {weights_text(doc, pid, weights)} started on "
             f"backend {backend} ({backend_text(backend)})"
         )
         job = prediction_job(doc, backend, weights, pid)
-        self.run_doc = self.canvas.doc
+        self.run_doc, self.context = self.canvas.doc, context
+        self.run_weights, self.changed_while_running = weights, False
         self.start_job(job, self._on_finished, self._on_failed, self._on_cancelled)
         return True
+
+    def _document_changed(self) -> None:
+        if self.job is not None:
+            self.changed_while_running = True
 
     def _for_another_document(self) -> bool:
         """Whether the document the job ran for is no longer the canvas's (New or Open while it
@@ -127,11 +163,15 @@ class RunController(JobController):
         if self._for_another_document():
             return
         result = done.result
-        self.prediction_ready.emit(result, done.summary)
+        # the job copied the graph and took the weights when it started: later edits are not in it
+        stale = self.changed_while_running or self.weights() is not self.run_weights
+        context = replace(self.context, stale=stale)
+        self.prediction_ready.emit(result, replace(done.summary, context=context))
         shape = "×".join(str(s) for s in result.info.shape)
+        of = context.node or node_text(self.canvas.doc, result.prediction_node)
         self.activity.log(
-            f"Prediction {shape} of {node_text(self.canvas.doc, result.prediction_node)} from "
-            f"`{result.info.name}` in {result.seconds:.2f} s on backend {result.backend}",
+            f"Prediction {shape} of {of} from `{result.info.name}` in "
+            f"{result.seconds:.2f} s on backend {result.backend}",
             "ok",
         )
         self.activity.show_status(f"Prediction {shape} in {result.seconds:.2f} s", 8000)

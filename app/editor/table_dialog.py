@@ -52,7 +52,8 @@ class TableDialog(QDialog):
         self.table.verticalHeader().setVisible(False)
         self.footer = QLabel()
         self.footer.setWordWrap(True)
-        for w in (self.heading, self.table, self.footer):
+        for part, w in (("heading", self.heading), ("table", self.table), ("footer", self.footer)):
+            w.setObjectName(f"{name}_{part}")  # summary_dialog_table...
             box.addWidget(w)
         self.resize(820, 360)
 

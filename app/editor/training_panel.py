@@ -25,6 +25,7 @@ from .property_panel import Field, make_editor, tooltip
 
 LOSS_PEN = pg.mkPen("#4fc3f7", width=2)
 VAL_PEN = pg.mkPen("#ffb74d", width=2, style=pg.QtCore.Qt.PenStyle.DashLine)
+LOG_TIP = "Plot the losses on a logarithmic axis (positive losses only)"
 NORM_COLOURS = ("#81c784", "#e57373", "#ba68c8", "#4dd0e1", "#fff176", "#f06292")
 
 
@@ -48,9 +49,11 @@ class TrainingPanel(QWidget):
         self.fields: dict[str, Field] = {}
         self.values: dict[str, Any] = TRAINING_SCHEMA.defaults()  # the document's, last shown
         settings = QGroupBox("Training settings")
+        settings.setObjectName("training_settings")
         form = QFormLayout(settings)
         for param in TRAINING_SCHEMA:
-            editor = make_editor(param)
+            # training_batch_size, not param_batch_size: that is the Data node's field
+            editor = make_editor(param, f"training_{param.name}")
             field = Field(editor)
             field.setToolTip(tooltip(param))
             editor.edited.connect(lambda value, name=param.name: self._edited(name, value))
@@ -63,6 +66,7 @@ class TrainingPanel(QWidget):
         self.summary.setWordWrap(True)
         self.log_y = QCheckBox("log scale")
         self.log_y.setObjectName("learning_curve_log")
+        self.log_y.setToolTip(LOG_TIP)
         self.log_y.toggled.connect(self._set_log)
 
         # The plots are built with the first training (as the inspector's): creating and deleting
@@ -72,6 +76,7 @@ class TrainingPanel(QWidget):
             "The learning curve, gradient norms and a histogram of the "
             "last gradients appear here while training."
         )
+        self.placeholder.setObjectName("training_placeholder")
         self.placeholder.setWordWrap(True)
 
         left = QVBoxLayout()
@@ -140,11 +145,13 @@ class TrainingPanel(QWidget):
 
     # ------------------------------------------------------------------ plots
     def curve(self) -> list[tuple[int, dict[str, float]]]:
-        """The learning curve as ``add_epoch`` took it: (epoch, logs) per epoch."""
-        vals = [None] * (len(self.losses) - len(self.val_losses)) + list(self.val_losses)
+        """The learning curve as ``add_epoch`` took it: (epoch, logs) per epoch, the validation
+        loss with the epochs that measured one (a training without a validation split, continued
+        by one with it, has it on some epochs only)."""
+        vals = dict(zip(self.val_epochs, self.val_losses))
         return [
-            (e - 1, {"loss": loss} if val is None else {"loss": loss, "val_loss": val})
-            for e, loss, val in zip(self.epochs, self.losses, vals)
+            (e - 1, {"loss": loss} if e not in vals else {"loss": loss, "val_loss": vals[e]})
+            for e, loss in zip(self.epochs, self.losses)
         ]
 
     def show_curve(self, curve: list[tuple[int, dict[str, float]]]) -> None:
@@ -158,7 +165,9 @@ class TrainingPanel(QWidget):
         self.summary.setText("Not trained yet. Add a Target and a Loss node, then Train.")
         self.epochs: list[int] = []
         self.losses: list[float] = []
+        self.val_epochs: list[int] = []  # the epochs that measured a validation loss
         self.val_losses: list[float] = []
+        self._allow_log(None)
         if self.plots is not None:
             self.loss_curve.setData([], [])
             self.val_curve.setData([], [])
@@ -173,8 +182,12 @@ class TrainingPanel(QWidget):
         self.losses.append(float(logs["loss"]))
         self.loss_curve.setData(self.epochs, self.losses)
         if "val_loss" in logs:
+            self.val_epochs.append(epoch + 1)
             self.val_losses.append(float(logs["val_loss"]))
-            self.val_curve.setData(self.epochs[-len(self.val_losses) :], self.val_losses)
+            self.val_curve.setData(self.val_epochs, self.val_losses)
+        for what, value in (("loss", logs["loss"]), ("validation loss", logs.get("val_loss"))):
+            if value is not None and not float(value) > 0 and self.log_y.isEnabled():
+                self._allow_log(f"{what} {float(value):.6g} at epoch {epoch + 1}")
         text = f"epoch {epoch + 1}: loss {logs['loss']:.6g}"
         if "val_loss" in logs:
             text += f", validation loss {logs['val_loss']:.6g}"
@@ -207,5 +220,23 @@ class TrainingPanel(QWidget):
         self.hist_item.setData(edges, counts)
 
     def _set_log(self, on: bool) -> None:
+        if on and not self.log_y.isEnabled():  # checked by a script: refused as a click is
+            self.log_y.setChecked(False)
+            return
         if self.plots is not None:
             self.curve_plot.setLogMode(y=on)
+
+    def _allow_log(self, refused: str | None) -> None:
+        """A loss that is zero or negative (cosine_similarity's are, as in Keras) has no
+        logarithm: the log scale is turned off and refused, saying why (``refused``: the loss
+        and its epoch), until the curve is reset; None allows it again."""
+        if refused is None:
+            self.log_y.setEnabled(True)
+            self.log_y.setToolTip(LOG_TIP)
+            return
+        self.log_y.setChecked(False)
+        self.log_y.setEnabled(False)
+        self.log_y.setToolTip(
+            f"No log scale for this curve: the {refused} is not positive, and only positive "
+            "values have a logarithm"
+        )

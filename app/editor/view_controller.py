@@ -10,7 +10,7 @@ from PySide6.QtCore import QObject
 from PySide6.QtGui import QAction, QKeySequence
 from PySide6.QtWidgets import QWidget
 
-from .actions import make_action
+from .actions import make_action, window_keys
 from .canvas import Canvas
 from .files_controller import FilesController
 from .live_preview import LivePreview
@@ -87,6 +87,7 @@ class ViewController(QObject):
         """View → Summary: a non-modal table that follows the edits."""
         if self.summary_dialog is None:
             self.summary_dialog = SummaryDialog(self.canvas, self.window)
+            self.summary_dialog.addActions(window_keys(self.window))  # Ctrl+Z, F5... work there
         self.summary_dialog.show()
         self.summary_dialog.raise_()
         return self.summary_dialog
@@ -95,6 +96,7 @@ class ViewController(QObject):
         """Help → Keyboard shortcuts (non-modal)."""
         if self.shortcuts_dialog is None:
             self.shortcuts_dialog = ShortcutsDialog(self.window.findChildren(QAction), self.window)
+            self.shortcuts_dialog.addActions(window_keys(self.window))
         self.shortcuts_dialog.show()
         self.shortcuts_dialog.raise_()
         return self.shortcuts_dialog

@@ -90,6 +90,17 @@ def test_run_prints_info_backend_and_statistics(capsys, graph):
         assert word in out
 
 
+def test_run_says_its_statistics_leave_out_inf_and_nan(capsys, tmp_path):
+    """min/max/mean/std skip non-finite values: with any, they are called finite."""
+    conv = {"filter_initializer": "constant", "constant_value": 30.0, "activation": "exponential"}
+    path = tmp_path / "overflow.json"
+    small_doc(conv).save(path)
+    code, out, err = run(capsys, "run", path, "--backend", "numpy")
+    assert code == 0, err
+    assert "Inf: 0" not in out
+    assert "finite min:" in out and "finite mean:" in out
+
+
 @pytest.fixture
 def two_chains(tmp_path) -> Path:
     """The small graph plus a second chain from its Input, of 7 filters, ending in

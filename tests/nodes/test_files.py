@@ -111,6 +111,8 @@ def test_atomic_write_keeps_permissions_follows_links_and_refuses_devices(tmp_pa
     assert link.is_symlink() and existing.read_bytes() == b"via link"
     with pytest.raises(FileError, match="is a folder"):
         atomic_write_bytes(tmp_path, b"x")
+    with pytest.raises(FileError, match=r"`.*a\.bin` is a file, not a folder"):
+        atomic_write_bytes(existing / "under.bin", b"x")
     with pytest.raises(FileError, match="not a regular file"):
         atomic_write_bytes("/dev/null", b"x")
     assert not os.path.isfile("/dev/null")
