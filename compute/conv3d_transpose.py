@@ -238,17 +238,19 @@ class Conv3DTranspose(Layer):
     def channel_axis(self) -> int:
         return 1 if self.channels_first else -1
 
+    def data_axes(self) -> tuple[str, ...]:
+        spatial = ("d1", "d2", "d3")
+        if self.channels_first:
+            return ("batch", "channels", *spatial)
+        return ("batch", *spatial, "channels")
+
     def _check_input(self, shape: Shape) -> int | None:
         """Validate a 5-D shape (batch included); return its channel count (None: unknown)."""
         if len(shape) != 5:
-            layout = (
-                "(batch, channels, d1, d2, d3)"
-                if self.channels_first
-                else "(batch, d1, d2, d3, channels)"
-            )
             raise ShapeError(
-                f"Layer `{self.name}` expected 5-D data {layout} ({self.config['data_format']}; "
-                f"wrap it in TimeDistributed for 6-D data). Received: shape {fmt_shape(shape)}"
+                f"Layer `{self.name}` expected 5-D data ({', '.join(self.data_axes())}) "
+                f"({self.config['data_format']}; wrap it in TimeDistributed for 6-D data). "
+                f"Received: shape {fmt_shape(shape)}"
             )
         c = shape[1] if self.channels_first else shape[4]
         if self.kernel is not None and c is not None and c != self.kernel.shape[4]:

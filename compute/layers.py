@@ -77,6 +77,10 @@ class Layer:
         self.built = False
 
     # --- to be provided by subclasses where meaningful
+    def data_axes(self) -> tuple[str, ...] | None:
+        """The names of the axes of the data the layer takes, batch first (None: any rank)."""
+        return None
+
     def compute_output_shape(self, input_shape: Shape) -> Shape:
         return tuple(input_shape)
 
@@ -171,7 +175,17 @@ class TimeDistributed(Layer):
         self.layer = layer
         self._folded: tuple[int, int] | None = None  # (batch, time) of the last backward
 
+    def data_axes(self) -> tuple[str, ...] | None:
+        inner = self.layer.data_axes()
+        return None if inner is None else (inner[0], "time", *inner[1:])
+
     def _check(self, shape: Shape) -> None:
+        axes = self.data_axes()
+        if axes is not None and len(shape) != len(axes):
+            raise ShapeError(
+                f"Layer `{self.name}` (around `{self.layer.name}`) expected {len(axes)}-D data "
+                f"({', '.join(axes)}). Received: shape {fmt_shape(tuple(shape))}"
+            )
         if len(shape) < 3:
             raise ShapeError(
                 f"Layer `{self.name}` expected data with batch and time axes first (at least 3 "

@@ -585,5 +585,18 @@ def test_backward_names_a_gradient_without_batch_and_time(dy):
     _, _, graph = _graph()
     x, _ = _data()
     graph.forward(x)
-    with pytest.raises(ShapeError, match="batch and time axes first.*Received: shape"):
+    with pytest.raises(ShapeError, match=r"expected 6-D data \(batch, time, .*Received: shape"):
         graph.backward(dy)
+
+
+@pytest.mark.parametrize("data_format", ["channels_first", "channels_last"])
+def test_a_timedistributed_layer_names_the_6d_data_it_takes(data_format):
+    """A 5-D Input under TimeDistributed: the wrapper's axes, time included (the inner layer's
+    own message showed the folded shape and advised the wrapping already there)."""
+    layer = TimeDistributed(Conv3DTranspose(data_format=data_format))
+    with pytest.raises(ShapeError) as caught:
+        Graph([Input(shape=(3, 4, 4, 4)), layer])
+    message = str(caught.value)
+    channels = "channels, d1, d2, d3" if data_format == "channels_first" else "d1, d2, d3, channels"
+    assert f"expected 6-D data (batch, time, {channels})" in message
+    assert "Received: shape (None, 3, 4, 4, 4)" in message and "wrap it" not in message
