@@ -19,6 +19,8 @@ import math
 from collections.abc import Callable
 from typing import NamedTuple
 
+import numpy as np
+
 from .backend import Array, ArrayModule, Backend
 
 LEAKY_RELU_ALPHA = 0.3
@@ -62,7 +64,8 @@ def _elu_alpha(xp: ArrayModule, z: Array, alpha: float) -> Array:
 
 
 def _exponential(b: Backend, z: Array, axis: int) -> Array:
-    return b.xp.exp(z)
+    with np.errstate(over="ignore"):  # inf past float32's range, as Keras gives, unannounced
+        return b.xp.exp(z)
 
 
 def _gelu(b: Backend, z: Array, axis: int) -> Array:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import io
+import json
 import math
 import os
 import stat
@@ -178,6 +179,38 @@ def require_file(path: str | os.PathLike) -> Path:
     raise FileError(f"`{p}` is {kind}, not a file; a regular file is needed")
 
 
+SMALL_READ_BYTES = 2**20  # reading and parsing less takes less than the interpreter itself
+
+
+def read_bounded(
+    path: str | os.PathLike, max_bytes: int, what: str, factor: int = 1, limit: int | None = None
+) -> bytes:
+    """The bytes of the regular file ``path``, refused unread when it is larger than
+    ``max_bytes`` (``what`` names the kind of file: "a graph file") or when ``factor`` bytes of
+    memory per byte of it (what reading and parsing it take) exceed ``limit`` (default: half the
+    available memory; files of at most :data:`SMALL_READ_BYTES` are not compared with it). At
+    most ``max_bytes + 1`` bytes are read, even from a growing file."""
+    p = require_file(path)
+    try:
+        size = p.stat().st_size
+        if SMALL_READ_BYTES < size <= max_bytes:
+            check_fits(p, factor * size, limit)
+        if size <= max_bytes:
+            with open(p, "rb") as fh:
+                data = fh.read(max_bytes + 1)
+            size = len(data)
+    except OSError as exc:
+        if isinstance(exc, FileError):
+            raise
+        raise FileError(f"Cannot read `{p}`: {exc.strerror or exc}") from exc
+    if size > max_bytes:
+        raise FileError(
+            f"`{p}` is too large: {size / 2**20:,.1f} MiB, above the {max_bytes / 2**20:,.0f} MiB "
+            f"{what} may have; refused unread"
+        )
+    return data
+
+
 def _pickled(p: Path) -> FileError:
     return FileError(
         f"File `{p}` holds Python objects (pickled data), which are never loaded; only numeric "
@@ -274,3 +307,146 @@ def load_arrays(
         raise FileError(f"File `{p}` is not a readable .npy/.npz file: {exc}") from exc
     except Exception as exc:
         raise FileError(f"File `{p}` is not a readable .npy/.npz file: {exc}") from exc
+
+
+# ---------------------------------------------------------------------------- .safetensors
+# the safetensors format: an 8-byte little-endian header length, a JSON header naming each
+# tensor's dtype, shape and byte range, then the bytes (little-endian, C order)
+SAFETENSORS_DTYPES = {
+    "BOOL": "|b1",
+    "U8": "|u1",
+    "I8": "|i1",
+    "U16": "<u2",
+    "I16": "<i2",
+    "F16": "<f2",
+    "BF16": "<u2",  # NumPy has no bfloat16: the upper half of a float32, widened on reading
+    "U32": "<u4",
+    "I32": "<i4",
+    "F32": "<f4",
+    "U64": "<u8",
+    "I64": "<i8",
+    "F64": "<f8",
+}
+MAX_SAFETENSORS_HEADER = 100_000_000  # the safetensors library's own limit
+
+
+def read_safetensors(
+    path: str | os.PathLike, limit: int | None = None
+) -> tuple[dict[str, np.ndarray], dict[str, str] | None]:
+    """The tensors of a .safetensors file and its ``__metadata__`` (None when it has none),
+    without torch: float16 and bfloat16 tensors become float32 (NumPy has no bfloat16), other
+    dtypes stay as they are. The header is checked whole (dtypes, shapes, byte ranges inside the
+    file) and the tensors' sizes once loaded compared with ``limit`` (default: half the available
+    memory) before any tensor is read; a damaged file is a :class:`FileError` naming it."""
+    p = require_file(path)
+    try:
+        with open(p, "rb") as fh:
+            size = os.fstat(fh.fileno()).st_size
+            entries, metadata, start = _safetensors_header(fh, size, p)
+            check_fits(p, sum(_loaded_size(e) for e in entries.values()), limit)
+            out = {}
+            for name, (dtype, shape, begin, end) in entries.items():
+                fh.seek(start + begin)
+                raw = fh.read(end - begin)
+                if len(raw) != end - begin:
+                    raise FileError(f"`{p}` is truncated: tensor `{name}` runs past the end")
+                out[name] = _widened(np.frombuffer(raw, SAFETENSORS_DTYPES[dtype]), dtype, shape)
+    except OSError as exc:
+        if isinstance(exc, FileError):
+            raise
+        raise FileError(f"Cannot read `{p}`: {exc.strerror or exc}") from exc
+    return out, metadata
+
+
+SafetensorsEntry = tuple[str, tuple[int, ...], int, int]  # dtype, shape, begin, end
+
+
+def _safetensors_header(
+    fh: IO[bytes], size: int, p: Path
+) -> tuple[dict[str, SafetensorsEntry], dict[str, str] | None, int]:
+    """The header's tensors, its metadata and where the tensors' bytes begin."""
+
+    def damaged(why: str) -> FileError:
+        return FileError(f"`{p}` is not a readable .safetensors file: {why}")
+
+    head = fh.read(8)
+    if len(head) < 8:
+        raise damaged("shorter than its 8-byte header length")
+    length = int.from_bytes(head, "little")
+    if length > min(MAX_SAFETENSORS_HEADER, size - 8):
+        raise damaged(f"a header of {length} bytes in a file of {size}")
+    try:
+        header = json.loads(fh.read(length).decode("utf-8"), object_pairs_hook=_unique_keys)
+    except (ValueError, RecursionError) as exc:
+        raise damaged(f"its header is not JSON ({' '.join(str(exc).split())[:120]})") from None
+    if not isinstance(header, dict):
+        raise damaged("its header is not a JSON object")
+    metadata = header.pop("__metadata__", None)
+    if metadata is not None and not (
+        isinstance(metadata, dict) and all(isinstance(v, str) for v in metadata.values())
+    ):
+        raise damaged("`__metadata__` must map names to strings")
+    available = size - 8 - length
+    entries = {}
+    for name, entry in header.items():
+        entries[name] = _safetensors_entry(name, entry, available, damaged)
+    return entries, metadata, 8 + length
+
+
+def _safetensors_entry(name: str, entry: Any, available: int, damaged: Any) -> SafetensorsEntry:
+    if not isinstance(entry, dict):
+        raise damaged(f"tensor `{name}` is not described by an object")
+    dtype, shape, offsets = entry.get("dtype"), entry.get("shape"), entry.get("data_offsets")
+    if dtype not in SAFETENSORS_DTYPES:
+        raise damaged(
+            f"tensor `{name}` has data type {dtype!r:.40}, which is not read here (expected one "
+            f"of {', '.join(SAFETENSORS_DTYPES)}); save the weights as float32, float16 or "
+            "bfloat16"
+        )
+    if not (
+        isinstance(shape, list)
+        and len(shape) <= 32
+        and all(isinstance(s, int) and not isinstance(s, bool) and 0 <= s < 2**31 for s in shape)
+    ):
+        raise damaged(f"tensor `{name}` has a shape that is not 0 to 32 sizes 0..2**31-1")
+    if not (
+        isinstance(offsets, list)
+        and len(offsets) == 2
+        and all(isinstance(o, int) and not isinstance(o, bool) for o in offsets)
+        and 0 <= offsets[0] <= offsets[1] <= available
+    ):
+        raise damaged(f"tensor `{name}` has byte offsets outside the file's data")
+    begin, end = offsets
+    if end - begin != math.prod(shape) * np.dtype(SAFETENSORS_DTYPES[dtype]).itemsize:
+        raise damaged(
+            f"tensor `{name}` takes {end - begin} bytes; its shape {tuple(shape)} and {dtype} "
+            "need another number"
+        )
+    return dtype, tuple(shape), begin, end
+
+
+def _unique_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    out: dict[str, Any] = {}
+    for key, value in pairs:
+        if key in out:
+            raise ValueError(f"duplicate key {key!r:.60}")
+        out[key] = value
+    return out
+
+
+def _loaded_size(entry: SafetensorsEntry) -> int:
+    """Bytes a tensor takes once read (float16 and bfloat16 widened to float32)."""
+    dtype, shape, _begin, _end = entry
+    itemsize = np.dtype(SAFETENSORS_DTYPES[dtype]).itemsize
+    return math.prod(shape) * (4 if dtype in ("F16", "BF16") else itemsize)
+
+
+def _widened(flat: np.ndarray, dtype: str, shape: tuple[int, ...]) -> np.ndarray:
+    """A tensor's values in its shape: bfloat16 (read as its 16 bits) and float16 as float32."""
+    if dtype == "BF16":
+        flat = (flat.astype(np.uint32) << 16).view(np.float32)
+    elif dtype == "F16":
+        flat = flat.astype(np.float32)
+    else:
+        flat = flat.copy()  # writable, and not a view of the bytes read
+    return flat.reshape(shape)

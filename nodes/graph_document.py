@@ -28,7 +28,7 @@ from conv3dt_studio.compute import Conv3DTStudioError, ParameterError
 from conv3dt_studio.resources import DEFAULT_EXAMPLE, SCHEMA_PATH
 
 from .catalogue import LAYER, NODE_TYPE_IDS, NODE_TYPES, node_type, role_of
-from .files import FileError, atomic_write_text, require_file
+from .files import atomic_write_text, read_bounded, require_file
 
 FORMAT = "conv3dt-studio/graph"
 VERSION = 1
@@ -716,6 +716,12 @@ def _loads(text: str | bytes, source: str) -> GraphDocument:
 
 
 MAX_DEPTH = 64  # a graph document needs about 6 levels
+# a graph file (JSON or snippet PNG) is read whole: larger ones are refused unread. A graph is a few
+# kilobytes; embedded weights take 16/3 bytes per parameter in base64 (512 MiB: ~100 million)
+MAX_GRAPH_FILE_BYTES = 512 * 2**20
+GRAPH_FILE = "a graph file (JSON or snippet PNG)"
+# parsing holds the bytes, the text and the parsed JSON (base64 weights as strings) at once
+PARSE_FACTOR = 4
 
 
 def _depth(data: Any) -> int:
@@ -758,10 +764,7 @@ def _load(path: str | os.PathLike, notes: list[str] | None = None) -> GraphDocum
     if importable(path):
         return import_model(path, notes=notes)
     p = require_file(path)
-    try:
-        raw = p.read_bytes()
-    except OSError as exc:
-        raise FileError(f"Cannot read `{p}`: {exc.strerror or exc}") from exc
+    raw = read_bounded(p, MAX_GRAPH_FILE_BYTES, GRAPH_FILE, PARSE_FACTOR)
     from .snippet import PNG_SIGNATURE, read_graph_text
 
     if raw.startswith(PNG_SIGNATURE) or p.suffix.lower() == ".png":

@@ -14,7 +14,7 @@ from typing import Any
 
 import numpy as np
 
-from conv3dt_studio.compute import Conv3DTStudioError, Graph
+from conv3dt_studio.compute import Conv3DTStudioError, Graph, StateError
 from conv3dt_studio.compute.layers import fmt_shape
 
 from . import memory, resample
@@ -32,7 +32,7 @@ from .runner import (
 )
 from .settings import TRAINING_SCHEMA
 from .validation import DocumentProblems, Problem, relevant_problems, validate
-from .weights import apply_run_weights, conv_layers
+from .weights import apply_run_weights, conv_layers, weights_dict
 
 
 @dataclass
@@ -55,6 +55,35 @@ class TrainResult:
     # the loss of nearest-neighbour upsampling the Input by its Resample's factors (on the
     # validation samples when there are any): what a learned upsampling must beat
     baseline: float | None = None
+
+
+class TrainingInterrupted(StateError):
+    """A training that failed part-way (its loss became NaN or Inf): the epochs it finished are
+    not lost. ``history`` holds them (as ``fit`` returns a history), ``weights`` the weights and
+    optimizer state at the end of the last of them (None when none finished), which
+    ``initial_epoch + len(history["loss"])`` resumes from."""
+
+    def __init__(
+        self,
+        message: str,
+        history: dict[str, list[float]],
+        weights: dict[str, np.ndarray] | None,
+        initial_epoch: int,
+    ) -> None:
+        super().__init__(message)
+        self.history = history
+        self.weights = weights
+        self.initial_epoch = initial_epoch
+
+    @property
+    def epochs_finished(self) -> int:
+        return len(self.history["loss"])
+
+
+def snapshot_bytes(run: Plan) -> int:
+    """Bytes the copy of the weights and optimizer state kept at each epoch's end takes (for
+    :class:`TrainingInterrupted`): the weights and up to three slots each, in float32."""
+    return 4 * 4 * run.weights
 
 
 def nothing_to_learn(epoch: int, logs: dict[str, float]) -> str | None:
@@ -248,7 +277,8 @@ def train_document(
     s["batch_size"] = batch_size or s["batch_size"]
     loss_name = loss or tp.loss
     run = tp.run if x is None else replace(tp.run, input_shape=np.shape(x))
-    memory.check(estimate_train_bytes(run, s["batch_size"]), memory_limit, "this training")
+    need = estimate_train_bytes(run, s["batch_size"]) + snapshot_bytes(run)
+    memory.check(need, memory_limit, "this training")
     xa = (
         load_data(doc, tp.run.input_feed, seed, progress, given, memory_limit)
         if x is None
@@ -290,7 +320,8 @@ def train_document(
         info: dict[str, Any] = {"loss": logs["loss"]}
         for layer in stored:
             grads = layer.get_gradients()
-            row = {k: float(np.linalg.norm(v)) for k, v in grads.items() if v is not None}
+            with np.errstate(over="ignore", invalid="ignore"):  # a diverging step: inf, no warning
+                row = {k: float(np.linalg.norm(v)) for k, v in grads.items() if v is not None}
             norms.setdefault(layer.name, []).append(row)
             info[layer.name] = row
         if on_step is not None:
@@ -303,23 +334,48 @@ def train_document(
             stopped["value"] = True
         return stopped["value"]
 
+    # what the finished epochs reached: kept when a later one fails (TrainingInterrupted)
+    reached: dict[str, list[float]] = {"loss": []}
+    last_weights: dict[str, dict[str, np.ndarray] | None] = {"weights": None}
+
+    def epoch_end(epoch: int, logs: dict[str, float]) -> None:
+        if math.isfinite(logs["loss"]):
+            for key, value in logs.items():
+                reached.setdefault(key, []).append(value)
+            last_weights["weights"] = weights_dict(g.layers)
+        if on_epoch_end is not None:
+            on_epoch_end(epoch, logs)
+
+    def interrupted(message: str) -> TrainingInterrupted:
+        done = len(reached["loss"])
+        if done:
+            message += f"; {done} epoch(s) had finished"
+        return TrainingInterrupted(message, reached, last_weights["weights"], initial_epoch)
+
     t0 = time.perf_counter()
-    history = g.fit(
-        xa,
-        ya,
-        epochs=s["epochs"],
-        batch_size=s["batch_size"],
-        loss=loss_name,
-        shuffle=s["shuffle"],
-        validation_split=s["validation_split"],
-        initial_epoch=initial_epoch,
-        loss_params=tp.loss_params,
-        progress=progress,
-        should_stop=stop,
-        on_epoch_end=on_epoch_end,
-        on_batch_end=batch_end,
-    )
+    try:
+        history = g.fit(
+            xa,
+            ya,
+            epochs=s["epochs"],
+            batch_size=s["batch_size"],
+            loss=loss_name,
+            shuffle=s["shuffle"],
+            validation_split=s["validation_split"],
+            initial_epoch=initial_epoch,
+            loss_params=tp.loss_params,
+            progress=progress,
+            should_stop=stop,
+            on_epoch_end=epoch_end,
+            on_batch_end=batch_end,
+        )
+    except StateError as exc:  # a loss of NaN or Inf: what the finished epochs reached is kept
+        raise interrupted(str(exc)) from exc
     if history["loss"] and not math.isfinite(history["loss"][-1]):
-        raise DocumentProblems([Problem(tp.loss_node, None, "the loss became NaN or Inf")])
+        raise interrupted(
+            f"the mean loss of epoch {initial_epoch + len(history['loss'])} is "
+            f"{history['loss'][-1]}: training stopped (lower the learning rate or "
+            "check the data)"
+        )
     baseline = None if x is not None else nearest_baseline(doc, tp, xa, ya, s["validation_split"])
     return TrainResult(history, g, time.perf_counter() - t0, stopped["value"], norms, baseline)

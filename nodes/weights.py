@@ -79,23 +79,112 @@ def apply_weights(
             layer.set_weights(ws)
         except (ShapeError, ParameterError) as exc:
             raise FileError(f"`{source}`: {exc}") from exc
-        prefix = f"{layer.name}/optimizer/"
-        state = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
-        optimizer = layer.optimizer  # built by set_weights
-        if state and optimizer is not None:
-            try:
-                optimizer.set_state(
-                    {
-                        **state,
-                        "iterations": _iterations(state["iterations"]),
-                        "u_product": float(state["u_product"]),
-                    },
-                    layer._weights(),
-                )
-            except (KeyError, ValueError, TypeError, OverflowError):
-                # saved by another algorithm (or damaged): the weights load, the optimizer starts
-                # afresh - as Keras does when the optimizer differs
-                optimizer.set_state({"iterations": 0, "u_product": 1.0}, layer._weights())
+        _apply_optimizer_state(layer, arrays, ws, source)
+
+
+# optimizer slots that are sums, means or maxima of squares or magnitudes: never negative (adam's,
+# nadam's v, adamax's u, adagrad's accumulator, adadelta's two); rmsprop's velocity is a mean
+# square too, momentum's (inertia, nesterov) velocity is not
+NON_NEGATIVE_SLOTS = frozenset({"v", "u", "accumulator", "accumulated_grad", "accumulated_delta"})
+
+
+def _apply_optimizer_state(
+    layer: Conv3DTranspose, arrays: dict[str, np.ndarray], ws: list, source: str
+) -> None:
+    """Give ``layer``'s optimizer the state saved with its weights, if any, checked first: a
+    damaged state (a missing entry, a step count that is not a whole number, NaN or negative
+    values where the algorithm keeps none) is a :class:`FileError` naming the entry, never a
+    silent fresh start. A state of another algorithm is dropped (the optimizer starts afresh,
+    as Keras does when the optimizer differs)."""
+    optimizer = layer.optimizer  # built by set_weights
+    prefix = f"{layer.name}/optimizer/"
+    state = {k[len(prefix) :]: v for k, v in arrays.items() if k.startswith(prefix)}
+    if not state or optimizer is None:
+        return
+    # the layer's own arrays, which its optimizer updates (compute offers no public accessor:
+    # get_weights() gives copies; this module has always used it here)
+    live = layer._weights()
+    afresh = {"iterations": 0, "u_product": 1.0}
+    saved = state.get("algorithm")
+    if saved is not None and str(saved) != optimizer.algorithm:
+        optimizer.set_state(afresh, live)
+        return
+    where = f"`{source}`: layer `{layer.name}`"
+    for key in ("iterations", "u_product"):
+        if key not in state:
+            raise FileError(
+                f"{where}: the optimizer state has no `{prefix}{key}`; save the weights again, "
+                f"or remove every `{prefix}` entry to start the optimizer afresh"
+            )
+    algorithm = optimizer.algorithm
+    checked = {k: _checked_entry(k, v, ws, algorithm, where, prefix) for k, v in state.items()}
+    try:
+        optimizer.set_state(checked, live)
+    except KeyError as exc:  # a slot this algorithm keeps is missing
+        names = {n for slots in optimizer.slots or [] for n in slots}
+        given = {k.partition("/")[2] for k in state if "/" in k}
+        if saved is None and not names & given:  # an unrecorded state of another algorithm
+            optimizer.set_state(afresh, live)
+            return
+        raise FileError(
+            f"{where}: the optimizer state has no `{prefix}{exc.args[0]}` ({optimizer.algorithm} "
+            f"keeps {', '.join(sorted(names))} for each weight); save the weights again, or "
+            f"remove every `{prefix}` entry to start the optimizer afresh"
+        ) from None
+    except ValueError:  # an unrecorded state that this algorithm could not have produced
+        optimizer.set_state(afresh, live)
+
+
+def _checked_entry(key: str, value: Any, ws: list, algorithm: str, where: str, prefix: str) -> Any:
+    """One entry of a saved optimizer state, as ``set_state`` takes it; a :class:`FileError`
+    naming it when it is damaged."""
+    name = f"`{prefix}{key}`"
+    if key == "algorithm":
+        return value
+    if key == "iterations":
+        try:
+            return _iterations(value)
+        except ValueError:
+            raise FileError(
+                f"{where}: {name} must be a whole number >= 0 (the optimizer's step count). "
+                f"Received: {_shown(value)}"
+            ) from None
+    array = np.asarray(value)
+    if array.dtype.kind not in "biuf":
+        raise FileError(f"{where}: {name} holds {array.dtype} values; expected numbers")
+    if key == "u_product":
+        number = float(array.reshape(-1)[0]) if array.size == 1 else math.nan
+        if not 0.0 <= number <= 1.0:
+            raise FileError(
+                f"{where}: {name} must be a number from 0 to 1 (a product of momentum "
+                f"factors). Received: {_shown(value)}"
+            )
+        return number
+    if not np.isfinite(array).all():
+        raise FileError(
+            f"{where}: optimizer slot {name} holds NaN or infinite values; expected finite numbers"
+        )
+    index, _, slot = key.partition("/")
+    squares = slot in NON_NEGATIVE_SLOTS or (slot == "velocity" and algorithm == "rmsprop")
+    if squares and (array < 0).any():
+        raise FileError(
+            f"{where}: optimizer slot {name} holds negative values; {algorithm}'s `{slot}` is "
+            "never negative"
+        )
+    if index.isdigit() and int(index) < len(ws) and array.shape != np.shape(ws[int(index)]):
+        raise FileError(
+            f"{where}: optimizer slot {name} has shape {array.shape}; expected "
+            f"{np.shape(ws[int(index)])}, the shape of the weight it belongs to"
+        )
+    return array
+
+
+def _shown(value: Any) -> str:
+    """A saved value as a message shows it: the number itself, or the array's shape."""
+    array = np.asarray(value)
+    return (
+        repr(array.reshape(-1)[0].item()) if array.size == 1 else f"an array of shape {array.shape}"
+    )
 
 
 def _iterations(value: Any) -> int:

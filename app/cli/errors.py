@@ -2,10 +2,12 @@
 
 Every user error is one line on stderr, ``conv3dt-studio: error: MESSAGE`` (one line per problem
 when a graph has several, each naming the file, node and parameter), and exit status 2; ``--debug``
-adds the traceback. Ctrl+C exits 130 and a closed stdout 141, both silently; stdout that cannot be
-written (a full disk) is one line naming it, exit status 2. An unexpected
-exception (a bug, or a file that defeats every check) is one line too, naming the file being
-worked on and what failed, and exit status 2; ``--debug`` shows its traceback.
+adds the traceback. A Python warning that a command raises (NumPy's overflow in a prediction that
+holds Inf, a library's notice) is one line too, ``conv3dt-studio: warning: MESSAGE``, once per
+message, instead of Python's two lines with a source path. Ctrl+C exits 130 and a closed stdout
+141, both silently; stdout that cannot be written (a full disk) is one line naming it, exit status
+2. An unexpected exception (a bug, or a file that defeats every check) is one line too, naming the
+file being worked on and what failed, and exit status 2; ``--debug`` shows its traceback.
 """
 
 from __future__ import annotations
@@ -15,7 +17,8 @@ import os
 import re
 import sys
 import traceback
-from collections.abc import Callable, Mapping
+import warnings
+from collections.abc import Callable, Iterator, Mapping
 from typing import Any, TextIO
 
 PROG = "conv3dt-studio"
@@ -116,7 +119,7 @@ def guarded(
     from conv3dt_studio.compute import Conv3DTStudioError
 
     try:
-        with contextlib.redirect_stdout(_NamedStdout(sys.stdout)):
+        with contextlib.redirect_stdout(_NamedStdout(sys.stdout)), warnings_as_lines():
             code = action()
             sys.stdout.flush()  # a buffered write fails here, not at exit
         return code
@@ -140,6 +143,29 @@ def guarded(
             ),
             debug,
         )
+
+
+@contextlib.contextmanager
+def warnings_as_lines() -> Iterator[None]:
+    """Show each Python warning that is shown at all (the filters still decide) as one line on
+    stderr, ``conv3dt-studio: warning: MESSAGE``, once per message. Warnings meant for
+    developers are not shown, as Python does not show them outside ``__main__``: deprecations,
+    and JAX's note on a fork (a video reader's ffmpeg started while Keras is loaded), which
+    concerns a child that runs no Python."""
+    shown: set[str] = set()
+
+    def show(message: Warning | str, *_args: Any, **_kwargs: Any) -> None:
+        text = " ".join(str(message).split())
+        if text not in shown:
+            shown.add(text)
+            print(f"{PROG}: warning: {text}", file=sys.stderr)
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", DeprecationWarning)
+        warnings.simplefilter("ignore", PendingDeprecationWarning)
+        warnings.filterwarnings("ignore", r"os\.fork\(\) was called", RuntimeWarning)
+        warnings.showwarning = show
+        yield
 
 
 def _silence_stdout() -> None:

@@ -32,6 +32,7 @@ def cmd_export(args: argparse.Namespace) -> int:
             prediction=args.prediction,
             seed=args.seed,
             force=args.force,
+            source=graph,
         )
     except nodes.DocumentProblems as exc:
         raise with_source(exc, graph) from None

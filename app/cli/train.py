@@ -19,7 +19,7 @@ from .output_files import checked_output, distinct_outputs, suffixed
 from .progress import Progress
 
 if TYPE_CHECKING:
-    from conv3dt_studio.nodes.training import TrainResult
+    from conv3dt_studio.nodes.training import TrainingInterrupted, TrainResult
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -27,7 +27,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from conv3dt_studio import nodes
     from conv3dt_studio.compute.losses import get_loss
     from conv3dt_studio.nodes.data_sources import load_file
-    from conv3dt_studio.nodes.training import train_document
+    from conv3dt_studio.nodes.training import TrainingInterrupted, train_document
 
     from .run import with_data_file
 
@@ -49,6 +49,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     x = load_file(args.x) if args.x else None
     y = load_file(args.y) if args.y else None
     progress = Progress(leave=False)
+    interrupted: TrainingInterrupted | None = None
     try:
         result = train_document(
             doc,
@@ -67,8 +68,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     except nodes.DocumentProblems as exc:
         given = [f"{opt} {name}" for opt, name in (("--x", args.x), ("--y", args.y)) if name]
         raise with_source(exc, " with ".join([str(args.graph), *given])) from None
+    except TrainingInterrupted as exc:
+        interrupted = exc
     finally:
         progress.close()
+    if interrupted is not None:  # the finished epochs are saved, then the error is reported
+        _save_reached(interrupted, weights_out, history_out)
+        raise interrupted
     print(_summary(result))
     if result.baseline is not None:
         print(_baseline_line(result))
@@ -125,3 +131,26 @@ def _save_outputs(result: TrainResult, weights_out: Path | None, history_out: Pa
     if history_out is not None:
         atomic_write_text(history_out, json.dumps(result.history, indent=2) + "\n")
         print(f"saved history: {history_out}")
+
+
+def _save_reached(
+    exc: TrainingInterrupted, weights_out: Path | None, history_out: Path | None
+) -> None:
+    """A training that failed part-way: save what its finished epochs reached (the history, and
+    the weights at the end of the last of them), saying so, or say that nothing was saved."""
+    from conv3dt_studio.nodes.files import atomic_write_text, save_npz
+
+    done, last = exc.epochs_finished, exc.initial_epoch + exc.epochs_finished
+    if weights_out is not None and exc.weights is not None:
+        save_npz(weights_out, exc.weights)
+        print(
+            f"saved weights of epoch {last}, the last finished: {weights_out} (resume with "
+            f"--weights-in {weights_out} --initial-epoch {last})"
+        )
+    elif weights_out is not None:
+        print(f"weights not saved: no epoch finished ({weights_out} is not written)")
+    if history_out is not None and done:
+        atomic_write_text(history_out, json.dumps(exc.history, indent=2) + "\n")
+        print(f"saved history of the {done} finished epoch(s): {history_out}")
+    elif history_out is not None:
+        print(f"history not saved: no epoch finished ({history_out} is not written)")

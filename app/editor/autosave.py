@@ -23,7 +23,8 @@ from typing import Any
 import platformdirs
 from PySide6.QtCore import QObject, QTimer, Signal
 
-from conv3dt_studio.nodes.files import FileError, atomic_write_text
+from conv3dt_studio.nodes.files import FileError, atomic_write_text, read_bounded
+from conv3dt_studio.nodes.graph_document import MAX_GRAPH_FILE_BYTES, PARSE_FACTOR
 
 ENV_DATA_DIR = "CONV3DT_STUDIO_DATA_DIR"
 APP_NAME = "conv3dt-studio"
@@ -36,6 +37,7 @@ FIELDS = {  # what an autosave file holds besides its format
     "path": (str, type(None)),
     "document": dict,
 }
+CURVE_KEYS = ("loss", "val_loss")  # an epoch of a learning curve: its loss, a validation loss
 PID_MAX = 2**31 - 1  # pid_t is a signed 32-bit int; beyond it os.kill overflows
 _LIVE_TOKENS: set[str] = set()  # windows of this process that own their autosave file
 
@@ -99,6 +101,8 @@ class Recovery:
     document: dict[str, Any]
     path: str | None  # the file the work belonged to, if it had been saved before
     saved_at: float
+    # the state of the weights embedded in ``document`` (epochs, curve, unsaved, embed), if any
+    trained: dict[str, Any] | None = None
 
     def describe(self) -> str:
         when = time.strftime("%Y-%m-%d %H:%M:%S", time.localtime(self.saved_at))
@@ -138,7 +142,11 @@ def scan() -> tuple[list[Recovery], list[Unreadable]]:
         alive = _owner_alive(pid, data.get("started"), data.get("host"))
         if alive and (pid != os.getpid() or token in _LIVE_TOKENS):
             continue
-        found.append(Recovery(file, data["document"], data.get("path"), float(data["time"])))
+        found.append(
+            Recovery(
+                file, data["document"], data.get("path"), float(data["time"]), data.get("trained")
+            )
+        )
     return sorted(found, key=lambda r: r.saved_at, reverse=True), unreadable
 
 
@@ -150,9 +158,12 @@ def orphans() -> list[Recovery]:
 def _read(file: Path) -> dict[str, Any]:
     """An autosave's fields; ValueError saying why when the file cannot be used."""
     try:
-        data = json.loads(file.read_text(encoding="utf-8"))
-    except FileNotFoundError:
-        raise
+        raw = read_bounded(file, MAX_GRAPH_FILE_BYTES, "an autosave", PARSE_FACTOR)
+        data = json.loads(raw.decode("utf-8"))
+    except FileError as exc:
+        if isinstance(exc.__cause__, FileNotFoundError) or not file.exists():
+            raise FileNotFoundError(str(file)) from None
+        raise ValueError(str(exc)) from None
     except OSError as exc:
         raise ValueError(exc.strerror or str(exc)) from None
     except UnicodeDecodeError:
@@ -183,6 +194,8 @@ def _read(file: Path) -> dict[str, Any]:
         raise ValueError(
             f"field `pid` must be a process id from 1 to {PID_MAX}. Received: pid={pid!r:.40}"
         )
+    if data.get("trained") is not None:  # optional: only with weights
+        data["trained"] = _trained_state(data["trained"])
     for key in ("started", "host"):  # optional: autosaves of older versions lack them
         kind = int if key == "started" else str
         value = data.get(key)
@@ -196,6 +209,49 @@ def _read(file: Path) -> dict[str, Any]:
             f"Received: time={saved_at!r:.40}"
         ) from None
     return data
+
+
+def _trained_state(value: Any) -> dict[str, Any]:
+    """The ``trained`` field (see ``TrainingController.autosave_state``), checked: ValueError
+    naming what is damaged."""
+
+    def damaged(what: str) -> ValueError:
+        return ValueError(f"field `trained` is damaged ({what}). Received: trained={value!r:.60}")
+
+    if not isinstance(value, dict):
+        raise damaged("not an object")
+    epochs = value.get("epochs")
+    if isinstance(epochs, bool) or not isinstance(epochs, int) or not 0 <= epochs < 2**31:
+        raise damaged("`epochs` must be a whole number 0..2**31-1")
+    for key in ("unsaved", "embed"):
+        if not isinstance(value.get(key), bool):
+            raise damaged(f"`{key}` must be true or false")
+    curve = value.get("curve")
+    if not isinstance(curve, list) or not all(_is_epoch(point) for point in curve):
+        raise damaged('`curve` must be a list of [epoch, {"loss": number, ...}]')
+    return {
+        "epochs": epochs,
+        "unsaved": value["unsaved"],
+        "embed": value["embed"],
+        "curve": [(epoch, dict(logs)) for epoch, logs in curve],
+    }
+
+
+def _is_epoch(point: Any) -> bool:
+    """``[epoch, {"loss": number, "val_loss": number}]`` (the validation loss optional)."""
+    if not isinstance(point, list) or len(point) != 2:
+        return False
+    epoch, logs = point
+    number = (int, float)
+    return (
+        isinstance(epoch, int)
+        and not isinstance(epoch, bool)
+        and 0 <= epoch < 2**31
+        and isinstance(logs, dict)
+        and CURVE_KEYS[0] in logs
+        and set(logs) <= set(CURVE_KEYS)
+        and all(isinstance(v, number) and not isinstance(v, bool) for v in logs.values())
+    )
 
 
 def _is_file_path(text: str) -> bool:
@@ -219,10 +275,12 @@ class Autosaver(QObject):
         path: Callable[[], str | None],
         delay_ms: int = DEFAULT_DELAY_MS,
         parent: QObject | None = None,
+        trained: Callable[[], dict[str, Any] | None] = lambda: None,
     ) -> None:
         super().__init__(parent)
         self._document = document
         self._path = path
+        self._trained = trained  # the state of the document's embedded weights (recovery)
         self.token = uuid.uuid4().hex
         self.file = data_dir() / f"autosave-{self.token}.json"
         _LIVE_TOKENS.add(self.token)
@@ -247,6 +305,9 @@ class Autosaver(QObject):
             "path": self._path(),
             "document": self._document(),
         }
+        trained = self._trained()
+        if trained is not None:
+            data["trained"] = trained
         try:
             atomic_write_text(self.file, json.dumps(data) + "\n")
         except FileError as exc:

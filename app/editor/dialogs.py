@@ -19,6 +19,7 @@ GRAPH_FILTER = (
 )
 JSON_FILTER = "Graph JSON (*.json)"
 PNG_FILTER = "Snippet PNG (*.png)"
+SAVE_FILTER = f"{JSON_FILTER};;{PNG_FILTER}"  # Save As: a graph file the editor opens again
 NPY_FILTER = "NumPy array (*.npy)"
 NPZ_FILTER = "Weights (*.npz)"
 
@@ -32,6 +33,21 @@ class Asks(Protocol):
 def with_suffix(path: str, suffix: str) -> str:
     """``path``, with ``suffix`` added when it has no extension."""
     return path if Path(path).suffix else path + suffix
+
+
+def suffix_problem(path: str, suffixes: tuple[str, ...], what: str) -> str | None:
+    """Why ``path`` cannot be the name of ``what`` (e.g. "a snippet PNG"), written in the format
+    of one of ``suffixes``: it ends in another suffix, and no file hides its format behind a
+    wrong name (the command line's rule). None when it ends in one of them (any case) or in
+    none (the first is added)."""
+    suffix = Path(path).suffix
+    if not suffix or suffix.lower() in suffixes:
+        return None
+    allowed = " or ".join(suffixes)
+    return (
+        f"Cannot save `{os.path.basename(path)}` as {what}: its name must end in {allowed} (a "
+        f"name without an extension gets {suffixes[0]}). Received: {suffix}"
+    )
 
 
 def confirmed_path(dialogs: Asks, path: str, suffix: str, always: bool = False) -> str | None:

@@ -17,6 +17,7 @@ import re
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 from PySide6.QtCore import QObject, Signal
 
@@ -33,8 +34,10 @@ from .dialogs import (
     JSON_FILTER,
     NPY_FILTER,
     PNG_FILTER,
+    SAVE_FILTER,
     Dialogs,
     confirmed_path,
+    suffix_problem,
     with_suffix,
 )
 from .snippet_export import export_snippet
@@ -51,6 +54,7 @@ REMEDIES = {
     errno.ENAMETOOLONG: "choose a shorter name",
 }
 ANOTHER_PLACE = "choose another file name or folder"
+GRAPH_SUFFIXES = (".json", ".png")  # what Save As writes: graph JSON, or a snippet PNG
 NOTHING_SHOWN = "Nothing to export yet: run the graph (F5) so that the inspector shows a prediction"
 
 
@@ -123,6 +127,9 @@ class FilesController(QObject):
         keep_weights: Callable[[str], bool] = lambda how: True,
         weights_modified: Callable[[], bool] | None = None,
         end_training: Callable[[], bool] = lambda: True,
+        for_autosave: Callable[[GraphDocument], GraphDocument] = lambda doc: doc,
+        autosave_state: Callable[[], dict[str, Any] | None] = lambda: None,
+        restore_autosave_state: Callable[[dict[str, Any] | None], None] = lambda state: None,
     ) -> None:
         super().__init__(parent)
         self.canvas = canvas
@@ -135,11 +142,19 @@ class FilesController(QObject):
         self.weights_modified = weights_modified or unsaved_weights
         # a training runs: ask to stop it and wait for its weights (False: the user keeps it)
         self.end_training = end_training
+        # the autosave holds the document with every weights embedded, and the weights' state
+        # beside it (epochs, unsaved...), which recovery gives back
+        self.for_autosave = for_autosave
+        self.restore_autosave_state = restore_autosave_state
         self.path: str | None = None
         self.opened_from: str | None = None  # a snippet PNG, an example: the title shows it
         self.dirty_without_undo = False  # restored work not yet saved
         self.autosaver = autosave.Autosaver(
-            lambda: canvas.doc.to_json(), lambda: self.path, autosave_delay_ms, self
+            lambda: self.for_autosave(canvas.doc).to_json(),
+            lambda: self.path,
+            autosave_delay_ms,
+            self,
+            trained=autosave_state,
         )
         canvas.document_changed.connect(self._on_document_changed)
         stack = canvas.undo_stack
@@ -172,6 +187,7 @@ class FilesController(QObject):
     def adopt_recovery(self, recovery: autosave.Recovery, doc: GraphDocument) -> None:
         """Show restored work as unsaved, autosaved under this window's own file."""
         self.set_document(doc, recovery.path)
+        self.restore_autosave_state(recovery.trained)  # the trained weights as they were
         self.dirty_without_undo = True
         self._update_title()
         if self.autosaver.save_now():  # its copy is safe in this window's autosave
@@ -196,6 +212,11 @@ class FilesController(QObject):
 
     def refresh_title(self) -> None:
         self._update_title()
+
+    def weights_changed(self) -> None:
+        """The trained weights came, went or were saved: the title follows, and unsaved ones are
+        autosaved like an edit (the autosave embeds them)."""
+        self._on_document_changed()
 
     def _update_title(self, *_args) -> None:
         self.title_changed.emit(self.display_name(), self.is_modified())
@@ -296,9 +317,18 @@ class FilesController(QObject):
         return self._save_to(self.path)
 
     def save_as(self) -> bool:
+        """Save under a chosen name, in the format its suffix names: graph JSON (``.json``, or a
+        name without a suffix) or a snippet PNG of the whole graph (``.png``); other suffixes
+        are refused, as the command line refuses them."""
         stem = Path(self.opened_from).stem if self.opened_from else "graph"
-        chosen = self.dialogs.save_path("Save graph", JSON_FILTER, self.path or f"{stem}.json")
-        path = chosen and confirmed_path(self.dialogs, chosen, ".json")
+        chosen = self.dialogs.save_path("Save graph", SAVE_FILTER, self.path or f"{stem}.json")
+        if not chosen:
+            return False
+        problem = suffix_problem(chosen, GRAPH_SUFFIXES, "a graph (JSON or snippet PNG)")
+        if problem is not None:
+            self._refuse("Cannot save", problem, log=True)
+            return False
+        path = confirmed_path(self.dialogs, chosen, ".json")
         if not path or not self._save_to(path):
             return False
         self.path = path
@@ -306,7 +336,13 @@ class FilesController(QObject):
         return True
 
     def _save_to(self, path: str) -> bool:
-        save = lambda: self.for_saving(self.canvas.doc).save(path)  # noqa: E731
+        """Write the document (as saved: trained weights embedded when asked for) to ``path``:
+        a snippet PNG when its name ends in .png, else graph JSON."""
+        doc = self.for_saving(self.canvas.doc)
+        if path.lower().endswith(".png"):
+            save = lambda: export_snippet(self.canvas, path, None, doc)  # noqa: E731
+        else:
+            save = lambda: doc.save(path)  # noqa: E731
         if not self._write("Cannot save", path, save, True):
             return False
         self.forget_changes()
@@ -318,7 +354,7 @@ class FilesController(QObject):
 
     def export_json(self, path: str | None = None) -> bool:
         path = path or self._ask_save_path("Export graph JSON", JSON_FILTER, "graph.json")
-        if not path:
+        if not path or not self._suffix_fits(path, ".json", "graph JSON"):
             return False
         doc = self.for_saving(self.canvas.doc)
         out = with_suffix(path, ".json")
@@ -333,6 +369,8 @@ class FilesController(QObject):
 
     def export_snippet(self, path: str, selection_only: bool | None = None) -> bool:
         """The selection when nodes are selected (or ``selection_only``), else the whole graph."""
+        if not self._suffix_fits(path, ".png", "a snippet PNG"):
+            return False
         selected = self.canvas.selected_ids()
         use_selection = bool(selected) if selection_only is None else selection_only
         ids = selected if use_selection else None
@@ -347,7 +385,7 @@ class FilesController(QObject):
         if result is None:
             return False
         path = path or self._ask_save_path("Save prediction", NPY_FILTER, "prediction.npy")
-        if not path:
+        if not path or not self._suffix_fits(path, ".npy", "a NumPy array"):
             return False
         out = with_suffix(path, ".npy")
         if not self._write("Cannot save", out, lambda: save_npy(out, result.prediction), True):
@@ -363,7 +401,7 @@ class FilesController(QObject):
         when it cannot write); False when nothing was written, and the message says why."""
         suffix = Path(suggested).suffix
         path = path or self._ask_save_path(title, f"Images (*{suffix})", suggested)
-        if not path:
+        if not path or not self._suffix_fits(path, suffix, f"a picture ({suffix})"):
             return False
         out = with_suffix(path, suffix)
         try:
@@ -379,9 +417,18 @@ class FilesController(QObject):
 
     def _ask_save_path(self, title: str, file_filter: str, suggested: str) -> str | None:
         """The save dialog's answer with the suggested name's suffix added, asking before that
-        names an existing file; None when cancelled."""
+        names an existing file; None when cancelled. (A name ending in another suffix is
+        returned as it is: the caller refuses it, saying why.)"""
         chosen = self.dialogs.save_path(title, file_filter, suggested)
         return chosen and confirmed_path(self.dialogs, chosen, Path(suggested).suffix)
+
+    def _suffix_fits(self, path: str, suffix: str, what: str) -> bool:
+        """Whether ``path`` ends in ``suffix`` (any case) or in none; else a message says why it
+        is refused (no file hides its format behind a wrong name)."""
+        problem = suffix_problem(path, (suffix,), what)
+        if problem is not None:
+            self._refuse("Cannot save", problem)
+        return problem is None
 
     def _write(self, title: str, path: str, write: Callable[[], object], log: bool = False) -> bool:
         """Run ``write``, which writes ``path``; a failure becomes a one-line message (and a log

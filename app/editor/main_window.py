@@ -87,9 +87,12 @@ class MainWindow(QMainWindow):
             keep_weights=t.save_unsaved,
             weights_modified=t.weights_modified,
             end_training=t.end_training,
+            for_autosave=t.document_for_autosave,
+            autosave_state=t.autosave_state,
+            restore_autosave_state=t.restore_autosave_state,
         )
-        self.runs = RunController(canvas, a, self.backend, lambda: self.training.weights, self)
-        trained = lambda: self.training.weights  # noqa: E731
+        trained = self.training.run_weights  # trained, embedded (None) or seeded ({})
+        self.runs = RunController(canvas, a, self.backend, trained, self)
         self.live = LivePreview(canvas, trained, self)
         self.exports = ExportController(canvas, self.dialogs, a, trained, self)
         # windows for restored work share injected dialogs (tests); real ones are each window's
@@ -203,7 +206,7 @@ class MainWindow(QMainWindow):
         files.document_opened.connect(self._document_opened)
         files.document_opened.connect(self.training.document_opened)
         files.graph_saved.connect(self.training.graph_saved)
-        self.training.weights_changed.connect(files.refresh_title)
+        self.training.weights_changed.connect(files.weights_changed)  # the title, the autosave
         self.runs.prediction_ready.connect(self._show_prediction)
         self.canvas_menus.inspect_requested.connect(self.runs.inspect)
         canvas.document_changed.connect(self.inspector.mark_stale)

@@ -96,9 +96,12 @@ def chain_layer_names(doc: GraphDocument, node_id: str) -> set[str]:
 def weights_text(doc: GraphDocument, node_id: str, weights: dict | None) -> str:
     """Which weights a run of ``node_id`` uses, for the log: the trained ones only when they name
     a layer of its chain (the run keeps the seeded weights of every layer they do not name);
-    without trained weights, the document's embedded ones, else seeded ones."""
+    without trained weights (None), the document's embedded ones, else seeded ones; no weights
+    at all (``{}``: the embedded ones were dropped or reset) are seeded ones."""
     if weights is None:
         return "embedded weights" if doc.extras.get("weights") else "seeded weights"
+    if not weights:
+        return "seeded weights"
     if any(f"{name}/kernel" in weights for name in chain_layer_names(doc, node_id)):
         return "trained weights"
     return "seeded weights (the trained weights name none of its layers)"

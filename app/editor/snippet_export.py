@@ -82,15 +82,23 @@ def _pipes(canvas, ids: set[str]):
     return out
 
 
-def snippet_bytes(canvas, node_ids: Iterable[str] | None = None) -> bytes:
-    """The snippet PNG (picture + embedded graph JSON) of the whole graph or of ``node_ids``."""
+def snippet_bytes(
+    canvas, node_ids: Iterable[str] | None = None, document: GraphDocument | None = None
+) -> bytes:
+    """The snippet PNG (picture + embedded graph JSON) of the whole graph or of ``node_ids``;
+    ``document`` is the graph embedded instead (the whole graph as saved, for Save As)."""
     ids = list(canvas.doc.nodes if node_ids is None else node_ids)
-    doc = canvas.doc.sub_document(ids)
+    doc = canvas.doc.sub_document(ids) if document is None else document
     return embed_graph_text(render_png(canvas, ids), doc.dumps())
 
 
-def export_snippet(canvas, path: str | os.PathLike, node_ids: Iterable[str] | None = None) -> None:
-    atomic_write_bytes(path, snippet_bytes(canvas, node_ids))
+def export_snippet(
+    canvas,
+    path: str | os.PathLike,
+    node_ids: Iterable[str] | None = None,
+    document: GraphDocument | None = None,
+) -> None:
+    atomic_write_bytes(path, snippet_bytes(canvas, node_ids, document))
 
 
 def render_document(doc: GraphDocument, path: str | os.PathLike) -> None:

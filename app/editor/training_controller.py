@@ -5,8 +5,18 @@ Train runs a :class:`~.jobs.Job` (:func:`.train_job.training_job`) through the w
 ``train_finished(TrainResult)`` or ``train_failed(text)``. Trained weights (with their optimizer
 state) live here, not in the document: Run predicts with them, Train continues from them (so a
 second Train click resumes exactly), and they are saved to .npz or embedded in the saved graph on
-request. Changing the architecture of a layer makes them unusable; that is reported, and "Reset
-Weights" forgets them.
+request. Changing the architecture of a layer makes its weights unusable: they are dropped, the
+other layers keep theirs, that is reported, and Undo brings them back; "Reset Weights" forgets
+them all.
+
+A document's embedded weights become the trained weights when it opens. When they cannot be used
+yet (the graph does not run: a data file missing, the memory guard) or do not fit, they are kept as
+*pending*: Run and Train use the document's embedded weights as the command line does, Save writes
+them back unchanged, and they are taken up as soon as an edit makes the graph run with them. The
+autosave holds the document as it would be saved with every weights embedded, and the training
+state (epochs, curve, unsaved, embed) beside it, so that recovery after a crash brings them back
+(:meth:`TrainingController.document_for_autosave`, :meth:`~TrainingController.autosave_state`,
+:meth:`~TrainingController.restore_autosave_state`).
 
 Trained weights are the user's work: Reset and Load ask before they discard unsaved ones, and
 discarding or replacing weights is a change of the document (its modified mark) until it is saved.
@@ -30,7 +40,12 @@ from PySide6.QtWidgets import QWidget
 from conv3dt_studio import nodes
 from conv3dt_studio.nodes import DocumentProblems
 from conv3dt_studio.nodes.settings import TRAINING_SCHEMA
-from conv3dt_studio.nodes.training import nothing_to_learn, train_plan, training_settings
+from conv3dt_studio.nodes.training import (
+    TrainingInterrupted,
+    nothing_to_learn,
+    train_plan,
+    training_settings,
+)
 from conv3dt_studio.nodes.weights import (
     apply_weights,
     conv_layers,
@@ -60,11 +75,16 @@ def merged_weights(
     return {**kept, **new}
 
 
+def layer_weights(arrays: dict[str, np.ndarray], layer: str) -> dict[str, np.ndarray]:
+    """The entries of ``arrays`` that belong to ``layer`` (its kernel, bias, optimizer state)."""
+    return {k: v for k, v in arrays.items() if k.startswith(f"{layer}/")}
+
+
 @dataclass
 class DroppedWeights:
-    """Trained weights an edit made unusable, kept so that undoing the edit brings them back:
-    ``at`` are the undo stack's indexes before the edits that may have made them unusable (one
-    edit; or every edit made while they were being trained)."""
+    """Trained weights an edit made unusable (all, or some layers'), kept so that undoing the
+    edit brings them back: ``at`` are the undo stack's indexes before the edits that may have
+    made them unusable (one edit; or every edit made while they were being trained)."""
 
     weights: dict[str, np.ndarray]
     epochs_done: int
@@ -101,7 +121,13 @@ class TrainingController(JobController):
         self.unsaved = False  # trained weights not saved yet (embedded or .npz)
         self.replaced = False  # weights were discarded or replaced since the document was saved
         self.epochs_done = 0
-        self.dropped: DroppedWeights | None = None
+        # weights dropped by edits, the latest last (each Undo of its edit restores one)
+        self.dropped: list[DroppedWeights] = []
+        # the embedded weights of the opened document, as its JSON holds them, while they are not
+        # used (the graph cannot run yet, or they do not fit it): Save writes them back
+        self.pending: dict[str, Any] | None = None
+        self.seeded: dict[str, np.ndarray] = {}  # "no weights": runs use the seeded ones
+        self.encoded: tuple[dict[str, np.ndarray], dict[str, Any]] | None = None  # a cache
         self.weights_doc = canvas.doc  # the document the trained weights belong to
         self.training_doc: nodes.GraphDocument | None = None  # the document being trained
         self.edits_while_training: list[int] = []  # undo indexes before each, as `at`
@@ -174,43 +200,64 @@ class TrainingController(JobController):
             if self.canvas.doc is self.training_doc:
                 self.edits_while_training.append(index)
             return
+        if self.pending is not None and self.canvas.doc is self.weights_doc:
+            self._use_pending(opening=False)
         self._drop_if_stale((index,))
 
     def _drop_if_stale(self, at: tuple[int, ...]) -> None:
-        """Forget the trained weights when they do not fit the graph (after the edits made at the
-        undo indexes ``at``), keeping them for an Undo of those edits."""
+        """Forget the trained weights of the layers they no longer fit (after the edits made at
+        the undo indexes ``at``) - all of them when none is left that fits - keeping them for an
+        Undo of those edits."""
         if self.weights is None or not self.canvas.report.ok:
             return
         if self.canvas.doc is not self.weights_doc:
             return  # another document is being opened: it brings its own weights (or none)
         try:
-            self.check_weights(self.weights, "the trained weights")
-        except nodes.FileError as exc:
-            curve = self.panel.curve()
-            self.dropped = DroppedWeights(
-                self.weights, self.epochs_done, curve, self.unsaved, self.replaced, at
-            )
-            self.replaced = True
+            misfits = self._misfits(self.weights)
+        except DocumentProblems:
+            return  # not runnable right now: decide when it is
+        if not misfits:
+            return
+        kept = dict(self.weights)
+        for name in misfits:
+            for key in layer_weights(self.weights, name):
+                del kept[key]
+        curve = self.panel.curve()
+        self.dropped.append(
+            DroppedWeights(self.weights, self.epochs_done, curve, self.unsaved, self.replaced, at)
+        )
+        self.replaced = True
+        reason = "; ".join(misfits.values())
+        if not self._names_a_layer(kept):
             self._forget_weights()
             self.activity.log(
-                f"Trained weights dropped: they no longer fit the graph ({exc}); Undo brings "
+                f"Trained weights dropped: they no longer fit the graph ({reason}); Undo brings "
                 "them back",
                 "warning",
             )
-        except DocumentProblems:
-            pass  # not runnable right now: decide when it is
+            return
+        self.weights = kept
+        self.weights_updated.emit()
+        self.weights_changed.emit()
+        names = ", ".join(f"`{name}`" for name in misfits)
+        layers = "layer" if len(misfits) == 1 else "layers"
+        self.activity.log(
+            f"Trained weights of {layers} {names} dropped: they no longer fit the graph "
+            f"({reason}); the other layers keep theirs. Undo brings them back",
+            "warning",
+        )
 
     def _restore_dropped(self, index: int) -> None:
-        """Undo went back to before the edit that dropped the trained weights: restore them,
-        with their epochs and learning curve, when they fit again."""
-        d = self.dropped
+        """Undo went back to before the edit that dropped trained weights: restore them, with
+        their epochs and learning curve, when they fit again."""
+        d = self.dropped[-1] if self.dropped else None
         if d is None or index not in d.at or self.job is not None:
             return
         try:
             self.check_weights(d.weights, "the trained weights")
         except (nodes.FileError, DocumentProblems):
             return
-        self.dropped = None
+        self.dropped.pop()
         self.weights, self.epochs_done = d.weights, d.epochs_done
         self.panel.show_curve(d.curve)
         self.replaced = d.replaced
@@ -307,7 +354,7 @@ class TrainingController(JobController):
             self.panel.reset()
             self.epochs_done = 0
         self.training_doc, self.edits_while_training = doc, []
-        job = training_job(doc, self.backend(), self.weights, self.epochs_done)
+        job = training_job(doc, self.backend(), self.run_weights(), self.epochs_done)
         self.start_job(job, self._on_finished, self._on_failed, report=self._on_report)
         self.train_started.emit()
         start = "continuing from the trained weights" if self.weights else "from seeded weights"
@@ -346,11 +393,7 @@ class TrainingController(JobController):
             )
             self.train_finished.emit(result)
             return
-        self.epochs_done += len(losses)
-        self.weights = merged_weights(self.weights, weights_dict(result.graph.layers))
-        self.dropped = None
-        self._set_unsaved(True)
-        self.weights_updated.emit()
+        self._adopt_trained(weights_dict(result.graph.layers), len(losses))
         self.panel.show_gradients(done.gradients)
         final = f"final loss {losses[-1]:.6g}" if losses else "no epoch completed"
         if result.history.get("val_loss"):
@@ -364,7 +407,25 @@ class TrainingController(JobController):
             self._drop_if_stale(tuple(self.edits_while_training))
         self.train_finished.emit(result)
 
+    def _adopt_trained(self, trained: dict[str, np.ndarray], epochs: int) -> None:
+        """A training's weights (its chain's layers) become the trained weights, with the other
+        layers' (or the pending embedded ones') beside them: unsaved work, autosaved."""
+        base = self.weights
+        if base is None and self.pending is not None:  # what the training started from
+            try:
+                base = decode_weights(self.pending)
+            except nodes.FileError:
+                base = None
+        self.pending = None
+        self.epochs_done += epochs
+        self.weights = merged_weights(base, trained)
+        self.dropped = []
+        self._set_unsaved(True)
+        self.weights_updated.emit()
+
     def _on_failed(self, exc: BaseException) -> None:
+        if isinstance(exc, TrainingInterrupted) and self._keep_interrupted(exc):
+            return
         if isinstance(exc, DocumentProblems):
             self.canvas.set_run_errors({p.node: p.message for p in exc.problems if p.node})
             text = "; ".join(str(p) for p in exc.problems)
@@ -374,11 +435,38 @@ class TrainingController(JobController):
         self.activity.show_status("Training failed: see the log", 8000)
         self.train_failed.emit(text)
 
+    def _keep_interrupted(self, exc: TrainingInterrupted) -> bool:
+        """A training that failed after finishing some epochs: their weights are kept (unsaved
+        work, as after Stop). False when there is nothing to keep."""
+        if exc.weights is None or self.canvas.doc is not self.training_doc:
+            return False
+        self._adopt_trained(exc.weights, exc.epochs_finished)
+        text = f"{exc}; the weights of epoch {self.epochs_done}, the last finished, are kept"
+        self.activity.log(f"Training stopped: {text}", "error")
+        self.activity.show_status("Training stopped: see the log", 8000)
+        if self.edits_while_training:
+            self._drop_if_stale(tuple(self.edits_while_training))
+        self.train_failed.emit(text)
+        return True
+
     # ------------------------------------------------------------------ weights
     def check_weights(self, arrays: dict[str, np.ndarray], source: str) -> None:
         """Raise a clear error when ``arrays`` do not fit the current graph: they must name a layer
         of a chain that runs, and fit every layer they name. Like Run, they need not cover every
         branch (training one Loss's chain gives weights for that chain only)."""
+        layers = self._runnable_layers()
+        if not self._names_a_layer(arrays, layers):
+            names = sorted(layer.name for layer in conv_layers(layers))
+            found = sorted({key.split("/")[0] for key in arrays})
+            raise nodes.FileError(
+                f"`{source}` has weights for no layer of the graph (it has: "
+                f"{', '.join(found) or 'nothing'}; the graph's layers: {', '.join(names)})"
+            )
+        apply_weights(arrays, layers, source=source, partial=True)
+
+    def _runnable_layers(self) -> list:
+        """The layers of every chain of the graph that runs (built with seeded weights); a
+        :class:`DocumentProblems` when none runs, so nothing can be checked."""
         from conv3dt_studio.nodes.runner import build_graph
 
         doc = self.canvas.doc
@@ -388,17 +476,39 @@ class TrainingController(JobController):
                 plans.append(nodes.plan(doc, pred))
             except DocumentProblems as exc:
                 refusal = refusal or exc
-        if not plans:  # nothing runs, so nothing can be checked
+        if not plans:
             raise refusal or DocumentProblems(nodes.validate(doc).problems)
-        layers = [layer for p in plans for layer in build_graph(doc, p, "numpy").layers]
-        names = sorted(layer.name for layer in conv_layers(layers))
-        if not any(f"{name}/kernel" in arrays for name in names):
-            found = sorted({key.split("/")[0] for key in arrays})
-            raise nodes.FileError(
-                f"`{source}` has weights for no layer of the graph (it has: "
-                f"{', '.join(found) or 'nothing'}; the graph's layers: {', '.join(names)})"
-            )
-        apply_weights(arrays, layers, source=source, partial=True)
+        return [layer for p in plans for layer in build_graph(doc, p, "numpy").layers]
+
+    def _names_a_layer(self, arrays: dict[str, np.ndarray], layers: list | None = None) -> bool:
+        """Whether ``arrays`` hold the kernel of a layer of a chain that runs."""
+        layers = self._runnable_layers() if layers is None else layers
+        return any(f"{layer.name}/kernel" in arrays for layer in conv_layers(layers))
+
+    def _misfits(self, arrays: dict[str, np.ndarray]) -> dict[str, str]:
+        """The layers of the graph whose weights in ``arrays`` no longer fit them, with why
+        (``""``: the arrays fit no layer at all)."""
+        layers = self._runnable_layers()
+        if not self._names_a_layer(arrays, layers):
+            return {"": "they name none of its layers"}
+        out = {}
+        for layer in conv_layers(layers):
+            own = layer_weights(arrays, layer.name)
+            try:
+                apply_weights(own, [layer], source="the trained weights", partial=True)
+            except nodes.FileError as exc:
+                out[layer.name] = str(exc)
+        return out
+
+    def run_weights(self) -> dict[str, np.ndarray] | None:
+        """The weights Run, Train, previews and exports use: the trained ones; None (the
+        document's embedded weights, as the command line uses them) while those are pending or
+        there are none; no weights (seeded) when the embedded ones were dropped or reset."""
+        if self.weights is not None:
+            return self.weights
+        if self.pending is not None or not self.canvas.doc.extras.get("weights"):
+            return None
+        return self.seeded
 
     def save_weights(self, path: str | None = None) -> bool:
         if self.weights is None:
@@ -452,7 +562,8 @@ class TrainingController(JobController):
             return False
         self.weights = arrays
         self.epochs_done = 0
-        self.dropped = None
+        self.dropped = []
+        self.pending = None
         self.replaced = True
         self.panel.reset()  # no curve: these weights were trained elsewhere
         self._set_unsaved(False)
@@ -465,19 +576,23 @@ class TrainingController(JobController):
         False when the user keeps them."""
         if self._refused_while_training("reset the weights"):
             return False
-        if self.weights is None:
+        if self.weights is None and self.pending is None:
             return True
         if not self.ok_to_discard("Reset Weights"):
             return False
-        self.dropped = None
+        self.dropped = []
         self.replaced = True  # a change of the document: the title shows it
+        had_pending, self.pending = self.pending is not None, None
         self._forget_weights()
+        if had_pending:  # Run no longer uses the embedded weights
+            self.weights_updated.emit()
         self.activity.log("Weights reset: Run and Train start from seeded weights again")
         return True
 
     def _forget_weights(self) -> None:
         had = self.weights is not None
         self.weights = None
+        self.encoded = None  # nor their encoding kept alive
         self.epochs_done = 0
         self.panel.reset()
         self._set_unsaved(False)
@@ -485,28 +600,109 @@ class TrainingController(JobController):
             self.weights_updated.emit()
 
     def document_opened(self, doc: nodes.GraphDocument) -> None:
-        """A new document: its embedded weights (if any) become the trained weights."""
+        """A new document: its embedded weights (if any) become the trained weights, or pending
+        ones when they cannot be used yet."""
         self.stop()
-        self.dropped = None
+        self.dropped = []
         self.replaced = False
+        self.pending = None
         self._forget_weights()
+        self.weights_doc = doc
         embedded = doc.extras.get("weights")
         self.action_embed_weights.setChecked(bool(embedded))
         if embedded:
-            try:
-                self.weights, self.weights_doc = decode_weights(embedded), doc
-                self.check_weights(self.weights, "embedded weights")
-            except (nodes.FileError, DocumentProblems) as exc:
-                self.weights = None
-                self.activity.log(f"Embedded weights not used: {exc}", "warning")
-            else:
-                self.activity.log("Using the weights embedded in the graph", "ok")
+            self.pending = embedded
+            self._use_pending(opening=True)
         self.show_settings()
 
+    def _use_pending(self, opening: bool) -> None:
+        """Take up the pending embedded weights when the graph runs with them; else keep them
+        pending, saying why when the document is opened."""
+        assert self.pending is not None
+        try:
+            arrays = decode_weights(self.pending)
+            self.check_weights(arrays, "embedded weights")
+        except DocumentProblems as exc:
+            if opening:
+                self.activity.log(
+                    f"Embedded weights not used yet: the graph cannot run ({exc}); they are kept "
+                    "(Save writes them back) and used once it can",
+                    "warning",
+                )
+            return
+        except nodes.FileError as exc:
+            if opening:
+                self.activity.log(
+                    f"Embedded weights not used: {exc}; they are kept (Save writes them back; "
+                    "Reset Weights removes them)",
+                    "warning",
+                )
+            return
+        self.weights, self.pending = arrays, None
+        if opening:
+            self.activity.log("Using the weights embedded in the graph", "ok")
+            return
+        self.weights_updated.emit()
+        self.weights_changed.emit()
+        self.activity.log("Using the weights embedded in the graph, now that it can run", "ok")
+
     def document_for_saving(self, doc: nodes.GraphDocument) -> nodes.GraphDocument:
-        """``doc`` with the trained weights embedded when asked for, else without any."""
+        """``doc`` with the trained weights embedded when asked for (or, while they are pending,
+        the embedded weights it was opened with, unchanged), else without any."""
         out = doc.copy()
         out.extras.pop("weights", None)
-        if self.action_embed_weights.isChecked() and self.weights is not None:
-            out.extras["weights"] = encode_weights(self.weights)
+        if self.action_embed_weights.isChecked():
+            embedded = self._embedded()
+            if embedded is not None:
+                out.extras["weights"] = embedded
         return out
+
+    def document_for_autosave(self, doc: nodes.GraphDocument) -> nodes.GraphDocument:
+        """``doc`` as the autosave holds it: with every weights embedded (trained or pending),
+        whether or not Save would embed them (:meth:`autosave_state` says)."""
+        out = doc.copy()
+        out.extras.pop("weights", None)
+        embedded = self._embedded()
+        if embedded is not None:
+            out.extras["weights"] = embedded
+        return out
+
+    def _embedded(self) -> dict[str, Any] | None:
+        """The weights as a document embeds them: the trained ones (encoded once per set of
+        weights), else the pending ones as they were; None when there are none."""
+        if self.weights is None:
+            return self.pending
+        if self.encoded is None or self.encoded[0] is not self.weights:
+            self.encoded = (self.weights, encode_weights(self.weights))
+        return self.encoded[1]
+
+    def autosave_state(self) -> dict[str, Any] | None:
+        """What the autosave keeps beside the document's embedded weights, so that recovery
+        restores them as they were: epochs done, the learning curve, whether they were saved
+        and whether Save embeds them. None when there are no weights."""
+        if self.weights is None and self.pending is None:
+            return None
+        return {
+            "epochs": self.epochs_done,
+            "unsaved": self.has_unsaved_weights(),
+            "embed": self.action_embed_weights.isChecked(),
+            "curve": [[epoch, logs] for epoch, logs in self.panel.curve()],
+        }
+
+    def restore_autosave_state(self, state: dict[str, Any] | None) -> None:
+        """After :meth:`document_opened` of a restored autosave: its weights as they were (see
+        :meth:`autosave_state`). Unsaved weights that cannot be used yet are embedded at the
+        next Save, so that they are kept."""
+        if state is None:
+            return
+        embed = state["embed"] or (state["unsaved"] and self.weights is None)
+        self.action_embed_weights.setChecked(embed)
+        if self.weights is None:
+            return
+        self.epochs_done = state["epochs"]
+        self.panel.show_curve([(epoch, logs) for epoch, logs in state["curve"]])
+        self.replaced = True  # the restored work is unsaved, its weights too
+        self._set_unsaved(state["unsaved"])
+        if state["unsaved"]:
+            epochs = f" ({self.epochs_done} epochs)" if self.epochs_done else ""
+            self.activity.log(f"Restored the trained weights{epochs}: they are not saved yet", "ok")

@@ -8,7 +8,9 @@ An export covers the chain Data -> Input -> TimeDistributed(Conv3DTranspose)... 
 of one Prediction 6D node, with the weights ``run_document`` would use (a .npz path or named
 arrays given as ``weights``, else the document's embedded weights, else seeded); each format
 reproduces the studio's prediction (Python bit for bit, the others within 1e-5 relative). Files
-are written atomically and an existing path is replaced only with ``force=True``.
+are written atomically and an existing path is replaced only with ``force=True``; in an existing
+folder a PyTorch export replaces only the files it writes there, and the file the graph came
+from (``source``) is never replaced.
 
 Importing this package is light: onnx, keras/jax, torch and safetensors are imported only by the
 function that needs them, and a missing one raises :class:`MissingExtraError` with the pip command
@@ -30,6 +32,7 @@ from .common import (
     ExportResult,
     InteropError,
     MissingExtraError,
+    check_folder_writable,
     check_format,
     check_seed,
     check_writable,
@@ -56,21 +59,33 @@ def export_document(
     prediction: str | None = None,
     seed: int | None = None,
     force: bool = False,
+    source: str | os.PathLike | None = None,
 ) -> ExportResult:
     """Export the chain of ``prediction`` (default: the first Prediction 6D) as ``fmt`` (one of
     :data:`FORMATS`) to ``path``: a file for onnx (.onnx), keras (.keras) and python (.py, with
     its weights in the .npz beside it; the suffix is added when the name has none), a folder for
-    pytorch. ``seed`` overrides the graph's seed (seeded weights and generated data).
+    pytorch (an existing one, ``.`` included, keeps its other files). ``seed`` overrides the
+    graph's seed (seeded weights and generated data). ``source``: the file the graph was read
+    from, which the export must not replace.
 
     Raises :class:`~conv3dt_studio.nodes.DocumentProblems` for an invalid graph,
-    :class:`InteropError` for a path that exists (without ``force``) or a graph the format cannot
-    hold, :class:`MissingExtraError` when the format's library is not installed.
+    :class:`InteropError` for a path that exists (without ``force``), the source's path or a
+    graph the format cannot hold, :class:`MissingExtraError` when the format's library is not
+    installed.
     """
     fmt = check_format(fmt)
     seed = check_seed(seed)
     target = output_path(path, SUFFIXES[fmt], WHAT[fmt])
-    paths = [target, target.with_suffix(".npz")] if fmt == "python" else [target]
-    check_writable(paths, force)
+    if fmt == "pytorch":
+        from .torch_format import EXPORT_FILES
+
+        check_folder_writable(target, EXPORT_FILES, force)
+        paths = [target / name for name in EXPORT_FILES] if target.is_dir() else [target]
+    else:
+        paths = [target, target.with_suffix(".npz")] if fmt == "python" else [target]
+        check_writable(paths, force)
+    if source is not None:
+        _keep_source(paths, Path(source))
     spec = model_spec(doc, weights=weights, prediction=prediction, seed=seed)
     if fmt == "onnx":
         from .onnx_export import export_onnx
@@ -90,6 +105,21 @@ def export_document(
         export_python(spec, target)
     files = f" (weights `{paths[1].name}`)" if fmt == "python" else ""
     return export_result(spec, fmt, target, files)
+
+
+def _keep_source(paths: list[Path], source: Path) -> None:
+    """Refuse an export that would replace the graph's own file."""
+    for p in paths:
+        try:
+            same = p.exists() and source.exists() and os.path.samefile(p, source)
+        except OSError:
+            same = False
+        if same:
+            raise InteropError(
+                f"Cannot export to `{p}`: it is the graph being exported (`{source}`); choose "
+                "another name. Nothing was written",
+                param="path",
+            )
 
 
 def _model_folder(path: Path) -> Path:

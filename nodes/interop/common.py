@@ -282,6 +282,24 @@ class ImportedLayer:
     bias: np.ndarray | None
 
 
+def finite_float32(array: Any, source: str, tensor: str) -> np.ndarray:
+    """``array`` as float32, refused when it holds NaN or Inf (or values beyond float32's range,
+    which become Inf), naming the file, the tensor and how many: the run would only fail later,
+    blaming the graph's embedded weights (as a weights .npz with such values is refused when it
+    is applied)."""
+    with np.errstate(over="ignore", invalid="ignore"):  # counted below instead
+        a = np.asarray(array, np.float32)
+    finite = int(np.count_nonzero(np.isfinite(a)))
+    if finite == a.size:
+        return a
+    nan = int(np.count_nonzero(np.isnan(a)))
+    bad = a.size - finite
+    raise InteropError(
+        f"`{source}`: weights must be finite: tensor `{tensor}` holds {bad} non-finite "
+        f"value{'s' if bad != 1 else ''} ({nan} NaN, {bad - nan} Inf) of {a.size}"
+    )
+
+
 _ID_BAD = re.compile(r"[^A-Za-z0-9_.-]")
 
 
@@ -366,8 +384,16 @@ FILE_SUFFIXES = frozenset({
 
 def output_path(path: str | os.PathLike, suffix: str | None, what: str) -> Path:
     """``path`` with ``suffix`` added when it has none; another suffix is refused (as the
-    editor's snippet export does). ``suffix`` None: a folder, any name but a file's."""
-    p = Path(path)
+    editor's snippet export does), in any case (``M.ONNX`` is an ONNX file). ``suffix`` None: a
+    folder, any name but a file's (``.`` included: the export writes its files in it)."""
+    given = os.fspath(path)
+    p = Path(given)
+    if not given.strip():
+        kind = "a folder name" if suffix is None else f"a file name ending in {suffix}"
+        raise InteropError(
+            f"Invalid value for `path`: expected {kind} ({what}). Received: an empty name",
+            param="path",
+        )
     if suffix is None and p.suffix.lower() in FILE_SUFFIXES:
         raise InteropError(
             f"Invalid value for `path`: expected a folder name ({what}), not a file name "
@@ -376,7 +402,7 @@ def output_path(path: str | os.PathLike, suffix: str | None, what: str) -> Path:
         )
     if suffix is None or p.suffix.lower() == suffix:
         return p
-    if p.suffix:
+    if p.suffix or p.name in ("", ".", ".."):  # `.` and `..` name folders, not files
         raise InteropError(
             f"Invalid value for `path`: expected a file name ending in {suffix} ({what}). "
             f"Received: path={str(p)!r}",
@@ -386,15 +412,43 @@ def output_path(path: str | os.PathLike, suffix: str | None, what: str) -> Path:
 
 
 def check_writable(paths: list[Path], force: bool) -> None:
-    """Refuse to replace an existing path unless ``force``; the folder must exist."""
+    """Refuse to replace an existing path unless ``force``; the folder must exist, and a
+    folder is never replaced by a file."""
     for p in paths:
         parent = p.parent if str(p.parent) else Path(".")
         if not parent.is_dir():
             raise InteropError(f"Cannot export to `{p}`: folder `{parent}` does not exist")
+        if p.is_dir():
+            raise InteropError(
+                f"Cannot export to `{p}`: it is a folder; give the name of a file to write",
+                param="path",
+            )
         if (p.exists() or p.is_symlink()) and not force:
             raise InteropError(
                 f"`{p}` already exists: pass force=True to replace it. Nothing was written",
                 param="force",
+            )
+
+
+def check_folder_writable(path: Path, names: tuple[str, ...], force: bool) -> None:
+    """Check an export that writes the files ``names`` in the folder ``path``. A new folder is
+    made whole; in an existing folder, ``force`` replaces those files only and keeps every
+    other file (the graph being exported, the user's data and notes)."""
+    if not path.is_dir():
+        check_writable([path], force)  # a new folder (or a file that force replaces)
+        return
+    if not force:
+        raise InteropError(
+            f"Folder `{path}` already exists: pass force=True to replace its export "
+            f"({', '.join(names)}); the other files in it are kept. Nothing was written",
+            param="force",
+        )
+    for name in names:
+        if (path / name).is_dir() and not (path / name).is_symlink():
+            raise InteropError(
+                f"Cannot export to `{path}`: `{path / name}` is a folder, where the export "
+                "writes a file. Nothing was written",
+                param="path",
             )
 
 
@@ -403,7 +457,15 @@ def temporary_folder_beside(path: Path) -> Iterator[Path]:
     """A fresh folder in ``path``'s folder (same file system, so a rename is atomic), removed
     afterwards with whatever is left in it."""
     parent = path.parent if str(path.parent) else Path(".")
-    tmp = Path(tempfile.mkdtemp(prefix=f".{path.name}.", suffix=".tmp", dir=parent))
+    with temporary_folder_in(parent, path.name) as tmp:
+        yield tmp
+
+
+@contextlib.contextmanager
+def temporary_folder_in(folder: Path, name: str) -> Iterator[Path]:
+    """A fresh hidden folder ``.NAME.<random>.tmp`` in ``folder``, removed afterwards with
+    whatever is left in it."""
+    tmp = Path(tempfile.mkdtemp(prefix=f".{name}.", suffix=".tmp", dir=folder))
     try:
         yield tmp
     finally:
@@ -411,24 +473,32 @@ def temporary_folder_beside(path: Path) -> Iterator[Path]:
 
 
 def replace_path(src: Path, dst: Path) -> None:
-    """Move ``src`` (a file or folder) to ``dst``, replacing what is there: a folder is moved
-    aside first and removed once the new one is in place."""
+    """Move ``src`` (a file, or a folder) to ``dst``, replacing the file or link there. An
+    existing folder is never replaced (nor deleted): the callers refuse it or write in it."""
     if dst.is_dir() and not dst.is_symlink():
-        aside = dst.with_name(f".{dst.name}.{os.getpid()}.old")
-        os.replace(dst, aside)
-        os.replace(src, dst)
-        shutil.rmtree(aside, ignore_errors=True)
-    elif src.is_dir() and (dst.exists() or dst.is_symlink()):
+        raise InteropError(f"Cannot export to `{dst}`: it is a folder", param="path")
+    if src.is_dir() and (dst.exists() or dst.is_symlink()):
         os.unlink(dst)
-        os.replace(src, dst)
-    else:
-        os.replace(src, dst)
+    os.replace(src, dst)
 
 
 def write_folder(path: Path, fill: Callable[[Path], None]) -> None:
-    """Build a folder with ``fill(tmp)`` beside ``path``, then rename it to ``path``. Everything
-    in it gets the permissions of a new file (``0666 & ~umask``) or folder (``0777 & ~umask``),
-    whatever the writers chose (safetensors writes 0600)."""
+    """Write the files that ``fill(tmp)`` makes in a temporary folder to the folder ``path``.
+    A new folder is built beside ``path`` and renamed to it, so it appears whole. In an
+    existing folder only those files are replaced, each by a rename (after all of them are
+    written), and nothing else in it is touched. New files get the permissions of a new file
+    (``0666 & ~umask``) or folder (``0777 & ~umask``), whatever the writers chose (safetensors
+    writes 0600); a replaced file keeps its own."""
+    if path.is_dir():
+        with temporary_folder_in(path, "export") as tmp:
+            fill(tmp)
+            give_usual_permissions(tmp)
+            for new in sorted(tmp.iterdir()):
+                old = path / new.name
+                if old.is_file() and not old.is_symlink():
+                    os.chmod(new, old.stat().st_mode & 0o7777)
+                replace_path(new, old)
+        return
     with temporary_folder_beside(path) as tmp:
         folder = tmp / "out"
         folder.mkdir()

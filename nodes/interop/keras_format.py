@@ -20,26 +20,38 @@ Keras writes and never reads back.
 Import: any Keras 3 model that is one chain Input -> TimeDistributed(Conv3DTranspose)... with,
 optionally, after each, one of the activation layers above (``Activation``, ``LeakyReLU``,
 ``ReLU``, ``ELU``, ``Softmax``, bare or in TimeDistributed) when it matches one of our 15
-activations with our constants. Every other layer is listed in one error. The file is loaded with
-``safe_mode=True`` (no lambda code); a file that is not a zip archive is refused before Keras sees
-it. A file exported by the studio comes back with the time length and Data settings recorded in
-it (while its input and layers still match them); otherwise a time axis of unknown length imports
-as 1 time step, and the import says so in a note.
+activations with our constants. Every other layer is listed in one error. Before Keras sees the
+file, it is refused when it is not a zip archive, when its ``config.json`` declares a layer that
+cannot be imported, and when the weights its ``config.json`` and its weights file declare would
+not fit the memory limit (:func:`check_declared`: Keras allocates what a configuration declares
+before anything can be checked). The file is loaded with ``safe_mode=True`` (no lambda code), under
+a name ending in ``.keras`` (Keras requires it in lower case; ``MODEL.KERAS`` is ours too).
+Weights that are not finite are refused, naming the tensor. A file exported by the studio comes
+back with the time length and Data settings recorded in it (while its input and layers still match
+them); otherwise a time axis of unknown length imports as 1 time step, and the import says so in a
+note.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
 import os
 import shutil
+import tempfile
 import zipfile
+import zlib
+from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from conv3dt_studio.compute.activations import ELU_ALPHA, LEAKY_RELU_ALPHA, THRESHOLDED_RELU_THETA
+from conv3dt_studio.compute.memory import UNLIMITED, mib
+from conv3dt_studio.nodes import memory as node_memory
 from conv3dt_studio.nodes.graph_document import GraphDocument
 
 from .common import (
@@ -50,6 +62,7 @@ from .common import (
     ModelSpec,
     architecture,
     document_from_layers,
+    finite_float32,
     generator_params,
     read_architecture,
     replace_path,
@@ -197,8 +210,10 @@ def import_keras(path: Path, notes: list[str] | None = None) -> GraphDocument:
             f"`{path}` is not a Keras model file (a .keras file is a zip archive; this is not one)"
         )
     keras = keras_module("Import from Keras")
+    check_declared(path)
     try:
-        model = keras.saving.load_model(path, compile=False, safe_mode=True)
+        with keras_name(path) as named:
+            model = keras.saving.load_model(named, compile=False, safe_mode=True)
     except Exception as exc:
         first = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
         raise InteropError(f"`{path.name}`: Keras cannot open it: {first}") from exc
@@ -215,18 +230,14 @@ def import_keras(path: Path, notes: list[str] | None = None) -> GraphDocument:
             f"`{path.name}`: expected a 6-D input (batch, time, ...) with known sizes after "
             f"time. Received: input shape {shape}"
         )
-    layers, bad = _read_layers(keras, model)
+    chain, bad = _read_layers(_loaded_layers(model), path.name)
     if not bad:
         _check_chain(keras, model, path.name)
     if bad:
-        raise InteropError(
-            f"`{path.name}`: cannot import layers {', '.join(bad)}: only "
-            "TimeDistributed(Conv3DTranspose) layers, each optionally followed by an activation "
-            "layer with our constants (Activation, LeakyReLU(0.3), ReLU(threshold=1), ELU, "
-            "Softmax over the channels), are supported"
-        )
-    if not layers:
+        raise _unsupported(path.name, bad)
+    if not chain:
         raise InteropError(f"`{path.name}`: no TimeDistributed(Conv3DTranspose) layer to import")
+    layers = [_with_weights(c, path.name) for c in chain]
     input_name = _input_name(model)
     arch = _recorded_architecture(path, shape, layers)
     time_steps = shape[1]
@@ -247,6 +258,32 @@ def import_keras(path: Path, notes: list[str] | None = None) -> GraphDocument:
         path.name,
         data=None if arch is None else generator_params(arch.get("data")),
         seed=0 if arch is None else int(arch.get("seed", 0) or 0),
+    )
+
+
+@contextlib.contextmanager
+def keras_name(path: Path) -> Iterator[Path]:
+    """``path`` under a name that ends in ``.keras``, which ``keras.saving.load_model`` requires
+    (in lower case): a link to it in a temporary folder for ``MODEL.KERAS`` (a copy where links
+    cannot be made). Our suffixes are case-insensitive everywhere."""
+    if path.name.endswith(".keras"):
+        yield path
+        return
+    with tempfile.TemporaryDirectory(prefix="conv3dt-keras-") as tmp:
+        named = Path(tmp) / "model.keras"
+        try:
+            os.symlink(path.resolve(), named)
+        except OSError:
+            shutil.copyfile(path, named)
+        yield named
+
+
+def _unsupported(source: str, bad: list[str]) -> InteropError:
+    return InteropError(
+        f"`{source}`: cannot import layers {', '.join(bad)}: only "
+        "TimeDistributed(Conv3DTranspose) layers, each optionally followed by an activation "
+        "layer with our constants (Activation, LeakyReLU(0.3), ReLU(threshold=1), ELU, "
+        "Softmax over the channels), are supported"
     )
 
 
@@ -283,29 +320,80 @@ def _input_name(model: Any) -> str:
     return "input"
 
 
-def _read_layers(keras: Any, model: Any) -> tuple[list[ImportedLayer], list[str]]:
-    """The chain's layers and the description of every layer that cannot be imported."""
-    out: list[ImportedLayer] = []
-    bad: list[str] = []
-    previous: ImportedLayer | None = None  # the layer an activation layer may join
+# ---------------------------------------------------------------------------- the layers
+@dataclass(frozen=True)
+class Described:
+    """One layer of a model as Keras loaded it, or as the file's config.json declares it
+    (before Keras builds anything): its class, its configuration and, for a TimeDistributed,
+    the wrapped layer's."""
+
+    name: str
+    kind: str  # the class name
+    config: dict[str, Any]
+    inner_kind: str | None = None  # the layer a TimeDistributed wraps
+    inner_config: dict[str, Any] | None = None
+    shapes: tuple[Any, ...] = ()  # input shapes declared in config.json (build_config)
+    conv: Any = None  # the loaded Conv3DTranspose (its weights); None from config.json
+
+
+@dataclass(frozen=True)
+class Chained:
+    """A TimeDistributed(Conv3DTranspose) of the chain with our parameters (ARCH_PARAMS)."""
+
+    layer: Described
+    params: dict[str, Any]
+
+
+def _loaded_layers(model: Any) -> list[Described]:
+    out = []
     for layer in model.layers:
-        kind = type(layer).__name__
-        if kind == "InputLayer":
+        inner = layer.layer if type(layer).__name__ == "TimeDistributed" else None
+        inner_config = None
+        if inner is not None:
+            inner_config = {"groups": getattr(inner, "groups", 1), **inner.get_config()}
+        out.append(
+            Described(
+                layer.name,
+                type(layer).__name__,
+                layer.get_config(),
+                None if inner is None else type(inner).__name__,
+                inner_config,
+                conv=inner,
+            )
+        )
+    return out
+
+
+def _read_layers(layers: list[Described], source: str) -> tuple[list[Chained], list[str]]:
+    """The chain's layers and the description of every layer that cannot be imported."""
+    out: list[Chained] = []
+    bad: list[str] = []
+    previous: Chained | None = None  # the layer an activation layer may join
+    for layer in layers:
+        if layer.kind == "InputLayer":
             continue
-        inner = layer.layer if kind == "TimeDistributed" else None
-        if inner is not None and type(inner).__name__ == "Conv3DTranspose":
-            imported = _conv_layer(layer, inner)
-            previous = imported if isinstance(imported, ImportedLayer) else None
-            if previous is None:
-                bad.append(f"{layer.name} ({imported})")
+        try:
+            if layer.inner_kind == "Conv3DTranspose" and layer.inner_config is not None:
+                params = _conv_params(layer.inner_config)
+                previous = Chained(layer, params) if isinstance(params, dict) else None
+                if previous is None:
+                    bad.append(f"{layer.name} ({params})")
+                else:
+                    out.append(previous)
+                continue
+            if layer.inner_kind is not None:
+                act = _activation_of(layer.inner_kind, layer.inner_config or {})
             else:
-                out.append(previous)
-            continue
-        act = _activation_of(inner if inner is not None else layer)
+                act = _activation_of(layer.kind, layer.config)
+        except (KeyError, TypeError, ValueError, OverflowError) as exc:
+            raise InteropError(
+                f"`{source}`: layer `{layer.name}` has a malformed configuration ({exc!r})"
+            ) from exc
         merged = _merge(previous, act) if previous is not None and act is not None else None
         previous = merged
         if merged is None:
-            described = f"TimeDistributed({type(inner).__name__})" if inner is not None else kind
+            inner = layer.inner_kind
+            described = layer.kind if inner is None else f"TimeDistributed({inner})"
             bad.append(f"{layer.name} ({described})")
             continue
         out[-1] = merged
@@ -338,51 +426,56 @@ def _check_chain(keras: Any, model: Any, source: str) -> None:
         raise InteropError(f"`{source}`: the model's output is not its last layer's")
 
 
-def _conv_layer(td: Any, conv: Any) -> ImportedLayer | str:
-    """The layer, or why it cannot be imported."""
-    cfg = conv.get_config()
-    act = cfg.get("activation")
+def _conv_params(cfg: dict[str, Any]) -> dict[str, Any] | str:
+    """Our parameters of a Conv3DTranspose configuration, or why it cannot be imported. Keys a
+    configuration may leave out take Keras's defaults."""
+    act = cfg.get("activation") or "linear"  # None: Keras's linear
     act = act if isinstance(act, str) else getattr(act, "__name__", str(act))
+    data_format = cfg.get("data_format") or "channels_last"  # Keras's image_data_format
     ours = FROM_KERAS.get(act)
-    if act == "softmax" and cfg["data_format"] == "channels_last":
+    if act == "softmax" and data_format == "channels_last":
         ours = "softmax"
     if ours is None:
         return f"TimeDistributed(Conv3DTranspose) with activation {act!r}"
-    if getattr(conv, "groups", 1) != 1:
-        return f"TimeDistributed(Conv3DTranspose) with groups={conv.groups}"
-    weights = conv.get_weights()
+    if cfg.get("groups", 1) != 1:
+        return f"TimeDistributed(Conv3DTranspose) with groups={cfg['groups']}"
     op = cfg.get("output_padding")
-    params = {
+    return {
         "n_filters": int(cfg["filters"]),
-        "size": [int(v) for v in cfg["kernel_size"]],
-        "stride": [int(v) for v in cfg["strides"]],
-        "dilation_rate": [int(v) for v in cfg["dilation_rate"]],
+        "size": [int(v) for v in _triple(cfg["kernel_size"])],
+        "stride": [int(v) for v in _triple(cfg.get("strides", 1))],
+        "dilation_rate": [int(v) for v in _triple(cfg.get("dilation_rate", 1))],
         "activation": ours,
-        "use_bias": bool(cfg["use_bias"]),
-        "padding": cfg["padding"] == "same",
-        "data_format": cfg["data_format"],
+        "use_bias": bool(cfg.get("use_bias", True)),
+        "padding": cfg.get("padding", "valid") == "same",
+        "data_format": data_format,
         "output_padding": None if op is None else [int(v) for v in _triple(op)],
     }
-    bias = np.asarray(weights[1], np.float32) if params["use_bias"] else None
-    kernel = np.asarray(weights[0], np.float32)
-    return ImportedLayer(td.name, conv.name, params, kernel, bias)
+
+
+def _with_weights(chained: Chained, source: str) -> ImportedLayer:
+    """The loaded layer with its weights, refused when they are not finite."""
+    layer, conv = chained.layer, chained.layer.conv
+    weights = conv.get_weights()
+    kernel = finite_float32(weights[0], source, f"{conv.name}/kernel")
+    bias = None
+    if chained.params["use_bias"]:
+        bias = finite_float32(weights[1], source, f"{conv.name}/bias")
+    return ImportedLayer(layer.name, conv.name, chained.params, kernel, bias)
 
 
 def _triple(value: Any) -> tuple:
     return tuple(value) if isinstance(value, (list, tuple)) else (value,) * 3
 
 
-def _activation_of(layer: Any) -> dict[str, Any] | None:
-    """What an activation layer computes, as {"name", ...constants}; None for other layers."""
-    if layer is None:
-        return None
-    kind = type(layer).__name__
-    cfg = layer.get_config()
+def _activation_of(kind: str, cfg: dict[str, Any]) -> dict[str, Any] | None:
+    """What an activation layer computes, as {"name", ...constants}; None for other layers.
+    Keys a configuration may leave out take Keras's defaults."""
     if kind == "Activation":
         act = cfg["activation"]
         return {"name": act if isinstance(act, str) else getattr(act, "__name__", "?")}
     if kind == "LeakyReLU":
-        return {"name": "leaky_relu", "slope": float(cfg["negative_slope"])}
+        return {"name": "leaky_relu", "slope": float(cfg.get("negative_slope", 0.3))}
     if kind == "ReLU":
         return {
             "name": "relu_layer",
@@ -420,13 +513,271 @@ def _ours(act: dict[str, Any], channels_first: bool) -> str | None:
     return FROM_KERAS.get(name)
 
 
-def _merge(prev: ImportedLayer, act: dict[str, Any]) -> ImportedLayer | None:
+def _merge(prev: Chained, act: dict[str, Any]) -> Chained | None:
     """``prev`` with ``act`` as its activation, when it had none and ours has it."""
     if prev.params["activation"] != "linear":
         return None
     ours = _ours(act, prev.params["data_format"] == "channels_first")
     if ours is None:
         return None
-    return ImportedLayer(
-        prev.name, prev.conv_name, {**prev.params, "activation": ours}, prev.kernel, prev.bias
+    return Chained(prev.layer, {**prev.params, "activation": ours})
+
+
+# ---------------------------------------------------------------------------- the memory guard
+# Keras on JAX holds a layer's weights several times while it loads them (the variable it
+# builds, the array read from model.weights.h5, its device copy), and the import then copies and
+# encodes them: an import needs about this many times the weights a .keras file declares, plus
+# the weights file itself. Measured (peak RSS above a tiny import's): 5.4 times for a valid
+# 256 MiB kernel; 4.2 times a 2 GiB kernel declared in config.json only, 3.1 times a 2 GiB
+# array declared in model.weights.h5 only.
+LOAD_COPIES = 5
+MAX_CONFIG_BYTES = 16 << 20  # config.json: a chain of thousands of layers takes a few MiB
+KERAS_CONFIG = "config.json"
+KERAS_WEIGHTS = ("model.weights.h5", "model.weights.npz")
+
+
+@dataclass(frozen=True)
+class Declared:
+    """Weights declared by a .keras file, in bytes and values: by its config.json (the
+    variables Keras builds) or by its weights file (the arrays Keras reads)."""
+
+    nbytes: int
+    values: int
+    file: str  # config.json or the weights file's name
+    largest: str = ""  # the largest kernel and its layer
+    read: int = 0  # bytes of the file itself, read into memory whole
+
+    def described(self, amount: str) -> str:
+        return f"{self.file} declares {amount}{self.largest}"
+
+
+def check_declared(path: Path) -> None:
+    """Refuse ``path`` before Keras builds anything when its config.json declares layers that
+    cannot be imported, declares weights that its weights file does not hold (Keras would build
+    them all, then fail), or weights that, with the arrays its weights file declares, would not
+    fit the memory limit: Keras allocates every variable that the configuration declares, and
+    reads every array that the weights file declares, before any of it can be checked."""
+    try:
+        with zipfile.ZipFile(path) as zf:
+            config = _config_json(zf, path.name)
+            layers = _declared_layers(config, path.name)
+            chain, bad = _read_layers(layers, path.name)
+            if bad:
+                raise _unsupported(path.name, bad)
+            built = _declared_weights(layers, chain, path.name)
+            stored = _stored_arrays(zf, path.name)
+    except (OSError, zipfile.BadZipFile, RuntimeError, EOFError, zlib.error) as exc:
+        raise InteropError(f"`{path.name}`: not a readable Keras model file ({exc})") from exc
+    if stored is not None and built.values > stored.values:
+        raise InteropError(
+            f"`{path.name}`: {built.described(f'{built.values:,} weight values')}, but "
+            f"{stored.file} holds {stored.values:,}: the weights do not match the configuration "
+            "(a damaged or edited file)"
+        )
+    arrays, read = (0, 0) if stored is None else (stored.nbytes, stored.read)
+    need = min(LOAD_COPIES * max(built.nbytes, arrays) + read, UNLIMITED)
+    limit = node_memory.default_limit()
+    if need > limit:
+        declared = built.described(f"{mib(min(built.nbytes, UNLIMITED))} of weights")
+        if stored is not None:
+            declared += f"; {stored.described(f'{mib(min(arrays, UNLIMITED))} of arrays')}"
+        raise InteropError(
+            f"File `{path}` would take about {mib(need)} once loaded ({declared}), above the "
+            f"memory limit of {mib(limit)}"
+        )
+
+
+def _config_json(zf: zipfile.ZipFile, source: str) -> Any:
+    try:
+        info = zf.getinfo(KERAS_CONFIG)
+    except KeyError:
+        raise InteropError(
+            f"`{source}`: not a Keras 3 model file (the archive has no {KERAS_CONFIG})"
+        ) from None
+    if info.file_size > MAX_CONFIG_BYTES:
+        raise InteropError(
+            f"`{source}`: {KERAS_CONFIG} takes {mib(info.file_size)}; a model's configuration "
+            f"takes at most {mib(MAX_CONFIG_BYTES)}"
+        )
+    try:
+        return json.loads(zf.read(info))
+    except (ValueError, RecursionError) as exc:  # JSON, UTF-8; nesting too deep
+        raise InteropError(f"`{source}`: {KERAS_CONFIG} is not valid JSON ({exc})") from exc
+
+
+def _declared_layers(config: Any, source: str) -> list[Described]:
+    """The layers config.json declares (a Functional or Sequential model's list)."""
+    inner = config.get("config") if isinstance(config, dict) else None
+    entries = inner.get("layers") if isinstance(inner, dict) else None
+    if not isinstance(entries, list):
+        raise InteropError(
+            f"`{source}`: {KERAS_CONFIG} does not declare a model of layers (a Functional or "
+            "Sequential model's configuration has a list of layers)"
+        )
+    out = []
+    for i, entry in enumerate(entries):
+        layer = _class_and_config(entry)
+        wrapped = layer[1].get("layer") if layer and layer[0] == "TimeDistributed" else None
+        inner_layer = _class_and_config(wrapped)
+        if layer is None or (wrapped is not None and inner_layer is None):
+            raise InteropError(
+                f"`{source}`: {KERAS_CONFIG}: layer {i} is malformed (expected an object with "
+                '"class_name" and "config")'
+            )
+        kind, cfg = layer
+        shapes = (_build_shape(entry), _build_shape(wrapped))
+        name = str(cfg.get("name", entry.get("name", i)))
+        if inner_layer is None:
+            out.append(Described(name, kind, cfg, shapes=shapes))
+        else:
+            out.append(Described(name, kind, cfg, inner_layer[0], inner_layer[1], shapes))
+    return out
+
+
+def _class_and_config(entry: Any) -> tuple[str, dict[str, Any]] | None:
+    if not isinstance(entry, dict):
+        return None
+    kind, cfg = entry.get("class_name"), entry.get("config")
+    return (kind, cfg) if isinstance(kind, str) and isinstance(cfg, dict) else None
+
+
+def _build_shape(entry: Any) -> Any:
+    build = entry.get("build_config") if isinstance(entry, dict) else None
+    return build.get("input_shape") if isinstance(build, dict) else None
+
+
+def _declared_weights(layers: list[Described], chain: list[Chained], source: str) -> Declared:
+    """The weights that Keras builds for ``chain`` from the declared shapes: a layer's input
+    channels are those its build_config declares (Keras builds the layer with them), else its
+    TimeDistributed's, else those of the tensor it is called on (from the Input's shape)."""
+    first = next((x.config for x in layers if x.kind == "InputLayer"), {})
+    shape = first.get("batch_shape") or first.get("batch_input_shape")
+    nbytes = values = largest = 0
+    biggest = ""
+    for c in chain:
+        p = c.params
+        build_shape, inner_shape = c.layer.shapes
+        if _rank(build_shape, 6):
+            shape = build_shape
+        data_format = p["data_format"]
+        channels = _channel(inner_shape, data_format, 5) or _channel(shape, data_format, 6) or 1
+        dims = (*p["size"], p["n_filters"], channels)
+        if min(dims) < 1 or max(dims) >= 2**31:
+            declared = f"{dims}"[:120]
+            raise InteropError(
+                f"`{source}`: layer `{c.layer.name}` declares a kernel of {declared} (kernel_size, "
+                "filters, input channels): expected integers from 1 to 2**31 - 1"
+            )
+        layer_values = math.prod(p["size"]) * p["n_filters"] * channels
+        layer_values += p["n_filters"] if p["use_bias"] else 0
+        values += layer_values
+        nbytes += _itemsize(c.layer.inner_config or {}) * layer_values
+        if layer_values > largest:
+            kernel = "×".join(map(str, dims))
+            largest, biggest = layer_values, f", the largest a {kernel} kernel (`{c.layer.name}`)"
+        shape = _output_shape(shape, p)
+    return Declared(nbytes, values, KERAS_CONFIG, biggest)
+
+
+def _rank(shape: Any, rank: int) -> bool:
+    """Whether ``shape`` is a declared shape of ``rank`` axes (None or integers)."""
+    return (
+        isinstance(shape, list)
+        and len(shape) == rank
+        and all(v is None or (isinstance(v, int) and not isinstance(v, bool)) for v in shape)
     )
+
+
+def _channel(shape: Any, data_format: str, rank: int) -> int | None:
+    """The channels of a declared input ``shape`` of ``rank`` axes as a layer of that
+    ``data_format`` reads them; None when not declared."""
+    if not _rank(shape, rank):
+        return None
+    value = shape[rank - 4] if data_format == "channels_first" else shape[-1]
+    return value if isinstance(value, int) and value > 0 else None
+
+
+def _output_shape(shape: Any, p: dict[str, Any]) -> list[int | None] | None:
+    """The 6-D output shape of a layer with our parameters ``p`` on the input ``shape`` (Keras's
+    lengths); None when the input's spatial lengths are not declared."""
+    if not _rank(shape, 6):
+        return None
+    first = p["data_format"] == "channels_first"
+    spatial = shape[3:] if first else shape[2:5]
+    if not all(isinstance(n, int) and 0 < n < 2**31 for n in spatial):
+        return None
+    op = p["output_padding"] or [None] * 3
+    out = [
+        _out_len(n, k, s, d, p["padding"], o)
+        for n, k, s, d, o in zip(spatial, p["size"], p["stride"], p["dilation_rate"], op)
+    ]
+    f = p["n_filters"]
+    return [shape[0], shape[1], f, *out] if first else [shape[0], shape[1], *out, f]
+
+
+def _out_len(n: int, k: int, s: int, d: int, same: bool, op: int | None) -> int:
+    """Keras's ``deconv_output_length``."""
+    k = (k - 1) * d + 1
+    if op is None:
+        return n * s if same else n * s + max(k - s, 0)
+    return (n - 1) * s + k - 2 * (k // 2 if same else 0) + op
+
+
+def _itemsize(cfg: dict[str, Any]) -> int:
+    """Bytes per weight in a layer's dtype policy (4, or 8 for float64)."""
+    dtype = cfg.get("dtype")
+    if isinstance(dtype, dict):
+        inner = dtype.get("config")
+        dtype = inner.get("name") if isinstance(inner, dict) else None
+    return 8 if isinstance(dtype, str) and "float64" in dtype else 4
+
+
+def _stored_arrays(zf: zipfile.ZipFile, source: str) -> Declared | None:
+    """The arrays that the weights file declares (Keras reads each whole before comparing its
+    shape with its variable's), with the file itself (read into memory); None without one."""
+    names = set(zf.namelist())
+    name = next((n for n in KERAS_WEIGHTS if n in names), None)
+    if name is None:
+        return None
+    size = zf.getinfo(name).file_size
+    try:
+        with zf.open(name) as fh:
+            shapes = _h5_shapes(fh) if name.endswith(".h5") else _npz_shapes(fh)
+    except Exception as exc:  # noqa: BLE001 - h5py and NumPy raise many kinds on damaged data
+        raise InteropError(f"`{source}`: its weights ({name}) cannot be read ({exc})") from exc
+    values = sum(math.prod(shape) for shape, _ in shapes)
+    nbytes = sum(math.prod(shape) * itemsize for shape, itemsize in shapes)
+    return Declared(nbytes, values, name, read=size)
+
+
+def _h5_shapes(fh: Any) -> list[tuple[tuple[int, ...], int]]:
+    """(shape, bytes per value) of every dataset of an HDF5 file, from its headers."""
+    import h5py  # type: ignore[import-untyped]  # noqa: PLC0415 - comes with Keras
+
+    out: list[tuple[tuple[int, ...], int]] = []
+
+    def add(_name: str, item: Any) -> None:
+        if isinstance(item, h5py.Dataset):
+            out.append((tuple(item.shape or ()), item.dtype.itemsize))
+
+    with h5py.File(fh, "r") as h5:
+        h5.visititems(add)
+    return out
+
+
+def _npz_shapes(fh: Any) -> list[tuple[tuple[int, ...], int]]:
+    """(shape, bytes per value) of every array of a .npz file, from its headers."""
+    out = []
+    with zipfile.ZipFile(fh) as npz:
+        for info in npz.infolist():
+            if info.filename.endswith(".npy"):
+                with npz.open(info) as member:
+                    version = np.lib.format.read_magic(member)
+                    read = (
+                        np.lib.format.read_array_header_1_0
+                        if version == (1, 0)
+                        else np.lib.format.read_array_header_2_0
+                    )
+                    shape, _order, dtype = read(member)
+                    out.append((tuple(shape), dtype.itemsize))
+    return out

@@ -22,11 +22,13 @@ from __future__ import annotations
 
 import json
 import pprint
+import warnings
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from conv3dt_studio.nodes.files import FileError, read_safetensors
 from conv3dt_studio.nodes.graph_document import GraphDocument
 
 from .common import (
@@ -37,6 +39,7 @@ from .common import (
     ModelSpec,
     architecture,
     document_from_layers,
+    finite_float32,
     generator_params,
     load_architecture_json,
     read_architecture,
@@ -47,6 +50,8 @@ from .common import (
 WEIGHTS_FILE = "weights.safetensors"
 MODEL_FILE = "model.py"
 TRAIN_FILE = "train_ddp.py"
+# what the export writes in its folder (``--force`` replaces these and keeps any other file)
+EXPORT_FILES = (MODEL_FILE, WEIGHTS_FILE, ARCHITECTURE_FILE, TRAIN_FILE)
 HERE = Path(__file__).resolve().parent
 PLACEHOLDER = "ARCHITECTURE: dict = {}  # the graph's chain: written by the export\n"
 
@@ -70,7 +75,8 @@ def state_arrays(spec: ModelSpec) -> dict[str, np.ndarray]:
 
 
 def export_pytorch(spec: ModelSpec, path: Path) -> None:
-    """Write the folder ``path`` (built beside it, then renamed)."""
+    """Write :data:`EXPORT_FILES` in the folder ``path`` (a new folder is built beside it, then
+    renamed; in an existing one only these files are replaced)."""
     st = require("safetensors", "Export to PyTorch")
     import safetensors.numpy  # noqa: F401  (the submodule, once the package is known present)
 
@@ -116,21 +122,22 @@ def import_pytorch(path: Path) -> GraphDocument:
 
 
 def _read_safetensors(path: Path) -> tuple[dict[str, np.ndarray], dict | None]:
-    st = require("safetensors", "Import from PyTorch")
-    import safetensors.numpy
-
+    """The tensors and metadata of a .safetensors file, read without torch or the safetensors
+    package (:func:`nodes.files.read_safetensors`): bfloat16 and float16 widened to float32."""
     try:
-        with st.safe_open(str(path), framework="numpy") as fh:
-            meta = fh.metadata()
-        return safetensors.numpy.load_file(str(path)), meta
-    except Exception as exc:
-        raise InteropError(f"`{path.name}`: not a readable .safetensors file ({exc})") from exc
+        return read_safetensors(path)
+    except FileError as exc:
+        raise InteropError(str(exc)) from exc
 
 
 def _read_pt(path: Path) -> dict[str, np.ndarray]:
     torch = require("torch", "Import from PyTorch")
     try:
-        state = torch.load(path, map_location="cpu", weights_only=True)
+        with warnings.catch_warnings():
+            # torch's notes on the pickle protocol or storage classes of the file (two lines on
+            # stderr): the file is read, or refused in one line, whatever they say
+            warnings.filterwarnings("ignore", category=UserWarning, module=r"torch\.")
+            state = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:
         raise InteropError(_unreadable(path, exc)) from exc
     for key in ("state_dict", "model_state_dict", "model"):
@@ -197,14 +204,15 @@ def _layers(arch: dict[str, Any], state: dict[str, np.ndarray], source: str) -> 
             got = "missing" if w is None else f"shape {tuple(w.shape)}"
             problems.append(f"`{wkey}` must have shape {tuple(want)} ({got})")
             continue
+        w = finite_float32(w, source, wkey)
         bias = None
         if spec["use_bias"]:
             bias = state.get(bkey)
             if bias is None or tuple(bias.shape) != (spec["n_filters"],):
                 problems.append(f"`{bkey}` must have shape ({spec['n_filters']},)")
                 continue
-            bias = np.asarray(bias, np.float32).copy()
-        kernel = np.ascontiguousarray(np.asarray(w, np.float32).transpose(2, 3, 4, 1, 0))
+            bias = finite_float32(bias, source, bkey).copy()
+        kernel = np.ascontiguousarray(w.transpose(2, 3, 4, 1, 0))
         params = {k: spec[k] for k in ("n_filters", "size", "stride", "dilation_rate")}
         for k in ("activation", "use_bias", "padding", "data_format", "output_padding"):
             params[k] = spec[k]

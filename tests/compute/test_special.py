@@ -61,3 +61,16 @@ def test_gelu_within_1e_6_of_the_float64_erf_form(monkeypatch, path):
     z64 = z.astype(np.float64)
     exact = 0.5 * z64 * (1 + np.array([math.erf(v / math.sqrt(2)) for v in z64]))
     assert np.abs(got - exact).max() <= 1e-6 * np.maximum(1.0, np.abs(exact)).max()
+
+
+def test_exponential_past_float32_is_inf_without_a_warning():
+    """exp past float32's range is inf, as Keras gives, and no RuntimeWarning reaches the
+    editor's or the API's stderr (the CLI turned it into a line of its own)."""
+    import warnings
+
+    z = np.array([0.0, 88.0, 89.0, 1e4], np.float32)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        got = activations.ACTIVATIONS["exponential"].forward(NUMPY, z, 0)
+    np.testing.assert_array_equal(got, np.exp(z.astype(np.float64)).astype(np.float32))
+    assert np.isinf(got[2:]).all()
