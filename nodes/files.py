@@ -88,13 +88,21 @@ def remove_stale_temporaries(target: Path) -> list[Path]:
     return removed
 
 
+def write_target(path: str | os.PathLike) -> Path:
+    """The file that saving ``path`` replaces: the target of a symbolic link, followed to the end
+    (a dangling one included), else ``path`` itself. :func:`atomic_write_bytes` writes its
+    temporary file in this file's folder, so that is the folder to check before any work."""
+    given = Path(path)
+    return Path(os.path.realpath(given)) if given.is_symlink() else given
+
+
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Write ``data`` to a temporary file beside ``path``, flush it to disk, then rename it over
     ``path``. On any error the previous file, if any, is untouched. A symbolic link is followed
     (its target is replaced, the link stays); anything but a regular file is refused; an existing
     file keeps its permissions, a new one gets the usual ``0666 & ~umask``."""
     given = Path(path)
-    target = Path(os.path.realpath(given)) if given.is_symlink() else given
+    target = write_target(given)
     if target.exists() and not target.is_file():
         kind = "a folder" if target.is_dir() else "not a regular file"
         raise FileError(f"Cannot save `{given}`: it is {kind}")
@@ -149,7 +157,10 @@ def save_npz(path: str | os.PathLike, arrays: dict[str, np.ndarray]) -> None:
 def require_file(path: str | os.PathLike) -> Path:
     """``path`` as a Path when it is a regular file (or a link to one) to read; otherwise a
     :class:`FileError` saying what it is instead: missing, a folder, a broken link, a link loop,
-    a FIFO, a device or a socket."""
+    a FIFO, a device or a socket. An empty name is refused as such (``Path("")`` would be the
+    current folder)."""
+    if not os.fspath(path):
+        raise FileError("give a file name. Received: an empty name")
     p = Path(path)
     try:
         mode = p.stat().st_mode

@@ -13,7 +13,15 @@ from dataclasses import dataclass
 
 from conv3dt_studio.compute import Conv3DTStudioError
 
-from .catalogue import LAYER, NODE_TYPE_IDS, NODE_TYPES, OUTPUT, InferContext, type_with_role
+from .catalogue import (
+    LAYER,
+    LAYER_ROLE,
+    NODE_TYPE_IDS,
+    NODE_TYPES,
+    OUTPUT,
+    InferContext,
+    type_with_role,
+)
 from .graph_document import GraphDocument, LinkIndex
 from .problems import DocumentProblems, Problem  # noqa: F401 - re-exported
 from .settings import TRAINING_SCHEMA
@@ -176,7 +184,7 @@ def validate(doc: GraphDocument) -> Report:
         title = type_with_role(OUTPUT).title
         problems.append(Problem(None, None, f"no {title} node: add one to run the graph"))
     problems.extend(_duplicate_layer_names(doc, params))
-    problems.extend(_extras_problems(doc))
+    problems.extend(_extras_problems(doc, params))
     shapes = _infer(doc, index, order, params, problems)
     return Report(problems, shapes, order)
 
@@ -215,9 +223,11 @@ def _duplicate_layer_names(doc: GraphDocument, params: dict[str, dict]) -> list[
     return out
 
 
-def _extras_problems(doc: GraphDocument) -> list[Problem]:
-    """Problems of the document's training settings and embedded weights (checked on use too)."""
-    from .weights import decode_weights
+def _extras_problems(doc: GraphDocument, params: dict[str, dict]) -> list[Problem]:
+    """Problems of the document's training settings and embedded weights (checked on use too):
+    weights that cannot be decoded, and a layer's weights holding NaN or Inf, on its node (as a
+    run refuses them; checked on the arrays decoded here, so nothing is decoded twice)."""
+    from .weights import EMBEDDED, decode_weights, non_finite_layers, non_finite_message
 
     out = []
     if "training" in doc.extras:
@@ -225,9 +235,18 @@ def _extras_problems(doc: GraphDocument) -> list[Problem]:
             out.append(Problem(None, "training", str(e)))
     if doc.extras.get("weights"):
         try:
-            decode_weights(doc.extras["weights"])
+            arrays = decode_weights(doc.extras["weights"])
         except Conv3DTStudioError as e:
             out.append(Problem(None, "weights", str(e)))
+            return out
+        nodes = {  # layer name -> its node, for the layers whose parameters are valid
+            params[nid].get("name") or nid: nid
+            for nid in doc.ids_with_role(LAYER_ROLE)
+            if nid in params
+        }
+        uses_bias = {name: bool(params[nid].get("use_bias", True)) for name, nid in nodes.items()}
+        for name in non_finite_layers(arrays, uses_bias):
+            out.append(Problem(nodes[name], None, non_finite_message(EMBEDDED, name)))
     return out
 
 

@@ -20,6 +20,8 @@ from conv3dt_studio.compute import Conv3DTranspose, ParameterError, ShapeError
 
 from .files import FileError, array_headers, load_arrays, save_npz
 
+EMBEDDED = "embedded weights"  # how messages name the weights a graph document holds
+
 
 def conv_layers(layers: Iterable) -> list[Conv3DTranspose]:
     """The Conv3DTranspose layers in ``layers`` (unwrapping TimeDistributed)."""
@@ -75,11 +77,36 @@ def apply_weights(
                     f"`{source}`: the {name} of layer `{layer.name}` holds {kind} values; "
                     "expected numbers"
                 )
+        if not all_finite(ws):
+            raise FileError(non_finite_message(source, layer.name))
         try:
             layer.set_weights(ws)
         except (ShapeError, ParameterError) as exc:
             raise FileError(f"`{source}`: {exc}") from exc
         _apply_optimizer_state(layer, arrays, ws, source)
+
+
+def all_finite(arrays: Iterable[np.ndarray]) -> bool:
+    """Whether every value of ``arrays`` (numbers) is finite."""
+    return all(np.isfinite(np.asarray(a)).all() for a in arrays)
+
+
+def non_finite_message(source: str, layer: str) -> str:
+    """What a run and validation say of a layer whose weights in ``source`` hold NaN or Inf."""
+    return f"`{source}`: Layer `{layer}`: weights must be finite. Received NaN or Inf"
+
+
+def non_finite_layers(arrays: dict[str, np.ndarray], layers: dict[str, bool]) -> list[str]:
+    """The layers of ``layers`` (name -> whether it uses a bias) whose kernel, or bias when it
+    uses one, holds NaN or Inf in ``arrays`` (decoded weights); arrays a run would not give the
+    layer (another layer's, a bias it does not use, a missing one) are not looked at."""
+    out = []
+    for name, use_bias in layers.items():
+        keys = [f"{name}/kernel", *([f"{name}/bias"] if use_bias else [])]
+        given = [arrays[k] for k in keys if k in arrays and np.asarray(arrays[k]).dtype.kind == "f"]
+        if not all_finite(given):
+            out.append(name)
+    return out
 
 
 # optimizer slots that are sums, means or maxima of squares or magnitudes: never negative (adam's,
@@ -233,7 +260,7 @@ def encode_weights(arrays: dict[str, np.ndarray]) -> dict[str, dict]:
     return out
 
 
-def decode_weights(data: object, source: str = "embedded weights") -> dict[str, np.ndarray]:
+def decode_weights(data: object, source: str = EMBEDDED) -> dict[str, np.ndarray]:
     """The inverse of :func:`encode_weights`; malformed data gives a :class:`FileError`."""
     if not isinstance(data, dict):
         raise FileError(f"{source}: expected an object of named arrays")
@@ -271,7 +298,7 @@ WeightsSource: TypeAlias = "str | os.PathLike[str] | dict[str, np.ndarray] | Non
 def weights_source(weights: WeightsSource) -> str:
     """How to name ``weights`` in a message: the file, or what kind of arrays they are."""
     if weights is None:
-        return "embedded weights"
+        return EMBEDDED
     if isinstance(weights, dict):
         return "the trained weights"
     return str(weights)

@@ -53,6 +53,9 @@ def main() -> int:
     window = MainWindow(example, offer_recovery=False)
     window.resize(args.width, args.height)
     window.backend_selector.setCurrentText(args.backend)
+    # never ask about unsaved changes (the trained weights are unsaved work, and quitting closes
+    # the window: its modal question waited for an answer nobody gives here)
+    window.dialogs.save_changes = lambda *_: "discard"  # type: ignore[method-assign]
     window.show()
     outcome: dict[str, str] = {}
 
@@ -97,7 +100,7 @@ def main() -> int:
         window.run_failed.connect(failed)
         QTimer.singleShot(200, window.run)
     app.exec()
-    window.canvas.undo_stack.setClean()
+    window.files.forget_changes()
     window.close()
     if "error" in outcome:
         print(f"error: the run failed: {outcome['error']}", file=sys.stderr)

@@ -11,13 +11,33 @@ from __future__ import annotations
 
 import argparse
 import json
+import math
 from types import ModuleType
 from typing import Any
 
 from .errors import EXIT_ERROR, EXIT_OK, PROG, UsageError, print_error
 from .lazy_import import optional_module
 from .output_files import output_problem, suffixed
-from .parser import BACKENDS, CommandLineParser, non_negative_int, parse, positive_int
+from .parser import BACKENDS, CommandLineParser, int_between, parse
+
+# a count beyond these is a typo, not a measurement (one D7 round takes a second or more)
+MAX_ROUNDS, MAX_WARMUP = 10_000, 1_000
+# GFLOP/s a --peak-gflops may give: beyond them the fraction printed is nonsense (1e-300 gave a
+# 300-digit percentage); 1e9 GFLOP/s is an exaflop machine
+PEAK_GFLOPS_MIN, PEAK_GFLOPS_MAX = 1e-3, 1e9
+PEAK_GFLOPS_WORDS = "a number of GFLOP/s from 0.001 to 1e9"
+
+
+def peak_gflops(text: str) -> float:
+    """An argparse type: a machine's arithmetic limit in GFLOP/s, echoing the text typed."""
+    try:
+        value = float(text)
+    except ValueError:
+        value = math.nan
+    if not PEAK_GFLOPS_MIN <= value <= PEAK_GFLOPS_MAX:  # NaN and infinities included
+        raise argparse.ArgumentTypeError(f"expected {PEAK_GFLOPS_WORDS}, got {text!r}")
+    return value
+
 
 ROW_LABELS = {
     "forward": "forward",
@@ -66,14 +86,25 @@ def bench_parser(benchmark: ModuleType) -> argparse.ArgumentParser:
         help="also time PyTorch, alternately, in this process",
     )
     p.add_argument("--backend", default="auto", choices=BACKENDS)
-    p.add_argument("--rounds", type=positive_int, default=7, help="timed rounds per measurement")
-    p.add_argument("--warmup", type=non_negative_int, default=2, help="untimed rounds first")
+    p.add_argument(
+        "--rounds",
+        type=int_between(1, MAX_ROUNDS),
+        default=7,
+        help=f"timed rounds per measurement (1 to {MAX_ROUNDS})",
+    )
+    p.add_argument(
+        "--warmup",
+        type=int_between(0, MAX_WARMUP),
+        default=2,
+        help=f"untimed rounds first (0 to {MAX_WARMUP})",
+    )
     p.add_argument(
         "--peak-gflops",
-        type=float,
+        type=peak_gflops,
         default=None,
-        help="the machine's arithmetic limit, for the fraction reported (default on the CPU: "
-        f"{benchmark.PEAK_GFLOPS:g}, the 2-core reference machine; on a GPU, none unless given)",
+        help="the machine's arithmetic limit, for the fraction reported, from 0.001 to 1e9 "
+        f"(default on the CPU: {benchmark.PEAK_GFLOPS:g}, the 2-core reference machine; on a GPU, "
+        "none unless given)",
     )
     p.add_argument("--json", metavar="FILE", help="write the results as JSON")
     p.add_argument("--force", action="store_true", help="let --json replace an existing file")
@@ -82,8 +113,6 @@ def bench_parser(benchmark: ModuleType) -> argparse.ArgumentParser:
 
 def option_problem(args: argparse.Namespace) -> str | None:
     """Why the options cannot be run, as one line (checked before any timing); None when fine."""
-    if args.peak_gflops is not None and not 0 < args.peak_gflops < float("inf"):
-        return f"--peak-gflops must be a positive number. Received: {args.peak_gflops}"
     if args.json is not None:
         try:
             args.json = suffixed(args.json, ".json", "--json")  # as every output file

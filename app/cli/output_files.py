@@ -6,8 +6,10 @@ An option whose file has one format (``run --out``: .npy, ``import -o``: .json, 
 format behind a wrong name. A command that would compute for minutes and then fail to save must fail first instead. An output
 is refused when its name is empty, names a folder, lies in a missing folder or under a file, already
 exists (a dangling link included) without ``--force``, is a device, FIFO or socket, lies in a
-folder where no file can be created, or is named by two options of one command; writability is tried with a temporary file, because permissions alone do not tell (root,
-read-only or virtual file systems such as /proc). The file itself is written later, atomically.
+folder where no file can be created, or is named by two options of one command; writability is
+tried with a temporary file, because permissions alone do not tell (root, read-only or virtual
+file systems such as /proc). A symbolic link is checked where the save writes, in its target's
+folder. The file itself is written later, atomically.
 """
 
 from __future__ import annotations
@@ -21,27 +23,33 @@ from .errors import UsageError
 
 
 def output_problem(name: str, force: bool, option: str) -> str | None:
-    """Why the output ``name`` of ``option`` cannot be written, as one line; None when it can."""
+    """Why the output ``name`` of ``option`` cannot be written, as one line; None when it can.
+    A symbolic link (replaced only with ``force``) is checked where the save will write: in its
+    target's folder, as :func:`~conv3dt_studio.nodes.files.atomic_write_bytes` follows it."""
+    from conv3dt_studio.nodes.files import write_target
+
     if not name.strip():
         return f"{option}: give a file name. Received: an empty name"
     path = Path(name)
-    folder = path.parent
     if path.is_dir():
         return f"{option} `{path}` is a folder, not a file"
     special = _special_kind(path)
     if special:
         return f"{option} `{path}` is {special}, not a regular file; give a file to write"
-    if folder.exists() and not folder.is_dir():
-        return f"cannot save `{path}`: `{folder}` is a file, not a folder"
-    if not folder.is_dir():
-        return f"cannot save `{path}`: folder `{folder}` does not exist"
     if (path.exists() or path.is_symlink()) and not force:
         return f"`{path}` already exists: choose another {option} or add --force"
+    target = write_target(path)
+    folder = target.parent
+    where = f"cannot save `{path}`" + (f" (a link to `{target}`)" if target != path else "")
+    if folder.exists() and not folder.is_dir():
+        return f"{where}: `{folder}` is a file, not a folder"
+    if not folder.is_dir():
+        return f"{where}: folder `{folder}` does not exist"
     try:
         with tempfile.TemporaryFile(dir=folder):
             pass
     except OSError as exc:
-        return f"cannot save `{path}`: cannot write in folder `{folder}` ({exc.strerror or exc})"
+        return f"{where}: cannot write in folder `{folder}` ({exc.strerror or exc})"
     return None
 
 

@@ -80,14 +80,37 @@ def _int_at_least(text: str, minimum: int, words: str) -> int:
     return value
 
 
+def int_between(minimum: int, maximum: int) -> Callable[[str], int]:
+    """An argparse type: an integer from ``minimum`` to ``maximum``, in the words of the other
+    bounded counts ("expected an integer >= 1 and <= 10000, got '0'")."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            value = minimum - 1
+        if not minimum <= value <= maximum:
+            raise argparse.ArgumentTypeError(
+                f"expected an integer >= {minimum} and <= {maximum}, got {text!r}"
+            )
+        return value
+
+    # argparse names the type in some messages
+    parse.__name__ = f"integer from {minimum} to {maximum}"
+    return parse
+
+
+def input_file(text: str) -> str:
+    """An argparse type: the name of a file to read, refused when empty (an empty name would
+    otherwise count as not given, or as the current folder)."""
+    if not text:
+        raise argparse.ArgumentTypeError("give a file name. Received: an empty name")
+    return text
+
+
 def non_negative_int(text: str) -> int:
     """An argparse type: an integer >= 0."""
     return _int_at_least(text, 0, "a non-negative integer")
-
-
-def positive_int(text: str) -> int:
-    """An argparse type: an integer >= 1."""
-    return _int_at_least(text, 1, "a positive integer")
 
 
 def training_setting(name: str) -> Callable[[str], int]:
@@ -173,7 +196,11 @@ def _add_run(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         "print the Prediction 6D info cluster and statistics.",
     )
     run.add_argument(
-        "graph", nargs="?", metavar="GRAPH", help="graph file (default: the toolkit example)"
+        "graph",
+        nargs="?",
+        type=input_file,
+        metavar="GRAPH",
+        help="graph file (default: the toolkit example)",
     )
     run.add_argument(
         "--prediction",
@@ -193,7 +220,12 @@ def _add_run(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         default="auto",
         help="array backend (auto: CuPy when a GPU answers, else NumPy)",
     )
-    run.add_argument("--weights", metavar="FILE.npz", help="weights saved by the editor or train")
+    run.add_argument(
+        "--weights",
+        type=input_file,
+        metavar="FILE.npz",
+        help="weights saved by the editor or train",
+    )
     run.add_argument(
         "--out",
         metavar="FILE.npy",
@@ -211,6 +243,7 @@ def _add_run(sub: Subparsers, common: argparse.ArgumentParser) -> None:
 def _add_data(command: argparse.ArgumentParser) -> None:
     command.add_argument(
         "--data",
+        type=input_file,
         metavar="FILE",
         help="samples replacing the Data node (Resamples after it still apply): .npy/.npz, a "
         "TIFF stack, a video or a folder of images",
@@ -235,10 +268,19 @@ def _add_train(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         description="Fit a trainable graph (Data -> ... -> Prediction 6D -> Loss <- Target) and "
         "print one loss line per epoch; the document's training settings apply unless overridden.",
     )
-    train.add_argument("graph", metavar="GRAPH", help="graph file (.json or snippet .png)")
+    train.add_argument(
+        "graph", type=input_file, metavar="GRAPH", help="graph file (.json or snippet .png)"
+    )
     _add_data(train)
-    train.add_argument("--x", metavar="FILE", help=".npy/.npz samples fed to the Input as they are")
-    train.add_argument("--y", metavar="FILE", help=".npy/.npz targets replacing the Target node")
+    train.add_argument(
+        "--x",
+        type=input_file,
+        metavar="FILE",
+        help=".npy/.npz samples fed to the Input as they are",
+    )
+    train.add_argument(
+        "--y", type=input_file, metavar="FILE", help=".npy/.npz targets replacing the Target node"
+    )
     train.add_argument("--epochs", type=training_setting("epochs"), metavar="N")
     train.add_argument("--batch-size", type=training_setting("batch_size"), metavar="N")
     train.add_argument("--loss", metavar="NAME", help="loss replacing the Loss node's")
@@ -246,6 +288,7 @@ def _add_train(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     train.add_argument("--backend", choices=BACKENDS, default="auto")
     train.add_argument(
         "--weights-in",
+        type=input_file,
         metavar="FILE.npz",
         help="start from these weights (and optimizer state, so training resumes exactly)",
     )
@@ -271,7 +314,7 @@ def _add_validate_and_info(sub: Subparsers, common: argparse.ArgumentParser) -> 
         description="Check a graph without running it: print each node's output shape, or every "
         "problem (exit status 2).",
     )
-    validate.add_argument("graph", metavar="GRAPH")
+    validate.add_argument("graph", type=input_file, metavar="GRAPH")
     summary = sub.add_parser(
         "summary",
         parents=[common],
@@ -281,7 +324,7 @@ def _add_validate_and_info(sub: Subparsers, common: argparse.ArgumentParser) -> 
         "activation memory, and the totals; a graph with problems gives one line per problem "
         "(exit status 2).",
     )
-    summary.add_argument("graph", metavar="GRAPH")
+    summary.add_argument("graph", type=input_file, metavar="GRAPH")
     summary.add_argument(
         "--prediction", metavar="NODE", help="the Prediction 6D node (default: the first)"
     )
@@ -305,10 +348,10 @@ def _add_interop(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         "file, a PyTorch folder (model.py, weights.safetensors) or a Python script with its "
         ".npz. See docs/interop.md.",
     )
-    export.add_argument("graph", metavar="GRAPH")
+    export.add_argument("graph", type=input_file, metavar="GRAPH")
     export.add_argument("--format", required=True, choices=FORMATS)
     export.add_argument("-o", "--output", required=True, metavar="PATH")
-    export.add_argument("--weights", metavar="FILE.npz", help="weights to export")
+    export.add_argument("--weights", type=input_file, metavar="FILE.npz", help="weights to export")
     export.add_argument("--prediction", metavar="NODE", help="the Prediction 6D to export")
     export.add_argument("--seed", type=seed, help="override the graph's seed")
     export.add_argument("--force", action="store_true", help="replace an existing PATH")
@@ -319,7 +362,7 @@ def _add_interop(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         description="Read a .keras model made of TimeDistributed(Conv3DTranspose) layers, an "
         "exported PyTorch folder, or its .safetensors / .pt weights, and save it as a graph.",
     )
-    import_.add_argument("model", metavar="MODEL")
+    import_.add_argument("model", type=input_file, metavar="MODEL")
     import_.add_argument(
         "-o",
         "--output",
@@ -345,8 +388,8 @@ def _add_qt_commands(sub: Subparsers, common: argparse.ArgumentParser) -> None:
         parents=[common],
         help="render a graph as a snippet PNG with the graph embedded (needs Qt)",
     )
-    snippet.add_argument("graph", metavar="GRAPH.json")
+    snippet.add_argument("graph", type=input_file, metavar="GRAPH.json")
     snippet.add_argument("-o", "--output", required=True, metavar="FILE.png")
     snippet.add_argument("--force", action="store_true", help="replace an existing FILE.png")
     open_ = sub.add_parser("open", parents=[common], help="open the editor (needs Qt)")
-    open_.add_argument("file", nargs="?", metavar="FILE", help="graph to open")
+    open_.add_argument("file", nargs="?", type=input_file, metavar="FILE", help="graph to open")

@@ -27,7 +27,7 @@ def cmd_run(args: argparse.Namespace) -> int:
     from conv3dt_studio import nodes
     from conv3dt_studio.nodes.files import save_npy
 
-    graph = Path(args.graph) if args.graph else nodes.DEFAULT_EXAMPLE
+    graph = nodes.DEFAULT_EXAMPLE if args.graph is None else Path(args.graph)
     out = checked_output(args.out, args.force, "--out", suffix=".npy")
     doc = nodes.load(graph)
     _check_prediction(doc, args.prediction, graph)
@@ -46,7 +46,8 @@ def cmd_run(args: argparse.Namespace) -> int:
         )
     except nodes.DocumentProblems as exc:
         # problems of the data given name its file too
-        raise with_source(exc, f"{graph} with --data {args.data}" if args.data else graph) from None
+        given = graph if args.data is None else f"{graph} with --data {args.data}"
+        raise with_source(exc, given) from None
     finally:
         progress.close()
     _print_prediction(result, graph)
@@ -60,7 +61,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def with_data_file(doc: GraphDocument, args: argparse.Namespace, pred: str | None) -> GraphDocument:
     """``doc`` whose Data node feeding ``pred`` reads the ``--data`` file (its ``--array``, its
     axes mapped by ``--axes``); ``doc`` itself without ``--data``."""
-    if not args.data:
+    if args.data is None:
         if args.axes or args.array:
             option = "--axes" if args.axes else "--array"
             raise UsageError(f"{option} describes the --data file: give --data FILE too")

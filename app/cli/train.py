@@ -25,6 +25,7 @@ if TYPE_CHECKING:
 def cmd_train(args: argparse.Namespace) -> int:
     """``train``: fit the graph, print the losses, save the requested outputs."""
     from conv3dt_studio import nodes
+    from conv3dt_studio.compute import ShapeError
     from conv3dt_studio.compute.losses import get_loss
     from conv3dt_studio.nodes.data_sources import load_file
     from conv3dt_studio.nodes.training import TrainingInterrupted, train_document
@@ -41,13 +42,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     history_out = checked_output(names["--history"], args.force, "--history")
     if args.loss is not None:
         get_loss(args.loss)  # a bad name fails before any work
-    if args.data and args.x:
+    if args.data is not None and args.x is not None:
         raise UsageError("--data replaces the Data node, --x the Input's samples: give one")
     doc = nodes.load(args.graph)
     losses = doc.ids_with_role(nodes.LOSS)
     doc = with_data_file(doc, args, doc.feeder(losses[0], "prediction") if losses else None)
-    x = load_file(args.x) if args.x else None
-    y = load_file(args.y) if args.y else None
+    x = None if args.x is None else load_file(args.x)
+    y = None if args.y is None else load_file(args.y)
     progress = Progress(leave=False)
     interrupted: TrainingInterrupted | None = None
     try:
@@ -66,8 +67,13 @@ def cmd_train(args: argparse.Namespace) -> int:
             on_epoch_end=lambda epoch, logs: _epoch_end(progress, epoch, logs),
         )
     except nodes.DocumentProblems as exc:
-        given = [f"{opt} {name}" for opt, name in (("--x", args.x), ("--y", args.y)) if name]
-        raise with_source(exc, " with ".join([str(args.graph), *given])) from None
+        raise with_source(exc, _with_files(args)) from None
+    except ShapeError as exc:
+        if args.x is None:
+            raise
+        # samples given as they are that the Input does not take: say which file they came from,
+        # as a target of the wrong shape is reported
+        raise UsageError(f"{_with_files(args)}: {exc}") from None
     except TrainingInterrupted as exc:
         interrupted = exc
     finally:
@@ -80,6 +86,14 @@ def cmd_train(args: argparse.Namespace) -> int:
         print(_baseline_line(result))
     _save_outputs(result, weights_out, history_out)
     return EXIT_OK
+
+
+def _with_files(args: argparse.Namespace) -> str:
+    """The graph and the --x / --y files given with it, as messages name them."""
+    given = [
+        f"{opt} {name}" for opt, name in (("--x", args.x), ("--y", args.y)) if name is not None
+    ]
+    return " with ".join([str(args.graph), *given])
 
 
 def _epoch_end(progress: Progress, epoch: int, logs: dict[str, float]) -> None:

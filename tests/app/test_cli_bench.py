@@ -137,9 +137,13 @@ def test_untimed_calls_last_at_least_the_switch_time(monkeypatch):
     [
         (["--workload", "W9"], "invalid choice: 'W9'"),
         (["--frob"], "unrecognized option `--frob`: `conv3dt-studio bench` accepts --workload"),
-        (["--rounds", "0"], "argument --rounds: expected a positive integer, got '0'"),
-        (["--rounds", "-1"], "argument --rounds: expected a positive integer, got '-1'"),
-        (["--warmup", "-1"], "argument --warmup: expected a non-negative integer, got '-1'"),
+        (["--rounds", "0"], "argument --rounds: expected an integer >= 1 and <= 10000, got '0'"),
+        (["--rounds", "-1"], "argument --rounds: expected an integer >= 1 and <= 10000, got '-1'"),
+        (["--warmup", "-1"], "argument --warmup: expected an integer >= 0 and <= 1000, got '-1'"),
+        (
+            ["--peak-gflops", "inf"],
+            "argument --peak-gflops: expected a number of GFLOP/s from 0.001 to 1e9, got 'inf'",
+        ),
     ],
 )
 def test_bench_usage_errors_are_one_line(capsys, argv, expected):
@@ -151,13 +155,12 @@ def test_bench_usage_errors_are_one_line(capsys, argv, expected):
 @pytest.mark.parametrize(
     ("argv", "expected"),
     [
-        (["--json", ""], "--json: give a file name"),
         # --debug after bench is taken
+        (["--json", "", "--debug"], "--json: give a file name"),
         (
-            ["--peak-gflops", "0", "--debug"],
-            "--peak-gflops must be a positive number. Received: 0.0",
+            ["--peak-gflops", "0"],
+            "argument --peak-gflops: expected a number of GFLOP/s from 0.001 to 1e9, got '0'",
         ),
-        (["--peak-gflops", "inf"], "--peak-gflops must be a positive number. Received: inf"),
         # a folder nobody may write in, whoever runs the tests (root included): /proc
         (["--json", "/proc/b.json"], "cannot write in folder `/proc`"),
     ],

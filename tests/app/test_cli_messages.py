@@ -219,7 +219,7 @@ def test_bench_rounds_says_what_it_received(capsys, value):
     code, _, err = run(capsys, "bench", "--rounds", value)
     assert code == 2
     assert error_lines(err) == [
-        f"argument --rounds: expected a positive integer, got '{value}' "
+        f"argument --rounds: expected an integer >= 1 and <= 10000, got '{value}' "
         "(see conv3dt-studio bench --help)"
     ]
 
