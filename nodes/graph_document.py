@@ -742,7 +742,7 @@ def _depth(data: Any) -> int:
 def load(path: str | os.PathLike, notes: list[str] | None = None) -> GraphDocument:
     """Load a graph from a .json file, a snippet .png with an embedded graph, or a model from
     another framework that :mod:`.interop` imports (a .keras file, an exported PyTorch folder or
-    its weights file, weights embedded; what the import chose itself is appended to ``notes``).
+    its weights file, an .onnx file the studio exported, weights embedded; what the import chose itself is appended to ``notes``).
     Whatever goes wrong is one :class:`DocumentError` or :class:`FileError` naming the file - an
     unexpected failure of a library included."""
     try:

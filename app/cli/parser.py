@@ -358,9 +358,10 @@ def _add_interop(sub: Subparsers, common: argparse.ArgumentParser) -> None:
     import_ = sub.add_parser(
         "import",
         parents=[common],
-        help="turn a Keras or PyTorch model into a graph (weights embedded)",
+        help="turn a Keras, PyTorch or exported ONNX model into a graph (weights embedded)",
         description="Read a .keras model made of TimeDistributed(Conv3DTranspose) layers, an "
-        "exported PyTorch folder, or its .safetensors / .pt weights, and save it as a graph.",
+        "exported PyTorch folder, or its .safetensors / .pt weights, or an .onnx file the studio "
+        "exported, and save it as a graph.",
     )
     import_.add_argument("model", type=input_file, metavar="MODEL")
     import_.add_argument(

@@ -13,9 +13,10 @@ from typing import Protocol
 from PySide6.QtWidgets import QFileDialog, QMessageBox, QWidget
 
 GRAPH_FILTER = (
-    "Graphs and models (*.json *.png *.keras *.safetensors *.pt *.pth *.py);;Graph JSON (*.json);;"
-    "Snippet PNG (*.png);;Keras model (*.keras);;PyTorch weights (*.safetensors *.pt *.pth);;"
-    "Exported PyTorch model (model.py)"
+    "Graphs and models (*.json *.png *.keras *.safetensors *.pt *.pth *.py *.onnx);;"
+    "Graph JSON (*.json);;Snippet PNG (*.png);;Keras model (*.keras);;"
+    "PyTorch weights (*.safetensors *.pt *.pth);;Exported PyTorch model (model.py);;"
+    "Exported ONNX model (*.onnx)"
 )
 JSON_FILTER = "Graph JSON (*.json)"
 PNG_FILTER = "Snippet PNG (*.png)"

@@ -134,7 +134,7 @@ def _model_folder(path: Path) -> Path:
 
 
 def _kind(path: Path) -> str | None:
-    """The importer of ``path`` ("keras", "pytorch") by its form, or None."""
+    """The importer of ``path`` ("keras", "pytorch", "onnx") by its form, or None."""
     path = _model_folder(path)
     suffix = path.suffix.lower()
     if path.is_dir():
@@ -146,12 +146,15 @@ def _kind(path: Path) -> str | None:
         return "keras"
     if suffix in (".safetensors", ".pt", ".pth"):
         return "pytorch"
+    if suffix == ".onnx":
+        return "onnx"
     return None
 
 
 def importable(path: str | os.PathLike) -> bool:
     """Whether :func:`import_model` takes ``path`` by its form: a .keras file, an exported
-    PyTorch folder (model.py and weights.safetensors), a .safetensors or .pt/.pth file."""
+    PyTorch folder (model.py and weights.safetensors), a .safetensors or .pt/.pth file, or an
+    .onnx file."""
     try:
         return _kind(Path(path)) is not None
     except OSError:
@@ -160,7 +163,8 @@ def importable(path: str | os.PathLike) -> bool:
 
 def import_model(path: str | os.PathLike, *, notes: list[str] | None = None) -> GraphDocument:
     """A graph document (Data -> Input -> TimeDistributed(Conv3DTranspose)... -> Prediction 6D,
-    weights embedded) from a Keras or PyTorch model; see docs/interop.md. What the import had to
+    weights embedded) from a Keras or PyTorch model, or an ONNX file the studio exported; see
+    docs/interop.md. What the import had to
     choose itself (e.g. 1 time step for a Keras model that takes any number) is appended to
     ``notes``, one line each, for the caller to show."""
     p = _model_folder(Path(path))
@@ -175,9 +179,14 @@ def import_model(path: str | os.PathLike, *, notes: list[str] | None = None) -> 
         from .torch_format import import_pytorch
 
         return import_pytorch(p)
+    if kind == "onnx":
+        from .onnx_import import import_onnx
+
+        return import_onnx(p)
     raise InteropError(
         f"`{p}`: cannot import it: expected a .keras file, an exported PyTorch folder (model.py "
-        "and weights.safetensors), a .safetensors file or a .pt/.pth state dict"
+        "and weights.safetensors), a .safetensors file, a .pt/.pth state dict or an .onnx file "
+        "the studio exported"
     )
 
 

@@ -109,13 +109,19 @@ def import_pytorch(path: Path) -> GraphDocument:
         state, meta = _read_safetensors(weights_file)
     else:
         state, meta = _read_pt(weights_file), None
-    arch = _architecture(weights_file, meta)
-    layers = _layers(arch, state, weights_file.name)
+    return document_from_state(_architecture(weights_file, meta), state, weights_file.name)
+
+
+def document_from_state(
+    arch: dict[str, Any], state: dict[str, np.ndarray], source: str
+) -> GraphDocument:
+    """The graph of an architecture JSON with its weights from a PyTorch-style ``state`` dict
+    (:func:`layers_from_state`), its Data generator and seed as recorded."""
     return document_from_layers(
         arch["input"].get("name") or "input",
         tuple(int(s) for s in arch["input"]["shape"]),
-        layers,
-        weights_file.name,
+        layers_from_state(arch, state, source),
+        source,
         data=generator_params(arch.get("data")),
         seed=int(arch.get("seed", 0) or 0),
     )
@@ -187,7 +193,11 @@ def _architecture(weights_file: Path, meta: dict | None) -> dict[str, Any]:
     )
 
 
-def _layers(arch: dict[str, Any], state: dict[str, np.ndarray], source: str) -> list[ImportedLayer]:
+def layers_from_state(
+    arch: dict[str, Any], state: dict[str, np.ndarray], source: str
+) -> list[ImportedLayer]:
+    """The layers of ``arch`` with their weights from a PyTorch-style ``state`` dict
+    (``layers.<i>.conv.weight`` (C, F, kd, kh, kw) and ``.bias``), checked against it."""
     read_architecture(arch, source)
     state = {k.removeprefix("module."): v for k, v in state.items()}
     expected: set[str] = set()
