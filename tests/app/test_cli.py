@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 import types
@@ -11,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from cli_helpers import ERR, installed_env, run_module  # noqa: E402
 from small_graphs import SMALL_SAMPLE as SAMPLE  # noqa: E402
 from small_graphs import small_doc  # noqa: E402
 
@@ -21,7 +21,6 @@ from conv3dt_studio.nodes.snippet import PNG_SIGNATURE, embed_graph_text  # noqa
 from conv3dt_studio.nodes.weights import save_weights  # noqa: E402
 
 SMALL_SHAPE = "(2, 2, 3, 10, 10, 5)"
-ERR = "conv3dt-studio: error: "
 
 
 @pytest.fixture
@@ -613,20 +612,8 @@ def test_open_and_no_command_launch_the_editor(monkeypatch, argv, path):
 # ---------------------------------------------------------------------- processes
 
 
-def _env():
-    """The installed package, not the checkout's folders: no PYTHONPATH."""
-    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-
-
 def test_python_m_conv3dt_studio_run_in_a_real_process(graph):
-    proc = subprocess.run(
-        [sys.executable, "-m", "conv3dt_studio", "run", "--seed", "0", str(graph)],
-        cwd=graph.parent,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_module("run", "--seed", "0", str(graph), cwd=graph.parent, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert f"shape:       {SMALL_SHAPE}" in proc.stdout
     assert proc.stderr == ""
@@ -634,14 +621,7 @@ def test_python_m_conv3dt_studio_run_in_a_real_process(graph):
 
 @pytest.mark.parametrize("argv", [["validate", "nope.json"], ["run", "--backend", "foo"]])
 def test_python_m_app_error_exit_status(tmp_path, argv):
-    proc = subprocess.run(
-        [sys.executable, "-m", "conv3dt_studio", *argv],
-        cwd=tmp_path,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    proc = run_module(*argv, cwd=tmp_path, timeout=120)
     assert proc.returncode == 2
     assert proc.stderr.startswith(ERR) and proc.stderr.count("\n") == 1
     assert "Traceback" not in proc.stderr
@@ -664,7 +644,7 @@ def test_headless_commands_import_no_qt(graph):
     probe = f"QT = {QT!r}\n" + HEADLESS_PROBE
     proc = subprocess.run(
         [sys.executable, "-c", probe, str(graph)],
-        env=_env(),
+        env=installed_env(),
         capture_output=True,
         text=True,
         timeout=300,

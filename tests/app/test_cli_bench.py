@@ -7,19 +7,13 @@ from __future__ import annotations
 import json
 
 import pytest
+from cli_helpers import one_error_line
 
 from conv3dt_studio.app.cli import main
 from conv3dt_studio.app.cli.bench import report
 from conv3dt_studio.compute import benchmark
 
-ERR = "conv3dt-studio: error: "
 W4_ONCE = ["--workload", "W4", "--rounds", "1", "--warmup", "0"]
-
-
-def one_error_line(capsys) -> str:
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith(ERR) and "Traceback" not in err, err
-    return err[len(ERR) :].rstrip("\n")
 
 
 @pytest.fixture

@@ -4,10 +4,7 @@ status 2 for every refusal, no other file touched, no warning of Python's on std
 from __future__ import annotations
 
 import json
-import os
 import pickle
-import subprocess
-import sys
 import time
 import warnings
 import zipfile
@@ -15,6 +12,7 @@ import zipfile
 import numpy as np
 import pytest
 import safetensors.numpy
+from cli_helpers import ERR, run_module
 from small_graphs import small_doc
 
 from conv3dt_studio import nodes
@@ -22,7 +20,6 @@ from conv3dt_studio.app.cli import main
 from conv3dt_studio.app.cli.errors import guarded
 from conv3dt_studio.nodes.interop import export_document
 
-ERR = "conv3dt-studio: error: "
 EXPORTED = {"model.py", "weights.safetensors", "architecture.json", "train_ddp.py"}
 
 
@@ -31,22 +28,6 @@ def graph(tmp_path):
     path = tmp_path / "g.json"
     small_doc({"activation": "tanh"}).save(path)
     return path
-
-
-def _env():
-    """The installed package, not the checkout's folders: no PYTHONPATH."""
-    return {k: v for k, v in os.environ.items() if k != "PYTHONPATH"}
-
-
-def _cli(*argv, cwd):
-    return subprocess.run(
-        [sys.executable, "-m", "conv3dt_studio", *argv],
-        cwd=cwd,
-        env=_env(),
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
 
 
 def _one_error(err: str) -> str:
@@ -155,7 +136,7 @@ def test_a_keras_file_declaring_absurd_weights_is_one_line_at_once(graph, tmp_pa
         for name, data in files.items():
             out.writestr(name, data)
     start = time.monotonic()
-    proc = _cli("import", "huge.keras", "-o", "h.json", cwd=tmp_path)
+    proc = run_module("import", "huge.keras", "-o", "h.json", cwd=tmp_path)
     assert proc.returncode == 2 and time.monotonic() - start < 120
     line = _one_error(proc.stderr)
     assert line.startswith("`huge.keras`: config.json declares 2,251,799,814,733,824 weight values")
@@ -168,7 +149,7 @@ def test_an_overflow_in_a_run_is_inf_with_nothing_on_stderr(tmp_path):
     """exp past float32's range is inf, as in Keras: counted in the statistics, no warning."""
     conv = {"activation": "exponential", "filter_initializer": "constant", "constant_value": 1e3}
     small_doc(conv).save(tmp_path / "over.json")
-    proc = _cli("run", "over.json", cwd=tmp_path)
+    proc = run_module("run", "over.json", cwd=tmp_path)
     assert proc.returncode == 0, proc.stderr
     assert proc.stderr == ""
     assert "Inf: 0" not in proc.stdout and "finite min:" in proc.stdout
@@ -176,7 +157,7 @@ def test_an_overflow_in_a_run_is_inf_with_nothing_on_stderr(tmp_path):
 
 def test_a_pickle_named_pt_is_refused_in_one_line(tmp_path):
     (tmp_path / "evil.pt").write_bytes(pickle.dumps({"x": 1}, protocol=4))
-    proc = _cli("import", "evil.pt", "-o", "e.json", cwd=tmp_path)
+    proc = run_module("import", "evil.pt", "-o", "e.json", cwd=tmp_path)
     assert proc.returncode == 2
     assert _one_error(proc.stderr).startswith("`evil.pt`: not a PyTorch state dict file")
 

@@ -9,6 +9,7 @@ import json
 
 import numpy as np
 import pytest
+from cli_helpers import one_error_line
 from small_graphs import small_doc
 
 from conv3dt_studio import nodes
@@ -20,13 +21,6 @@ from conv3dt_studio.nodes.files import require_file
 from conv3dt_studio.nodes.weights import encode_weights
 
 GRAPH = str(EXAMPLES / "teacher_student.json")
-ERR = "conv3dt-studio: error: "
-
-
-def one_error_line(capsys) -> str:
-    err = capsys.readouterr().err
-    assert err.count("\n") == 1 and err.startswith(ERR) and "Traceback" not in err, err
-    return err[len(ERR) :].rstrip("\n")
 
 
 @pytest.fixture

@@ -52,11 +52,16 @@ def _saved_n_filters(path):
     return [n["params"]["n_filters"] for n in saved["nodes"] if n["id"] == "conv3d_transpose"]
 
 
-# ---------------------------------------------------------------------- typed, not confirmed
-def test_ctrl_s_saves_a_number_typed_without_enter(make_window, make_doc, tmp_path, qtbot):
+def _saved_and_opened(make_window, make_doc, tmp_path):
+    """The small graph saved as g.json and opened from there: (its path, the window)."""
     path = tmp_path / "g.json"
     make_doc().save(path)
-    window = make_window(path=str(path))
+    return path, make_window(path=str(path))
+
+
+# ---------------------------------------------------------------------- typed, not confirmed
+def test_ctrl_s_saves_a_number_typed_without_enter(make_window, make_doc, tmp_path, qtbot):
+    path, window = _saved_and_opened(make_window, make_doc, tmp_path)
     spin = _n_filters(window)
     _type(qtbot, window, spin, "7")
     QTest.keyClick(spin, Qt.Key.Key_S, CTRL)
@@ -78,9 +83,7 @@ def test_save_as_saves_a_shape_typed_without_enter(window, fake_dialogs, tmp_pat
 
 
 def test_a_refused_value_typed_without_enter_is_not_saved(make_window, make_doc, tmp_path, qtbot):
-    path = tmp_path / "g.json"
-    make_doc().save(path)
-    window = make_window(path=str(path))
+    path, window = _saved_and_opened(make_window, make_doc, tmp_path)
     spin = _n_filters(window)
     _type(qtbot, window, spin, "3.5")
     QTest.keyClick(spin, Qt.Key.Key_S, CTRL)
