@@ -96,3 +96,17 @@ def test_launch_opens_a_file_and_returns_the_exit_code(monkeypatch, tmp_path, fa
     monkeypatch.setattr(mw, "Dialogs", lambda parent: fake_dialogs)
     assert mw.launch(str(path)) == 0
     assert shown["path"] == str(path)
+
+
+def test_the_style_sheet_greys_out_every_disabled_control():
+    """Disabled menu items, combo boxes and fields read as disabled: the dark style sheet set
+    their colours without a ``:disabled`` rule (the picture exports looked enabled before a run)."""
+    import re
+
+    from conv3dt_studio.app.editor.launcher import STYLE_SHEET
+
+    text = STYLE_SHEET.read_text(encoding="utf-8")
+    disabled = set(re.findall(r"([A-Za-z]+(?:::[a-z-]+)?):disabled", text))
+    kinds = {"QMenu::item", "QComboBox", "QLineEdit", "QSpinBox", "QDoubleSpinBox"}
+    kinds |= {"QToolButton", "QPushButton"}
+    assert kinds <= disabled, kinds - disabled
